@@ -1,0 +1,124 @@
+"""The command line: ``reportgen build``, ``check`` and ``clean``.  The only module that exits."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from reportgen import __version__
+from reportgen.errors import ReportgenError
+
+MANIFEST = click.Path(path_type=Path, dir_okay=False)
+
+
+class TerminalProgress:
+    """One progress bar per computed pair on a terminal; one log line per pair otherwise."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.interactive = sys.stderr.isatty() and not quiet
+        self._bar = None
+
+    def pair_started(self, pair, position, count, cached):
+        if not self.quiet:
+            state = "from cache" if cached else f"computing ({pair.params.steps} steps, {pair.params.size} px)"
+            click.echo(f"[{position + 1}/{count}] {pair.id}: {state}", err=True)
+
+    def phase(self, pair, phase, done, total):
+        if not self.interactive or phase != "transfer":
+            return
+        if self._bar is None:
+            self._bar = click.progressbar(length=total, label="  transfer", file=sys.stderr, show_pos=True, show_eta=True)
+            self._bar.__enter__()
+        self._bar.update(done - self._bar.pos)
+
+    def pair_finished(self, pair, cached, seconds, error):
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+        if error:
+            click.echo(f"  {pair.id}: FAILED: {error}", err=True)
+        elif not cached and not self.quiet:
+            click.echo(f"  {pair.id}: done in {seconds:.1f} s", err=True)
+
+
+def _human_bytes(count: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if count < 1000 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    return str(count)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="reportgen")
+@click.option("-v", "--verbose", is_flag=True, help="Log details (image conversions, cache decisions).")
+def main(verbose: bool) -> None:
+    """Neural style transfer studies as static HTML reports.
+
+    Reads a YAML manifest of (content, style) image pairs, runs Gatys et al.'s style transfer on
+    VGG19 for each, analyses the content and style representations layer by layer and writes a
+    static site with one page per pair and per layer.
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)
+
+
+@main.command()
+@click.argument("manifest", type=MANIFEST)
+@click.option("-d", "--site-dir", type=click.Path(path_type=Path, file_okay=False), help="Where to write the site (default: ./site).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False), help="Where finished results are kept (default: $REPORTGEN_CACHE_DIR or ~/.cache/reportgen).")
+@click.option("--no-cache", is_flag=True, help="Recompute every pair and keep nothing.")
+@click.option("--keep-going", is_flag=True, help="Build the other pairs when one fails; the failed ones are listed on the index page.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the summary and errors.")
+def build(manifest: Path, site_dir: Path | None, device: str, cache_dir: Path | None, no_cache: bool, keep_going: bool, quiet: bool) -> None:
+    """Build the site for MANIFEST."""
+    from reportgen.build import build as run_build
+
+    try:
+        summary = run_build(
+            manifest, site_dir, device=device, cache_dir=cache_dir, use_cache=not no_cache, keep_going=keep_going, progress=TerminalProgress(quiet)
+        )
+    except KeyboardInterrupt:
+        click.echo("interrupted: the previous site is unchanged", err=True)
+        sys.exit(130)
+    parts = [f"{len(summary.computed)} computed", f"{len(summary.cached)} from cache"]
+    if summary.failed:
+        parts.append(f"{len(summary.failed)} failed")
+    click.echo(
+        f"built {summary.site_dir}: {', '.join(parts)}; {summary.pages} pages, {_human_bytes(summary.site_bytes)}, {summary.seconds:.1f} s"
+    )
+    if summary.failed:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("manifest", type=MANIFEST)
+def check(manifest: Path) -> None:
+    """Validate MANIFEST and its images without computing anything."""
+    from reportgen.manifest import load_manifest
+
+    loaded = load_manifest(manifest)
+    click.echo(f"{manifest}: OK, {len(loaded.pairs)} pair{'s' if len(loaded.pairs) != 1 else ''}")
+
+
+@main.command()
+@click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False), help="The cache to empty (default: the one build uses).")
+def clean(cache_dir: Path | None) -> None:
+    """Empty the result cache."""
+    from reportgen.cache import ResultCache, default_cache_dir
+
+    root = cache_dir or default_cache_dir()
+    count = ResultCache(root).clear()
+    click.echo(f"removed {count} cached result{'s' if count != 1 else ''} from {root}")
+
+
+def _run() -> None:  # pragma: no cover - the console script
+    main()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,38 @@
+"""Errors a user can act on.  The CLI prints their message and exits non-zero; no traceback."""
+
+from __future__ import annotations
+
+import click
+
+
+class ReportgenError(click.ClickException):
+    """Base class: something about the user's input or environment, told in one message."""
+
+    exit_code = 1
+
+
+class ManifestError(ReportgenError):
+    """The manifest is invalid.  ``problems`` holds every problem found, each already located."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        super().__init__(f"invalid manifest ({count}):\n  " + "\n  ".join(problems))
+
+
+class ImageError(ReportgenError):
+    """An input image cannot be used; the message names the file."""
+
+
+class WeightsError(ReportgenError):
+    """The chosen VGG19 weights cannot be loaded."""
+
+
+class TransferError(ReportgenError):
+    """The optimisation of one pair failed (NaN loss, out of memory)."""
+
+
+class BuildError(ReportgenError):
+    """The site cannot be written (the folder is locked, or not ours to replace)."""

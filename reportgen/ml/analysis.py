@@ -1,0 +1,116 @@
+"""The seed notebook's analyses: feature maps, raw Grams, their largest cells and filter pairs.
+
+Everything leaves here as numpy, so figures, pages and the cache never touch torch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from reportgen.ml.vgg import FeatureExtractor
+from reportgen.results import GramCell, LayerAnalysis
+
+
+def raw_gram(features: torch.Tensor) -> torch.Tensor:
+    """(C, H, W) -> (C, C) float64: F·Fᵀ summed over positions, as the seed prints it.
+
+    Accumulated in float64 so the exported matrices do not depend on the device's matmul
+    precision (TF32 on a GPU would change the fourth digit).
+    """
+    flat = features.flatten(1).double()  # (C, H·W)
+    return flat @ flat.T
+
+
+def sorted_cells(gram: np.ndarray, count: int, off_diagonal: bool) -> list[GramCell]:
+    """The ``count`` largest cells of a symmetric (C, C) matrix, each unordered pair once (i ≤ j).
+
+    With ``off_diagonal`` the diagonal is left out (i < j): the seed's "top matched filters".
+    Ties are broken by (i, j) so the order is stable.
+    """
+    rows, cols = np.triu_indices(gram.shape[0], k=1 if off_diagonal else 0)
+    values = gram[rows, cols]
+    count = min(count, values.size)
+    # argpartition, then a stable sort of that short list: the full C² sort is not needed.
+    candidates = np.argpartition(-values, count - 1)[:count] if count < values.size else np.arange(values.size)
+    order = sorted(candidates, key=lambda k: (-values[k], rows[k], cols[k]))
+    return [GramCell(int(rows[k]), int(cols[k]), float(values[k])) for k in order]
+
+
+def relative_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """‖a − b‖ / ‖b‖ (Frobenius), the distance used to say how far one representation is from another."""
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
+
+
+@torch.no_grad()
+def analyse(
+    extractor: FeatureExtractor,
+    images: dict[str, torch.Tensor],
+    top_count: int,
+    cells_count: int = 20,
+) -> dict[str, LayerAnalysis]:
+    """Feature maps and Grams of each image at each of the extractor's layers.
+
+    ``images`` maps a role (``content``, ``style``, ``result``) to a (1, 3, H, W) RGB tensor in
+    0..255 on the extractor's device.  Returns ``{layer: LayerAnalysis}``.
+    """
+    per_image = {role: extractor(extractor.preprocessing.to_network(rgb.float())) for role, rgb in images.items()}
+    analyses = {}
+    for layer in extractor.layers:
+        maps, grams = {}, {}
+        for role, features in per_image.items():
+            layer_features = features[layer][0]  # (C, H, W)
+            grams[role] = raw_gram(layer_features).float().cpu().numpy()
+            maps[role] = layer_features.float().cpu().numpy()
+        analyses[layer] = LayerAnalysis(
+            layer=layer,
+            maps=maps,
+            grams=grams,
+            top_cells={role: sorted_cells(g, cells_count, off_diagonal=False) for role, g in grams.items()},
+            top_pairs={role: sorted_cells(g, top_count, off_diagonal=True) for role, g in grams.items()},
+        )
+    return analyses
+
+
+@torch.no_grad()
+def stylisation_distances(
+    extractor: FeatureExtractor,
+    content: torch.Tensor,
+    style: torch.Tensor,
+    result: torch.Tensor,
+    style_layers: list[str],
+    content_layer: str,
+) -> dict[str, dict[str, float]]:
+    """How far the result moved from the content towards the style.
+
+    Inputs are (1, 3, H, W) RGB in 0..255; ``content`` and ``result`` share a size.  Returns
+    ``{"style_gram": {layer: {"result": d, "content": d}}, "content_features": {"result": d, "style": d}}``
+    where each ``d`` is a :func:`relative_distance`: Grams (divided by positions, since the style
+    image's size differs) against the style image's, and ``content_layer`` maps against the content
+    image's.  For the latter the style image is resized to the content's shape, as the seed does.
+    """
+    to_network = extractor.preprocessing.to_network
+    style_resized = F.interpolate(style.float(), size=content.shape[2:], mode="bilinear", antialias=True, align_corners=False)
+    features = {
+        role: extractor(to_network(image.float()))
+        for role, image in (("content", content), ("style", style), ("result", result), ("style_resized", style_resized))
+    }
+
+    def gram_per_position(role: str, layer: str) -> np.ndarray:
+        f = features[role][layer][0]
+        return (raw_gram(f) / (f.shape[1] * f.shape[2])).cpu().numpy()
+
+    style_gram = {
+        layer: {
+            role: relative_distance(gram_per_position(role, layer), gram_per_position("style", layer))
+            for role in ("result", "content")
+        }
+        for layer in style_layers
+    }
+    target = features["content"][content_layer][0].double().cpu().numpy()
+    content_features = {
+        "result": relative_distance(features["result"][content_layer][0].double().cpu().numpy(), target),
+        "style": relative_distance(features["style_resized"][content_layer][0].double().cpu().numpy(), target),
+    }
+    return {"style_gram": style_gram, "content_features": content_features}

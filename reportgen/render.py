@@ -1,0 +1,52 @@
+"""The Jinja2 environment: autoescaping everywhere, undefined names are errors, links relative."""
+
+from __future__ import annotations
+
+import importlib.resources
+import posixpath
+from pathlib import Path
+
+import jinja2
+
+
+def templates_dir() -> Path:
+    """The shipped ``templates/`` folder (installed as the ``reportgen.templates`` package)."""
+    return Path(str(importlib.resources.files("reportgen.templates")))
+
+
+def relative_url(target: str, page: str) -> str:
+    """Link from the page at site path ``page`` to the site path ``target``.
+
+    Both are POSIX paths relative to the site root (``pairs/cat/index.html``).  Relative links are
+    what let the site work from ``file://``, from any sub-path and from a zip.  A trailing
+    ``#fragment`` is kept.
+    """
+    path, hash_mark, fragment = target.partition("#")
+    start = posixpath.dirname(page) or "."
+    link = posixpath.relpath(path, start) if path else posixpath.basename(page)
+    return link + hash_mark + fragment
+
+
+class Renderer:
+    """Renders a template into the page at a given site path."""
+
+    def __init__(self, directory: Path | None = None):
+        self.environment = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(directory or templates_dir())),
+            autoescape=True,  # every template, whatever its extension
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+
+    def render(self, template: str, page: str, context: dict) -> str:
+        def url(target: str) -> str:
+            return relative_url(target, page)
+
+        return self.environment.get_template(template).render(**context, url=url, page_path=page)
+
+    def static_files(self) -> list[tuple[str, Path]]:
+        """(site path, source) of the CSS and JS shipped beside the templates."""
+        root = Path(self.environment.loader.searchpath[0])  # type: ignore[union-attr]
+        static = root / "static"
+        return [(f"assets/{p.relative_to(static).as_posix()}", p) for p in sorted(static.rglob("*")) if p.is_file()]

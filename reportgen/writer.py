@@ -1,0 +1,140 @@
+"""Writing the site so that a failed or interrupted build never leaves a half-written one.
+
+The new site is built in a temporary folder beside the site folder and swapped in at the end with
+two renames.  Files in the old site that reportgen did not write (a ``CNAME``, a README) are
+carried over.  A lock file refuses a second concurrent build of the same folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from reportgen.errors import BuildError
+
+OWN_FILES = ".reportgen-files"  # lists, one per line, the files the last build wrote
+
+
+@contextlib.contextmanager
+def site_lock(site_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``site_dir`` for the duration of a build."""
+    site_dir.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = site_dir.parent / f".{site_dir.name}.lock"
+    handle = open(lock_path, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BuildError(f"another reportgen build is writing {site_dir} (lock {lock_path}); wait for it to finish") from None
+        yield
+    finally:
+        handle.close()
+        with contextlib.suppress(OSError):
+            lock_path.unlink()
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write one file through a temporary file and a rename: readers see the old or the new."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(payload)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+class SiteWriter:
+    """Collects a new site in a staging folder; :meth:`commit` swaps it in place of the old.
+
+    Use as a context manager: leaving the block without ``commit`` (an error, Ctrl-C) removes the
+    staging folder and leaves the old site exactly as it was.
+    """
+
+    def __init__(self, site_dir: Path):
+        self.site_dir = site_dir.absolute()
+        self.staging: Path | None = None
+        self.written: set[str] = set()
+
+    def __enter__(self) -> "SiteWriter":
+        if self.site_dir.exists() and not self.site_dir.is_dir():
+            raise BuildError(f"{self.site_dir} exists and is not a folder")
+        self.site_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.staging = Path(tempfile.mkdtemp(dir=self.site_dir.parent, prefix=f".{self.site_dir.name}.building-"))
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.staging is not None and self.staging.exists():
+            shutil.rmtree(self.staging, ignore_errors=True)
+
+    def path(self, relative: str) -> Path:
+        """Where to write ``relative`` (a site-relative POSIX path) in the staging folder."""
+        assert self.staging is not None
+        target = (self.staging / relative).resolve()
+        if not target.is_relative_to(self.staging.resolve()):
+            raise BuildError(f"refusing to write outside the site folder: {relative}")
+        if relative in self.written:
+            raise BuildError(f"two outputs claim the same file: {relative}")
+        self.written.add(relative)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    def write(self, relative: str, data: bytes | str) -> None:
+        target = self.path(relative)
+        target.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+
+    def copy_tree(self, source: Path, relative_dir: str, skip: set[str] = frozenset()) -> None:
+        """Copy every file under ``source`` to ``relative_dir``, except the ``skip`` paths
+        (relative to ``source``); hard links where possible."""
+        for file in sorted(p for p in source.rglob("*") if p.is_file()):
+            inner = file.relative_to(source).as_posix()
+            if inner in skip:
+                continue
+            relative = f"{relative_dir}/{inner}"
+            target = self.path(relative)
+            try:
+                os.link(file, target)  # cache and site on one disk: no bytes copied
+            except OSError:
+                shutil.copy2(file, target)
+
+    def commit(self) -> None:
+        """Carry over foreign files from the old site, then swap the staging folder in."""
+        assert self.staging is not None
+        self.write(OWN_FILES, "\n".join(sorted(self.written | {OWN_FILES})) + "\n")
+        if self.site_dir.exists():
+            self._carry_foreign_files()
+            retired = Path(tempfile.mkdtemp(dir=self.site_dir.parent, prefix=f".{self.site_dir.name}.old-"))
+            os.rmdir(retired)
+            os.rename(self.site_dir, retired)
+            try:
+                os.rename(self.staging, self.site_dir)
+            except BaseException:
+                os.rename(retired, self.site_dir)  # put the old site back
+                raise
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.rename(self.staging, self.site_dir)
+        self.staging = None
+
+    def _carry_foreign_files(self) -> None:
+        assert self.staging is not None
+        own_list = self.site_dir / OWN_FILES
+        ours = set(own_list.read_text().split()) if own_list.is_file() else set()
+        for file in self.site_dir.rglob("*"):
+            if file.is_dir():
+                continue
+            relative = file.relative_to(self.site_dir).as_posix()
+            if relative in ours or relative in self.written:
+                continue
+            target = self.staging / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(file, target, follow_symlinks=False)

@@ -62,6 +62,14 @@ PARAM_NAMES = tuple(Params.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
+class Link:
+    """A link given in the manifest: only http, https or a relative URL (checked on load)."""
+
+    label: str
+    url: str
+
+
+@dataclass(frozen=True)
 class PairSpec:
     id: str
     title: str
@@ -70,6 +78,7 @@ class PairSpec:
     style: Path  # absolute
     params: Params
     line: int  # where the pair starts in the manifest, for messages
+    links: tuple[Link, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,7 @@ class Manifest:
     title: str
     description: str
     pairs: tuple[PairSpec, ...] = field(default=())
+    links: tuple[Link, ...] = ()
 
     @property
     def root(self) -> Path:
@@ -197,6 +207,27 @@ def _image_path(item: Located, context: "_Context") -> tuple[Any, str | None]:
     return path, problem
 
 
+def _links(item: Located, context: "_Context") -> tuple[Any, str | None]:
+    """``{label: url}``; each URL must be http(s) or relative (no javascript:, data:, file:)."""
+    if not isinstance(item.value, dict):
+        return None, "must be a mapping of label to URL, e.g. {source: https://example.org/painting}"
+    links = []
+    for label, url_item in item.value.items():
+        url = url_item.value
+        scheme = URL_PATTERN.match(url) if isinstance(url, str) else None
+        allowed = isinstance(url, str) and url.strip() == url and url and (
+            (scheme is None and ":" not in url.split("/")[0] and not url.startswith("//"))
+            or url.lower().startswith(("http://", "https://"))
+        )
+        if not allowed:
+            context.problem(url_item.mark, f"{context.path}.{label}", f"{_describe(url)} is not allowed (allowed: http://, https:// or a relative URL)")
+            continue
+        links.append(Link(str(label), url))
+    if len(links) != len(item.value):
+        return None, None
+    return tuple(links), None
+
+
 PARAM_CHECKS: dict[str, Checker] = {
     "size": _integer(16, 4096),
     "steps": _integer(1, 100_000),
@@ -212,8 +243,10 @@ PARAM_CHECKS: dict[str, Checker] = {
     "activation": _choice(*ACTIVATIONS),
     "top_pairs": _integer(1, 1000),
 }
-PAIR_CHECKS: dict[str, Checker] = {"id": _text, "title": _text, "notes": _text, "content": _image_path, "style": _image_path}
-TOP_KEYS = ("title", "description", "defaults", "pairs")
+PAIR_CHECKS: dict[str, Checker] = {
+    "id": _text, "title": _text, "notes": _text, "content": _image_path, "style": _image_path, "links": _links,
+}
+TOP_KEYS = ("title", "description", "links", "defaults", "pairs")
 
 
 def _describe(value: Any) -> str:
@@ -315,6 +348,13 @@ def _validate(root: Located | None, path: Path, context: _Context) -> Manifest |
             context.problem(root.key_marks[key], key, f"unknown key (allowed: {', '.join(TOP_KEYS)})")
     title = _optional_text(top, "title", context) or "Style transfer study"
     description = _optional_text(top, "description", context) or ""
+    links: tuple[Link, ...] = ()
+    if "links" in top:
+        context.path = "links"
+        links, problem = _links(top["links"], context)
+        if problem:
+            context.problem(top["links"].mark, "links", problem)
+        links = links or ()
 
     defaults: dict[str, Any] = {}
     if "defaults" in top:
@@ -374,9 +414,10 @@ def _validate(root: Located | None, path: Path, context: _Context) -> Manifest |
                 style=own["style"],
                 params=params,
                 line=pair_item.mark.line,
+                links=own.get("links", ()),
             )
         )
-    return Manifest(path=path, title=title, description=description, pairs=tuple(pairs))
+    return Manifest(path=path, title=title, description=description, pairs=tuple(pairs), links=links)
 
 
 def _optional_text(top: dict[str, Located], key: str, context: _Context) -> str | None:

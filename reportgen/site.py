@@ -113,6 +113,7 @@ def build_pages(manifest: Manifest, records: dict[str, dict], failed: dict[str, 
                 "final_total": final["total"],
             }
         )
+        spec = next(p for p in manifest.pairs if p.id == pair_id)
         common = {"site_title": manifest.title, "pair": record, "base": base, "layers": layers}
         pages.append(
             Page(
@@ -127,6 +128,7 @@ def build_pages(manifest: Manifest, records: dict[str, dict], failed: dict[str, 
                     "loss_rows": _loss_rows(final, record["parameters"]),
                     "stylisation_rows": _stylisation_rows(record["stylisation"]),
                     "content_distance": record["stylisation"]["content_features"],
+                    "links": [{"label": link.label, "url": link.url} for link in spec.links],
                 },
             )
         )
@@ -157,6 +159,7 @@ def build_pages(manifest: Manifest, records: dict[str, dict], failed: dict[str, 
                 "site_title": manifest.title,
                 "title": manifest.title,
                 "description": manifest.description,
+                "links": [{"label": link.label, "url": link.url} for link in manifest.links],
                 "crumbs": _crumbs(("Study", None)),
                 "entries": index_entries,
                 "failed": [{"id": pair.id, "title": pair.title, "error": failed[pair.id]} for pair in manifest.pairs if pair.id in failed],

@@ -14,12 +14,8 @@ from reportgen.results import GramCell, LayerAnalysis
 
 
 def raw_gram(features: torch.Tensor) -> torch.Tensor:
-    """(C, H, W) -> (C, C) float64: F·Fᵀ summed over positions, as the seed prints it.
-
-    Accumulated in float64 so the exported matrices do not depend on the device's matmul
-    precision (TF32 on a GPU would change the fourth digit).
-    """
-    flat = features.flatten(1).double()  # (C, H·W)
+    """(C, H, W) -> (C, C) float32: F·Fᵀ summed over positions, as the seed prints it."""
+    flat = features.flatten(1).float()  # (C, H·W)
     return flat @ flat.T
 
 
@@ -73,44 +69,42 @@ def analyse(
     return analyses
 
 
+def _per_position(gram: np.ndarray, maps: np.ndarray) -> np.ndarray:
+    """A raw (C, C) Gram divided by the number of positions of its (C, H, W) maps (float64)."""
+    return gram.astype(np.float64) / (maps.shape[1] * maps.shape[2])
+
+
 @torch.no_grad()
 def stylisation_distances(
     extractor: FeatureExtractor,
+    analyses: dict[str, LayerAnalysis],
     content: torch.Tensor,
     style: torch.Tensor,
-    result: torch.Tensor,
     style_layers: list[str],
     content_layer: str,
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict]:
     """How far the result moved from the content towards the style.
 
-    Inputs are (1, 3, H, W) RGB in 0..255; ``content`` and ``result`` share a size.  Returns
-    ``{"style_gram": {layer: {"result": d, "content": d}}, "content_features": {"result": d, "style": d}}``
-    where each ``d`` is a :func:`relative_distance`: Grams (divided by positions, since the style
-    image's size differs) against the style image's, and ``content_layer`` maps against the content
-    image's.  For the latter the style image is resized to the content's shape, as the seed does.
+    Returns ``{"style_gram": {layer: {"result": d, "content": d}}, "content_features":
+    {"result": d, "style": d}}`` where each ``d`` is a :func:`relative_distance`: Grams (divided
+    by positions, since the style image's size differs) against the style image's, and
+    ``content_layer`` maps against the content image's.  For the latter the style image
+    (``style``, (1, 3, H, W) RGB 0..255) is resized to the content's shape (``content``), as the
+    seed does; that is the one forward pass this needs beyond ``analyses``.
     """
-    to_network = extractor.preprocessing.to_network
-    style_resized = F.interpolate(style.float(), size=content.shape[2:], mode="bilinear", antialias=True, align_corners=False)
-    features = {
-        role: extractor(to_network(image.float()))
-        for role, image in (("content", content), ("style", style), ("result", result), ("style_resized", style_resized))
-    }
-
-    def gram_per_position(role: str, layer: str) -> np.ndarray:
-        f = features[role][layer][0]
-        return (raw_gram(f) / (f.shape[1] * f.shape[2])).cpu().numpy()
-
-    style_gram = {
-        layer: {
-            role: relative_distance(gram_per_position(role, layer), gram_per_position("style", layer))
-            for role in ("result", "content")
+    style_gram = {}
+    for layer in style_layers:
+        analysis = analyses[layer]
+        target = _per_position(analysis.grams["style"], analysis.maps["style"])
+        style_gram[layer] = {
+            role: relative_distance(_per_position(analysis.grams[role], analysis.maps[role]), target) for role in ("result", "content")
         }
-        for layer in style_layers
-    }
-    target = features["content"][content_layer][0].double().cpu().numpy()
+    style_resized = F.interpolate(style.float(), size=content.shape[2:], mode="bilinear", antialias=True, align_corners=False)
+    style_features = extractor(extractor.preprocessing.to_network(style_resized.round().clamp(0, 255)))[content_layer][0]
+    content_maps = analyses[content_layer].maps
+    target = content_maps["content"].astype(np.float64)
     content_features = {
-        "result": relative_distance(features["result"][content_layer][0].double().cpu().numpy(), target),
-        "style": relative_distance(features["style_resized"][content_layer][0].double().cpu().numpy(), target),
+        "result": relative_distance(content_maps["result"].astype(np.float64), target),
+        "style": relative_distance(style_features.double().cpu().numpy(), target),
     }
     return {"style_gram": style_gram, "content_features": content_features}

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from reportgen import figures
+from reportgen.errors import TransferError
 from reportgen.images import LoadedImage, load_image, save_png
 from reportgen.manifest import Manifest, PairSpec
 from reportgen.ml.analysis import analyse, stylisation_distances
@@ -96,9 +97,16 @@ def compute_pair(pair: PairSpec, manifest: Manifest, runtime: Runtime, folder: P
         seed=params.seed,
     )
     content_rgb, style_rgb = _as_tensor(content.pixels, device), _as_tensor(style.pixels, device)
-    output = run_transfer(
-        transfer_extractor, content_rgb, style_rgb, settings, progress=lambda done, total, _: report("transfer", done, total)
-    )
+    try:
+        output = run_transfer(
+            transfer_extractor, content_rgb, style_rgb, settings, progress=lambda done, total, _: report("transfer", done, total)
+        )
+    except torch.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        raise TransferError(
+            f"out of memory on {device} optimising a {content.size[0]}x{content.size[1]} image "
+            f"(size {params.size}); lower size, or build with --device cpu"
+        ) from None
     timings["transfer"] = output.seconds
     result_pixels = output.result_rgb[0].permute(1, 2, 0).numpy()  # (H, W, 3) uint8, as saved
 
@@ -108,7 +116,7 @@ def compute_pair(pair: PairSpec, manifest: Manifest, runtime: Runtime, folder: P
     tensors = {role: _as_tensor(pixels[role], device) for role in ROLES}
     analyses = analyse(analysis_extractor, tensors, params.top_pairs)
     distances = stylisation_distances(
-        analysis_extractor, tensors["content"], tensors["style"], tensors["result"], list(style_layers), params.content_layer
+        analysis_extractor, analyses, tensors["content"], tensors["style"], list(style_layers), params.content_layer
     )
     timings["analysis"] = time.perf_counter() - started
     report("analysis", 1, 1)

@@ -14,35 +14,38 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from reportgen.compare import GRAMS, style_distances
 from reportgen.cache import RECORD, ResultCache, default_cache_dir, pair_key
 from reportgen.errors import ReportgenError
 from reportgen.fingerprint import file_sha256, weights_fingerprint
-from reportgen.manifest import Manifest, PairSpec, load_manifest
+from reportgen.manifest import Manifest, Run, load_manifest
 from reportgen.render import Renderer
-from reportgen.site import build_pages, pair_dir
+from reportgen.site import ARCHIVE, build_pages, run_dir
 from reportgen.writer import SiteWriter, site_lock
 
 log = logging.getLogger(__name__)
+
+PAGES_WARNING_BYTES = 800_000_000  # GitHub Pages publishes sites of up to 1 GB
 
 
 class BuildProgress(Protocol):
     """What the CLI hears of a build (library code never prints)."""
 
-    def pair_started(self, pair: PairSpec, position: int, count: int, cached: bool) -> None: ...
+    def run_started(self, run: Run, position: int, count: int, cached: bool) -> None: ...
 
-    def phase(self, pair: PairSpec, phase: str, done: int, total: int) -> None: ...
+    def phase(self, run: Run, phase: str, done: int, total: int) -> None: ...
 
-    def pair_finished(self, pair: PairSpec, cached: bool, seconds: float, error: str | None) -> None: ...
+    def run_finished(self, run: Run, cached: bool, seconds: float, error: str | None) -> None: ...
 
 
 class _Silent:
-    def pair_started(self, pair: PairSpec, position: int, count: int, cached: bool) -> None:
+    def run_started(self, run: Run, position: int, count: int, cached: bool) -> None:
         pass
 
-    def phase(self, pair: PairSpec, phase: str, done: int, total: int) -> None:
+    def phase(self, run: Run, phase: str, done: int, total: int) -> None:
         pass
 
-    def pair_finished(self, pair: PairSpec, cached: bool, seconds: float, error: str | None) -> None:
+    def run_finished(self, run: Run, cached: bool, seconds: float, error: str | None) -> None:
         pass
 
 
@@ -101,58 +104,95 @@ def build(
 
 
 def _gather(manifest: Manifest, cache: ResultCache, runtime: _LazyRuntime, listener: BuildProgress, keep_going: bool, summary: BuildSummary) -> dict[str, Path]:
-    """Phase one: a finished entry folder for every pair that did not fail."""
+    """Phase one: a finished entry folder for every run (pair or variant) that did not fail."""
     entries: dict[str, Path] = {}
-    for position, pair in enumerate(manifest.pairs):
-        key = pair_key(file_sha256(pair.content), file_sha256(pair.style), pair.params, weights_fingerprint(pair.params.weights))
+    runs = manifest.runs
+    for position, run in enumerate(runs):
+        params = run.params
+        key = pair_key(file_sha256(run.pair.content), file_sha256(run.pair.style), params, weights_fingerprint(params.weights))
         entry = cache.lookup(key)
-        listener.pair_started(pair, position, len(manifest.pairs), entry is not None)
-        pair_started = time.perf_counter()
+        listener.run_started(run, position, len(runs), entry is not None)
+        started = time.perf_counter()
         if entry is not None:
-            summary.cached.append(pair.id)
-            entries[pair.id] = entry
-            listener.pair_finished(pair, True, time.perf_counter() - pair_started, None)
+            summary.cached.append(run.name)
+            entries[run.name] = entry
+            listener.run_finished(run, True, time.perf_counter() - started, None)
             continue
         try:
-            entries[pair.id] = cache.store(key, lambda folder, pair=pair: _compute(pair, manifest, runtime, listener, folder))
+            entries[run.name] = cache.store(key, lambda folder, run=run: _compute(run, manifest, runtime, listener, folder))
         except ReportgenError as error:
-            listener.pair_finished(pair, False, time.perf_counter() - pair_started, error.message)
+            listener.run_finished(run, False, time.perf_counter() - started, error.message)
             if not keep_going:
-                raise ReportgenError(f"pair '{pair.id}' (line {pair.line}): {error.message}") from None
-            summary.failed[pair.id] = error.message
+                raise ReportgenError(f"pair '{run.name}' (line {run.pair.line}): {error.message}") from None
+            summary.failed[run.name] = error.message
             continue
-        summary.computed.append(pair.id)
-        listener.pair_finished(pair, False, time.perf_counter() - pair_started, None)
+        summary.computed.append(run.name)
+        listener.run_finished(run, False, time.perf_counter() - started, None)
     return entries
 
 
-def _compute(pair: PairSpec, manifest: Manifest, runtime: _LazyRuntime, listener: BuildProgress, folder: Path) -> None:
-    from reportgen.ml.pair import compute_pair
+def _compute(run: Run, manifest: Manifest, runtime: _LazyRuntime, listener: BuildProgress, folder: Path) -> None:
+    from reportgen.ml.pair import compute_run
 
-    compute_pair(pair, manifest, runtime.get(), folder, lambda phase, done, total: listener.phase(pair, phase, done, total))
+    compute_run(run, manifest, runtime.get(), folder, lambda phase, done, total: listener.phase(run, phase, done, total))
 
 
 def _write_site(manifest: Manifest, entries: dict[str, Path], summary: BuildSummary) -> None:
     """Phase two: stage every file of the new site, then swap it in."""
     records = {}
-    for pair in manifest.pairs:
-        if pair.id not in entries:
+    for run in manifest.runs:
+        if run.name not in entries:
             continue
-        record = json.loads((entries[pair.id] / RECORD).read_text())
+        record = json.loads((entries[run.name] / RECORD).read_text())
         # Names and notes come from the manifest as it is now: renaming a pair reuses its result.
-        record.update(id=pair.id, title=pair.title, notes=pair.notes)
-        records[pair.id] = record
+        record.update(
+            id=run.pair.id,
+            variant=run.variant.id if run.variant else None,
+            changed=list(run.variant.changed) if run.variant else [],
+            title=run.title,
+            notes=run.pair.notes,
+        )
+        records[run.name] = record
     renderer = Renderer()
-    pages = build_pages(manifest, records, summary.failed)
+    comparisons = style_distances(records, entries)
+    pages = build_pages(manifest, records, summary.failed, comparisons)
     with SiteWriter(summary.site_dir) as writer:
-        for pair_id, entry in entries.items():
-            writer.copy_tree(entry, pair_dir(pair_id), skip={RECORD})
-            writer.write(f"{pair_dir(pair_id)}/{RECORD}", json.dumps(records[pair_id], indent=1))
+        for name, entry in entries.items():
+            # Figures (in sub-folders) may be shared between runs; the contract files at the top
+            # of a run's folder and its data/ are always written in place.
+            skip = {RECORD} if manifest.publish_grams else {RECORD, GRAMS}
+            writer.copy_tree(entry, run_dir(name), skip=skip, shareable=lambda inner: "/" in inner and not inner.startswith("data/"))
+            writer.write(f"{run_dir(name)}/{RECORD}", json.dumps(records[name], indent=1))
         for site_path, source in renderer.static_files():
             writer.write(site_path, source.read_bytes())
         for page in pages:
-            writer.write(page.path, renderer.render(page.template, page.path, page.context))
+            writer.write(page.path, renderer.render(page.template, page.path, page.context, writer.aliases))
         writer.write(".nojekyll", "")  # GitHub Pages: serve the files as they are
+        if records and manifest.publish_archive:
+            writer.write(ARCHIVE, _data_archive(entries, records, manifest.publish_grams))
         writer.commit()
     summary.pages = len(pages)
     summary.site_bytes = sum(p.stat().st_size for p in summary.site_dir.rglob("*") if p.is_file())
+    if summary.site_bytes > PAGES_WARNING_BYTES:
+        log.warning(
+            "the site weighs %.0f MB; GitHub Pages refuses sites over 1 GB. "
+            "'data: {grams: false, archive: false}' in the manifest leaves the data files out",
+            summary.site_bytes / 1e6,
+        )
+
+
+def _data_archive(entries: dict[str, Path], records: dict[str, dict], with_grams: bool) -> bytes:
+    """A zip of every run's data files (Grams, record) and exact images, for download."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    # The .npz files are compressed already; storing keeps the build fast.
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, entry in entries.items():
+            if with_grams:
+                archive.write(entry / GRAMS, f"{name}/{GRAMS}")
+            archive.writestr(f"{name}/data/pair.json", json.dumps(records[name], indent=1))
+            for role in ("content", "style", "result"):
+                archive.write(entry / f"{role}.png", f"{name}/{role}.png")
+    return buffer.getvalue()

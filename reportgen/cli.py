@@ -22,12 +22,12 @@ class TerminalProgress:
         self.interactive = sys.stderr.isatty() and not quiet
         self._bar = None
 
-    def pair_started(self, pair, position, count, cached):
+    def run_started(self, run, position, count, cached):
         if not self.quiet:
-            state = "from cache" if cached else f"computing ({pair.params.steps} steps, {pair.params.size} px)"
-            click.echo(f"[{position + 1}/{count}] {pair.id}: {state}", err=True)
+            state = "from cache" if cached else f"computing ({run.params.steps} steps, {run.params.size} px)"
+            click.echo(f"[{position + 1}/{count}] {run.name}: {state}", err=True)
 
-    def phase(self, pair, phase, done, total):
+    def phase(self, run, phase, done, total):
         if not self.interactive or phase != "transfer":
             return
         if self._bar is None:
@@ -35,14 +35,14 @@ class TerminalProgress:
             self._bar.__enter__()
         self._bar.update(done - self._bar.pos)
 
-    def pair_finished(self, pair, cached, seconds, error):
+    def run_finished(self, run, cached, seconds, error):
         if self._bar is not None:
             self._bar.__exit__(None, None, None)
             self._bar = None
         if error:
-            click.echo(f"  {pair.id}: FAILED: {error}", err=True)
+            click.echo(f"  {run.name}: FAILED: {error}", err=True)
         elif not cached and not self.quiet:
-            click.echo(f"  {pair.id}: done in {seconds:.1f} s", err=True)
+            click.echo(f"  {run.name}: done in {seconds:.1f} s", err=True)
 
 
 def _human_bytes(count: int) -> str:

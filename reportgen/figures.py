@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import matplotlib
+import matplotlib.colors
 
 matplotlib.use("Agg")  # no display; must precede pyplot
 
@@ -24,9 +25,12 @@ from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
 from reportgen.results import GramCell  # noqa: E402
 
-MONTAGE_QUALITY = 75
+MONTAGE_QUALITY = 70
 WEBP_METHOD = 1  # encoder effort 0..6: 1 is about 3x faster than 4 for a few percent more bytes
 MIN_TILE = 32  # smaller maps are enlarged (nearest neighbour) to this many px on their longer side
+# Heatmaps of 512x512 matrices look like noise to a lossless coder (600 KB as PNG); as WebP
+# they keep their look at a tenth of the size.
+HEATMAP_WEBP = {"format": "webp", "pil_kwargs": {"quality": 72, "method": WEBP_METHOD}}
 THUMB_SIDE = 320
 GAP = 2  # px between montage tiles
 BACKGROUND = (255, 255, 255)
@@ -64,12 +68,17 @@ def colour_table(name: str = "viridis") -> np.ndarray:
     return (matplotlib.colormaps[name](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
 
 
+MONTAGE_PIXELS = 1_200_000  # a montage holds at most this many tile pixels (about 1 MB as WebP)
+
+
 def montage_layout(count: int, map_height: int, map_width: int) -> MontageLayout:
-    """Columns and tile size for ``count`` maps: at most about 1600 px wide, tiles never enlarged
-    beyond :data:`MIN_TILE` (the page can zoom; enlarged pixels only cost bytes)."""
+    """Columns and tile size for ``count`` maps: at most about 1600 px wide and
+    :data:`MONTAGE_PIXELS` in all, maps shown at their own size when that fits, and never
+    enlarged beyond :data:`MIN_TILE` (the page can zoom; enlarged pixels only cost bytes)."""
     columns = {64: 8, 128: 16, 256: 16, 512: 32}.get(count, max(1, round(math.sqrt(count * 2))))
     map_longest = max(map_height, map_width)
-    longest = max(1, min(1600 // columns, max(map_longest, MIN_TILE)))
+    fits = math.sqrt(MONTAGE_PIXELS / (count * map_height * map_width)) * map_longest
+    longest = max(1, min(1600 // columns, max(min(map_longest, int(fits)), MIN_TILE)))
     scale = longest / map_longest
     return MontageLayout(count, columns, max(1, round(map_width * scale)), max(1, round(map_height * scale)), GAP)
 
@@ -144,7 +153,8 @@ def _label_tiles(image: Image.Image, layout: MontageLayout) -> None:
 def filter_pairs_figure(maps: np.ndarray, pairs: list[GramCell], path: Path) -> None:
     """The seed's "top matched filters": for each pair (i, j), maps i and j side by side."""
     _, height, width = maps.shape
-    scale = 200 / max(height, width)
+    # At most 200 px, and small maps are not enlarged past 64 px: the page scales them up.
+    scale = max(min(200, max(height, width)), 64) / max(height, width)
     tile_w, tile_h = max(1, round(width * scale)), max(1, round(height * scale))
     caption = 22
     pad = 8
@@ -173,8 +183,111 @@ def gram_heatmap(gram: np.ndarray, title: str, path: Path) -> None:
     axes.set_xlabel("filter j")
     axes.set_ylabel("filter i")
     figure.tight_layout()
+    figure.savefig(path, **HEATMAP_WEBP)
+    plt.close(figure)
+
+
+def gram_comparison(style_gram: np.ndarray, result_gram: np.ndarray, layer: str, path: Path) -> dict:
+    """Style Gram, result Gram and result − style side by side, on one colour scale.
+
+    Both are (C, C) and already divided by their number of positions (the images differ in
+    size).  One diverging scale centred on 0 (logarithmic beyond a thousandth of the largest
+    magnitude) serves all three panels, so a colour means the same value everywhere.  Returns the
+    scale's limit.
+    """
+    difference = result_gram - style_gram
+    limit = float(max(np.abs(style_gram).max(), np.abs(result_gram).max(), np.abs(difference).max()) or 1.0)
+    # A few cells are orders of magnitude above the rest; a linear scale would show only them.
+    norm = matplotlib.colors.SymLogNorm(linthresh=limit * 1e-3, vmin=-limit, vmax=limit)
+    figure, axes = plt.subplots(1, 3, figsize=(12, 4.3), dpi=80, constrained_layout=True)
+    for ax, matrix, title in zip(axes, (style_gram, result_gram, difference), ("style image", "result", "result − style")):
+        image = ax.imshow(matrix, cmap="RdBu_r", norm=norm, interpolation="nearest")
+        ax.set_title(title, fontsize=11)
+        ax.set_xlabel("filter j")
+    axes[0].set_ylabel("filter i")
+    figure.colorbar(image, ax=axes, shrink=0.85, label=f"G / positions at {layer} (symmetric log scale)")
+    figure.savefig(path, **HEATMAP_WEBP)
+    plt.close(figure)
+    return {"limit": limit}
+
+
+def correlation_heatmap(correlation: np.ndarray, layer: str, path: Path) -> dict:
+    """The normalised Gram G_ij / sqrt(G_ii·G_jj) of the style image (cosine of filter pairs).
+
+    Returns where the matrix sits in the PNG (pixels from the top left) so that the page can tell
+    which cell the pointer is over.
+    """
+    channels = correlation.shape[0]
+    figure, axes = plt.subplots(figsize=(6.4, 5.6), dpi=100)
+    image = axes.imshow(correlation, cmap="magma", vmin=min(0.0, float(correlation.min())), vmax=1.0, interpolation="nearest", extent=(-0.5, channels - 0.5, channels - 0.5, -0.5))
+    axes.set_title(f"Normalised Gram of the style image at {layer}", fontsize=11)
+    axes.set_xlabel("filter j")
+    axes.set_ylabel("filter i")
+    figure.colorbar(image, ax=axes, shrink=0.8, label="G_ij / √(G_ii·G_jj)")
+    figure.tight_layout()
+    figure.canvas.draw()
+    box = axes.get_window_extent()
+    width, height = figure.canvas.get_width_height()
+    figure.savefig(path, **HEATMAP_WEBP)
+    plt.close(figure)
+    # matplotlib measures from the bottom left; the page from the top left.
+    return {"size": [width, height], "axes": [box.x0, height - box.y1, box.x1, height - box.y0], "channels": channels}
+
+
+def energy_bars(style_energy: np.ndarray, result_energy: np.ndarray, layer: str, path: Path) -> None:
+    """Each filter's energy G_ii / positions, sorted by the style image's, with the result's
+    energy for the same filters on top."""
+    order = np.argsort(-style_energy, kind="stable")
+    ranks = np.arange(len(order))
+    figure, axes = plt.subplots(figsize=(7.2, 3.2), dpi=100)
+    axes.bar(ranks, style_energy[order], width=1.0, color="#4c72b0", label="style image")
+    axes.plot(ranks, result_energy[order], ".", markersize=2.5, color="#dd8452", label="result (same filter)")
+    axes.set_yscale("symlog", linthresh=max(float(style_energy[order][len(order) // 2]) * 1e-3, 1e-12))
+    axes.set_xlim(-1, len(order))
+    axes.set_xlabel("filters, sorted by the style image's energy")
+    axes.set_ylabel("G_ii / positions")
+    axes.set_title(f"Filter energy at {layer}", fontsize=11)
+    axes.legend(fontsize=8, frameon=False)
+    figure.tight_layout()
     figure.savefig(path, format="png")
     plt.close(figure)
+
+
+def layer_loss_curve(steps: list[int], values: list[float], layer: str, path: Path) -> None:
+    """One style layer's weighted loss over the optimisation."""
+    array = np.asarray(values, dtype=float)
+    figure, axes = plt.subplots(figsize=(6.0, 2.6), dpi=100)
+    axes.plot(steps, np.where(array > 0, array, np.nan), color="#c44e52", linewidth=1.6)
+    axes.set_yscale("log")
+    axes.set_xlabel("step")
+    axes.set_ylabel("β·w·E")
+    axes.set_title(f"Style loss at {layer}", fontsize=11)
+    axes.grid(True, alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    plt.close(figure)
+
+
+def difference_montage(content_maps: np.ndarray, result_maps: np.ndarray, path: Path) -> MontageLayout:
+    """result − content for every map of a (C, H, W) pair, each on its own symmetric scale
+    (blue lower, red higher, white equal), laid out like :func:`feature_montage`."""
+    difference = result_maps - content_maps
+    count, height, width = difference.shape
+    layout = montage_layout(count, height, width)
+    limits = np.abs(difference).max(axis=(1, 2), keepdims=True)
+    scaled = ((difference / np.where(limits > 0, limits, 1.0) + 1) * 127.5).round().astype(np.uint8)
+    table = colour_table("RdBu_r")
+    canvas = np.full((layout.size[1], layout.size[0], 3), 255, dtype=np.uint8)
+    for k in range(count):
+        row, column = divmod(k, layout.columns)
+        top = row * (layout.tile_height + layout.gap)
+        left = column * (layout.tile_width + layout.gap)
+        canvas[top : top + layout.tile_height, left : left + layout.tile_width] = table[_resize_tile(scaled[k], layout.tile_width, layout.tile_height)]
+    image = Image.fromarray(canvas, "RGB")
+    if layout.tile_height >= 24:
+        _label_tiles(image, layout)
+    image.save(path, format="WEBP", quality=MONTAGE_QUALITY, method=WEBP_METHOD)
+    return layout
 
 
 def loss_curves(steps: list[int], total: list[float], content: list[float], style: dict[str, list[float]], path: Path) -> None:

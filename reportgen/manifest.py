@@ -6,6 +6,7 @@ in the manifest are relative to the manifest file.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
@@ -70,15 +71,46 @@ class Link:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """One run of a pair with some parameters changed (``variants:`` or ``sweep:``)."""
+
+    id: str
+    params: Params
+    changed: tuple[str, ...]  # the parameters this variant sets itself, in the order given
+
+
+@dataclass(frozen=True)
 class PairSpec:
     id: str
     title: str
     notes: str
     content: Path  # absolute
     style: Path  # absolute
-    params: Params
+    params: Params  # the pair's own settings; each variant starts from these
     line: int  # where the pair starts in the manifest, for messages
     links: tuple[Link, ...] = ()
+    variants: tuple[Variant, ...] = ()  # empty: the pair is one run with ``params``
+
+
+@dataclass(frozen=True)
+class Run:
+    """One transfer to compute and show: a pair without variants, or one variant of a pair."""
+
+    pair: PairSpec
+    variant: Variant | None = None
+
+    @property
+    def params(self) -> Params:
+        return self.variant.params if self.variant else self.pair.params
+
+    @property
+    def name(self) -> str:
+        """``pair`` or ``pair/variant``: unique in a manifest, and the run's folder under pairs/."""
+        return f"{self.pair.id}/{self.variant.id}" if self.variant else self.pair.id
+
+    @property
+    def title(self) -> str:
+        return f"{self.pair.title} · {self.variant.id}" if self.variant else self.pair.title
 
 
 @dataclass(frozen=True)
@@ -88,17 +120,22 @@ class Manifest:
     description: str
     pairs: tuple[PairSpec, ...] = field(default=())
     links: tuple[Link, ...] = ()
+    publish_grams: bool = True  # data.grams: write each run's data/grams.npz into the site
+    publish_archive: bool = True  # data.archive: write data.zip with every run's data
 
     @property
     def root(self) -> Path:
         return self.path.parent
 
+    @property
+    def runs(self) -> list[Run]:
+        """Every transfer of the study, in manifest order, variants after their pair's position."""
+        return [Run(pair, variant) for pair in self.pairs for variant in (pair.variants or (None,))]
+
     def relative(self, path: Path) -> str:
-        """``path`` as written relative to the manifest's folder (for pages and records)."""
-        try:
-            return path.relative_to(self.root).as_posix()
-        except ValueError:
-            return path.as_posix()
+        """``path`` relative to the manifest's folder (for pages and records: never absolute,
+        since pages travel to other machines)."""
+        return Path(os.path.relpath(path, self.root)).as_posix()
 
 
 # --- value checkers: each takes a Located value and returns (value, problem or None) -------------
@@ -243,10 +280,86 @@ PARAM_CHECKS: dict[str, Checker] = {
     "activation": _choice(*ACTIVATIONS),
     "top_pairs": _integer(1, 1000),
 }
+# Variant ids become folders beside a pair's layer pages and figure folders.
+RESERVED_VARIANT_IDS = frozenset({*LAYER_NAMES, "data", "thumbs", "index", "layers", "assets"})
+
+
+def _sweep_id(values: dict[str, Any]) -> str:
+    """``{style_weight: 1000.0}`` -> ``style_weight-1e3``: a readable, URL-safe variant id."""
+
+    def short(value: Any) -> str:
+        if not isinstance(value, float):
+            return str(value)
+        plain = f"{value:g}"
+        mantissa, exponent = f"{value:e}".split("e")
+        scientific = f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+        return min(plain, scientific, key=len).replace("+", "").replace(".", "p")
+
+    return "-".join(f"{name}-{short(value)}" for name, value in values.items())
+
+
+def _variants(item: Located, context: "_Context") -> tuple[Any, str | None]:
+    """``variants:`` -> [(id, overrides, mark)], each override checked like a parameter."""
+    if not isinstance(item.value, list) or not item.value:
+        return None, "must be a non-empty list of {id: ..., parameter: value, ...}"
+    base_path = context.path
+    variants = []
+    for index, variant_item in enumerate(item.value):
+        path = f"{base_path}[{index}]"
+        if not isinstance(variant_item.value, dict):
+            context.problem(variant_item.mark, path, "must be a mapping with an id and the parameters to change")
+            continue
+        values = _check_mapping(variant_item, {"id": _text, **PARAM_CHECKS}, path, context)
+        if "id" not in variant_item.value:
+            context.problem(variant_item.mark, f"{path}.id", "missing (required)")
+        elif "id" in values:
+            variants.append((values.pop("id"), values, variant_item.value["id"].mark))
+    return variants, None
+
+
+def _sweep(item: Located, context: "_Context") -> tuple[Any, str | None]:
+    """``sweep: {parameter: [v1, v2, ...]}`` -> [(id, overrides, mark)], the Cartesian product."""
+    if not isinstance(item.value, dict) or not item.value:
+        return None, "must be a mapping of parameter to a list of values, e.g. {style_weight: [1.0e3, 1.0e4]}"
+    axes: dict[str, list[Any]] = {}
+    base_path = context.path
+    for name, values_item in item.value.items():
+        path = f"{base_path}.{name}"
+        if name not in PARAM_CHECKS or name == "style_layers":
+            context.problem(item.key_marks[name], path, f"cannot sweep over {name!r} (allowed: {', '.join(k for k in PARAM_CHECKS if k != 'style_layers')})")
+            continue
+        if not isinstance(values_item.value, list) or not values_item.value:
+            context.problem(values_item.mark, path, "must be a non-empty list of values")
+            continue
+        checked = []
+        for position, value_item in enumerate(values_item.value):
+            context.path = f"{path}[{position}]"
+            value, problem = PARAM_CHECKS[name](value_item, context)
+            if problem:
+                context.problem(value_item.mark, f"{path}[{position}]", problem)
+            else:
+                checked.append(value)
+        axes[name] = checked
+    if len(axes) != len(item.value) or any(len(v) != len(item.value[k].value) for k, v in axes.items()):
+        return None, None
+    combinations = [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
+    return [(_sweep_id(values), values, item.mark) for values in combinations], None
+
+
 PAIR_CHECKS: dict[str, Checker] = {
     "id": _text, "title": _text, "notes": _text, "content": _image_path, "style": _image_path, "links": _links,
+    "variants": _variants, "sweep": _sweep,
 }
-TOP_KEYS = ("title", "description", "links", "defaults", "pairs")
+TOP_KEYS = ("title", "description", "links", "data", "defaults", "pairs")
+
+
+def _boolean(item: Located, _: "_Context") -> tuple[Any, str | None]:
+    if not isinstance(item.value, bool):
+        return None, f"must be true or false, not {_describe(item.value)}"
+    return item.value, None
+
+
+DATA_CHECKS: dict[str, Checker] = {"grams": _boolean, "archive": _boolean}
 
 
 def _describe(value: Any) -> str:
@@ -356,6 +469,14 @@ def _validate(root: Located | None, path: Path, context: _Context) -> Manifest |
             context.problem(top["links"].mark, "links", problem)
         links = links or ()
 
+    data: dict[str, Any] = {}
+    if "data" in top:
+        item = top["data"]
+        if isinstance(item.value, dict):
+            data = _check_mapping(item, DATA_CHECKS, "data", context)
+        else:
+            context.problem(item.mark, "data", "must be a mapping, e.g. {grams: false, archive: false}")
+
     defaults: dict[str, Any] = {}
     if "defaults" in top:
         item = top["defaults"]
@@ -402,7 +523,8 @@ def _validate(root: Located | None, path: Path, context: _Context) -> Manifest |
             continue
         settings = {**defaults, **{k: v for k, v in own.items() if k in PARAM_CHECKS}}
         params = Params(**settings)
-        if params.content_weight == 0 and params.style_weight == 0:
+        variants = _resolve_variants(own.get("variants", []) + own.get("sweep", []), settings, key_path, context)
+        if not variants and params.content_weight == 0 and params.style_weight == 0:
             context.problem(pair_item.mark, key_path, "content_weight and style_weight are both 0: nothing to optimise")
             continue
         pairs.append(
@@ -415,9 +537,34 @@ def _validate(root: Located | None, path: Path, context: _Context) -> Manifest |
                 params=params,
                 line=pair_item.mark.line,
                 links=own.get("links", ()),
+                variants=variants,
             )
         )
-    return Manifest(path=path, title=title, description=description, pairs=tuple(pairs), links=links)
+    return Manifest(
+        path=path, title=title, description=description, pairs=tuple(pairs), links=links,
+        publish_grams=data.get("grams", True), publish_archive=data.get("archive", True),
+    )
+
+
+def _resolve_variants(raw: list[tuple[str, dict, Mark]], base: dict[str, Any], key_path: str, context: _Context) -> tuple[Variant, ...]:
+    """Turn checked ``variants:``/``sweep:`` entries into :class:`Variant` objects; ids must be
+    valid, unique within the pair and not a reserved folder name."""
+    variants = []
+    seen: set[str] = set()
+    for variant_id, overrides, mark in raw:
+        if not ID_PATTERN.fullmatch(variant_id) or variant_id in RESERVED_VARIANT_IDS:
+            context.problem(mark, f"{key_path}.variants", f"{variant_id!r} is not a valid variant id (allowed: like a pair id, and not a layer name or one of data, thumbs, index, layers, assets)")
+            continue
+        if variant_id in seen:
+            context.problem(mark, f"{key_path}.variants", f"duplicate variant id {variant_id!r}")
+            continue
+        seen.add(variant_id)
+        params = Params(**{**base, **overrides})
+        if params.content_weight == 0 and params.style_weight == 0:
+            context.problem(mark, f"{key_path}.variants", f"variant {variant_id!r}: content_weight and style_weight are both 0")
+            continue
+        variants.append(Variant(variant_id, params, tuple(overrides)))
+    return tuple(variants)
 
 
 def _optional_text(top: dict[str, Located], key: str, context: _Context) -> str | None:

@@ -39,9 +39,14 @@ class Renderer:
             lstrip_blocks=True,
         )
 
-    def render(self, template: str, page: str, context: dict) -> str:
+    def render(self, template: str, page: str, context: dict, aliases: dict[str, str] | None = None) -> str:
+        """Render ``template`` as the page at site path ``page``.  ``aliases`` redirects links to
+        files stored once for several pages (see :meth:`reportgen.writer.SiteWriter.copy_tree`)."""
+        aliases = aliases or {}
+
         def url(target: str) -> str:
-            return relative_url(target, page)
+            path, hash_mark, fragment = target.partition("#")
+            return relative_url(aliases.get(path, path) + hash_mark + fragment, page)
 
         return self.environment.get_template(template).render(**context, url=url, page_path=page)
 

@@ -31,26 +31,31 @@ class Page:
     context: dict[str, Any]
 
 
-def pair_dir(pair_id: str) -> str:
-    return f"pairs/{pair_id}"
+def run_dir(name: str) -> str:
+    """Site folder of a run: ``pairs/<id>`` or ``pairs/<id>/<variant>``."""
+    return f"pairs/{name}"
 
 
 def _crumbs(*items: tuple[str, str | None]) -> list[dict]:
     return [{"label": label, "href": href} for label, href in items]
 
 
-def _parameter_rows(parameters: dict) -> list[dict]:
-    rows = []
+def _format(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v:g}" for k, v in value.items())
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _parameter_rows(parameters: dict, changed: list[str]) -> list[dict]:
+    """Every resolved parameter; those differing from the built-in defaults or set by the
+    variant are marked."""
     defaults = DEFAULTS.as_dict()
-    for name, value in parameters.items():
-        if name == "style_layers":
-            shown = ", ".join(f"{layer} {weight:g}" for layer, weight in value.items())
-        elif isinstance(value, float):
-            shown = f"{value:g}"
-        else:
-            shown = str(value)
-        rows.append({"name": name, "value": shown, "changed": value != defaults.get(name)})
-    return rows
+    return [
+        {"name": name, "value": _format(value), "changed": value != defaults.get(name), "variant": name in changed}
+        for name, value in parameters.items()
+    ]
 
 
 def _loss_rows(final: dict, parameters: dict) -> list[dict]:
@@ -62,7 +67,7 @@ def _loss_rows(final: dict, parameters: dict) -> list[dict]:
 
 def _stylisation_rows(stylisation: dict) -> list[dict]:
     return [
-        {"layer": layer, "result": d["result"], "content": d["content"], "matched": d["result"] < d["content"]}
+        {"layer": layer, "result": d["result"], "content": d["content"], "ratio": d["result"] / d["content"] if d["content"] else 0.0, "matched": d["result"] < d["content"]}
         for layer, d in stylisation["style_gram"].items()
     ]
 
@@ -75,81 +80,54 @@ def _neighbours(links: list[dict], position: int) -> dict:
     }
 
 
-def _layer_links(pair_id: str, record: dict) -> list[dict]:
+def _layer_links(base: str, record: dict) -> list[dict]:
     weights = record["parameters"]["style_layers"]
     return [
         {
             "name": layer,
-            "href": f"{pair_dir(pair_id)}/{layer}.html",
+            "href": f"{base}/{layer}.html",
             "channels": info["channels"],
-            "role": ("style" if info["is_style_layer"] else "") + (" content" if info["is_content_layer"] else ""),
+            "role": " and ".join(r for r, on in (("style", info["is_style_layer"]), ("content", info["is_content_layer"])) if on),
             "weight": weights.get(layer),
         }
         for layer, info in record["layers"].items()
     ]
 
 
-def build_pages(manifest: Manifest, records: dict[str, dict], failed: dict[str, str]) -> list[Page]:
-    """Every page of the site.  ``records`` maps pair id -> record, in manifest order;
-    ``failed`` maps the id of each pair that could not be computed to why."""
-    ids = list(records)
+def _thumbs(base: str) -> dict[str, str]:
+    return {role: f"{base}/thumbs/{role}.webp" for role in ("content", "style", "result")}
+
+
+def build_pages(manifest: Manifest, records: dict[str, dict], failed: dict[str, str], comparisons: dict[str, dict]) -> list[Page]:
+    """Every page of the site.
+
+    ``records`` maps run name (``pair`` or ``pair/variant``) -> record, in manifest order;
+    ``failed`` maps the name of each run that could not be computed to why; ``comparisons`` maps
+    layer -> the cross-pair comparison of :func:`reportgen.compare.style_distances`.
+    """
+    pages: list[Page] = []
+    pair_links = [{"href": f"{run_dir(p.id)}/index.html", "label": p.title} for p in manifest.pairs]
     index_entries = []
-    pages = []
-    for position, (pair_id, record) in enumerate(records.items()):
-        base = pair_dir(pair_id)
-        neighbours = _neighbours(
-            [{"href": f"{pair_dir(other)}/index.html", "label": records[other]["title"]} for other in ids], position
-        )
-        layers = _layer_links(pair_id, record)
-        final = record["losses"]["final"]
-        index_entries.append(
-            {
-                "id": pair_id,
-                "title": record["title"],
-                "href": f"{base}/index.html",
-                "thumbs": {role: f"{base}/thumbs/{role}.webp" for role in ("content", "style", "result")},
-                "size": record["inputs"]["content"]["size"],
-                "steps": record["parameters"]["steps"],
-                "final_total": final["total"],
-            }
-        )
-        spec = next(p for p in manifest.pairs if p.id == pair_id)
-        common = {"site_title": manifest.title, "pair": record, "base": base, "layers": layers}
-        pages.append(
-            Page(
-                f"{base}/index.html",
-                "pair.html",
-                {
-                    **common,
-                    "title": record["title"],
-                    "crumbs": _crumbs(("Study", "index.html"), (record["title"], None)),
-                    "neighbours": neighbours,
-                    "parameter_rows": _parameter_rows(record["parameters"]),
-                    "loss_rows": _loss_rows(final, record["parameters"]),
-                    "stylisation_rows": _stylisation_rows(record["stylisation"]),
-                    "content_distance": record["stylisation"]["content_features"],
-                    "links": [{"label": link.label, "url": link.url} for link in spec.links],
-                },
-            )
-        )
-        for layer_position, layer in enumerate(layers):
-            info = record["layers"][layer["name"]]
-            pages.append(
-                Page(
-                    layer["href"],
-                    "layer.html",
-                    {
-                        **common,
-                        "title": f"{layer['name']} · {record['title']}",
-                        "crumbs": _crumbs(("Study", "index.html"), (record["title"], f"{base}/index.html"), (layer["name"], None)),
-                        "layer": layer,
-                        "info": info,
-                        "description": LAYER_DESCRIPTIONS.get(layer["name"], ""),
-                        "neighbours": _neighbours([{"href": other["href"], "label": other["name"]} for other in layers], layer_position),
-                        "figure_dir": f"{base}/{layer['name']}",
-                    },
-                )
-            )
+    for position, pair in enumerate(manifest.pairs):
+        names = [f"{pair.id}/{v.id}" for v in pair.variants] if pair.variants else [pair.id]
+        done = [name for name in names if name in records]
+        entry = {
+            "id": pair.id,
+            "title": pair.title,
+            "href": f"{run_dir(pair.id)}/index.html" if done else None,
+            "thumbs": _thumbs(run_dir(done[0])) if done else None,
+            "variants": len(pair.variants),
+            "record": records[done[0]] if done else None,
+            "failed": [{"name": name, "error": failed[name]} for name in names if name in failed],
+        }
+        index_entries.append(entry)
+        if not done:
+            continue
+        neighbours = _neighbours(pair_links, position)
+        if pair.variants:
+            pages.append(_variants_page(manifest, pair, [(name, records[name]) for name in done], entry["failed"], neighbours))
+        for name in done:
+            pages.extend(_run_pages(manifest, records[name], name, neighbours if not pair.variants else None))
     pages.insert(
         0,
         Page(
@@ -162,8 +140,141 @@ def build_pages(manifest: Manifest, records: dict[str, dict], failed: dict[str, 
                 "links": [{"label": link.label, "url": link.url} for link in manifest.links],
                 "crumbs": _crumbs(("Study", None)),
                 "entries": index_entries,
-                "failed": [{"id": pair.id, "title": pair.title, "error": failed[pair.id]} for pair in manifest.pairs if pair.id in failed],
+                "layer_pages": [{"name": layer, "href": f"layers/{layer}.html"} for layer in comparisons],
+                "archive": ARCHIVE if records and manifest.publish_archive else None,
             },
         ),
     )
+    pages.extend(_cross_pair_pages(manifest, records, comparisons))
+    return pages
+
+
+ARCHIVE = "data.zip"
+
+
+def _variants_page(manifest: Manifest, pair, runs: list[tuple[str, dict]], failed: list[dict], neighbours: dict) -> Page:
+    """The contact sheet of a pair with variants: each variant's result, losses and changes."""
+    base = run_dir(pair.id)
+    first = runs[0][1]
+    sheet = []
+    for name, record in runs:
+        changed = {key: _format(record["parameters"][key]) for key in record["changed"]}
+        sheet.append(
+            {
+                "name": record["variant"],
+                "href": f"{run_dir(name)}/index.html",
+                "result": f"{run_dir(name)}/thumbs/result.webp",
+                "changed": changed,
+                "final": record["losses"]["final"],
+                "stylisation": _stylisation_rows(record["stylisation"]),
+                "content_distance": record["stylisation"]["content_features"]["result"],
+            }
+        )
+    style_layers = [row["layer"] for row in sheet[0]["stylisation"]]
+    return Page(
+        f"{base}/index.html",
+        "variants.html",
+        {
+            "site_title": manifest.title,
+            "title": pair.title,
+            "pair": first,
+            "notes": pair.notes,
+            "links": [{"label": link.label, "url": link.url} for link in pair.links],
+            "thumbs": _thumbs(run_dir(runs[0][0])),
+            "crumbs": _crumbs(("Study", "index.html"), (pair.title, None)),
+            "sheet": sheet,
+            "style_layers": style_layers,
+            "failed": failed,
+            "neighbours": neighbours,
+        },
+    )
+
+
+def _run_pages(manifest: Manifest, record: dict, name: str, neighbours: dict | None) -> list[Page]:
+    """The page of one run (a pair, or one variant) and its layer pages."""
+    base = run_dir(name)
+    pair_title = next(p.title for p in manifest.pairs if p.id == record["id"])
+    spec = next(p for p in manifest.pairs if p.id == record["id"])
+    if record["variant"]:
+        trail = [("Study", "index.html"), (pair_title, f"{run_dir(record['id'])}/index.html"), (record["variant"], f"{base}/index.html")]
+    else:
+        trail = [("Study", "index.html"), (pair_title, f"{base}/index.html")]
+    layers = _layer_links(base, record)
+    common = {"site_title": manifest.title, "pair": record, "base": base, "layers": layers}
+    pages = [
+        Page(
+            f"{base}/index.html",
+            "pair.html",
+            {
+                **common,
+                "title": record["title"],
+                "crumbs": _crumbs(*trail[:-1], (trail[-1][0], None)),
+                "neighbours": neighbours or {"previous": None, "next": None},
+                "parameter_rows": _parameter_rows(record["parameters"], record["changed"]),
+                "loss_rows": _loss_rows(record["losses"]["final"], record["parameters"]),
+                "stylisation_rows": _stylisation_rows(record["stylisation"]),
+                "content_distance": record["stylisation"]["content_features"],
+                "links": [{"label": link.label, "url": link.url} for link in spec.links],
+                "grams_published": manifest.publish_grams,
+            },
+        )
+    ]
+    for position, layer in enumerate(layers):
+        info = record["layers"][layer["name"]]
+        pages.append(
+            Page(
+                layer["href"],
+                "layer.html",
+                {
+                    **common,
+                    "title": f"{layer['name']} · {record['title']}",
+                    "crumbs": _crumbs(*trail, (layer["name"], None)),
+                    "layer": layer,
+                    "info": info,
+                    "description": LAYER_DESCRIPTIONS.get(layer["name"], ""),
+                    "neighbours": _neighbours([{"href": other["href"], "label": other["name"]} for other in layers], position),
+                    "figure_dir": f"{base}/{layer['name']}",
+                    "distance": record["stylisation"]["style_gram"].get(layer["name"]),
+                    "cross_pair": f"layers/{layer['name']}.html",
+                },
+            )
+        )
+    return pages
+
+
+def _cross_pair_pages(manifest: Manifest, records: dict[str, dict], comparisons: dict[str, dict]) -> list[Page]:
+    """``layers/<layer>.html``: every run's style Gram and result at one layer, and how alike the
+    style images are there."""
+    pages = []
+    layer_names = list(comparisons)
+    for position, (layer, comparison) in enumerate(comparisons.items()):
+        rows = [
+            {
+                "name": name,
+                "title": record["title"],
+                "href": f"{run_dir(name)}/{layer}.html",
+                "gram": f"{run_dir(name)}/{layer}/gram-style.webp",
+                "result": f"{run_dir(name)}/thumbs/result.webp",
+                "style": f"{run_dir(name)}/thumbs/style.webp",
+                "distance": record["stylisation"]["style_gram"].get(layer),
+            }
+            for name, record in records.items()
+            if layer in record["layers"]
+        ]
+        pages.append(
+            Page(
+                f"layers/{layer}.html",
+                "layer_across.html",
+                {
+                    "site_title": manifest.title,
+                    "title": f"{layer} across the study",
+                    "crumbs": _crumbs(("Study", "index.html"), (f"{layer} across pairs", None)),
+                    "layer": layer,
+                    "description": LAYER_DESCRIPTIONS.get(layer, ""),
+                    "rows": rows,
+                    "comparison": comparison,
+                    "neighbours": _neighbours([{"href": f"layers/{other}.html", "label": other} for other in layer_names], position),
+                },
+            )
+        )
     return pages

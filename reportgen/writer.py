@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from reportgen.errors import BuildError
 
@@ -64,6 +65,10 @@ class SiteWriter:
         self.site_dir = site_dir.absolute()
         self.staging: Path | None = None
         self.written: set[str] = set()
+        # Site path of a file that was not written because the same bytes already were, -> the
+        # path that was written.  Pages link through this (see reportgen.render).
+        self.aliases: dict[str, str] = {}
+        self._by_digest: dict[str, str] = {}
 
     def __enter__(self) -> "SiteWriter":
         if self.site_dir.exists() and not self.site_dir.is_dir():
@@ -92,14 +97,25 @@ class SiteWriter:
         target = self.path(relative)
         target.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
 
-    def copy_tree(self, source: Path, relative_dir: str, skip: set[str] = frozenset()) -> None:
+    def copy_tree(self, source: Path, relative_dir: str, skip: set[str] = frozenset(), shareable: Callable[[str], bool] = lambda inner: False) -> None:
         """Copy every file under ``source`` to ``relative_dir``, except the ``skip`` paths
-        (relative to ``source``); hard links where possible."""
+        (relative to ``source``); hard links where possible.
+
+        A file for which ``shareable(inner path)`` is true and whose bytes were already written
+        elsewhere in the site is not written again; it becomes an alias of the first copy (the
+        variants of a pair share the content and style image's figures).
+        """
         for file in sorted(p for p in source.rglob("*") if p.is_file()):
             inner = file.relative_to(source).as_posix()
             if inner in skip:
                 continue
             relative = f"{relative_dir}/{inner}"
+            if shareable(inner):
+                digest = hashlib.sha256(file.read_bytes()).hexdigest()
+                if digest in self._by_digest:
+                    self.aliases[relative] = self._by_digest[digest]
+                    continue
+                self._by_digest[digest] = relative
             target = self.path(relative)
             try:
                 os.link(file, target)  # cache and site on one disk: no bytes copied

@@ -19,6 +19,17 @@ def raw_gram(features: torch.Tensor) -> torch.Tensor:
     return flat @ flat.T
 
 
+def normalised_gram(gram: np.ndarray) -> np.ndarray:
+    """(C, C) raw Gram -> G_ij / sqrt(G_ii·G_jj): the cosine between two filters' maps.
+
+    The raw Gram ranks loud filters first; this ranks filters that fire *together* first, whatever
+    their strength.  A silent filter (G_ii = 0) correlates with nothing: its row is 0.
+    """
+    energy = np.sqrt(np.clip(np.diag(gram).astype(np.float64), 0, None))
+    scale = np.outer(energy, energy)
+    return np.divide(gram, scale, out=np.zeros(gram.shape, dtype=np.float64), where=scale > 0)
+
+
 def sorted_cells(gram: np.ndarray, count: int, off_diagonal: bool) -> list[GramCell]:
     """The ``count`` largest cells of a symmetric (C, C) matrix, each unordered pair once (i ≤ j).
 

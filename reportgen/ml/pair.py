@@ -19,9 +19,10 @@ import torch
 
 from reportgen import figures
 from reportgen.errors import TransferError
+from reportgen.fingerprint import RESULTS_VERSION
 from reportgen.images import LoadedImage, load_image, save_png
-from reportgen.manifest import Manifest, PairSpec
-from reportgen.ml.analysis import analyse, stylisation_distances
+from reportgen.manifest import Manifest, Run
+from reportgen.ml.analysis import analyse, normalised_gram, sorted_cells, stylisation_distances
 from reportgen.ml.runtime import Runtime
 from reportgen.ml.transfer import StepRecord, TransferSettings, run_transfer
 from reportgen.results import ROLES
@@ -67,10 +68,11 @@ def _peak_memory(device: torch.device) -> dict:
     return {"process_rss_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale)}
 
 
-def compute_pair(pair: PairSpec, manifest: Manifest, runtime: Runtime, folder: Path, progress: PhaseProgress | None = None) -> dict:
-    """Compute everything of ``pair`` into ``folder``; returns the record also saved as data/pair.json."""
+def compute_run(run: Run, manifest: Manifest, runtime: Runtime, folder: Path, progress: PhaseProgress | None = None) -> dict:
+    """Compute everything of ``run`` into ``folder``; returns the record also saved as data/pair.json."""
     report = progress or (lambda phase, done, total: None)
-    params = pair.params
+    pair = run.pair
+    params = run.params
     timings: dict[str, float] = {}
     device = runtime.device
     if device.type == "cuda":
@@ -136,14 +138,27 @@ def compute_pair(pair: PairSpec, manifest: Manifest, runtime: Runtime, folder: P
         layer_dir = folder / layer
         layer_dir.mkdir(exist_ok=True)
         montages = {role: figures.feature_montage(analysis.maps[role], layer_dir / f"maps-{role}.webp").as_dict() for role in ROLES}
-        figures.gram_heatmap(analysis.grams["style"], f"Gram matrix of the style image at {layer}", layer_dir / "gram-style.png")
+        figures.gram_heatmap(analysis.grams["style"], f"Gram matrix of the style image at {layer}", layer_dir / "gram-style.webp")
         figures.filter_pairs_figure(analysis.maps["style"], analysis.top_pairs["style"], layer_dir / "top-pairs-style.webp")
+        per_position = {role: analysis.grams[role].astype(np.float64) / (analysis.maps[role].shape[1] * analysis.maps[role].shape[2]) for role in ROLES}
+        comparison = figures.gram_comparison(per_position["style"], per_position["result"], layer, layer_dir / "grams-compare.webp")
+        correlation = normalised_gram(analysis.grams["style"])
+        heatmap = figures.correlation_heatmap(correlation, layer, layer_dir / "correlation-style.webp")
+        figures.energy_bars(np.diag(per_position["style"]), np.diag(per_position["result"]), layer, layer_dir / "energy.png")
+        if layer in style_layers:
+            figures.layer_loss_curve(history["step"], history["style"][layer], layer, layer_dir / "loss.png")
+        if layer == params.content_layer:
+            montages["difference"] = figures.difference_montage(analysis.maps["content"], analysis.maps["result"], layer_dir / "maps-difference.webp").as_dict()
         layers_record[layer] = {
             "channels": analysis.channels,
             "map_size": {role: [int(analysis.maps[role].shape[2]), int(analysis.maps[role].shape[1])] for role in ROLES},
             "montage": montages,
             "top_pairs": {role: [cell.as_list() for cell in analysis.top_pairs[role]] for role in ROLES},
             "top_cells": {role: [cell.as_list() for cell in analysis.top_cells[role]] for role in ROLES},
+            "top_pairs_normalised": [cell.as_list() for cell in sorted_cells(correlation, params.top_pairs, off_diagonal=True)],
+            "gram_scale": comparison["limit"],
+            "correlation_heatmap": heatmap,
+            "has_loss_curve": layer in style_layers,
             "is_style_layer": layer in style_layers,
             "is_content_layer": layer == params.content_layer,
         }
@@ -157,8 +172,11 @@ def compute_pair(pair: PairSpec, manifest: Manifest, runtime: Runtime, folder: P
     final = output.final
     record = {
         "format": RECORD_FORMAT,
+        "results_version": RESULTS_VERSION,
         "id": pair.id,
-        "title": pair.title,
+        "variant": run.variant.id if run.variant else None,
+        "changed": list(run.variant.changed) if run.variant else [],
+        "title": run.title,
         "notes": pair.notes,
         "inputs": {"content": _input_record(manifest, content), "style": _input_record(manifest, style)},
         "parameters": params.as_dict() | {"weights": manifest.relative(Path(params.weights)) if "/" in params.weights else params.weights},

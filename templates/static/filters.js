@@ -1,0 +1,119 @@
+// Filter viewer and heatmap pointer for a layer page.  The page reads well without it: every
+// filter already has an anchor (#f123) on the montage.  With it, #f123 (or #f12-f40 for a pair)
+// opens a panel with that filter's maps for the content image, the style image and the result,
+// cropped from the montages, and pointing at the correlation heatmap names the two filters of
+// the cell under the pointer.
+(function () {
+  "use strict";
+  var dataElement = document.getElementById("layer-data");
+  if (!dataElement) return;
+  var data = JSON.parse(dataElement.textContent);
+  var montages = {};
+  document.querySelectorAll(".montage img[data-role]").forEach(function (img) {
+    montages[img.dataset.role] = img;
+  });
+
+  function tileRect(role, k) {
+    var m = data.montage[role];
+    var row = Math.floor(k / m.columns), column = k % m.columns;
+    return [column * (m.tile[0] + m.gap), row * (m.tile[1] + m.gap), m.tile[0], m.tile[1]];
+  }
+
+  // Draw filter k of one role into a canvas, once its montage has loaded.
+  function drawTile(role, k, longest) {
+    var rect = tileRect(role, k);
+    var scale = Math.max(1, Math.floor(longest / Math.max(rect[2], rect[3])));
+    var canvas = document.createElement("canvas");
+    canvas.width = rect[2] * scale;
+    canvas.height = rect[3] * scale;
+    canvas.setAttribute("role", "img");
+    canvas.setAttribute("aria-label", role + " image, filter " + k);
+    var img = montages[role];
+    function paint() {
+      var context = canvas.getContext("2d");
+      context.imageSmoothingEnabled = false;
+      context.drawImage(img, rect[0], rect[1], rect[2], rect[3], 0, 0, canvas.width, canvas.height);
+    }
+    if (img.complete && img.naturalWidth) paint();
+    else {
+      img.loading = "eager";
+      img.addEventListener("load", paint, { once: true });
+    }
+    return canvas;
+  }
+
+  function element(tag, text, className) {
+    var node = document.createElement(tag);
+    if (text) node.textContent = text;
+    if (className) node.className = className;
+    return node;
+  }
+
+  var viewer = document.getElementById("filter-viewer");
+  function show(filters) {
+    viewer.replaceChildren();
+    var close = element("a", "close ×", "viewer-close");
+    close.href = "#maps";
+    viewer.append(element("h3", filters.length > 1 ? "Filters " + filters.join(" and ") : "Filter " + filters[0]), close);
+    filters.forEach(function (k) {
+      var row = element("div", "", "viewer-row");
+      data.roles.forEach(function (role) {
+        var figure = element("figure");
+        figure.append(drawTile(role, k, 192), element("figcaption", role + " · filter " + k));
+        row.append(figure);
+      });
+      viewer.append(row);
+    });
+    viewer.hidden = false;
+  }
+
+  function route() {
+    var match = /^#f(\d+)(?:-f(\d+))?$/.exec(location.hash);
+    if (!match) {
+      viewer.hidden = true;
+      return;
+    }
+    var filters = [match[1], match[2]].filter(Boolean).map(Number).filter(function (k) {
+      return k < data.channels;
+    });
+    if (filters.length) show(filters);
+  }
+  window.addEventListener("hashchange", route);
+  route();
+
+  // The correlation heatmap: which cell is under the pointer.
+  var figure = document.getElementById("correlation-map");
+  if (!figure || !data.heatmap) return;
+  var heatmap = figure.querySelector("img");
+  var tip = figure.querySelector(".heatmap-tip");
+  function cellAt(event) {
+    var box = heatmap.getBoundingClientRect();
+    var scale = data.heatmap.size[0] / box.width;
+    var x = (event.clientX - box.left) * scale, y = (event.clientY - box.top) * scale;
+    var axes = data.heatmap.axes, n = data.heatmap.channels;
+    if (x < axes[0] || x >= axes[2] || y < axes[1] || y >= axes[3]) return null;
+    return {
+      i: Math.floor(((y - axes[1]) / (axes[3] - axes[1])) * n),
+      j: Math.floor(((x - axes[0]) / (axes[2] - axes[0])) * n),
+    };
+  }
+  heatmap.addEventListener("mousemove", function (event) {
+    var cell = cellAt(event);
+    if (!cell) {
+      tip.hidden = true;
+      return;
+    }
+    tip.replaceChildren(element("p", "filters " + cell.i + " and " + cell.j + " (style image)"));
+    var row = element("div", "", "viewer-row");
+    row.append(drawTile("style", cell.i, 96), drawTile("style", cell.j, 96));
+    tip.append(row);
+    tip.hidden = false;
+  });
+  heatmap.addEventListener("mouseleave", function () {
+    tip.hidden = true;
+  });
+  heatmap.addEventListener("click", function (event) {
+    var cell = cellAt(event);
+    if (cell) location.hash = "f" + cell.i + "-f" + cell.j;
+  });
+})();

@@ -12,15 +12,15 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 from reportgen.compare import GRAMS, style_distances
 from reportgen.cache import RECORD, ResultCache, default_cache_dir, pair_key
-from reportgen.errors import ReportgenError
+from reportgen.errors import BuildError, ReportgenError
 from reportgen.fingerprint import file_sha256, weights_fingerprint
 from reportgen.manifest import Manifest, Run, load_manifest
 from reportgen.render import Renderer
-from reportgen.site import ARCHIVE, build_pages, run_dir
+from reportgen.site import ARCHIVE, NOT_FOUND, build_pages, not_found_page, run_dir, sitemap
 from reportgen.writer import SiteWriter, site_lock
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ class BuildSummary:
     computed: list[str] = field(default_factory=list)
     cached: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
     pages: int = 0
     site_bytes: int = 0
     seconds: float = 0.0
@@ -83,9 +84,16 @@ def build(
     cache_dir: Path | None = None,
     use_cache: bool = True,
     keep_going: bool = False,
+    strict: bool = False,
+    base_url: str | None = None,
     progress: BuildProgress | None = None,
 ) -> BuildSummary:
-    """Build the site of ``manifest_path`` into ``site_dir`` (default: ``site/`` in the working folder)."""
+    """Build the site of ``manifest_path`` into ``site_dir`` (default: ``site/`` in the working folder).
+
+    ``strict`` turns every warning logged during the build into a failure (before anything is
+    written); ``base_url`` (``https://user.github.io/repo/`` or ``/repo/``) is used only where
+    relative links cannot serve: ``404.html``, canonical links and ``sitemap.xml``.
+    """
     started = time.perf_counter()
     manifest = load_manifest(manifest_path)
     site_dir = (site_dir or Path("site")).absolute()
@@ -93,14 +101,35 @@ def build(
     summary = BuildSummary(site_dir)
     cache = ResultCache((cache_dir or default_cache_dir()) if use_cache else None)
     runtime = _LazyRuntime(device)
+    warnings = _WarningCounter()
+    logging.getLogger("reportgen").addHandler(warnings)
     try:
         with site_lock(site_dir):
             entries = _gather(manifest, cache, runtime, listener, keep_going, summary)
-            _write_site(manifest, entries, summary)
+            _write_site(manifest, entries, summary, base_url, lambda: _refuse_warnings(warnings) if strict else None)
     finally:
+        logging.getLogger("reportgen").removeHandler(warnings)
         cache.close()
+    summary.warnings = warnings.messages
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+class _WarningCounter(logging.Handler):
+    """Remembers every warning logged under ``reportgen`` during one build (for ``--strict``)."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _refuse_warnings(warnings: _WarningCounter) -> None:
+    if warnings.messages:
+        count = len(warnings.messages)
+        raise BuildError(f"--strict: {count} warning{'s' if count != 1 else ''}; the previous site is unchanged:\n  " + "\n  ".join(warnings.messages))
 
 
 def _gather(manifest: Manifest, cache: ResultCache, runtime: _LazyRuntime, listener: BuildProgress, keep_going: bool, summary: BuildSummary) -> dict[str, Path]:
@@ -137,7 +166,7 @@ def _compute(run: Run, manifest: Manifest, runtime: _LazyRuntime, listener: Buil
     compute_run(run, manifest, runtime.get(), folder, lambda phase, done, total: listener.phase(run, phase, done, total))
 
 
-def _write_site(manifest: Manifest, entries: dict[str, Path], summary: BuildSummary) -> None:
+def _write_site(manifest: Manifest, entries: dict[str, Path], summary: BuildSummary, base_url: str | None, before_commit: Callable[[], None]) -> None:
     """Phase two: stage every file of the new site, then swap it in."""
     records = {}
     for run in manifest.runs:
@@ -156,6 +185,7 @@ def _write_site(manifest: Manifest, entries: dict[str, Path], summary: BuildSumm
     renderer = Renderer()
     comparisons = style_distances(records, entries)
     pages = build_pages(manifest, records, summary.failed, comparisons)
+    pages.append(not_found_page(manifest, base_url))
     with SiteWriter(summary.site_dir) as writer:
         for name, entry in entries.items():
             # Figures (in sub-folders) may be shared between runs; the contract files at the top
@@ -166,19 +196,22 @@ def _write_site(manifest: Manifest, entries: dict[str, Path], summary: BuildSumm
         for site_path, source in renderer.static_files():
             writer.write(site_path, source.read_bytes())
         for page in pages:
-            writer.write(page.path, renderer.render(page.template, page.path, page.context, writer.aliases))
+            writer.write(page.path, renderer.render(page.template, page.path, page.context, writer.aliases, base_url))
         writer.write(".nojekyll", "")  # GitHub Pages: serve the files as they are
+        if base_url and base_url.startswith(("http://", "https://")):  # a sitemap needs absolute URLs
+            writer.write("sitemap.xml", sitemap(base_url, [page.path for page in pages if page.path != NOT_FOUND]))
         if records and manifest.publish_archive:
             writer.write(ARCHIVE, _data_archive(entries, records, manifest.publish_grams))
+        summary.site_bytes = writer.staged_bytes()
+        if summary.site_bytes > PAGES_WARNING_BYTES:
+            log.warning(
+                "the site weighs %.0f MB; GitHub Pages refuses sites over 1 GB. "
+                "'data: {grams: false, archive: false}' in the manifest leaves the data files out",
+                summary.site_bytes / 1e6,
+            )
+        before_commit()
         writer.commit()
     summary.pages = len(pages)
-    summary.site_bytes = sum(p.stat().st_size for p in summary.site_dir.rglob("*") if p.is_file())
-    if summary.site_bytes > PAGES_WARNING_BYTES:
-        log.warning(
-            "the site weighs %.0f MB; GitHub Pages refuses sites over 1 GB. "
-            "'data: {grams: false, archive: false}' in the manifest leaves the data files out",
-            summary.site_bytes / 1e6,
-        )
 
 
 def _data_archive(entries: dict[str, Path], records: dict[str, dict], with_grams: bool) -> bytes:

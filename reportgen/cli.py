@@ -66,33 +66,94 @@ def main(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)
 
 
-@main.command()
-@click.argument("manifest", type=MANIFEST)
-@click.option("-d", "--site-dir", type=click.Path(path_type=Path, file_okay=False), help="Where to write the site (default: ./site).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False), help="Where finished results are kept (default: $REPORTGEN_CACHE_DIR or ~/.cache/reportgen).")
-@click.option("--no-cache", is_flag=True, help="Recompute every pair and keep nothing.")
-@click.option("--keep-going", is_flag=True, help="Build the other pairs when one fails; the failed ones are listed on the index page.")
-@click.option("-q", "--quiet", is_flag=True, help="Print only the summary and errors.")
-def build(manifest: Path, site_dir: Path | None, device: str, cache_dir: Path | None, no_cache: bool, keep_going: bool, quiet: bool) -> None:
-    """Build the site for MANIFEST."""
+def _build_options(command):
+    """The options ``build`` and ``serve`` share."""
+    options = [
+        click.option("-d", "--site-dir", type=click.Path(path_type=Path, file_okay=False), help="Where to write the site (default: ./site)."),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
+        click.option("--base-url", help="Where the site will be published (https://user.github.io/repo/ or /repo/); used for 404.html, canonical links and sitemap.xml."),
+        click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False), help="Where finished results are kept (default: $REPORTGEN_CACHE_DIR or ~/.cache/reportgen)."),
+        click.option("--no-cache", is_flag=True, help="Recompute every pair and keep nothing."),
+        click.option("--keep-going", is_flag=True, help="Build the other pairs when one fails; the failed ones are listed on the index page."),
+        click.option("--strict", is_flag=True, help="Fail the build on any warning (the previous site stays)."),
+        click.option("-q", "--quiet", is_flag=True, help="Print only the summary and errors."),
+        click.option("-v", "--verbose", is_flag=True, help="Log details (image conversions, cache decisions)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _run_build(manifest: Path, options: dict) -> None:
+    """One build with the shared options; prints the summary; exits non-zero if a pair failed."""
     from reportgen.build import build as run_build
 
-    try:
-        summary = run_build(
-            manifest, site_dir, device=device, cache_dir=cache_dir, use_cache=not no_cache, keep_going=keep_going, progress=TerminalProgress(quiet)
-        )
-    except KeyboardInterrupt:
-        click.echo("interrupted: the previous site is unchanged", err=True)
-        sys.exit(130)
+    if options["verbose"]:
+        logging.getLogger().setLevel(logging.INFO)
+    summary = run_build(
+        manifest,
+        options["site_dir"],
+        device=options["device"],
+        cache_dir=options["cache_dir"],
+        use_cache=not options["no_cache"],
+        keep_going=options["keep_going"],
+        strict=options["strict"],
+        base_url=options["base_url"],
+        progress=TerminalProgress(options["quiet"]),
+    )
     parts = [f"{len(summary.computed)} computed", f"{len(summary.cached)} from cache"]
     if summary.failed:
         parts.append(f"{len(summary.failed)} failed")
     click.echo(
         f"built {summary.site_dir}: {', '.join(parts)}; {summary.pages} pages, {_human_bytes(summary.site_bytes)}, {summary.seconds:.1f} s"
     )
+    return summary
+
+
+@main.command()
+@click.argument("manifest", type=MANIFEST)
+@_build_options
+def build(manifest: Path, **options) -> None:
+    """Build the site for MANIFEST."""
+    try:
+        summary = _run_build(manifest, options)
+    except KeyboardInterrupt:
+        click.echo("interrupted: the previous site is unchanged", err=True)
+        sys.exit(130)
     if summary.failed:
         sys.exit(1)
+
+
+@main.command()
+@click.argument("manifest", type=MANIFEST)
+@_build_options
+@click.option("-a", "--dev-addr", default="127.0.0.1:8000", show_default=True, help="Address to serve on (host:port).")
+def serve(manifest: Path, dev_addr: str, **options) -> None:
+    """Build MANIFEST, serve the site on localhost and rebuild when the manifest, an image or a
+    template changes (results come from the cache)."""
+    from reportgen.serve import serve as run_server
+
+    host, _, port = dev_addr.rpartition(":")
+    if not port.isdigit():
+        raise click.BadParameter(f"{dev_addr!r} is not host:port", param_hint="--dev-addr")
+    options["quiet"] = True
+    _run_build(manifest, options)
+    site_dir = (options["site_dir"] or Path("site")).absolute()
+    try:
+        run_server(
+            manifest,
+            site_dir,
+            rebuild=lambda: _run_build(manifest, options),
+            host=host or "127.0.0.1",
+            port=int(port),
+            base_url=options["base_url"],
+            on_ready=lambda url: click.echo(f"serving {site_dir} at {url} (Ctrl-C to stop)"),
+            on_error=lambda message: click.echo(f"Error: {message}; still serving the last good site", err=True),
+        )
+    except KeyboardInterrupt:
+        click.echo("stopped")
+    except OSError as error:
+        raise ReportgenError(f"cannot serve on {dev_addr}: {error.strerror or error}") from None
 
 
 @main.command()

@@ -39,16 +39,26 @@ class Renderer:
             lstrip_blocks=True,
         )
 
-    def render(self, template: str, page: str, context: dict, aliases: dict[str, str] | None = None) -> str:
-        """Render ``template`` as the page at site path ``page``.  ``aliases`` redirects links to
-        files stored once for several pages (see :meth:`reportgen.writer.SiteWriter.copy_tree`)."""
+    def render(self, template: str, page: str, context: dict, aliases: dict[str, str] | None = None, base_url: str | None = None) -> str:
+        """Render ``template`` as the page at site path ``page``.
+
+        ``aliases`` redirects links to files stored once for several pages (see
+        :meth:`reportgen.writer.SiteWriter.copy_tree`).  ``base_url`` gives each page a canonical
+        link, and makes the links of ``404.html`` absolute: that page is served at whatever path
+        was missing, where relative links would not resolve.
+        """
         aliases = aliases or {}
+        root = base_url.rstrip("/") + "/" if base_url else None
 
         def url(target: str) -> str:
             path, hash_mark, fragment = target.partition("#")
-            return relative_url(aliases.get(path, path) + hash_mark + fragment, page)
+            path = aliases.get(path, path)
+            if page == "404.html" and root:
+                return root + path + hash_mark + fragment
+            return relative_url(path + hash_mark + fragment, page)
 
-        return self.environment.get_template(template).render(**context, url=url, page_path=page)
+        canonical = root + page if root and page != "404.html" else None
+        return self.environment.get_template(template).render(**context, url=url, page_path=page, canonical=canonical)
 
     def static_files(self) -> list[tuple[str, Path]]:
         """(site path, source) of the CSS and JS shipped beside the templates."""

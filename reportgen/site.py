@@ -278,3 +278,25 @@ def _cross_pair_pages(manifest: Manifest, records: dict[str, dict], comparisons:
             )
         )
     return pages
+
+
+NOT_FOUND = "404.html"
+
+
+def not_found_page(manifest: Manifest, base_url: str | None) -> Page:
+    """GitHub Pages serves ``404.html`` for any missing path, at that path: its links must be
+    absolute, so they use ``base_url`` (without one they are relative to the site root)."""
+    return Page(
+        NOT_FOUND,
+        "404.html",
+        {"site_title": manifest.title, "title": "Page not found", "crumbs": _crumbs(("Study", "index.html"), ("Not found", None))},
+    )
+
+
+def sitemap(base_url: str, paths: list[str]) -> str:
+    """sitemap.xml listing every page under ``base_url``."""
+    from xml.sax.saxutils import escape
+
+    root = base_url.rstrip("/") + "/"
+    urls = "".join(f"  <url><loc>{escape(root + path)}</loc></url>\n" for path in sorted(paths))
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n{urls}</urlset>\n'

@@ -136,10 +136,14 @@ def _gather(manifest: Manifest, cache: ResultCache, runtime: _LazyRuntime, liste
     """Phase one: a finished entry folder for every run (pair or variant) that did not fail."""
     entries: dict[str, Path] = {}
     runs = manifest.runs
+    keys = {
+        run.name: pair_key(file_sha256(run.pair.content), file_sha256(run.pair.style), run.params, weights_fingerprint(run.params.weights))
+        for run in runs
+    }
+    found = {run.name: cache.lookup(keys[run.name]) for run in runs}
+    batched = _batched_transfers([run for run in runs if found[run.name] is None], runtime, listener)
     for position, run in enumerate(runs):
-        params = run.params
-        key = pair_key(file_sha256(run.pair.content), file_sha256(run.pair.style), params, weights_fingerprint(params.weights))
-        entry = cache.lookup(key)
+        entry = found[run.name]
         listener.run_started(run, position, len(runs), entry is not None)
         started = time.perf_counter()
         if entry is not None:
@@ -148,7 +152,7 @@ def _gather(manifest: Manifest, cache: ResultCache, runtime: _LazyRuntime, liste
             listener.run_finished(run, True, time.perf_counter() - started, None)
             continue
         try:
-            entries[run.name] = cache.store(key, lambda folder, run=run: _compute(run, manifest, runtime, listener, folder))
+            entries[run.name] = cache.store(keys[run.name], lambda folder, run=run: _compute(run, manifest, runtime, listener, folder, batched))
         except ReportgenError as error:
             listener.run_finished(run, False, time.perf_counter() - started, error.message)
             if not keep_going:
@@ -160,10 +164,56 @@ def _gather(manifest: Manifest, cache: ResultCache, runtime: _LazyRuntime, liste
     return entries
 
 
-def _compute(run: Run, manifest: Manifest, runtime: _LazyRuntime, listener: BuildProgress, folder: Path) -> None:
-    from reportgen.ml.pair import compute_run
+MAX_BATCH = 16  # runs optimised together on a GPU; more rarely pays and risks running out of memory
 
-    compute_run(run, manifest, runtime.get(), folder, lambda phase, done, total: listener.phase(run, phase, done, total))
+
+def _batched_transfers(pending: list[Run], runtime: _LazyRuntime, listener: BuildProgress) -> dict[str, tuple]:
+    """On a GPU, the transfers of pending runs that can share a batch, computed together.
+
+    Returns ``{run name: (prepared run, transfer output, batch size)}``.  On the CPU batching
+    gains nothing, so nothing is done here; a batch that fails is left to the runs one by one,
+    which report their own errors.
+    """
+    if len(pending) < 2:
+        return {}
+    live = runtime.get()
+    if live.device.type != "cuda":
+        return {}
+    from reportgen.ml.pair import prepare_run, transfer_runs
+
+    groups: dict[tuple, list] = {}
+    for run in pending:
+        try:
+            prepared = prepare_run(run, live)
+        except ReportgenError:
+            continue  # reported when the run is computed on its own
+        groups.setdefault(prepared.batch_key, []).append(prepared)
+    done: dict[str, tuple] = {}
+    for group in groups.values():
+        for start in range(0, len(group), MAX_BATCH):
+            batch = group[start : start + MAX_BATCH]
+            if len(batch) < 2:
+                continue
+            listener.phase(batch[0].run, f"transfer of {len(batch)} runs at once", 0, batch[0].settings.steps)
+            try:
+                outputs = transfer_runs(batch, live, lambda phase, done_steps, total: listener.phase(batch[0].run, phase, done_steps, total))
+            except ReportgenError as error:
+                log.warning("a batch of %d runs failed (%s); computing them one at a time", len(batch), error.message)
+                continue
+            for prepared, output in zip(batch, outputs):
+                done[prepared.run.name] = (prepared, output, len(batch))
+    return done
+
+
+def _compute(run: Run, manifest: Manifest, runtime: _LazyRuntime, listener: BuildProgress, folder: Path, batched: dict[str, tuple]) -> None:
+    from reportgen.ml.pair import compute_run, finish_run
+
+    report = lambda phase, done, total: listener.phase(run, phase, done, total)  # noqa: E731
+    if run.name in batched:
+        prepared, output, batch_size = batched.pop(run.name)
+        finish_run(prepared, output, manifest, runtime.get(), folder, report, batch_size)
+    else:
+        compute_run(run, manifest, runtime.get(), folder, report)
 
 
 def _write_site(manifest: Manifest, entries: dict[str, Path], summary: BuildSummary, base_url: str | None, before_commit: Callable[[], None]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 import resource
 import sys
 import time
@@ -24,7 +25,7 @@ from reportgen.images import LoadedImage, load_image, save_png
 from reportgen.manifest import Manifest, Run
 from reportgen.ml.analysis import analyse, normalised_gram, sorted_cells, stylisation_distances
 from reportgen.ml.runtime import Runtime
-from reportgen.ml.transfer import StepRecord, TransferSettings, run_transfer
+from reportgen.ml.transfer import StepRecord, TransferOutput, TransferSettings, run_transfers
 from reportgen.results import ROLES
 
 log = logging.getLogger(__name__)
@@ -68,25 +69,29 @@ def _peak_memory(device: torch.device) -> dict:
     return {"process_rss_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale)}
 
 
-def compute_run(run: Run, manifest: Manifest, runtime: Runtime, folder: Path, progress: PhaseProgress | None = None) -> dict:
-    """Compute everything of ``run`` into ``folder``; returns the record also saved as data/pair.json."""
-    report = progress or (lambda phase, done, total: None)
-    pair = run.pair
-    params = run.params
-    timings: dict[str, float] = {}
-    device = runtime.device
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+@dataclass(frozen=True)
+class PreparedRun:
+    """A run with its images loaded and its transfer settings resolved."""
 
+    run: Run
+    content: LoadedImage
+    style: LoadedImage
+    settings: TransferSettings
+    load_seconds: float
+
+    @property
+    def batch_key(self) -> tuple:
+        """Runs with equal keys can be optimised as one batch (see :func:`run_transfers`)."""
+        p = self.run.params
+        return (self.content.size, p.weights, p.activation, p.steps, p.optimizer, p.content_layer, tuple(p.style_layer_weights))
+
+
+def prepare_run(run: Run, runtime: Runtime) -> PreparedRun:
     started = time.perf_counter()
-    content = load_image(pair.content, params.size)
-    style = load_image(pair.style, params.size)
-    weights = runtime.weights(params.weights)
-    style_layers = params.style_layer_weights
-    transfer_extractor = runtime.extractor(params.weights, params.activation, [params.content_layer, *style_layers])
-    analysis_extractor = runtime.extractor(params.weights, params.activation, params.analysed_layers)
-    timings["load"] = time.perf_counter() - started
-
+    params = run.params
+    content = load_image(run.pair.content, params.size)
+    style = load_image(run.pair.style, params.size)
+    runtime.weights(params.weights)
     settings = TransferSettings(
         steps=params.steps,
         optimizer=params.optimizer,
@@ -94,22 +99,51 @@ def compute_run(run: Run, manifest: Manifest, runtime: Runtime, folder: Path, pr
         content_weight=params.content_weight,
         style_weight=params.style_weight,
         content_layer=params.content_layer,
-        style_layers=style_layers,
+        style_layers=params.style_layer_weights,
         init=params.init,
         seed=params.seed,
     )
-    content_rgb, style_rgb = _as_tensor(content.pixels, device), _as_tensor(style.pixels, device)
+    return PreparedRun(run, content, style, settings, time.perf_counter() - started)
+
+
+def transfer_runs(prepared: list[PreparedRun], runtime: Runtime, progress: PhaseProgress | None = None) -> list[TransferOutput]:
+    """The transfers of runs sharing a :attr:`PreparedRun.batch_key`, as one batch."""
+    report = progress or (lambda phase, done, total: None)
+    device = runtime.device
+    params = prepared[0].run.params
+    extractor = runtime.extractor(params.weights, params.activation, [params.content_layer, *params.style_layer_weights])
+    items = [(_as_tensor(p.content.pixels, device), _as_tensor(p.style.pixels, device), p.settings) for p in prepared]
     try:
-        output = run_transfer(
-            transfer_extractor, content_rgb, style_rgb, settings, progress=lambda done, total, _: report("transfer", done, total)
-        )
+        return run_transfers(extractor, items, progress=lambda done, total, _: report("transfer", done, total))
     except torch.OutOfMemoryError:
         torch.cuda.empty_cache()
+        width, height = prepared[0].content.size
         raise TransferError(
-            f"out of memory on {device} optimising a {content.size[0]}x{content.size[1]} image "
+            f"out of memory on {device} optimising {len(prepared)} image(s) of {width}x{height} "
             f"(size {params.size}); lower size, or build with --device cpu"
         ) from None
-    timings["transfer"] = output.seconds
+
+
+def compute_run(run: Run, manifest: Manifest, runtime: Runtime, folder: Path, progress: PhaseProgress | None = None) -> dict:
+    """Compute everything of ``run`` into ``folder``; returns the record also saved as data/pair.json."""
+    if runtime.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(runtime.device)
+    prepared = prepare_run(run, runtime)
+    output = transfer_runs([prepared], runtime, progress)[0]
+    return finish_run(prepared, output, manifest, runtime, folder, progress)
+
+
+def finish_run(
+    prepared: PreparedRun, output: TransferOutput, manifest: Manifest, runtime: Runtime, folder: Path, progress: PhaseProgress | None = None, batch_size: int = 1
+) -> dict:
+    """Analyse a finished transfer and write its figures and data files into ``folder``."""
+    report = progress or (lambda phase, done, total: None)
+    run, content, style = prepared.run, prepared.content, prepared.style
+    pair, params, device = run.pair, run.params, runtime.device
+    style_layers = params.style_layer_weights
+    weights = runtime.weights(params.weights)
+    analysis_extractor = runtime.extractor(params.weights, params.activation, params.analysed_layers)
+    timings = {"load": prepared.load_seconds, "transfer": output.seconds}
     result_pixels = output.result_rgb[0].permute(1, 2, 0).numpy()  # (H, W, 3) uint8, as saved
 
     started = time.perf_counter()
@@ -184,6 +218,7 @@ def compute_run(run: Run, manifest: Manifest, runtime: Runtime, folder: Path, pr
         "activation": params.activation,
         **runtime.describe(),
         "timings": {key: round(value, 3) for key, value in timings.items()},
+        "batch_size": batch_size,  # runs optimised together; transfer time and peak memory are shared
         "peak_memory": _peak_memory(device),
         "losses": {**history, "final": {"total": final.total, "content": final.content, "style": final.style}},
         "stylisation": distances,

@@ -108,6 +108,24 @@ class GatysObjective:
             style_features = extractor(style)
             self.style_targets = {layer: normalised_gram(style_features[layer]) for layer in settings.style_layers}
 
+    @classmethod
+    def stack(cls, objectives: list["GatysObjective"]) -> "GatysObjective":
+        """One objective for a batch: the i-th image of a batch is scored by ``objectives[i]``.
+
+        Targets are stacked along the batch dimension and the weights become (B,) vectors;
+        the objectives must share their content layer and style layers (see :func:`batchable`).
+        """
+        first = objectives[0]
+        stacked = cls.__new__(cls)
+        stacked.extractor = first.extractor
+        stacked.settings = first.settings
+        device = first.content_target.device
+        stacked.content_scale = torch.tensor([o.content_scale for o in objectives], device=device)
+        stacked.style_scales = {layer: torch.tensor([o.style_scales[layer] for o in objectives], device=device) for layer in first.style_scales}
+        stacked.content_target = torch.cat([o.content_target for o in objectives])  # (B, C, H, W)
+        stacked.style_targets = {layer: torch.cat([o.style_targets[layer] for o in objectives]) for layer in first.style_targets}  # (B, C, C)
+        return stacked
+
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """(B, 3, H, W) -> (total, content term, {layer: style term}), each weighted, each (B,)."""
         s = self.settings
@@ -134,6 +152,16 @@ def initial_image(content: torch.Tensor, init: str, seed: int, to_network: Calla
     return to_network(noise.to(content.device, content.dtype))
 
 
+def _optimizer(image: torch.Tensor, settings: TransferSettings) -> torch.optim.Optimizer:
+    if settings.optimizer == "lbfgs":
+        # One iteration, hence one loss evaluation, per step and no line search: the step's one
+        # evaluation is the loss and gradient at the current image, which is what lets several
+        # images share one batched evaluation.  The curvature history lives on in the optimiser
+        # between steps.
+        return torch.optim.LBFGS([image], lr=settings.lr, max_iter=1, history_size=50)
+    return torch.optim.Adam([image], lr=settings.lr)
+
+
 def run_transfer(
     extractor: FeatureExtractor,
     content_rgb: torch.Tensor,
@@ -143,50 +171,75 @@ def run_transfer(
 ) -> TransferOutput:
     """Optimise an image towards ``content_rgb``'s content and ``style_rgb``'s style.
 
-    Both inputs are (1, 3, H, W) RGB in 0..255 on the extractor's device.  Raises
-    :class:`TransferError` when the loss stops being finite.
+    Both inputs are (1, 3, H, W) RGB in 0..255 on the extractor's device (their sizes may
+    differ).  Raises :class:`TransferError` when the loss stops being finite.
+    """
+    return run_transfers(extractor, [(content_rgb, style_rgb, settings)], progress)[0]
+
+
+def batchable(a: TransferSettings, b: TransferSettings) -> bool:
+    """Whether two transfers (of content images of one size) can share batched evaluations."""
+    return (a.steps, a.optimizer, a.content_layer, list(a.style_layers)) == (b.steps, b.optimizer, b.content_layer, list(b.style_layers))
+
+
+def run_transfers(
+    extractor: FeatureExtractor,
+    items: list[tuple[torch.Tensor, torch.Tensor, TransferSettings]],
+    progress: Progress | None = None,
+) -> list[TransferOutput]:
+    """Several independent transfers whose loss evaluations run as one batch.
+
+    ``items`` are (content, style, settings): content images all (1, 3, H, W) of one size, style
+    images of any size, settings pairwise :func:`batchable` (weights, lr, init and seed may
+    differ).  Each transfer keeps its own losses and its own optimiser, so the results equal
+    those of one :func:`run_transfer` per item up to the rounding of batched arithmetic.  This
+    is what fills a large GPU; on a CPU one item at a time is as fast.
     """
     started = time.perf_counter()
     prep = extractor.preprocessing
-    torch.manual_seed(settings.seed)
-    objective = GatysObjective(extractor, prep.to_network(content_rgb), prep.to_network(style_rgb), settings)
-    image = initial_image(prep.to_network(content_rgb), settings.init, settings.seed, prep.to_network)
-    image.requires_grad_(True)
-    if settings.optimizer == "lbfgs":
-        # One iteration (one loss evaluation) per step; the curvature history lives on in the
-        # optimiser between calls, so steps are comparable with Adam's.
-        optimizer: torch.optim.Optimizer = torch.optim.LBFGS([image], lr=settings.lr, max_iter=1, history_size=50)
-    else:
-        optimizer = torch.optim.Adam([image], lr=settings.lr)
-
-    history: list[StepRecord] = []
-
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad(set_to_none=True)
-        total, content_term, style_terms = objective(image)
-        # The sum over the batch: each image's gradient depends only on its own loss.
+    settings = [item[2] for item in items]
+    if any(not batchable(settings[0], other) for other in settings[1:]) or len({item[0].shape for item in items}) != 1:
+        raise ValueError("these transfers cannot share a batch")
+    objectives = [GatysObjective(extractor, prep.to_network(content), prep.to_network(style), s) for content, style, s in items]
+    objective = objectives[0] if len(objectives) == 1 else GatysObjective.stack(objectives)
+    images = [initial_image(prep.to_network(content), s.init, s.seed, prep.to_network).requires_grad_(True) for (content, _, s) in items]
+    optimizers = [_optimizer(image, s) for image, s in zip(images, settings)]
+    histories: list[list[StepRecord]] = [[] for _ in items]
+    steps = settings[0].steps
+    for step in range(steps):
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        total, content_term, style_terms = objective(torch.cat(images) if len(images) > 1 else images[0])
+        # Each image's gradient depends only on its own loss, so one backward of the sum serves all.
         total.sum().backward()
-        # One synchronisation per step to read the numbers; the losses are needed per step anyway.
-        values = torch.stack([total.detach(), content_term.detach(), *[t.detach() for t in style_terms.values()]])
-        numbers = values.flatten().tolist()
-        history.append(StepRecord(numbers[0], numbers[1], dict(zip(style_terms, numbers[2:]))))
-        return total.sum()
-
-    for step in range(settings.steps):
-        optimizer.step(closure)
-        record = history[-1]
-        if not math.isfinite(record.total):
-            raise TransferError(
-                f"the loss became {record.total} at step {step + 1} of {settings.steps} "
-                f"(optimizer {settings.optimizer}, lr {settings.lr:g}, style_weight {settings.style_weight:g}); "
-                "try a smaller lr or style_weight"
-            )
+        # One synchronisation per step to read the numbers; the losses are recorded every step.
+        numbers = torch.stack([total, content_term, *style_terms.values()]).detach().cpu().tolist()  # (2 + layers, B)
+        for index, (optimizer, history) in enumerate(zip(optimizers, histories)):
+            record = StepRecord(numbers[0][index], numbers[1][index], {layer: row[index] for layer, row in zip(style_terms, numbers[2:])})
+            history.append(record)
+            if not math.isfinite(record.total):
+                s = settings[index]
+                raise TransferError(
+                    f"the loss became {record.total} at step {step + 1} of {s.steps} "
+                    f"(optimizer {s.optimizer}, lr {s.lr:g}, style_weight {s.style_weight:g}); try a smaller lr or style_weight"
+                )
+            loss = total[index].detach()
+            optimizer.step(lambda loss=loss: loss)  # gradient already in place: see _optimizer
         if progress is not None:
-            progress(step + 1, settings.steps, record)
+            progress(step + 1, steps, histories[0][-1])
 
     with torch.no_grad():
         # The picture a reviewer sees is 8-bit; its loss is the one reported as final.
-        result = prep.from_network(image.detach()).round().clamp(0, 255)
-        total, content_term, style_terms = objective(prep.to_network(result))
-        final = StepRecord(total.item(), content_term.item(), {k: v.item() for k, v in style_terms.items()})
-    return TransferOutput(result.to("cpu", torch.uint8), history, final, time.perf_counter() - started)
+        results = torch.cat([prep.from_network(image.detach()).round().clamp(0, 255) for image in images])
+        total, content_term, style_terms = objective(prep.to_network(results))
+        numbers = torch.stack([total, content_term, *style_terms.values()]).cpu().tolist()
+    seconds = time.perf_counter() - started
+    return [
+        TransferOutput(
+            results[index : index + 1].to("cpu", torch.uint8),
+            histories[index],
+            StepRecord(numbers[0][index], numbers[1][index], {layer: row[index] for layer, row in zip(style_terms, numbers[2:])}),
+            seconds,
+        )
+        for index in range(len(items))
+    ]

@@ -7,6 +7,7 @@ touches the site folder before the second phase succeeds.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -104,7 +105,7 @@ def build(
     warnings = _WarningCounter()
     logging.getLogger("reportgen").addHandler(warnings)
     try:
-        with site_lock(site_dir):
+        with _os_errors_reported(), site_lock(site_dir):
             entries = _gather(manifest, cache, runtime, listener, keep_going, summary)
             _write_site(manifest, entries, summary, base_url, lambda: _refuse_warnings(warnings) if strict else None)
     finally:
@@ -113,6 +114,16 @@ def build(
     summary.warnings = warnings.messages
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+@contextlib.contextmanager
+def _os_errors_reported():
+    """A file system error (a path that is a file, a full disk) becomes a one-line message."""
+    try:
+        yield
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        raise BuildError(f"{where}{error.strerror or error}; the previous site is unchanged") from None
 
 
 class _WarningCounter(logging.Handler):

@@ -59,11 +59,11 @@ class ResultCache:
             return None
         try:
             record = json.loads((entry / RECORD).read_text())
-            missing = [name for name in record["files"] if not (entry / name).is_file()]
-        except (OSError, ValueError, KeyError, TypeError):
-            missing = [RECORD]
-        if missing:
-            log.warning("cache entry %s is damaged (%s missing or unreadable); recomputing", key[:12], missing[0])
+            damaged = [name for name, size in record["files"].items() if (entry / name).stat().st_size != size]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            damaged = [RECORD]
+        if damaged:
+            log.warning("cache entry %s is damaged (%s missing, truncated or unreadable); recomputing", key[:12], damaged[0])
             shutil.rmtree(entry, ignore_errors=True)
             return None
         return entry

@@ -240,7 +240,8 @@ def energy_bars(style_energy: np.ndarray, result_energy: np.ndarray, layer: str,
     order = np.argsort(-style_energy, kind="stable")
     ranks = np.arange(len(order))
     figure, axes = plt.subplots(figsize=(7.2, 3.2), dpi=100)
-    axes.bar(ranks, style_energy[order], width=1.0, color="#4c72b0", label="style image")
+    # One filled staircase, not 512 bar artists: the same picture in a tenth of the time.
+    axes.stairs(style_energy[order], np.arange(len(order) + 1) - 0.5, fill=True, color="#4c72b0", label="style image")
     axes.plot(ranks, result_energy[order], ".", markersize=2.5, color="#dd8452", label="result (same filter)")
     axes.set_yscale("symlog", linthresh=max(float(style_energy[order][len(order) // 2]) * 1e-3, 1e-12))
     axes.set_xlim(-1, len(order))

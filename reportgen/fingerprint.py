@@ -21,11 +21,18 @@ TORCHVISION_FILE = "vgg19-dcbb9e9d.pth"
 # Bump when a change to the computation (losses, optimiser, analysis, figures) would change what
 # is stored for the same inputs; a bump invalidates every cached result.  Templates are not part
 # of it: pages are always rendered anew.
-RESULTS_VERSION = 2
+RESULTS_VERSION = 3
 
 
-@lru_cache(maxsize=32)
 def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes; remembered while its size, mtime and inode stay the same
+    (``serve`` rebuilds in one process, and an edited image must be read again)."""
+    stat = Path(path).stat()
+    return _sha256(Path(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+
+
+@lru_cache(maxsize=256)
+def _sha256(path: Path, size: int, mtime_ns: int, inode: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -63,13 +63,17 @@ def _to_rgb(image: Image.Image, notes: list[str]) -> Image.Image:
     icc = image.info.get("icc_profile")
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         values = np.asarray(image, dtype=np.float64)
+        finite = np.isfinite(values)
+        if not finite.any():
+            raise ValueError("no finite pixel values")
+        values = np.where(finite, values, np.nanmin(np.where(finite, values, np.nan)))  # NaN/inf count as the minimum
         low, high = float(values.min()), float(values.max())
         span = high - low if high > low else 1.0
         gray = np.round((values - low) / span * 255).astype(np.uint8)
         notes.append(f"{image.mode} grayscale rescaled from [{low:g}, {high:g}] to 0..255")
         return Image.fromarray(gray, "L").convert("RGB")
-    if image.mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("P", "L", "RGB") and "transparency" in image.info:
+        image = image.convert("RGBA")  # a palette or a single colour (tRNS) marked transparent
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = image.convert("RGBA")
         if rgba.getextrema()[3][0] < 255:

@@ -252,7 +252,8 @@ def _links(item: Located, context: "_Context") -> tuple[Any, str | None]:
     for label, url_item in item.value.items():
         url = url_item.value
         scheme = URL_PATTERN.match(url) if isinstance(url, str) else None
-        allowed = isinstance(url, str) and url.strip() == url and url and (
+        # Browsers read a backslash as a slash, so "\\evil.example" is "//evil.example".
+        allowed = isinstance(url, str) and url.strip() == url and url and "\\" not in url and (
             (scheme is None and ":" not in url.split("/")[0] and not url.startswith("//"))
             or url.lower().startswith(("http://", "https://"))
         )

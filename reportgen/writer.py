@@ -34,9 +34,9 @@ def site_lock(site_dir: Path) -> Iterator[None]:
             raise BuildError(f"another reportgen build is writing {site_dir} (lock {lock_path}); wait for it to finish") from None
         yield
     finally:
+        # The lock file stays: deleting it would let a build waiting on the old file and a new
+        # build on a fresh file both hold "the" lock.
         handle.close()
-        with contextlib.suppress(OSError):
-            lock_path.unlink()
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:

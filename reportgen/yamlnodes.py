@@ -53,7 +53,7 @@ def load_located(text: str) -> tuple[Located | None, list[tuple[Mark, str]]]:
     try:
         root = loader.get_single_node()
         problems: list[tuple[Mark, str]] = []
-        located = None if root is None else _convert(loader, root, problems)
+        located = None if root is None else _convert(loader, root, problems, set())
         return located, problems
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
@@ -65,8 +65,15 @@ def load_located(text: str) -> tuple[Located | None, list[tuple[Mark, str]]]:
         loader.dispose()
 
 
-def _convert(loader: yaml.SafeLoader, node: yaml.Node, problems: list[tuple[Mark, str]]) -> Located:
+def _convert(loader: yaml.SafeLoader, node: yaml.Node, problems: list[tuple[Mark, str]], seen: set[int]) -> Located:
     mark = Mark.of(node)
+    # An alias (*name) makes the composer hand out the anchored node again.  Aliases are
+    # refused: a manifest has defaults: for sharing, and an alias can refer to itself or nest
+    # into an exponentially large document.
+    if id(node) in seen and isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        problems.append((mark, "YAML aliases (*name) are not supported; put shared settings in defaults:"))
+        return Located(None, mark)
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         mapping: dict[str, Located] = {}
         key_marks: dict[str, Mark] = {}
@@ -80,10 +87,10 @@ def _convert(loader: yaml.SafeLoader, node: yaml.Node, problems: list[tuple[Mark
                 first = key_marks[key].line
                 problems.append((Mark.of(key_node), f"duplicate key {key!r} (first given at line {first})"))
                 continue
-            mapping[key] = _convert(loader, value_node, problems)
+            mapping[key] = _convert(loader, value_node, problems, seen)
             key_marks[key] = Mark.of(key_node)
         return Located(mapping, mark, key_marks)
     if isinstance(node, yaml.SequenceNode):
-        return Located([_convert(loader, item, problems) for item in node.value], mark)
+        return Located([_convert(loader, item, problems, seen) for item in node.value], mark)
     return Located(loader.construct_object(node, deep=True), mark)
 

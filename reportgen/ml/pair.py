@@ -224,6 +224,7 @@ def finish_run(
         "stylisation": distances,
         "layers": layers_record,
     }
-    record["files"] = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) + ["data/pair.json"]
+    # Every file and its size, so the cache can tell a damaged entry (see ResultCache.lookup).
+    record["files"] = {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
     (folder / "data" / "pair.json").write_text(json.dumps(record, indent=1))
     return record

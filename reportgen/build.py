@@ -242,6 +242,10 @@ def _write_site(manifest: Manifest, entries: dict[str, Path], summary: BuildSumm
             title=run.title,
             notes=run.pair.notes,
         )
+        # The same bytes under another name hit the cache: show the names the manifest uses now.
+        record["inputs"]["content"]["file"] = manifest.relative(run.pair.content)
+        record["inputs"]["style"]["file"] = manifest.relative(run.pair.style)
+        record["parameters"]["weights"] = manifest.weights_as_written(run.params.weights)
         records[run.name] = record
     renderer = Renderer()
     comparisons = style_distances(records, entries)

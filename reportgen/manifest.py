@@ -127,6 +127,10 @@ class Manifest:
     def root(self) -> Path:
         return self.path.parent
 
+    def weights_as_written(self, weights: str) -> str:
+        """``caffe``/``torchvision``, or a weights file relative to the manifest (never absolute)."""
+        return weights if weights in BUILTIN_WEIGHTS else self.relative(Path(weights))
+
     @property
     def runs(self) -> list[Run]:
         """Every transfer of the study, in manifest order, variants after their pair's position."""
@@ -442,8 +446,8 @@ def load_manifest(path: Path) -> Manifest:
     except YamlSyntaxError as error:
         context.problem(error.mark, "", f"not valid YAML: {error.message}")
         raise ManifestError([p for _, _, p in context.problems]) from None
-    for mark, message in yaml_problems:
-        context.problem(mark, "", message)
+    for mark, key_path, message in yaml_problems:
+        context.problem(mark, key_path, message)
 
     manifest = _validate(root, path, context)
     if context.problems:

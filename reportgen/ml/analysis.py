@@ -38,10 +38,8 @@ def sorted_cells(gram: np.ndarray, count: int, off_diagonal: bool) -> list[GramC
     """
     rows, cols = np.triu_indices(gram.shape[0], k=1 if off_diagonal else 0)
     values = gram[rows, cols]
-    count = min(count, values.size)
-    # argpartition, then a stable sort of that short list: the full C² sort is not needed.
-    candidates = np.argpartition(-values, count - 1)[:count] if count < values.size else np.arange(values.size)
-    order = sorted(candidates, key=lambda k: (-values[k], rows[k], cols[k]))
+    # lexsort's last key sorts first: value descending, then i, then j.
+    order = np.lexsort((cols, rows, -values))[:count]
     return [GramCell(int(rows[k]), int(cols[k]), float(values[k])) for k in order]
 
 

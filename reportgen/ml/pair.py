@@ -213,7 +213,7 @@ def finish_run(
         "title": run.title,
         "notes": pair.notes,
         "inputs": {"content": _input_record(manifest, content), "style": _input_record(manifest, style)},
-        "parameters": params.as_dict() | {"weights": manifest.relative(Path(params.weights)) if "/" in params.weights else params.weights},
+        "parameters": params.as_dict() | {"weights": manifest.weights_as_written(params.weights)},
         "weights": {"name": weights.name, "sha256": weights.sha256, "preprocessing": weights.preprocessing.name},
         "activation": params.activation,
         **runtime.describe(),

@@ -4,11 +4,15 @@ Departures from the paper, each deliberate:
 
 * Content and style images are resized independently (longest side ``size``), so their feature
   maps differ in size.  Grams are therefore compared after dividing by their number of positions
-  (``Ĝ = F·Fᵀ / (H·W)``); the Grams exported for analysis stay raw.
-* The per-layer style loss is ``w_l · mean((Ĝ_result − Ĝ_style)²) / C_l`` and the content loss is
-  ``mean((F_result − F_content)²)``.  For images of equal size this is the seed notebook's loss
-  ``w_l · mean((G_t − G_s)²) / (C·H·W)`` divided by ``H·W``, which makes the balance between the
-  two terms independent of the image size.
+  the Grams exported for analysis stay raw.
+* Grams are compared as ``Ĝ = F·Fᵀ / (C·H·W)`` (the normalisation of Johnson's and PyTorch's
+  implementations); the per-layer style loss is ``w_l · mean((Ĝ_result − Ĝ_style)²)``.  The
+  content loss is the paper's squared error taken per position,
+  ``Σ_channels mean_positions (F_result − F_content)²``.  Neither grows with the image, so the
+  balance of alpha and beta does not depend on ``size``.
+* Activations enter both losses in units of one ImageNet standard deviation of input (see
+  :attr:`Preprocessing.standard_unit`), so alpha and beta mean the same with Caffe's 0..255
+  input as with torchvision's standardised input, under which the seed chose them.
 * The image is optimised in the network's input space (as the paper and pastiche do), so ``lr``
   is in the units of that space (0..255-scale pixels for the Caffe weights).
 """

@@ -1,0 +1,605 @@
+"""The built site in a real browser: Chromium, driven by Playwright, over HTTP under a sub-path.
+
+A tiny two-pair study (one pair with a two-value sweep, so the variant pages exist) is built once
+on the real network and served from a background thread under ``/study/``, as GitHub Pages serves
+a project site.  Every page of it is loaded once; what the browser saw (console errors, failed or
+foreign requests, broken images and links, headings, contrast, keyboard focus) is recorded, and
+each test below asserts one aspect of it, over every page.
+
+Needs the ``playwright`` Python package and a Chromium binary (Debian's ``/usr/bin/chromium``, or
+the one named by ``REPORTGEN_CHROMIUM``).  Playwright's own browser download is never used: the
+module is skipped when either is missing.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import socket
+import textwrap
+import threading
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit
+
+import pytest
+
+try:
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+except ImportError:  # pragma: no cover - depends on the environment
+    pytest.skip("the playwright package is not installed (pip install playwright; never 'playwright install')", allow_module_level=True)
+
+
+def _find_chromium() -> str | None:
+    for candidate in (os.environ.get("REPORTGEN_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+CHROMIUM = _find_chromium()
+if CHROMIUM is None:  # pragma: no cover - depends on the environment
+    pytest.skip("no Chromium binary (/usr/bin/chromium, or set REPORTGEN_CHROMIUM)", allow_module_level=True)
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # running as root in a container
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+REPO = Path(__file__).resolve().parents[1]
+IMAGES = REPO / "images"
+PREFIX = "/study/"
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+SWEEP = ("style_weight-1e4", "style_weight-1e6")
+# A layer page of a pair without variants, for the screenshots and the script.
+LAYER_PAGE = "pairs/cat/conv1_1.html"
+SCRIPT_PAGE = "pairs/cat/conv2_1.html"
+MIN_CONTRAST = 4.5
+# Representative text whose contrast is checked, by CSS selector; every element of each is measured
+# and each distinct (colour, background) reported once.  The distance matrix of the cross-pair
+# layer pages, coloured by value, is checked on its own.
+CONTRAST_SELECTORS = ("body", "a", ".meta", "figcaption", "table caption", "th, td:not(table.matrix td)", "code", "summary", "h1 .subtitle", ".site-footer")
+MATRIX_CELLS = "table.matrix td"
+# Tab presses per page: enough to cover every focusable element of the small pages, and the header,
+# breadcrumbs, layer strip and first tables of the layer pages.
+MAX_TABS = 30
+
+
+# --- the study, built once ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The tiny study, built for real: two pairs at 48 px and 3 steps, one swept over style_weight."""
+    from reportgen.build import build
+
+    folder = tmp_path_factory.mktemp("browser-study")
+    manifest = folder / "manifest.yaml"
+    manifest.write_text(
+        textwrap.dedent(
+            f"""\
+            title: Browser study
+            description: Two tiny pairs, built for the browser tests.
+            defaults:
+              size: 48
+              steps: 3
+            pairs:
+              - id: cat
+                title: Cat in brush strokes
+                content: {IMAGES / "content" / "chelsea.png"}
+                style: {IMAGES / "style" / "brushstrokes.jpg"}
+              - id: cup
+                title: Cup as a mosaic
+                content: {IMAGES / "content" / "coffee.png"}
+                style: {IMAGES / "style" / "mosaic.png"}
+                sweep: {{style_weight: [1.0e4, 1.0e6]}}
+            """
+        ),
+        encoding="utf-8",
+    )
+    site_dir = folder / "site"
+    summary = build(manifest, site_dir, device="cpu", cache_dir=folder / "cache")
+    assert not summary.failed, summary
+    assert (site_dir / "index.html").is_file() and (site_dir / LAYER_PAGE).is_file() and (site_dir / SCRIPT_PAGE).is_file()
+    for variant in SWEEP:
+        assert (site_dir / "pairs" / "cup" / variant / "index.html").is_file(), variant
+    return site_dir
+
+
+def html_pages(site: Path) -> list[str]:
+    return sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html"))
+
+
+# --- the server -----------------------------------------------------------------------------------
+
+
+class _SubPathHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the files of ``directory`` under ``/study/``; everything else (folders too) is a 404."""
+
+    extensions_map = {
+        **http.server.SimpleHTTPRequestHandler.extensions_map,
+        ".webp": "image/webp",
+        ".js": "text/javascript",
+        ".css": "text/css",
+        ".json": "application/json",
+        ".npz": "application/octet-stream",
+        ".zip": "application/zip",
+    }
+
+    def send_head(self):  # noqa: D102 - the standard handler's hook
+        path = unquote(urlsplit(self.path).path)
+        if not path.startswith(PREFIX):
+            self.send_error(404)
+            return None
+        root = Path(self.directory).resolve()
+        target = (root / path[len(PREFIX):]).resolve()
+        if root not in target.parents or not target.is_file():
+            self.send_error(404)
+            return None
+        self.path = "/" + target.relative_to(root).as_posix()
+        return super().send_head()
+
+    def log_message(self, format, *args):  # noqa: A002 - quiet
+        pass
+
+
+@dataclass(frozen=True)
+class Server:
+    origin: str  # http://127.0.0.1:PORT
+    base: str  # http://127.0.0.1:PORT/study/
+    site: Path
+
+    def url(self, page: str) -> str:
+        return self.base + page
+
+
+@pytest.fixture(scope="module")
+def server(site):
+    with socket.socket() as probe:  # a free port, so the server's own error is clear if it is taken
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), functools.partial(_SubPathHandler, directory=str(site)))
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, name="site-server", daemon=True)
+    thread.start()
+    origin = f"http://127.0.0.1:{port}"
+    try:
+        yield Server(origin, origin + PREFIX, site)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
+
+
+# --- the browser ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@dataclass
+class Visit:
+    """What the browser saw of one page load: problems as readable lines."""
+
+    console_errors: list[str] = field(default_factory=list)
+    failed_requests: list[str] = field(default_factory=list)
+    foreign_requests: list[str] = field(default_factory=list)
+
+
+def open_page(context, server: Server, page_path: str, visit: Visit, *, wait_until: str = "load"):
+    """A new page of ``context`` at ``page_path``, with every problem recorded in ``visit``.
+
+    Requests that leave ``/study/`` on the test server are aborted and recorded.
+    """
+    page = context.new_page()
+
+    def route(route):
+        url = route.request.url
+        if url.startswith(server.base):
+            route.continue_()
+        else:
+            visit.foreign_requests.append(url)
+            route.abort()
+
+    page.route("**/*", route)
+    page.on("console", lambda message: visit.console_errors.append(f"console: {message.text} ({message.location.get('url')}:{message.location.get('lineNumber')})") if message.type == "error" else None)
+    page.on("pageerror", lambda error: visit.console_errors.append(f"uncaught: {error}"))
+    page.on("requestfailed", lambda request: visit.failed_requests.append(f"{request.url}: {request.failure}") if request.url.startswith(server.base) else None)
+    page.on("response", lambda response: visit.failed_requests.append(f"{response.url}: HTTP {response.status}") if response.status >= 400 else None)
+    page.goto(server.url(page_path), wait_until=wait_until)
+    return page
+
+
+# In-page helpers (JavaScript), each returning plain data.
+
+LOAD_IMAGES_JS = """async () => {
+  const images = Array.from(document.images);
+  for (const img of images) { img.loading = "eager"; }
+  await Promise.all(images.map((img) => img.decode().catch(() => null)));
+  return images.map((img) => ({src: img.getAttribute("src"), complete: img.complete, width: img.naturalWidth}));
+}"""
+
+PAGE_FACTS_JS = """() => ({
+  lang: document.documentElement.getAttribute("lang"),
+  images: Array.from(document.images).map((img) => ({src: img.getAttribute("src"), alt: img.getAttribute("alt")})),
+  headings: Array.from(document.querySelectorAll("h1, h2, h3, h4, h5, h6")).map((h) => ({level: Number(h.tagName[1]), text: h.textContent.trim().slice(0, 60)})),
+  links: Array.from(document.querySelectorAll("a[href]")).map((a) => a.getAttribute("href")),
+})"""
+
+CONTRAST_JS = """(selectors) => {
+  function parse(colour) {
+    const m = /rgba?\\(([\\d.]+)[, ]+([\\d.]+)[, ]+([\\d.]+)(?:[,/ ]+([\\d.]+%?))?\\)/.exec(colour);
+    if (!m) throw new Error("cannot read the colour " + colour);
+    const alpha = m[4] === undefined ? 1 : (m[4].endsWith("%") ? parseFloat(m[4]) / 100 : parseFloat(m[4]));
+    return [Number(m[1]), Number(m[2]), Number(m[3]), alpha];
+  }
+  function over(top, bottom) {  // top composited on an opaque bottom
+    return [0, 1, 2].map((i) => top[i] * top[3] + bottom[i] * (1 - top[3])).concat([1]);
+  }
+  function background(element) {
+    const layers = [];
+    for (let node = element; node; node = node.parentElement) {
+      const colour = parse(getComputedStyle(node).backgroundColor);
+      if (colour[3] > 0) {
+        layers.push(colour);
+        if (colour[3] >= 1) break;
+      }
+    }
+    // The canvas behind everything: white in the light scheme, Chromium's dark canvas otherwise.
+    let result = matchMedia("(prefers-color-scheme: dark)").matches ? [18, 18, 18, 1] : [255, 255, 255, 1];
+    for (const layer of layers.reverse()) result = over(layer, result);
+    return result;
+  }
+  function luminance(c) {
+    const [r, g, b] = c.slice(0, 3).map((v) => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  }
+  function describe(element) {
+    const name = (e) => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + Array.from(e.classList).map((c) => "." + c).join("");
+    return (element.parentElement ? name(element.parentElement) + " > " : "") + name(element);
+  }
+  // Text a reader sees: a non-blank text node in a rendered box larger than a pixel (not the
+  // visually-hidden labels of the filter links, not the content of closed <details>).
+  function visibleText(element) {
+    const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      const parent = node.parentElement;
+      if (!node.textContent.trim() || !parent.checkVisibility({visibilityProperty: true})) continue;
+      const box = parent.getBoundingClientRect();
+      if (box.width > 1 && box.height > 1) return node.textContent.trim().slice(0, 40);
+    }
+    return null;
+  }
+  const results = [];
+  for (const selector of selectors) {
+    const seen = new Map();
+    for (const element of document.querySelectorAll(selector)) {
+      const text = visibleText(element);
+      if (text === null) continue;
+      const style = getComputedStyle(element);
+      const bg = background(element);
+      const fg = over(parse(style.color), bg);
+      const key = style.color + " on " + bg.join(",");
+      if (seen.has(key)) { seen.get(key).count += 1; continue; }
+      const [l1, l2] = [luminance(fg), luminance(bg)].sort((a, b) => b - a);
+      const measured = {selector, element: describe(element), text, color: style.color,
+                        background: "rgb(" + bg.slice(0, 3).map(Math.round).join(", ") + ")",
+                        ratio: (l1 + 0.05) / (l2 + 0.05), count: 1};
+      seen.set(key, measured);
+      results.push(measured);
+    }
+  }
+  return results;
+}"""
+
+TABBABLE_JS = """() => {
+  const selector = 'a[href], area[href], button, input:not([type="hidden"]), select, textarea, summary, iframe, [tabindex], [contenteditable="true"]';
+  return Array.from(document.querySelectorAll(selector))
+    .filter((e) => !e.disabled && e.getAttribute("tabindex") !== "-1" && e.checkVisibility() && e.getClientRects().length > 0)
+    .map((e, i) => { e.dataset.tabOrder = String(i); return i; }).length;
+}"""
+
+ACTIVE_JS = """() => {
+  const e = document.activeElement;
+  if (!e || e === document.body || e === document.documentElement) return null;
+  return {tag: e.tagName.toLowerCase(), order: e.dataset.tabOrder === undefined ? null : Number(e.dataset.tabOrder),
+          label: (e.getAttribute("href") || "") + " " + e.textContent.trim().slice(0, 30)};
+}"""
+
+
+@dataclass
+class PageReport:
+    path: str
+    visit: Visit
+    broken_images: list[str]
+    facts: dict
+    contrast: dict[str, list[dict]]  # scheme -> measurements
+    tab_sequence: list[dict | None]
+    tabbable: int
+    error: str | None = None
+
+
+def _inspect(context, server: Server, page_path: str) -> PageReport:
+    visit = Visit()
+    page = open_page(context, server, page_path, visit)
+    try:
+        images = page.evaluate(LOAD_IMAGES_JS)
+        broken = [f"{img['src']} (complete={img['complete']}, naturalWidth={img['width']})" for img in images if not img["complete"] or img["width"] <= 0]
+        facts = page.evaluate(PAGE_FACTS_JS)
+        contrast = {}
+        for scheme in ("light", "dark"):
+            page.emulate_media(color_scheme=scheme)
+            contrast[scheme] = page.evaluate(CONTRAST_JS, [*CONTRAST_SELECTORS, MATRIX_CELLS])
+        page.emulate_media(color_scheme="light")
+        tabbable = page.evaluate(TABBABLE_JS)
+        page.evaluate("() => { window.scrollTo(0, 0); document.activeElement && document.activeElement.blur(); }")
+        sequence = []
+        for _ in range(min(tabbable, MAX_TABS)):
+            page.keyboard.press("Tab")
+            sequence.append(page.evaluate(ACTIVE_JS))
+        return PageReport(page_path, visit, broken, facts, contrast, sequence, tabbable)
+    finally:
+        page.close()
+
+
+@pytest.fixture(scope="module")
+def crawl(browser, server) -> dict[str, PageReport]:
+    """Every .html page of the site, loaded once at desktop size and inspected."""
+    context = browser.new_context(viewport=DESKTOP, color_scheme="light", reduced_motion="reduce")
+    reports = {}
+    try:
+        for page_path in html_pages(server.site):
+            try:
+                reports[page_path] = _inspect(context, server, page_path)
+            except PlaywrightError as error:
+                reports[page_path] = PageReport(page_path, Visit(), [], {}, {}, [], 0, error=f"{type(error).__name__}: {error}")
+    finally:
+        context.close()
+    assert len(reports) >= 2 + 6 + 1 + 2 * 7 + 6, sorted(reports)  # index, cat's pages, cup's contact sheet and variants, layers
+    return reports
+
+
+def _problems(crawl: dict[str, PageReport], what) -> dict[str, list]:
+    """``{page: problems}`` for the pages where ``what(report)`` found any."""
+    found = {}
+    for page, report in crawl.items():
+        problems = [f"could not inspect the page: {report.error}"] if report.error else what(report)
+        if problems:
+            found[page] = problems
+    return found
+
+
+def _lines(found: dict[str, list]) -> str:
+    return "\n".join(f"{page}: {problem}" for page, problems in found.items() for problem in problems)
+
+
+# --- loading: console, requests, images, links ------------------------------------------------------
+
+
+def test_every_page_loads_without_console_errors(crawl):
+    found = _problems(crawl, lambda r: r.visit.console_errors)
+    assert not found, _lines(found)
+
+
+def test_every_request_succeeds_and_stays_under_the_sub_path(crawl):
+    found = _problems(crawl, lambda r: r.visit.failed_requests + [f"left {PREFIX}: {url}" for url in r.visit.foreign_requests])
+    assert not found, _lines(found)
+
+
+def test_every_image_loads(crawl):
+    found = _problems(crawl, lambda r: [f"image did not load: {src}" for src in r.broken_images])
+    assert not found, _lines(found)
+    assert sum(len(r.facts["images"]) for r in crawl.values()) > 50  # the pages do show images
+
+
+class _Ids(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name == "id" and value is not None:
+                self.ids.add(value)
+
+
+@functools.lru_cache(maxsize=None)
+def _ids_of(file: Path) -> frozenset[str]:
+    parser = _Ids()
+    parser.feed(file.read_text(encoding="utf-8"))
+    return frozenset(parser.ids)
+
+
+def _broken_links(server: Server, page_path: str, links: list[str]) -> list[str]:
+    """Relative links that do not lead to a file of the site under /study/, or to a missing #id."""
+    page_url = server.url(page_path)
+    broken = []
+    for href in links:
+        if urlsplit(href).scheme:  # absolute URLs leave the site on purpose (the manifest's links)
+            continue
+        resolved = urlsplit(urljoin(page_url, href))
+        target_path = unquote(resolved.path)
+        if f"{resolved.scheme}://{resolved.netloc}" != server.origin or not target_path.startswith(PREFIX):
+            broken.append(f"{href!r} leaves {PREFIX}: {urljoin(page_url, href)}")
+            continue
+        target = server.site / target_path[len(PREFIX):]
+        if not target.is_file():
+            broken.append(f"{href!r} -> {target_path}: no such file in the site")
+            continue
+        if resolved.fragment and target.suffix == ".html" and unquote(resolved.fragment) not in _ids_of(target):
+            broken.append(f"{href!r}: no element with id {resolved.fragment!r} on {target_path}")
+    return broken
+
+
+def test_every_relative_link_and_fragment_resolves(crawl, server):
+    found = _problems(crawl, lambda r: _broken_links(server, r.path, r.facts["links"]))
+    assert not found, _lines(found)
+    links = [href for r in crawl.values() for href in r.facts.get("links", [])]
+    assert any(href.startswith("#f") for href in links), "the layer pages link to their filters (#f123)"
+
+
+# --- accessibility basics -------------------------------------------------------------------------
+
+
+def test_every_page_declares_its_language(crawl):
+    found = _problems(crawl, lambda r: [] if (r.facts.get("lang") or "").strip() else [f"<html> has no lang attribute (lang={r.facts.get('lang')!r})"])
+    assert not found, _lines(found)
+
+
+def test_every_image_has_alt_text(crawl):
+    found = _problems(crawl, lambda r: [f"<img src={img['src']!r}> alt={img['alt']!r}" for img in r.facts["images"] if not (img["alt"] or "").strip()])
+    assert not found, _lines(found)
+
+
+def _heading_problems(headings: list[dict]) -> list[str]:
+    problems = []
+    ones = [h for h in headings if h["level"] == 1]
+    if len(ones) != 1:
+        problems.append(f"{len(ones)} <h1> elements: {[h['text'] for h in ones]}")
+    if headings and headings[0]["level"] != 1:
+        problems.append(f"the first heading is <h{headings[0]['level']}> {headings[0]['text']!r}, not <h1>")
+    for before, after in zip(headings, headings[1:]):
+        if after["level"] > before["level"] + 1:
+            problems.append(f"<h{before['level']}> {before['text']!r} is followed by <h{after['level']}> {after['text']!r}: a level is skipped")
+    return problems
+
+
+def test_headings_one_h1_and_no_skipped_levels(crawl):
+    found = _problems(crawl, lambda r: _heading_problems(r.facts["headings"]))
+    assert not found, _lines(found)
+
+
+def _contrast_problems(report: PageReport, scheme: str, selectors) -> list[str]:
+    return [
+        f"{m['selector']!r}: {m['element']} {m['text']!r} (and {m['count'] - 1} more alike): "
+        f"{m['color']} on {m['background']} = {m['ratio']:.2f}:1 < {MIN_CONTRAST}:1"
+        for m in report.contrast[scheme]
+        if m["selector"] in selectors and m["ratio"] < MIN_CONTRAST
+    ]
+
+
+def _measured(crawl: dict[str, PageReport], scheme: str) -> set[str]:
+    return {m["selector"] for r in crawl.values() for m in r.contrast.get(scheme, [])}
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_text_and_link_contrast(crawl, scheme):
+    """Body text, links, captions, meta lines and table text: at least 4.5:1 on their background."""
+    found = _problems(crawl, lambda r: _contrast_problems(r, scheme, CONTRAST_SELECTORS))
+    assert not found, _lines(found)
+    assert _measured(crawl, scheme) >= set(CONTRAST_SELECTORS)  # every kind of text was measured somewhere
+    assert all(any(m["selector"] == "body" for m in r.contrast[scheme]) for r in crawl.values() if not r.error)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_distance_matrix_contrast(crawl, scheme):
+    """The cross-pair distance matrix, whose cells are coloured by value, keeps its numbers legible."""
+    assert MATRIX_CELLS in _measured(crawl, scheme)
+    found = _problems(crawl, lambda r: _contrast_problems(r, scheme, {MATRIX_CELLS}))
+    assert not found, _lines(found)
+
+
+def _focus_problems(report: PageReport) -> list[str]:
+    if report.tabbable == 0:
+        return ["nothing on the page can take the keyboard focus"]
+    problems = []
+    for press, active in enumerate(report.tab_sequence, start=1):
+        if active is None:
+            problems.append(f"Tab #{press}: the focus is on nothing (body)")
+        elif active["order"] != press - 1:
+            problems.append(f"Tab #{press}: focus on <{active['tag']}> {active['label']!r} (focusable #{active['order']}), expected focusable #{press - 1} in document order")
+    return problems[:5]
+
+
+def test_keyboard_focus_moves_through_the_links_in_order(crawl):
+    """Tab moves the focus from one focusable element to the next, in document order, never stuck."""
+    found = _problems(crawl, _focus_problems)
+    assert not found, _lines(found)
+    tags = {a["tag"] for r in crawl.values() for a in r.tab_sequence if a}
+    assert "a" in tags, tags
+
+
+# --- screenshots ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [PHONE, DESKTOP], ids=["phone", "desktop"])
+@pytest.mark.parametrize("page_path", ["index.html", LAYER_PAGE])
+def test_screenshot_is_not_blank(browser, server, tmp_path, page_path, size):
+    import numpy as np
+    from PIL import Image
+
+    context = browser.new_context(viewport=size, device_scale_factor=1, color_scheme="light")
+    visit = Visit()
+    try:
+        page = open_page(context, server, page_path, visit)
+        page.evaluate(LOAD_IMAGES_JS)
+        shot = tmp_path / f"{page_path.replace('/', '_')}-{size['width']}x{size['height']}.png"
+        page.screenshot(path=str(shot))
+        overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    finally:
+        context.close()
+    with Image.open(shot) as image:
+        assert image.size == (size["width"], size["height"])
+        pixels = np.asarray(image.convert("RGB"))
+    colours = len(np.unique(pixels.reshape(-1, 3), axis=0))
+    assert colours > 50, f"{shot}: only {colours} distinct colours"
+    assert pixels.std() > 20, f"{shot}: pixel standard deviation {pixels.std():.1f}"
+    assert not visit.console_errors and not visit.failed_requests and not visit.foreign_requests, visit
+    assert overflow <= 0, f"{page_path} at {size['width']} px is {overflow} px wider than the window (horizontal scrolling)"
+
+
+# --- the layer page's script ----------------------------------------------------------------------
+
+
+def test_filter_viewer_and_heatmap_tip(browser, server):
+    context = browser.new_context(viewport=DESKTOP, color_scheme="light")
+    visit = Visit()
+    try:
+        page = open_page(context, server, SCRIPT_PAGE + "#f5", visit)
+        viewer = page.locator("#filter-viewer")
+        viewer.wait_for(state="visible", timeout=10_000)
+        assert viewer.locator("canvas").count() == 3
+        assert "Filter 5" in viewer.locator("h3").inner_text()
+        # Each canvas shows its tile of a montage once the montage has loaded: not transparent.
+        page.wait_for_function(
+            """() => Array.from(document.querySelectorAll('#filter-viewer canvas')).every((c) => {
+                 const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                 for (let i = 3; i < d.length; i += 4) if (d[i] > 0) return true;
+                 return false; })""",
+            timeout=10_000,
+        )
+        heatmap = page.locator("figure#correlation-map img")
+        heatmap.scroll_into_view_if_needed()
+        page.wait_for_function("() => { const i = document.querySelector('figure#correlation-map img'); return i.complete && i.naturalWidth > 0; }", timeout=10_000)
+        tip = page.locator("figure#correlation-map .heatmap-tip")
+        assert tip.is_hidden()
+        box = heatmap.bounding_box()
+        assert box and box["width"] > 50 and box["height"] > 50, box
+        heatmap.hover(position={"x": box["width"] / 2, "y": box["height"] / 2})
+        tip.wait_for(state="visible", timeout=5_000)
+        assert "filters" in tip.inner_text() and tip.locator("canvas").count() == 2
+        page.mouse.move(1, 1)  # leaving the heatmap hides the tip again
+        tip.wait_for(state="hidden", timeout=5_000)
+    finally:
+        context.close()
+    assert not visit.console_errors and not visit.failed_requests and not visit.foreign_requests, visit

@@ -1,0 +1,124 @@
+"""The command line, through click's test runner (and one real subprocess)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import IMAGES, make_study
+from reportgen import __version__
+from reportgen.cli import main
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def test_help_lists_the_commands(runner):
+    result = runner.invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for command in ("build", "check", "clean"):
+        assert command in result.output
+    assert "style transfer" in result.output
+
+
+def test_build_help_lists_its_options(runner):
+    result = runner.invoke(main, ["build", "--help"])
+    assert result.exit_code == 0
+    for option in ("--site-dir", "--device", "--cache-dir", "--no-cache", "--keep-going", "--quiet"):
+        assert option in result.output
+
+
+def test_version(runner):
+    result = runner.invoke(main, ["--version"])
+    assert result.exit_code == 0
+    assert __version__ in result.output and "reportgen" in result.output
+
+
+def test_check_accepts_the_example(runner):
+    manifest = IMAGES / "manifest.yaml"
+    result = runner.invoke(main, ["check", str(manifest)])
+    assert result.exit_code == 0, result.output
+    assert "OK" in result.output and "3 pairs" in result.output
+
+
+def test_check_reports_a_bad_manifest(runner, tmp_path):
+    manifest = make_study(tmp_path)
+    manifest.write_text(manifest.read_text().replace("  size: 48", "  size: 2"))
+    result = runner.invoke(main, ["check", str(manifest)])
+    assert result.exit_code != 0
+    assert "manifest.yaml:4:" in result.output and "defaults.size" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_build_with_a_bad_manifest_fails_cleanly(runner, tmp_path):
+    manifest = make_study(tmp_path / "study")
+    text = manifest.read_text().replace("    style: img/mosaic.png\n", "    style: img/mosaic.png\n    steps: lots\n")
+    manifest.write_text(text)
+    line = text.splitlines().index("    steps: lots") + 1
+    site = tmp_path / "site"
+    result = runner.invoke(
+        main, ["build", str(manifest), "-d", str(site), "--cache-dir", str(tmp_path / "cache"), "--device", "cpu"]
+    )
+    assert result.exit_code not in (0, None)
+    assert f"manifest.yaml:{line}:" in result.output
+    assert "pairs[1].steps" in result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert not site.exists()
+
+
+def test_build_refuses_an_unknown_device(runner, tmp_path):
+    manifest = make_study(tmp_path / "study")
+    result = runner.invoke(
+        main, ["build", str(manifest), "-d", str(tmp_path / "site"), "--cache-dir", str(tmp_path / "cache"), "--device", "tpu"]
+    )
+    assert result.exit_code != 0
+    assert "tpu" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_clean_empties_the_cache(runner, tmp_path):
+    cache = tmp_path / "cache"
+    for name in ("a" * 64, "b" * 64):
+        (cache / name / "data").mkdir(parents=True)
+        (cache / name / "data" / "pair.json").write_text("{}")
+    (cache / ".0123456789ab.partial-x").mkdir()
+    result = runner.invoke(main, ["clean", "--cache-dir", str(cache)])
+    assert result.exit_code == 0, result.output
+    assert "removed 2 cached results" in result.output
+    assert list(cache.iterdir()) == []
+
+
+def test_clean_uses_reportgen_cache_dir(runner, tmp_path, monkeypatch):
+    cache = tmp_path / "env-cache"
+    (cache / ("c" * 64)).mkdir(parents=True)
+    monkeypatch.setenv("REPORTGEN_CACHE_DIR", str(cache))
+    result = runner.invoke(main, ["clean"])
+    assert result.exit_code == 0, result.output
+    assert "removed 1 cached result " in result.output and str(cache) in result.output
+    assert list(cache.iterdir()) == []
+
+
+def test_check_never_imports_torch(tmp_path):
+    """Validating a manifest must not pay for loading torch."""
+    code = textwrap.dedent(
+        f"""
+        import sys
+        from click.testing import CliRunner
+        from reportgen.cli import main
+        result = CliRunner().invoke(main, ["check", {str(IMAGES / "manifest.yaml")!r}])
+        assert result.exit_code == 0, result.output
+        print("torch" in sys.modules)
+        """
+    )
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "False"

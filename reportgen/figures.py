@@ -187,51 +187,56 @@ def gram_heatmap(gram: np.ndarray, title: str, path: Path) -> None:
     plt.close(figure)
 
 
+def _matrix_panel(scaled: np.ndarray, colours: str, scale: int) -> np.ndarray:
+    """(C, C) values in 0..1 -> (C·scale, C·scale, 3) uint8: one square of ``scale`` px per cell."""
+    indices = np.clip(np.round(scaled * 255), 0, 255).astype(np.uint8)
+    return np.repeat(np.repeat(colour_table(colours)[indices], scale, axis=0), scale, axis=1)
+
+
+def _cell_scale(channels: int) -> int:
+    """Whole pixels per Gram cell so that a matrix is drawn at least 256 px wide."""
+    return max(1, 256 // channels)
+
+
 def gram_comparison(style_gram: np.ndarray, result_gram: np.ndarray, layer: str, path: Path) -> dict:
     """Style Gram, result Gram and result − style side by side, on one colour scale.
 
     Both are (C, C) and already divided by their number of positions (the images differ in
-    size).  One diverging scale centred on 0 (logarithmic beyond a thousandth of the largest
-    magnitude) serves all three panels, so a colour means the same value everywhere.  Returns the
-    scale's limit.
+    size).  One diverging scale centred on 0, linear up to a thousandth of the largest magnitude
+    and logarithmic beyond (a few cells are orders of magnitude above the rest), serves all three
+    panels, so a colour means the same value everywhere.  Drawn cell by cell with numpy, a pixel
+    square per cell: a plotting library adds nothing here but seconds.  Returns the scale.
     """
     difference = result_gram - style_gram
     limit = float(max(np.abs(style_gram).max(), np.abs(result_gram).max(), np.abs(difference).max()) or 1.0)
-    # A few cells are orders of magnitude above the rest; a linear scale would show only them.
     norm = matplotlib.colors.SymLogNorm(linthresh=limit * 1e-3, vmin=-limit, vmax=limit)
-    figure, axes = plt.subplots(1, 3, figsize=(12, 4.3), dpi=80, constrained_layout=True)
-    for ax, matrix, title in zip(axes, (style_gram, result_gram, difference), ("style image", "result", "result − style")):
-        image = ax.imshow(matrix, cmap="RdBu_r", norm=norm, interpolation="nearest")
-        ax.set_title(title, fontsize=11)
-        ax.set_xlabel("filter j")
-    axes[0].set_ylabel("filter i")
-    figure.colorbar(image, ax=axes, shrink=0.85, label=f"G / positions at {layer} (symmetric log scale)")
-    figure.savefig(path, **HEATMAP_WEBP)
-    plt.close(figure)
-    return {"limit": limit}
+    scale = _cell_scale(style_gram.shape[0])
+    panels = [_matrix_panel(np.asarray(norm(matrix)), "RdBu_r", scale) for matrix in (style_gram, result_gram, difference)]
+    gap = np.full((panels[0].shape[0], 12, 3), 255, dtype=np.uint8)
+    Image.fromarray(np.hstack([panels[0], gap, panels[1], gap, panels[2]]), "RGB").save(path, format="WEBP", quality=80, method=WEBP_METHOD)
+    return {"limit": limit, "linear_below": limit * 1e-3, "panel": int(panels[0].shape[1]), "gap": 12}
 
 
 def correlation_heatmap(correlation: np.ndarray, layer: str, path: Path) -> dict:
-    """The normalised Gram G_ij / sqrt(G_ii·G_jj) of the style image (cosine of filter pairs).
+    """The normalised Gram G_ij / sqrt(G_ii·G_jj) of the style image (cosine of filter pairs), a
+    pixel square per cell, dark 0 (or below) to light 1.
 
-    Returns where the matrix sits in the PNG (pixels from the top left) so that the page can tell
-    which cell the pointer is over.
+    Returns where the matrix sits in the image (pixels from the top left) so that the page can
+    tell which cell the pointer is over.
     """
     channels = correlation.shape[0]
-    figure, axes = plt.subplots(figsize=(6.4, 5.6), dpi=100)
-    image = axes.imshow(correlation, cmap="magma", vmin=min(0.0, float(correlation.min())), vmax=1.0, interpolation="nearest", extent=(-0.5, channels - 0.5, channels - 0.5, -0.5))
-    axes.set_title(f"Normalised Gram of the style image at {layer}", fontsize=11)
-    axes.set_xlabel("filter j")
-    axes.set_ylabel("filter i")
-    figure.colorbar(image, ax=axes, shrink=0.8, label="G_ij / √(G_ii·G_jj)")
-    figure.tight_layout()
-    figure.canvas.draw()
-    box = axes.get_window_extent()
-    width, height = figure.canvas.get_width_height()
-    figure.savefig(path, **HEATMAP_WEBP)
-    plt.close(figure)
-    # matplotlib measures from the bottom left; the page from the top left.
-    return {"size": [width, height], "axes": [box.x0, height - box.y1, box.x1, height - box.y0], "channels": channels}
+    low = min(0.0, float(correlation.min()))
+    scale = _cell_scale(channels)
+    panel = _matrix_panel((correlation - low) / (1.0 - low), "magma", scale)
+    Image.fromarray(panel, "RGB").save(path, format="WEBP", quality=80, method=WEBP_METHOD)
+    side = channels * scale
+    return {"size": [side, side], "axes": [0, 0, side, side], "channels": channels, "low": low}
+
+
+def colour_bar(colours: str, path: Path, width: int = 256, height: int = 12) -> None:
+    """A horizontal strip of a colormap, low on the left: the legend of the matrix figures."""
+    strip = colour_table(colours)[np.linspace(0, 255, width).round().astype(np.uint8)]
+    Image.fromarray(np.repeat(strip[None], height, axis=0), "RGB").save(path, format="PNG")
 
 
 def energy_bars(style_energy: np.ndarray, result_energy: np.ndarray, layer: str, path: Path) -> None:

@@ -588,9 +588,9 @@ def test_filter_viewer_and_heatmap_tip(browser, server):
                  return false; })""",
             timeout=10_000,
         )
-        heatmap = page.locator("figure#correlation-map img")
+        heatmap = page.locator("figure#correlation-map img.heatmap-image")
         heatmap.scroll_into_view_if_needed()
-        page.wait_for_function("() => { const i = document.querySelector('figure#correlation-map img'); return i.complete && i.naturalWidth > 0; }", timeout=10_000)
+        page.wait_for_function("() => { const i = document.querySelector('figure#correlation-map img.heatmap-image'); return i.complete && i.naturalWidth > 0; }", timeout=10_000)
         tip = page.locator("figure#correlation-map .heatmap-tip")
         assert tip.is_hidden()
         box = heatmap.bounding_box()

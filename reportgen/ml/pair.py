@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 import resource
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -22,11 +22,11 @@ from reportgen import figures
 from reportgen.errors import TransferError
 from reportgen.fingerprint import RESULTS_VERSION
 from reportgen.images import LoadedImage, load_image, save_png
-from reportgen.manifest import Manifest, Run
+from reportgen.manifest import Manifest, Params, Run
 from reportgen.ml.analysis import analyse, normalised_gram, sorted_cells, stylisation_distances
 from reportgen.ml.runtime import Runtime
 from reportgen.ml.transfer import StepRecord, TransferOutput, TransferSettings, run_transfers
-from reportgen.results import ROLES
+from reportgen.results import ROLES, LayerAnalysis
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,38 @@ def _input_record(manifest: Manifest, image: LoadedImage) -> dict:
         "original_size": list(image.original_size),
         "size": list(image.size),
         "notes": list(image.notes),
+    }
+
+
+def _layer_figures(analysis: LayerAnalysis, params: Params, history: dict, folder: Path) -> dict:
+    """Every figure of one layer into ``folder``; returns what the layer page needs to show them."""
+    layer = analysis.layer
+    style_layers = params.style_layer_weights
+    folder.mkdir(exist_ok=True)
+    montages = {role: figures.feature_montage(analysis.maps[role], folder / f"maps-{role}.webp").as_dict() for role in ROLES}
+    figures.gram_heatmap(analysis.grams["style"], f"Gram matrix of the style image at {layer}", folder / "gram-style.webp")
+    figures.filter_pairs_figure(analysis.maps["style"], analysis.top_pairs["style"], folder / "top-pairs-style.webp")
+    # Grams per position, since the style image's size differs from the content's and result's.
+    per_position = {role: analysis.grams[role].astype(np.float64) / (analysis.maps[role].shape[1] * analysis.maps[role].shape[2]) for role in ROLES}
+    comparison = figures.gram_comparison(per_position["style"], per_position["result"], layer, folder / "grams-compare.webp")
+    correlation = normalised_gram(analysis.grams["style"])
+    heatmap = figures.correlation_heatmap(correlation, layer, folder / "correlation-style.webp")
+    figures.energy_bars(np.diag(per_position["style"]), np.diag(per_position["result"]), layer, folder / "energy.png")
+    if layer in style_layers:
+        figures.layer_loss_curve(history["step"], history["style"][layer], layer, folder / "loss.png")
+    if layer == params.content_layer:
+        montages["difference"] = figures.difference_montage(analysis.maps["content"], analysis.maps["result"], folder / "maps-difference.webp").as_dict()
+    return {
+        "channels": analysis.channels,
+        "map_size": {role: [int(analysis.maps[role].shape[2]), int(analysis.maps[role].shape[1])] for role in ROLES},
+        "montage": montages,
+        "top_pairs": {role: [cell.as_list() for cell in analysis.top_pairs[role]] for role in ROLES},
+        "top_cells": {role: [cell.as_list() for cell in analysis.top_cells[role]] for role in ROLES},
+        "top_pairs_normalised": [cell.as_list() for cell in sorted_cells(correlation, params.top_pairs, off_diagonal=True)],
+        "gram_scale": comparison,
+        "correlation_heatmap": heatmap,
+        "is_style_layer": layer in style_layers,
+        "is_content_layer": layer == params.content_layer,
     }
 
 
@@ -169,33 +201,7 @@ def finish_run(
     layers_record = {}
     for index, (layer, analysis) in enumerate(analyses.items()):
         report("figures", index, len(analyses))
-        layer_dir = folder / layer
-        layer_dir.mkdir(exist_ok=True)
-        montages = {role: figures.feature_montage(analysis.maps[role], layer_dir / f"maps-{role}.webp").as_dict() for role in ROLES}
-        figures.gram_heatmap(analysis.grams["style"], f"Gram matrix of the style image at {layer}", layer_dir / "gram-style.webp")
-        figures.filter_pairs_figure(analysis.maps["style"], analysis.top_pairs["style"], layer_dir / "top-pairs-style.webp")
-        per_position = {role: analysis.grams[role].astype(np.float64) / (analysis.maps[role].shape[1] * analysis.maps[role].shape[2]) for role in ROLES}
-        comparison = figures.gram_comparison(per_position["style"], per_position["result"], layer, layer_dir / "grams-compare.webp")
-        correlation = normalised_gram(analysis.grams["style"])
-        heatmap = figures.correlation_heatmap(correlation, layer, layer_dir / "correlation-style.webp")
-        figures.energy_bars(np.diag(per_position["style"]), np.diag(per_position["result"]), layer, layer_dir / "energy.png")
-        if layer in style_layers:
-            figures.layer_loss_curve(history["step"], history["style"][layer], layer, layer_dir / "loss.png")
-        if layer == params.content_layer:
-            montages["difference"] = figures.difference_montage(analysis.maps["content"], analysis.maps["result"], layer_dir / "maps-difference.webp").as_dict()
-        layers_record[layer] = {
-            "channels": analysis.channels,
-            "map_size": {role: [int(analysis.maps[role].shape[2]), int(analysis.maps[role].shape[1])] for role in ROLES},
-            "montage": montages,
-            "top_pairs": {role: [cell.as_list() for cell in analysis.top_pairs[role]] for role in ROLES},
-            "top_cells": {role: [cell.as_list() for cell in analysis.top_cells[role]] for role in ROLES},
-            "top_pairs_normalised": [cell.as_list() for cell in sorted_cells(correlation, params.top_pairs, off_diagonal=True)],
-            "gram_scale": comparison["limit"],
-            "correlation_heatmap": heatmap,
-            "has_loss_curve": layer in style_layers,
-            "is_style_layer": layer in style_layers,
-            "is_content_layer": layer == params.content_layer,
-        }
+        layers_record[layer] = _layer_figures(analysis, params, history, folder / layer)
     report("figures", len(analyses), len(analyses))
     np.savez_compressed(
         folder / "data" / "grams.npz",

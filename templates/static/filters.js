@@ -84,7 +84,7 @@
   // The correlation heatmap: which cell is under the pointer.
   var figure = document.getElementById("correlation-map");
   if (!figure || !data.heatmap) return;
-  var heatmap = figure.querySelector("img");
+  var heatmap = figure.querySelector("img.heatmap-image");
   var tip = figure.querySelector(".heatmap-tip");
   function cellAt(event) {
     var box = heatmap.getBoundingClientRect();

@@ -43,6 +43,7 @@ class Params:
     weights: str = "caffe"  # caffe | torchvision | absolute path of a state dict
     activation: str = "relu"  # relu: after the ReLU (the paper); conv: before it
     top_pairs: int = 10  # most-correlated filter pairs listed per layer
+    reconstructions: bool = False  # also the paper's Figure 1: images rebuilt from single layers
 
     @property
     def style_layer_weights(self) -> dict[str, float]:
@@ -194,6 +195,12 @@ def _choice(*choices: str) -> Checker:
     return check
 
 
+def _boolean(item: Located, _: "_Context") -> tuple[Any, str | None]:
+    if not isinstance(item.value, bool):
+        return None, f"must be true or false, not {_describe(item.value)}"
+    return item.value, None
+
+
 def _layer(item: Located, _: "_Context") -> tuple[Any, str | None]:
     if item.value not in LAYER_NAMES:
         return None, f"unknown layer {_describe(item.value)} (allowed: conv1_1..conv5_4, e.g. conv4_2)"
@@ -284,6 +291,7 @@ PARAM_CHECKS: dict[str, Checker] = {
     "weights": _weights,
     "activation": _choice(*ACTIVATIONS),
     "top_pairs": _integer(1, 1000),
+    "reconstructions": _boolean,
 }
 # Variant ids become folders beside a pair's layer pages and figure folders.
 RESERVED_VARIANT_IDS = frozenset({*LAYER_NAMES, "data", "thumbs", "index", "layers", "assets"})
@@ -356,12 +364,6 @@ PAIR_CHECKS: dict[str, Checker] = {
     "variants": _variants, "sweep": _sweep,
 }
 TOP_KEYS = ("title", "description", "links", "data", "defaults", "pairs")
-
-
-def _boolean(item: Located, _: "_Context") -> tuple[Any, str | None]:
-    if not isinstance(item.value, bool):
-        return None, f"must be true or false, not {_describe(item.value)}"
-    return item.value, None
 
 
 DATA_CHECKS: dict[str, Checker] = {"grams": _boolean, "archive": _boolean}

@@ -194,3 +194,28 @@ def test_data_option_leaves_the_data_files_out(tmp_path, session_cache):
     assert not (site / "data.zip").exists() and not list(site.rglob("grams.npz"))
     assert (site / "pairs" / "cat" / "data" / "pair.json").is_file()
     assert "grams.npz" not in (site / "pairs" / "cat" / "index.html").read_text()
+
+
+def test_reconstructions_show_what_each_representation_keeps(tmp_path, session_cache):
+    """The paper's Figure 1, on request: five content and five style reconstructions from noise."""
+    from PIL import Image
+
+    from reportgen.build import build
+
+    manifest = make_study(tmp_path / "study", steps=3, size=32)
+    manifest.write_text(manifest.read_text().replace("    style: img/strokes.jpg\n", "    style: img/strokes.jpg\n    reconstructions: true\n", 1))
+    site = tmp_path / "site"
+    build(manifest, site, device="cpu", cache_dir=session_cache)
+    record = json.loads((site / "pairs" / "cat" / "data" / "pair.json").read_text())
+    made = record["reconstructions"]
+    assert [item["layers"][-1] for item in made["content"]] == ["conv1_2", "conv2_2", "conv3_2", "conv4_2", "conv5_2"]
+    assert [len(item["layers"]) for item in made["style"]] == [1, 2, 3, 4, 5]
+    page = (site / "pairs" / "cat" / "index.html").read_text()
+    for item in made["content"] + made["style"]:
+        image = Image.open(site / "pairs" / "cat" / item["file"])
+        assert image.size == tuple(record["inputs"]["content"]["size"])
+        assert item["file"] in page
+    # Rebuilt from noise: no two reconstructions are the same picture.
+    pixels = {Image.open(site / "pairs" / "cat" / item["file"]).tobytes() for item in made["content"] + made["style"]}
+    assert len(pixels) == 10
+    assert json.loads((site / "pairs" / "cup" / "data" / "pair.json").read_text())["reconstructions"] is None

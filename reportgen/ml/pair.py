@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from PIL import Image
 
 from reportgen import figures
 from reportgen.errors import TransferError
@@ -91,6 +92,47 @@ def _layer_figures(analysis: LayerAnalysis, params: Params, history: dict, folde
         "is_style_layer": layer in style_layers,
         "is_content_layer": layer == params.content_layer,
     }
+
+
+# The paper's Figure 1: what the content representation keeps at increasing depth, and what the
+# style representation keeps as more layers are added.
+CONTENT_RECONSTRUCTION_LAYERS = ("conv1_2", "conv2_2", "conv3_2", "conv4_2", "conv5_2")
+STYLE_RECONSTRUCTION_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+
+
+def _reconstructions(prepared: PreparedRun, runtime: Runtime, folder: Path, report: PhaseProgress) -> dict:
+    """Images rebuilt from white noise out of one representation each (content at one layer, or
+    style over a growing set of layers), with the run's optimiser, steps and seed."""
+    params, device = prepared.run.params, runtime.device
+    folder.mkdir(exist_ok=True)
+    content = _as_tensor(prepared.content.pixels, device)
+    style = _as_tensor(prepared.style.pixels, device)
+    jobs = [("content", (layer,), content, content, 1.0, 0.0) for layer in CONTENT_RECONSTRUCTION_LAYERS]
+    jobs += [("style", STYLE_RECONSTRUCTION_LAYERS[: count + 1], content, style, 0.0, 1e6) for count in range(len(STYLE_RECONSTRUCTION_LAYERS))]
+    made: dict[str, list] = {"content": [], "style": []}
+    for index, (kind, layers, shape_of, target, content_weight, style_weight) in enumerate(jobs):
+        report("reconstructions", index, len(jobs))
+        settings = TransferSettings(
+            steps=params.steps,
+            optimizer=params.optimizer,
+            lr=params.lr,
+            content_weight=content_weight,
+            style_weight=style_weight,
+            content_layer=layers[-1] if kind == "content" else params.content_layer,
+            style_layers={layer: 1.0 for layer in layers} if kind == "style" else {},
+            init="noise",
+            seed=params.seed,
+        )
+        extractor = runtime.extractor(params.weights, params.activation, [settings.content_layer, *settings.style_layers])
+        # Content: start from noise of the content image's size and match its maps at one layer.
+        # Style: the same noise, matched to the style image's Grams (the content term is off).
+        output = run_transfers(extractor, [(target if kind == "content" else shape_of, style, settings)])[0]
+        name = f"{kind}-{layers[-1]}.webp"
+        pixels = output.result_rgb[0].permute(1, 2, 0).numpy()
+        Image.fromarray(pixels, "RGB").save(folder / name, format="WEBP", quality=90, method=figures.WEBP_METHOD)
+        made[kind].append({"layers": list(layers), "file": f"reconstructions/{name}", "loss": output.final.total})
+    report("reconstructions", len(jobs), len(jobs))
+    return made
 
 
 def _peak_memory(device: torch.device) -> dict:
@@ -203,6 +245,12 @@ def finish_run(
         report("figures", index, len(analyses))
         layers_record[layer] = _layer_figures(analysis, params, history, folder / layer)
     report("figures", len(analyses), len(analyses))
+    if params.reconstructions:
+        started_reconstructions = time.perf_counter()
+        reconstructions = _reconstructions(prepared, runtime, folder / "reconstructions", report)
+        timings["reconstructions"] = time.perf_counter() - started_reconstructions
+    else:
+        reconstructions = None
     np.savez_compressed(
         folder / "data" / "grams.npz",
         **{f"{role}/{layer}": analysis.grams[role] for layer, analysis in analyses.items() for role in ROLES},
@@ -229,6 +277,7 @@ def finish_run(
         "losses": {**history, "final": {"total": final.total, "content": final.content, "style": final.style}},
         "stylisation": distances,
         "layers": layers_record,
+        "reconstructions": reconstructions,
     }
     # Every file and its size, so the cache can tell a damaged entry (see ResultCache.lookup).
     record["files"] = {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}

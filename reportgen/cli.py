@@ -177,9 +177,5 @@ def clean(cache_dir: Path | None) -> None:
     click.echo(f"removed {count} cached result{'s' if count != 1 else ''} from {root}")
 
 
-def _run() -> None:  # pragma: no cover - the console script
-    main()
-
-
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -190,7 +190,7 @@ def _batched_transfers(pending: list[Run], runtime: _LazyRuntime, listener: Buil
     live = runtime.get()
     if live.device.type != "cuda":
         return {}
-    from reportgen.ml.pair import prepare_run, transfer_runs
+    from reportgen.ml.pair import out_of_memory_reported, prepare_run, transfer_runs
 
     groups: dict[tuple, list] = {}
     for run in pending:
@@ -207,7 +207,8 @@ def _batched_transfers(pending: list[Run], runtime: _LazyRuntime, listener: Buil
                 continue
             listener.phase(batch[0].run, f"transfer of {len(batch)} runs at once", 0, batch[0].settings.steps)
             try:
-                outputs = transfer_runs(batch, live, lambda phase, done_steps, total: listener.phase(batch[0].run, phase, done_steps, total))
+                with out_of_memory_reported(batch[0].run, len(batch)):
+                    outputs = transfer_runs(batch, live, lambda phase, done_steps, total: listener.phase(batch[0].run, phase, done_steps, total))
             except ReportgenError as error:
                 log.warning("a batch of %d runs failed (%s); computing them one at a time", len(batch), error.message)
                 continue
@@ -219,12 +220,15 @@ def _batched_transfers(pending: list[Run], runtime: _LazyRuntime, listener: Buil
 def _compute(run: Run, manifest: Manifest, runtime: _LazyRuntime, listener: BuildProgress, folder: Path, batched: dict[str, tuple]) -> None:
     from reportgen.ml.pair import compute_run, finish_run
 
+    from reportgen.ml.pair import out_of_memory_reported
+
     report = lambda phase, done, total: listener.phase(run, phase, done, total)  # noqa: E731
-    if run.name in batched:
-        prepared, output, batch_size = batched.pop(run.name)
-        finish_run(prepared, output, manifest, runtime.get(), folder, report, batch_size)
-    else:
-        compute_run(run, manifest, runtime.get(), folder, report)
+    with out_of_memory_reported(run):
+        if run.name in batched:
+            prepared, output, batch_size = batched.pop(run.name)
+            finish_run(prepared, output, manifest, runtime.get(), folder, report, batch_size)
+        else:
+            compute_run(run, manifest, runtime.get(), folder, report)
 
 
 def _write_site(manifest: Manifest, entries: dict[str, Path], summary: BuildSummary, base_url: str | None, before_commit: Callable[[], None]) -> None:
@@ -250,7 +254,7 @@ def _write_site(manifest: Manifest, entries: dict[str, Path], summary: BuildSumm
     renderer = Renderer()
     comparisons = style_distances(records, entries)
     pages = build_pages(manifest, records, summary.failed, comparisons)
-    pages.append(not_found_page(manifest, base_url))
+    pages.append(not_found_page(manifest))
     with SiteWriter(summary.site_dir) as writer:
         for name, entry in entries.items():
             # Figures (in sub-folders) may be shared between runs; the contract files at the top

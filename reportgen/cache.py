@@ -85,10 +85,13 @@ class ResultCache:
             self._scratch.append(work)
             return work
         entry = self.root / key
-        if entry.exists():  # another build finished the same work first
+        try:
+            os.rename(work, entry)
+        except OSError:
+            if not entry.is_dir():
+                raise
+            # Another build (of another site, sharing this cache) finished the same work first.
             shutil.rmtree(work, ignore_errors=True)
-            return entry
-        os.rename(work, entry)
         return entry
 
     def close(self) -> None:

@@ -137,9 +137,9 @@ def serve(manifest: Path, dev_addr: str, **options) -> None:
     if not port.isdigit():
         raise click.BadParameter(f"{dev_addr!r} is not host:port", param_hint="--dev-addr")
     options["quiet"] = True
-    _run_build(manifest, options)
     site_dir = (options["site_dir"] or Path("site")).absolute()
     try:
+        _run_build(manifest, options)
         run_server(
             manifest,
             site_dir,

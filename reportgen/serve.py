@@ -92,12 +92,16 @@ def serve(
     thread.start()
     on_ready(f"http://{host}:{server.server_address[1]}{prefix}")
     stop = stop or threading.Event()
-    stamps = _snapshot(watched_files(manifest_path))
+    files = watched_files(manifest_path)
+    stamps = _snapshot(files)
     try:
         while not stop.wait(1.0):
-            current = _snapshot(watched_files(manifest_path))
+            current = _snapshot(files)
             if current == stamps:
                 continue
+            if current.get(manifest_path) != stamps.get(manifest_path):
+                files = watched_files(manifest_path)  # the manifest may name other images now
+                current = _snapshot(files)
             stamps = current
             try:
                 rebuild()

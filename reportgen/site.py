@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from reportgen.manifest import Manifest, Params
+from reportgen.layers import network_order
+from reportgen.manifest import Manifest, PairSpec, Params
 
 DEFAULTS = Params()
 
@@ -22,6 +23,9 @@ LAYER_DESCRIPTIONS = {
     "conv4_2": "eighth resolution, one layer deeper: the paper's content representation",
     "conv5_1": "sixteenth resolution: object parts and arrangements; little texture detail left",
 }
+
+
+NOT_FOUND = "404.html"  # served by GitHub Pages at whatever path was missing
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,7 @@ def _loss_rows(final: dict, parameters: dict) -> list[dict]:
 
 def _stylisation_rows(stylisation: dict) -> list[dict]:
     return [
-        {"layer": layer, "result": d["result"], "content": d["content"], "ratio": d["result"] / d["content"] if d["content"] else 0.0, "matched": d["result"] < d["content"]}
+        {"layer": layer, "result": d["result"], "content": d["content"], "matched": d["result"] < d["content"]}
         for layer, d in stylisation["style_gram"].items()
     ]
 
@@ -106,11 +110,18 @@ def build_pages(manifest: Manifest, records: dict[str, dict], failed: dict[str, 
     layer -> the cross-pair comparison of :func:`reportgen.compare.style_distances`.
     """
     pages: list[Page] = []
-    pair_links = [{"href": f"{run_dir(p.id)}/index.html", "label": p.title} for p in manifest.pairs]
-    index_entries = []
-    for position, pair in enumerate(manifest.pairs):
+
+    def finished(pair) -> list[str]:
         names = [f"{pair.id}/{v.id}" for v in pair.variants] if pair.variants else [pair.id]
-        done = [name for name in names if name in records]
+        return [name for name in names if name in records]
+
+    # Previous/next links only between pairs that have pages (with --keep-going some may not).
+    shown = [pair for pair in manifest.pairs if finished(pair)]
+    pair_links = [{"href": f"{run_dir(p.id)}/index.html", "label": p.title} for p in shown]
+    index_entries = []
+    for pair in manifest.pairs:
+        names = [f"{pair.id}/{v.id}" for v in pair.variants] if pair.variants else [pair.id]
+        done = finished(pair)
         entry = {
             "id": pair.id,
             "title": pair.title,
@@ -123,11 +134,11 @@ def build_pages(manifest: Manifest, records: dict[str, dict], failed: dict[str, 
         index_entries.append(entry)
         if not done:
             continue
-        neighbours = _neighbours(pair_links, position)
+        neighbours = _neighbours(pair_links, shown.index(pair))
         if pair.variants:
             pages.append(_variants_page(manifest, pair, [(name, records[name]) for name in done], entry["failed"], neighbours))
         for name in done:
-            pages.extend(_run_pages(manifest, records[name], name, neighbours if not pair.variants else None))
+            pages.extend(_run_pages(manifest, pair, records[name], name, neighbours if not pair.variants else None, set(comparisons)))
     pages.insert(
         0,
         Page(
@@ -170,7 +181,11 @@ def _variants_page(manifest: Manifest, pair, runs: list[tuple[str, dict]], faile
                 "content_distance": record["stylisation"]["content_features"]["result"],
             }
         )
-    style_layers = [row["layer"] for row in sheet[0]["stylisation"]]
+    # Columns: every style layer any variant uses (a variant may change style_layers).
+    style_layers = network_order(row["layer"] for item in sheet for row in item["stylisation"])
+    for item in sheet:
+        by_layer = {row["layer"]: row for row in item["stylisation"]}
+        item["cells"] = [by_layer.get(layer) for layer in style_layers]
     return Page(
         f"{base}/index.html",
         "variants.html",
@@ -190,11 +205,11 @@ def _variants_page(manifest: Manifest, pair, runs: list[tuple[str, dict]], faile
     )
 
 
-def _run_pages(manifest: Manifest, record: dict, name: str, neighbours: dict | None) -> list[Page]:
-    """The page of one run (a pair, or one variant) and its layer pages."""
+def _run_pages(manifest: Manifest, spec: PairSpec, record: dict, name: str, neighbours: dict | None, compared_layers: set[str]) -> list[Page]:
+    """The page of one run (a pair, or one variant) and its layer pages.  ``compared_layers``
+    are those with a cross-pair page (layers every run analyses)."""
     base = run_dir(name)
-    pair_title = next(p.title for p in manifest.pairs if p.id == record["id"])
-    spec = next(p for p in manifest.pairs if p.id == record["id"])
+    pair_title = spec.title
     if record["variant"]:
         trail = [("Study", "index.html"), (pair_title, f"{run_dir(record['id'])}/index.html"), (record["variant"], f"{base}/index.html")]
     else:
@@ -235,7 +250,7 @@ def _run_pages(manifest: Manifest, record: dict, name: str, neighbours: dict | N
                     "neighbours": _neighbours([{"href": other["href"], "label": other["name"]} for other in layers], position),
                     "figure_dir": f"{base}/{layer['name']}",
                     "distance": record["stylisation"]["style_gram"].get(layer["name"]),
-                    "cross_pair": f"layers/{layer['name']}.html",
+                    "cross_pair": f"layers/{layer['name']}.html" if layer["name"] in compared_layers else None,
                 },
             )
         )
@@ -280,12 +295,11 @@ def _cross_pair_pages(manifest: Manifest, records: dict[str, dict], comparisons:
     return pages
 
 
-NOT_FOUND = "404.html"
 
 
-def not_found_page(manifest: Manifest, base_url: str | None) -> Page:
-    """GitHub Pages serves ``404.html`` for any missing path, at that path: its links must be
-    absolute, so they use ``base_url`` (without one they are relative to the site root)."""
+def not_found_page(manifest: Manifest) -> Page:
+    """GitHub Pages serves ``404.html`` for any missing path, at that path: the renderer makes
+    its links absolute with the base URL (without one they are relative to the site root)."""
     return Page(
         NOT_FOUND,
         "404.html",

@@ -39,21 +39,6 @@ def site_lock(site_dir: Path) -> Iterator[None]:
         handle.close()
 
 
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write one file through a temporary file and a rename: readers see the old or the new."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(payload)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-
-
 class SiteWriter:
     """Collects a new site in a staging folder; :meth:`commit` swaps it in place of the old.
 

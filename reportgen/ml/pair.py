@@ -6,6 +6,7 @@ The folder becomes a cache entry and is copied into the site as ``pairs/<id>/``;
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import resource
@@ -107,10 +108,10 @@ def _reconstructions(prepared: PreparedRun, runtime: Runtime, folder: Path, repo
     folder.mkdir(exist_ok=True)
     content = _as_tensor(prepared.content.pixels, device)
     style = _as_tensor(prepared.style.pixels, device)
-    jobs = [("content", (layer,), content, content, 1.0, 0.0) for layer in CONTENT_RECONSTRUCTION_LAYERS]
-    jobs += [("style", STYLE_RECONSTRUCTION_LAYERS[: count + 1], content, style, 0.0, 1e6) for count in range(len(STYLE_RECONSTRUCTION_LAYERS))]
+    jobs = [("content", (layer,), 1.0, 0.0) for layer in CONTENT_RECONSTRUCTION_LAYERS]
+    jobs += [("style", STYLE_RECONSTRUCTION_LAYERS[: count + 1], 0.0, 1e6) for count in range(len(STYLE_RECONSTRUCTION_LAYERS))]
     made: dict[str, list] = {"content": [], "style": []}
-    for index, (kind, layers, shape_of, target, content_weight, style_weight) in enumerate(jobs):
+    for index, (kind, layers, content_weight, style_weight) in enumerate(jobs):
         report("reconstructions", index, len(jobs))
         settings = TransferSettings(
             steps=params.steps,
@@ -118,15 +119,17 @@ def _reconstructions(prepared: PreparedRun, runtime: Runtime, folder: Path, repo
             lr=params.lr,
             content_weight=content_weight,
             style_weight=style_weight,
-            content_layer=layers[-1] if kind == "content" else params.content_layer,
+            # For style jobs the (unweighted) content layer is the deepest style layer, so the
+            # network is not run deeper than the reconstruction needs.
+            content_layer=layers[-1],
             style_layers={layer: 1.0 for layer in layers} if kind == "style" else {},
             init="noise",
             seed=params.seed,
         )
         extractor = runtime.extractor(params.weights, params.activation, [settings.content_layer, *settings.style_layers])
-        # Content: start from noise of the content image's size and match its maps at one layer.
-        # Style: the same noise, matched to the style image's Grams (the content term is off).
-        output = run_transfers(extractor, [(target if kind == "content" else shape_of, style, settings)])[0]
+        # Both start from noise of the content image's size (the seed's noise): content jobs match
+        # its maps at one layer, style jobs the style image's Grams (their content term is off).
+        output = run_transfers(extractor, [(content, style, settings)])[0]
         name = f"{kind}-{layers[-1]}.webp"
         pixels = output.result_rgb[0].permute(1, 2, 0).numpy()
         Image.fromarray(pixels, "RGB").save(folder / name, format="WEBP", quality=90, method=figures.WEBP_METHOD)
@@ -187,21 +190,28 @@ def transfer_runs(prepared: list[PreparedRun], runtime: Runtime, progress: Phase
     params = prepared[0].run.params
     extractor = runtime.extractor(params.weights, params.activation, [params.content_layer, *params.style_layer_weights])
     items = [(_as_tensor(p.content.pixels, device), _as_tensor(p.style.pixels, device), p.settings) for p in prepared]
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    return run_transfers(extractor, items, progress=lambda done, total, _: report("transfer", done, total))
+
+
+@contextlib.contextmanager
+def out_of_memory_reported(run: Run, count: int = 1):
+    """Device memory running out anywhere in a run (transfer, analysis, reconstructions) becomes
+    a :class:`TransferError` naming the size that failed."""
     try:
-        return run_transfers(extractor, items, progress=lambda done, total, _: report("transfer", done, total))
+        yield
     except torch.OutOfMemoryError:
         torch.cuda.empty_cache()
-        width, height = prepared[0].content.size
+        together = f" ({count} runs at once)" if count > 1 else ""
         raise TransferError(
-            f"out of memory on {device} optimising {len(prepared)} image(s) of {width}x{height} "
-            f"(size {params.size}); lower size, or build with --device cpu"
+            f"out of memory computing {run.name} at size {run.params.size}{together}; "
+            "lower size, or build with --device cpu"
         ) from None
 
 
 def compute_run(run: Run, manifest: Manifest, runtime: Runtime, folder: Path, progress: PhaseProgress | None = None) -> dict:
     """Compute everything of ``run`` into ``folder``; returns the record also saved as data/pair.json."""
-    if runtime.device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(runtime.device)
     prepared = prepare_run(run, runtime)
     output = transfer_runs([prepared], runtime, progress)[0]
     return finish_run(prepared, output, manifest, runtime, folder, progress)
@@ -245,6 +255,7 @@ def finish_run(
         report("figures", index, len(analyses))
         layers_record[layer] = _layer_figures(analysis, params, history, folder / layer)
     report("figures", len(analyses), len(analyses))
+    timings["figures"] = time.perf_counter() - started
     if params.reconstructions:
         started_reconstructions = time.perf_counter()
         reconstructions = _reconstructions(prepared, runtime, folder / "reconstructions", report)
@@ -255,7 +266,6 @@ def finish_run(
         folder / "data" / "grams.npz",
         **{f"{role}/{layer}": analysis.grams[role] for layer, analysis in analyses.items() for role in ROLES},
     )
-    timings["figures"] = time.perf_counter() - started
 
     final = output.final
     record = {

@@ -187,15 +187,23 @@ def gram_heatmap(gram: np.ndarray, title: str, path: Path) -> None:
     plt.close(figure)
 
 
-def _matrix_panel(scaled: np.ndarray, colours: str, scale: int) -> np.ndarray:
-    """(C, C) values in 0..1 -> (C·scale, C·scale, 3) uint8: one square of ``scale`` px per cell."""
+def _matrix_panel(scaled: np.ndarray, colours: str) -> np.ndarray:
+    """(C, C) values in 0..1 -> (C, C, 3) uint8, one pixel per cell.  The page enlarges it with
+    ``image-rendering: pixelated``, which costs no bytes."""
     indices = np.clip(np.round(scaled * 255), 0, 255).astype(np.uint8)
-    return np.repeat(np.repeat(colour_table(colours)[indices], scale, axis=0), scale, axis=1)
+    return colour_table(colours)[indices]
 
 
-def _cell_scale(channels: int) -> int:
-    """Whole pixels per Gram cell so that a matrix is drawn at least 256 px wide."""
-    return max(1, 256 // channels)
+MATRIX_QUALITY = 70  # WebP quality of the cell-by-cell matrices (noise-like: bytes grow fast with it)
+COMPARISON_SIDE = 256  # the Gram comparison shows at most this many rows and columns
+
+
+def _block_mean(matrix: np.ndarray, block: int) -> np.ndarray:
+    """(C, C) -> (C/block, C/block): the mean of each block × block square of cells."""
+    if block == 1:
+        return matrix
+    side = matrix.shape[0] // block
+    return matrix[: side * block, : side * block].reshape(side, block, side, block).mean(axis=(1, 3))
 
 
 def gram_comparison(style_gram: np.ndarray, result_gram: np.ndarray, layer: str, path: Path) -> dict:
@@ -207,14 +215,16 @@ def gram_comparison(style_gram: np.ndarray, result_gram: np.ndarray, layer: str,
     panels, so a colour means the same value everywhere.  Drawn cell by cell with numpy, a pixel
     square per cell: a plotting library adds nothing here but seconds.  Returns the scale.
     """
-    difference = result_gram - style_gram
-    limit = float(max(np.abs(style_gram).max(), np.abs(result_gram).max(), np.abs(difference).max()) or 1.0)
+    # Above 256 filters, blocks of cells are averaged: three 512x512 panels of noise-like values
+    # are a megabyte per layer as WebP, and the cell-level view is the correlation map's job.
+    block = max(1, style_gram.shape[0] // COMPARISON_SIDE)
+    matrices = [_block_mean(m, block) for m in (style_gram, result_gram, result_gram - style_gram)]
+    limit = float(max(np.abs(m).max() for m in matrices) or 1.0)
     norm = matplotlib.colors.SymLogNorm(linthresh=limit * 1e-3, vmin=-limit, vmax=limit)
-    scale = _cell_scale(style_gram.shape[0])
-    panels = [_matrix_panel(np.asarray(norm(matrix)), "RdBu_r", scale) for matrix in (style_gram, result_gram, difference)]
-    gap = np.full((panels[0].shape[0], 12, 3), 255, dtype=np.uint8)
-    Image.fromarray(np.hstack([panels[0], gap, panels[1], gap, panels[2]]), "RGB").save(path, format="WEBP", quality=80, method=WEBP_METHOD)
-    return {"limit": limit, "linear_below": limit * 1e-3, "panel": int(panels[0].shape[1]), "gap": 12}
+    panels = [_matrix_panel(np.asarray(norm(matrix)), "RdBu_r") for matrix in matrices]
+    gap = np.full((panels[0].shape[0], max(2, style_gram.shape[0] // 32), 3), 255, dtype=np.uint8)
+    Image.fromarray(np.hstack([panels[0], gap, panels[1], gap, panels[2]]), "RGB").save(path, format="WEBP", quality=MATRIX_QUALITY, method=WEBP_METHOD)
+    return {"limit": limit, "linear_below": limit * 1e-3, "block": block}
 
 
 def correlation_heatmap(correlation: np.ndarray, layer: str, path: Path) -> dict:
@@ -226,10 +236,9 @@ def correlation_heatmap(correlation: np.ndarray, layer: str, path: Path) -> dict
     """
     channels = correlation.shape[0]
     low = min(0.0, float(correlation.min()))
-    scale = _cell_scale(channels)
-    panel = _matrix_panel((correlation - low) / (1.0 - low), "magma", scale)
-    Image.fromarray(panel, "RGB").save(path, format="WEBP", quality=80, method=WEBP_METHOD)
-    side = channels * scale
+    panel = _matrix_panel((correlation - low) / (1.0 - low), "magma")
+    Image.fromarray(panel, "RGB").save(path, format="WEBP", quality=MATRIX_QUALITY, method=WEBP_METHOD)
+    side = channels
     return {"size": [side, side], "axes": [0, 0, side, side], "channels": channels, "low": low}
 
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 
+from reportgen.results import per_position
+
 GRAMS = "data/grams.npz"
-
-
-def _per_position(gram: np.ndarray, map_size: list[int]) -> np.ndarray:
-    width, height = map_size
-    return gram.astype(np.float64) / (width * height)
 
 
 def symmetric_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -45,7 +43,7 @@ def style_distances(records: dict[str, dict], entries: dict[str, Path]) -> dict[
     try:
         for layer in layers:
             grams = [
-                _per_position(archives[name][f"style/{layer}"], records[name]["layers"][layer]["map_size"]["style"])
+                per_position(archives[name][f"style/{layer}"], math.prod(records[name]["layers"][layer]["map_size"]["style"]))
                 for _, name in styles.values()
             ]
             matrix = [[symmetric_distance(a, b) for b in grams] for a in grams]

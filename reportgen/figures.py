@@ -104,26 +104,28 @@ def _resize_tile(tile: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.asarray(Image.fromarray(tile).resize((width, height), method))
 
 
-def feature_montage(maps: np.ndarray, path: Path, label: bool = True) -> MontageLayout:
-    """Write every map of a (C, H, W) array into one WebP montage, in filter order, row-major."""
-    count, height, width = maps.shape
+def _write_montage(scaled: np.ndarray, colours: str, path: Path) -> MontageLayout:
+    """Lay (C, H, W) uint8 maps out in filter order, row-major, colour them with ``colours``,
+    number each tile and write the WebP montage."""
+    count, height, width = scaled.shape
     layout = montage_layout(count, height, width)
-    canvas = np.full((layout.size[1], layout.size[0]), 255, dtype=np.uint8)
-    indices = np.zeros_like(canvas)
-    mask = np.zeros(canvas.shape, dtype=bool)
-    scaled = _scaled_to_bytes(maps)
+    table = colour_table(colours)
+    canvas = np.full((layout.size[1], layout.size[0], 3), BACKGROUND, dtype=np.uint8)
     for k in range(count):
         row, column = divmod(k, layout.columns)
         top = row * (layout.tile_height + layout.gap)
         left = column * (layout.tile_width + layout.gap)
-        indices[top : top + layout.tile_height, left : left + layout.tile_width] = _resize_tile(scaled[k], layout.tile_width, layout.tile_height)
-        mask[top : top + layout.tile_height, left : left + layout.tile_width] = True
-    rgb = np.where(mask[..., None], colour_table()[indices], np.array(BACKGROUND, dtype=np.uint8))
-    image = Image.fromarray(rgb.astype(np.uint8), "RGB")
-    if label and layout.tile_height >= 24:
+        canvas[top : top + layout.tile_height, left : left + layout.tile_width] = table[_resize_tile(scaled[k], layout.tile_width, layout.tile_height)]
+    image = Image.fromarray(canvas, "RGB")
+    if layout.tile_height >= 24:
         _label_tiles(image, layout)
     image.save(path, format="WEBP", quality=MONTAGE_QUALITY, method=WEBP_METHOD)
     return layout
+
+
+def feature_montage(maps: np.ndarray, path: Path) -> MontageLayout:
+    """Write every map of a (C, H, W) array into one WebP montage, in filter order, row-major."""
+    return _write_montage(_scaled_to_bytes(maps), "viridis", path)
 
 
 @lru_cache(maxsize=8)
@@ -281,22 +283,9 @@ def difference_montage(content_maps: np.ndarray, result_maps: np.ndarray, path: 
     """result − content for every map of a (C, H, W) pair, each on its own symmetric scale
     (blue lower, red higher, white equal), laid out like :func:`feature_montage`."""
     difference = result_maps - content_maps
-    count, height, width = difference.shape
-    layout = montage_layout(count, height, width)
     limits = np.abs(difference).max(axis=(1, 2), keepdims=True)
     scaled = ((difference / np.where(limits > 0, limits, 1.0) + 1) * 127.5).round().astype(np.uint8)
-    table = colour_table("RdBu_r")
-    canvas = np.full((layout.size[1], layout.size[0], 3), 255, dtype=np.uint8)
-    for k in range(count):
-        row, column = divmod(k, layout.columns)
-        top = row * (layout.tile_height + layout.gap)
-        left = column * (layout.tile_width + layout.gap)
-        canvas[top : top + layout.tile_height, left : left + layout.tile_width] = table[_resize_tile(scaled[k], layout.tile_width, layout.tile_height)]
-    image = Image.fromarray(canvas, "RGB")
-    if layout.tile_height >= 24:
-        _label_tiles(image, layout)
-    image.save(path, format="WEBP", quality=MONTAGE_QUALITY, method=WEBP_METHOD)
-    return layout
+    return _write_montage(scaled, "RdBu_r", path)
 
 
 def loss_curves(steps: list[int], total: list[float], content: list[float], style: dict[str, list[float]], path: Path) -> None:

@@ -9,6 +9,12 @@ import numpy as np
 ROLES = ("content", "style", "result")
 
 
+def per_position(gram: np.ndarray, positions: int) -> np.ndarray:
+    """A raw (C, C) Gram divided by its number of positions H·W (float64), so that Grams of
+    images of different sizes can be compared."""
+    return gram.astype(np.float64) / positions
+
+
 @dataclass(frozen=True)
 class GramCell:
     """One cell (i, j) of a Gram matrix and its value; i ≤ j."""
@@ -34,3 +40,8 @@ class LayerAnalysis:
     @property
     def channels(self) -> int:
         return next(iter(self.grams.values())).shape[0]
+
+    def gram_per_position(self, role: str) -> np.ndarray:
+        """``role``'s Gram divided by the number of positions of its maps."""
+        _, height, width = self.maps[role].shape
+        return per_position(self.grams[role], height * width)

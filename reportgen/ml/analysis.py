@@ -9,14 +9,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from reportgen.ml.transfer import gram
 from reportgen.ml.vgg import FeatureExtractor
 from reportgen.results import GramCell, LayerAnalysis
 
 
 def raw_gram(features: torch.Tensor) -> torch.Tensor:
     """(C, H, W) -> (C, C) float32: F·Fᵀ summed over positions, as the seed prints it."""
-    flat = features.flatten(1).float()  # (C, H·W)
-    return flat @ flat.T
+    return gram(features.float().unsqueeze(0))[0]
 
 
 def normalised_gram(gram: np.ndarray) -> np.ndarray:
@@ -78,11 +78,6 @@ def analyse(
     return analyses
 
 
-def _per_position(gram: np.ndarray, maps: np.ndarray) -> np.ndarray:
-    """A raw (C, C) Gram divided by the number of positions of its (C, H, W) maps (float64)."""
-    return gram.astype(np.float64) / (maps.shape[1] * maps.shape[2])
-
-
 @torch.no_grad()
 def stylisation_distances(
     extractor: FeatureExtractor,
@@ -104,10 +99,8 @@ def stylisation_distances(
     style_gram = {}
     for layer in style_layers:
         analysis = analyses[layer]
-        target = _per_position(analysis.grams["style"], analysis.maps["style"])
-        style_gram[layer] = {
-            role: relative_distance(_per_position(analysis.grams[role], analysis.maps[role]), target) for role in ("result", "content")
-        }
+        target = analysis.gram_per_position("style")
+        style_gram[layer] = {role: relative_distance(analysis.gram_per_position(role), target) for role in ("result", "content")}
     style_resized = F.interpolate(style.float(), size=content.shape[2:], mode="bilinear", antialias=True, align_corners=False)
     style_features = extractor(extractor.preprocessing.to_network(style_resized.round().clamp(0, 255)))[content_layer][0]
     content_maps = analyses[content_layer].maps

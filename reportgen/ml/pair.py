@@ -72,7 +72,7 @@ def _layer_figures(analysis: LayerAnalysis, params: Params, history: dict, folde
     figures.gram_heatmap(analysis.grams["style"], f"Gram matrix of the style image at {layer}", folder / "gram-style.webp")
     figures.filter_pairs_figure(analysis.maps["style"], analysis.top_pairs["style"], folder / "top-pairs-style.webp")
     # Grams per position, since the style image's size differs from the content's and result's.
-    per_position = {role: analysis.grams[role].astype(np.float64) / (analysis.maps[role].shape[1] * analysis.maps[role].shape[2]) for role in ROLES}
+    per_position = {role: analysis.gram_per_position(role) for role in ROLES}
     comparison = figures.gram_comparison(per_position["style"], per_position["result"], layer, folder / "grams-compare.webp")
     correlation = normalised_gram(analysis.grams["style"])
     heatmap = figures.correlation_heatmap(correlation, layer, folder / "correlation-style.webp")

@@ -44,6 +44,8 @@ class Params:
     activation: str = "relu"  # relu: after the ReLU (the paper); conv: before it
     top_pairs: int = 10  # most-correlated filter pairs listed per layer
     reconstructions: bool = False  # also the paper's Figure 1: images rebuilt from single layers
+    # Of the optimisation's network passes: auto is bfloat16 where the device has it natively.
+    precision: str = "auto"  # auto | float32 | bfloat16
 
     @property
     def style_layer_weights(self) -> dict[str, float]:
@@ -292,6 +294,7 @@ PARAM_CHECKS: dict[str, Checker] = {
     "activation": _choice(*ACTIVATIONS),
     "top_pairs": _integer(1, 1000),
     "reconstructions": _boolean,
+    "precision": _choice("auto", "float32", "bfloat16"),
 }
 # Variant ids become folders beside a pair's layer pages and figure folders.
 RESERVED_VARIANT_IDS = frozenset({*LAYER_NAMES, "data", "thumbs", "index", "layers", "assets"})

@@ -378,10 +378,11 @@ MANIFEST_CASES = [
       "defaults:\n  style_layers: {conv1_1: 0, conv2_1: 0}\n" + P + "    style_layers: {conv1_1: -1}\n",
       (2, 17, "defaults.style_layers", "at least one"), (7, 29, "pairs[0].style_layers.conv1_1", "out of range")),
     M("style-layers-a-list", P + "    style_layers: [conv1_1, conv2_1]\n", (5, 19, "pairs[0].style_layers", "must be a mapping")),
-    M("unknown-choices", P + "    optimizer: sgd\n    init: random\n    activation: tanh\n",
+    M("unknown-choices", P + "    optimizer: sgd\n    init: random\n    activation: tanh\n    precision: half\n",
       (5, 16, "pairs[0].optimizer", "'sgd'", "not allowed", "lbfgs, adam"),
       (6, 11, "pairs[0].init", "'random'", "not allowed", "content, noise"),
-      (7, 17, "pairs[0].activation", "'tanh'", "not allowed", "relu")),
+      (7, 17, "pairs[0].activation", "'tanh'", "not allowed", "relu"),
+      (8, 16, "pairs[0].precision", "'half'", "not allowed", "auto, float32, bfloat16")),
     M("seed-and-top-pairs-out-of-range", P + "    seed: -1\n    top_pairs: 0\n",
       (5, 11, "pairs[0].seed", "out of range"), (6, 16, "pairs[0].top_pairs", "out of range")),
     # --- ids ---

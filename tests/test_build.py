@@ -114,7 +114,12 @@ def test_pair_json_record(built_study, pair_id):
     assert losses["step"] == [1, 2, 3, 4]
     assert len(losses["total"]) == len(losses["content"]) == 4
     assert set(losses["style"]) == set(STYLE_LAYERS) and all(len(v) == 4 for v in losses["style"].values())
-    assert losses["content"][0] == 0.0  # the optimisation starts from the content image
+    # The optimisation starts from the content image: no content loss, except the rounding of
+    # its own features when the network runs in bfloat16 (the targets are float32).
+    if record["precision"] == "float32":
+        assert losses["content"][0] == 0.0
+    else:
+        assert 0.0 < losses["content"][0] < 1e-3 * losses["total"][0]
     assert {"total", "content", "style"} <= set(losses["final"])
     assert {"transfer", "analysis"} <= set(record["timings"]) and all(v >= 0 for v in record["timings"].values())
     assert record["device"] == "cpu"

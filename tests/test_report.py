@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import ANALYSED, make_study
 
@@ -182,6 +183,12 @@ def test_provenance_card_has_what_reproduction_needs(swept):
     for value in (record["inputs"]["content"]["sha256"], record["inputs"]["style"]["sha256"], record["weights"]["sha256"], record["versions"]["torch"]):
         assert value in page
     assert "peak memory" in page and record["device"] in page
+    # "precision: auto" in the manifest; the record and the page say what it meant here.
+    from reportgen.ml.runtime import Runtime
+
+    assert record["parameters"]["precision"] == "auto"
+    assert record["precision"] == Runtime(torch.device("cpu")).precision("auto")
+    assert f"optimisation in {record['precision']}" in page
 
 
 def test_data_option_leaves_the_data_files_out(tmp_path, session_cache):

@@ -127,9 +127,11 @@ def test_optimisation_lowers_the_total_loss(transfer_extractor, tiny_pair, optim
     assert not torch.equal(out.result_rgb.float(), content), "the picture did not change"
 
 
-def test_final_loss_is_that_of_the_saved_8bit_picture(transfer_extractor, tiny_pair):
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_final_loss_is_that_of_the_saved_8bit_picture(transfer_extractor, tiny_pair, precision):
+    """Measured in float32 whatever the optimisation's precision, so precisions compare."""
     content, style = tiny_pair
-    out = run_transfer(transfer_extractor, content, style, settings(steps=4, optimizer="adam", lr=3.0))
+    out = run_transfer(transfer_extractor, content, style, settings(steps=4, optimizer="adam", lr=3.0, precision=precision))
     prep = transfer_extractor.preprocessing
     objective = GatysObjective(transfer_extractor, prep.to_network(content), prep.to_network(style), settings())
     with torch.no_grad():
@@ -151,6 +153,39 @@ def test_same_settings_and_seed_are_bit_identical(transfer_extractor, tiny_pair,
     assert [r.total for r in first.history] == [r.total for r in second.history]
     assert [r.style for r in first.history] == [r.style for r in second.history]
     assert first.final == second.final
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_bfloat16_optimisation_reaches_the_float32_loss(transfer_extractor, optimizer):
+    """bfloat16 passes change the path (the content term is no longer exactly 0 at the content
+    image: the targets are float32) but not where it ends: final losses within 5%."""
+    from reportgen.images import load_image
+
+    from conftest import IMAGES, rgb_tensor
+
+    content = rgb_tensor(load_image(IMAGES / "content" / "chelsea.png", 48).pixels)
+    style = rgb_tensor(load_image(IMAGES / "style" / "brushstrokes.jpg", 48).pixels)
+    options = dict(steps=20, optimizer=optimizer, lr=4.0 if optimizer == "adam" else 1.0)
+    exact = run_transfer(transfer_extractor, content, style, settings(**options))
+    low = run_transfer(transfer_extractor, content, style, settings(**options, precision="bfloat16"))
+    assert exact.history[0].content == 0.0
+    assert low.history[0].content > 0.0, "the network did not run in bfloat16"
+    assert low.final.total < 0.5 * low.history[0].total
+    assert low.final.total == pytest.approx(exact.final.total, rel=0.05)
+    assert all(isinstance(value, float) and math.isfinite(value) for value in low.history[-1].style.values())
+
+
+def test_auto_precision_is_bfloat16_only_where_the_device_has_it(monkeypatch):
+    from reportgen.ml.runtime import Runtime
+
+    runtime = Runtime(torch.device("cpu"))
+    assert runtime.precision("float32") == "float32" and runtime.precision("bfloat16") == "bfloat16"
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx2": True, "avx512_bf16": False})
+    assert runtime.precision("auto") == "float32"
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": True})
+    assert runtime.precision("auto") == "bfloat16"
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"amx_bf16": True})
+    assert runtime.precision("auto") == "bfloat16"
 
 
 def test_noise_init_differs_from_content_init(transfer_extractor, tiny_pair):
@@ -206,7 +241,7 @@ def test_batched_transfers_equal_one_at_a_time(transfer_extractor):
     """Several pairs optimised as one batch give each pair's own result.
 
     Adam works element by element, so the batch matches up to float rounding (one grey level,
-    losses within 1e-4).  L-BFGS builds its steps from past gradients and amplifies the different
+    losses within 1e-4, in float32 and in bfloat16 alike).  L-BFGS builds its steps from past gradients and amplifies the different
     rounding of batched convolutions (its early steps overshoot): over ten steps the results stay
     within a few grey levels on average and the losses within 5%.  The batched loss and gradient
     themselves are checked tightly in the next test.
@@ -220,14 +255,14 @@ def test_batched_transfers_equal_one_at_a_time(transfer_extractor):
     cup = rgb_tensor(load_image(IMAGES / "content" / "coffee.png", 48).pixels)
     strokes = rgb_tensor(load_image(IMAGES / "style" / "brushstrokes.jpg", 48).pixels)
     mosaic = rgb_tensor(load_image(IMAGES / "style" / "mosaic.png", 40).pixels)  # another size: fine
-    for optimizer, tolerance, mean_levels in (("adam", 1e-4, 1.0), ("lbfgs", 5e-2, 4.0)):
-        first = TransferSettings(10, optimizer, 1.0, 1.0, 1e6, "conv4_2", STYLE_LAYERS, "content", 0)
-        second = TransferSettings(10, optimizer, 2.0, 1.0, 1e5, "conv4_2", STYLE_LAYERS, "content", 3)
+    for optimizer, precision, tolerance, mean_levels in (("adam", "float32", 1e-4, 1.0), ("lbfgs", "float32", 5e-2, 4.0), ("adam", "bfloat16", 1e-4, 1.0)):
+        first = TransferSettings(10, optimizer, 1.0, 1.0, 1e6, "conv4_2", STYLE_LAYERS, "content", 0, precision)
+        second = TransferSettings(10, optimizer, 2.0, 1.0, 1e5, "conv4_2", STYLE_LAYERS, "content", 3, precision)
         alone = [run_transfer(transfer_extractor, cat, strokes, first), run_transfer(transfer_extractor, cup, mosaic, second)]
         together = run_transfers(transfer_extractor, [(cat, strokes, first), (cup, mosaic, second)])
         for a, b in zip(alone, together):
             difference = (a.result_rgb.int() - b.result_rgb.int()).abs().float()
-            assert difference.mean().item() <= mean_levels and (optimizer == "lbfgs" or difference.max().item() <= 1), optimizer
+            assert difference.mean().item() <= mean_levels and (optimizer == "lbfgs" or difference.max().item() <= 1), (optimizer, precision)
             assert b.final.total == pytest.approx(a.final.total, rel=tolerance)
             if optimizer == "adam":
                 assert [r.total for r in b.history] == pytest.approx([r.total for r in a.history], rel=tolerance)

@@ -67,7 +67,7 @@ def analyse(
         for role, features in per_image.items():
             layer_features = features[layer][0]  # (C, H, W)
             grams[role] = raw_gram(layer_features).float().cpu().numpy()
-            maps[role] = layer_features.float().cpu().numpy()
+            maps[role] = layer_features.float().contiguous().cpu().numpy()  # (C, H, W), C-ordered for numpy
         analyses[layer] = LayerAnalysis(
             layer=layer,
             maps=maps,

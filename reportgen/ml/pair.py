@@ -125,6 +125,7 @@ def _reconstructions(prepared: PreparedRun, runtime: Runtime, folder: Path, repo
             style_layers={layer: 1.0 for layer in layers} if kind == "style" else {},
             init="noise",
             seed=params.seed,
+            precision=prepared.settings.precision,
         )
         extractor = runtime.extractor(params.weights, params.activation, [settings.content_layer, *settings.style_layers])
         # Both start from noise of the content image's size (the seed's noise): content jobs match
@@ -160,7 +161,7 @@ class PreparedRun:
     def batch_key(self) -> tuple:
         """Runs with equal keys can be optimised as one batch (see :func:`run_transfers`)."""
         p = self.run.params
-        return (self.content.size, p.weights, p.activation, p.steps, p.optimizer, p.content_layer, tuple(p.style_layer_weights))
+        return (self.content.size, p.weights, p.activation, self.settings.batch_signature)
 
 
 def prepare_run(run: Run, runtime: Runtime) -> PreparedRun:
@@ -179,6 +180,7 @@ def prepare_run(run: Run, runtime: Runtime) -> PreparedRun:
         style_layers=params.style_layer_weights,
         init=params.init,
         seed=params.seed,
+        precision=runtime.precision(params.precision),
     )
     return PreparedRun(run, content, style, settings, time.perf_counter() - started)
 
@@ -280,6 +282,7 @@ def finish_run(
         "parameters": params.as_dict() | {"weights": manifest.weights_as_written(params.weights)},
         "weights": {"name": weights.name, "sha256": weights.sha256, "preprocessing": weights.preprocessing.name},
         "activation": params.activation,
+        "precision": prepared.settings.precision,  # as resolved on this device
         **runtime.describe(),
         "timings": {key: round(value, 3) for key, value in timings.items()},
         "batch_size": batch_size,  # runs optimised together; transfer time and peak memory are shared

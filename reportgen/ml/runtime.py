@@ -31,6 +31,10 @@ def resolve_device(choice: str) -> torch.device:
     return device
 
 
+def _channels_last(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.contiguous(memory_format=torch.channels_last) if tensor.dim() == 4 else tensor
+
+
 def _version(package: str) -> str | None:
     try:
         return metadata.version(package)
@@ -46,11 +50,34 @@ class Runtime:
     _weights: dict[str, LoadedWeights] = field(default_factory=dict)
     _extractors: dict[tuple, FeatureExtractor] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.device.type == "cuda":
+            # float32 means float32: no silent TF32 in convolutions or products (PyTorch allows it
+            # in cuDNN convolutions by default).  Speed comes from ``precision: bfloat16`` instead.
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
+
+    @property
+    def has_native_bfloat16(self) -> bool:
+        """Whether this device multiplies bfloat16 natively (else autocast would emulate it, slowly)."""
+        if self.device.type == "cuda":
+            return torch.cuda.is_bf16_supported(including_emulation=False)
+        capabilities = torch.cpu.get_capabilities()
+        return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
+
+    def precision(self, choice: str) -> str:
+        """A manifest's ``precision`` resolved on this device: ``auto`` is bfloat16 where it is native."""
+        if choice != "auto":
+            return choice
+        return "bfloat16" if self.has_native_bfloat16 else "float32"
+
     def weights(self, choice: str) -> LoadedWeights:
         if choice not in self._weights:
             loaded = load_weights(choice)
-            # Moved once; every extractor built from them shares these tensors.
-            state = {key: tensor.to(self.device) for key, tensor in loaded.state_dict.items()}
+            # Moved once; every extractor built from them shares these tensors.  Convolution
+            # kernels are channels-last, as are the images the extractor is fed (see
+            # FeatureExtractor.forward): the layout oneDNN and cuDNN run fastest.
+            state = {key: _channels_last(tensor.to(self.device)) for key, tensor in loaded.state_dict.items()}
             self._weights[choice] = LoadedWeights(loaded.name, state, loaded.preprocessing, loaded.sha256, loaded.source)
         return self._weights[choice]
 

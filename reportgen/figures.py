@@ -4,11 +4,17 @@ Hundreds of feature maps become one montage built with numpy and Pillow (a matpl
 of 512 maps takes minutes); matplotlib and seaborn draw only what is a plot: the Gram heatmaps and
 the loss curves.  Exact pixels (the network's inputs and the result) are PNG; montages and
 thumbnails, which only need to look right, are WebP.
+
+matplotlib is not thread-safe, so its figures are drawn on one :class:`PlotThread` while the
+caller builds montages: numpy and Pillow release the GIL, so the two overlap on two cores.  (The
+montages use matplotlib only for colour tables made at import, and for the stateless
+``SymLogNorm``.)
 """
 
 from __future__ import annotations
 
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -16,10 +22,10 @@ from pathlib import Path
 import matplotlib
 import matplotlib.colors
 
-matplotlib.use("Agg")  # no display; must precede pyplot
+matplotlib.use("Agg")  # no display; must precede pyplot, which seaborn imports
 
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 import seaborn as sns  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
@@ -32,6 +38,13 @@ MIN_TILE = 32  # smaller maps are enlarged (nearest neighbour) to this many px o
 # they keep their look at a tenth of the size.
 HEATMAP_WEBP = {"format": "webp", "pil_kwargs": {"quality": 72, "method": WEBP_METHOD}}
 THUMB_SIDE = 320
+# Fixed plot margins (fractions of the figure), as tight_layout computes them for these figures,
+# with a little room to spare for wider tick labels; tight_layout itself measures every text
+# and costs a third of each plot's time.  Checked over values from 1e-9 to 1e12.
+HEATMAP_MARGINS = {"left": 0.095, "right": 0.977, "bottom": 0.091, "top": 0.953}
+ENERGY_MARGINS = {"left": 0.12, "right": 0.979, "bottom": 0.183, "top": 0.891}
+LAYER_LOSS_MARGINS = {"left": 0.14, "right": 0.975, "bottom": 0.223, "top": 0.866}
+LOSS_MARGINS = {"left": 0.115, "right": 0.979, "bottom": 0.145, "top": 0.962}
 GAP = 2  # px between montage tiles
 BACKGROUND = (255, 255, 255)
 
@@ -62,10 +75,42 @@ class MontageLayout:
         return {"count": self.count, "columns": self.columns, "rows": self.rows, "tile": [self.tile_width, self.tile_height], "gap": self.gap, "size": [width, height]}
 
 
-@lru_cache(maxsize=4)
+class PlotThread:
+    """Runs plotting functions, in the order given, on one worker thread.
+
+    Use as a context manager: leaving it waits for every plot and re-raises the first failure.
+    Everything that calls matplotlib must go through it while it is open.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plots")
+        self._pending: list[Future] = []
+
+    def submit(self, plot, *args) -> None:
+        self._pending.append(self._pool.submit(plot, *args))
+
+    def __enter__(self) -> "PlotThread":
+        return self
+
+    def __exit__(self, error_type, error, traceback) -> None:
+        # After a failure elsewhere, plots not yet started are dropped; the running one finishes.
+        self._pool.shutdown(wait=True, cancel_futures=error is not None)
+        if error is None:
+            for future in self._pending:
+                future.result()
+
+
+# (256, 3) uint8 lookup tables of the colormaps the montages and matrices use, made once here so
+# that no thread but the PlotThread touches matplotlib's colormap registry during a build.
+COLOUR_TABLES = {
+    name: (matplotlib.colormaps[name](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
+    for name in ("viridis", "magma", "RdBu_r")
+}
+
+
 def colour_table(name: str = "viridis") -> np.ndarray:
-    """(256, 3) uint8 lookup table of a matplotlib colormap."""
-    return (matplotlib.colormaps[name](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
+    """(256, 3) uint8 lookup table of one of :data:`COLOUR_TABLES`."""
+    return COLOUR_TABLES[name]
 
 
 MONTAGE_PIXELS = 1_200_000  # a montage holds at most this many tile pixels (about 1 MB as WebP)
@@ -104,18 +149,43 @@ def _resize_tile(tile: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.asarray(Image.fromarray(tile).resize((width, height), method))
 
 
-def _write_montage(scaled: np.ndarray, colours: str, path: Path) -> MontageLayout:
-    """Lay (C, H, W) uint8 maps out in filter order, row-major, colour them with ``colours``,
-    number each tile and write the WebP montage."""
+def _resize_tiles(maps: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(C, H, W) uint8 -> (C, height, width), as :func:`_resize_tile` does each map.
+
+    Enlarging (nearest neighbour, sampling at pixel centres as Pillow does) is one numpy gather
+    for the whole stack; only shrinking goes map by map through Pillow's box filter.
+    """
+    _, map_height, map_width = maps.shape
+    if (map_height, map_width) == (height, width):
+        return maps
+    if width < map_width:
+        return np.stack([_resize_tile(tile, width, height) for tile in maps])
+    rows = ((np.arange(height) + 0.5) * map_height / height).astype(np.intp)
+    columns = ((np.arange(width) + 0.5) * map_width / width).astype(np.intp)
+    return maps[:, rows[:, None], columns[None, :]]
+
+
+def montage_canvas(scaled: np.ndarray, colours: str) -> tuple[np.ndarray, MontageLayout]:
+    """(C, H, W) uint8 maps -> (height, width, 3) uint8 image of them in filter order, row-major,
+    coloured with ``colours`` on a white background, and its layout."""
     count, height, width = scaled.shape
     layout = montage_layout(count, height, width)
-    table = colour_table(colours)
-    canvas = np.full((layout.size[1], layout.size[0], 3), BACKGROUND, dtype=np.uint8)
-    for k in range(count):
-        row, column = divmod(k, layout.columns)
-        top = row * (layout.tile_height + layout.gap)
-        left = column * (layout.tile_width + layout.gap)
-        canvas[top : top + layout.tile_height, left : left + layout.tile_width] = table[_resize_tile(scaled[k], layout.tile_width, layout.tile_height)]
+    tiles = colour_table(colours)[_resize_tiles(scaled, layout.tile_width, layout.tile_height)]  # (C, h, w, 3)
+    # A grid of tile-plus-gap cells, filled and then unfolded into rows of pixels in one go
+    # (no per-tile Python loop: numpy releases the GIL, so this overlaps with the plot thread).
+    cell_height, cell_width = layout.tile_height + layout.gap, layout.tile_width + layout.gap
+    grid = np.empty((layout.rows * layout.columns, cell_height, cell_width, 3), dtype=np.uint8)
+    grid[...] = BACKGROUND
+    grid[:count, : layout.tile_height, : layout.tile_width] = tiles
+    canvas = grid.reshape(layout.rows, layout.columns, cell_height, cell_width, 3).transpose(0, 2, 1, 3, 4)
+    canvas = canvas.reshape(layout.rows * cell_height, layout.columns * cell_width, 3)
+    width_px, height_px = layout.size
+    return np.ascontiguousarray(canvas[:height_px, :width_px]), layout
+
+
+def _write_montage(scaled: np.ndarray, colours: str, path: Path) -> MontageLayout:
+    """The :func:`montage_canvas` of (C, H, W) uint8 maps, each tile numbered, as WebP."""
+    canvas, layout = montage_canvas(scaled, colours)
     image = Image.fromarray(canvas, "RGB")
     if layout.tile_height >= 24:
         _label_tiles(image, layout)
@@ -178,15 +248,15 @@ def filter_pairs_figure(maps: np.ndarray, pairs: list[GramCell], path: Path) -> 
 def gram_heatmap(gram: np.ndarray, title: str, path: Path) -> None:
     """A seaborn heatmap of a raw (C, C) Gram matrix, as the seed draws its style representation."""
     channels = gram.shape[0]
-    figure, axes = plt.subplots(figsize=(6.4, 5.4), dpi=100)
+    figure = Figure(figsize=(6.4, 5.4), dpi=100)  # not pyplot's: no global registry to share
+    axes = figure.subplots()
     tick_step = max(1, channels // 8)
     sns.heatmap(gram, ax=axes, square=True, xticklabels=tick_step, yticklabels=tick_step, cbar_kws={"shrink": 0.8}, rasterized=True)
     axes.set_title(title, fontsize=11)
     axes.set_xlabel("filter j")
     axes.set_ylabel("filter i")
-    figure.tight_layout()
+    figure.subplots_adjust(**HEATMAP_MARGINS)
     figure.savefig(path, **HEATMAP_WEBP)
-    plt.close(figure)
 
 
 def _matrix_panel(scaled: np.ndarray, colours: str) -> np.ndarray:
@@ -249,7 +319,8 @@ def energy_bars(style_energy: np.ndarray, result_energy: np.ndarray, layer: str,
     energy for the same filters on top."""
     order = np.argsort(-style_energy, kind="stable")
     ranks = np.arange(len(order))
-    figure, axes = plt.subplots(figsize=(7.2, 3.2), dpi=100)
+    figure = Figure(figsize=(7.2, 3.2), dpi=100)  # not pyplot's: no global registry to share
+    axes = figure.subplots()
     # One filled staircase, not 512 bar artists: the same picture in a tenth of the time.
     axes.stairs(style_energy[order], np.arange(len(order) + 1) - 0.5, fill=True, color="#4c72b0", label="style image")
     axes.plot(ranks, result_energy[order], ".", markersize=2.5, color="#dd8452", label="result (same filter)")
@@ -259,24 +330,23 @@ def energy_bars(style_energy: np.ndarray, result_energy: np.ndarray, layer: str,
     axes.set_ylabel("G_ii / positions")
     axes.set_title(f"Filter energy at {layer}", fontsize=11)
     axes.legend(fontsize=8, frameon=False)
-    figure.tight_layout()
+    figure.subplots_adjust(**ENERGY_MARGINS)
     figure.savefig(path, format="png")
-    plt.close(figure)
 
 
 def layer_loss_curve(steps: list[int], values: list[float], layer: str, path: Path) -> None:
     """One style layer's weighted loss over the optimisation."""
     array = np.asarray(values, dtype=float)
-    figure, axes = plt.subplots(figsize=(6.0, 2.6), dpi=100)
+    figure = Figure(figsize=(6.0, 2.6), dpi=100)  # not pyplot's: no global registry to share
+    axes = figure.subplots()
     axes.plot(steps, np.where(array > 0, array, np.nan), color="#c44e52", linewidth=1.6)
     axes.set_yscale("log")
     axes.set_xlabel("step")
     axes.set_ylabel("β·w·E")
     axes.set_title(f"Style loss at {layer}", fontsize=11)
     axes.grid(True, alpha=0.3)
-    figure.tight_layout()
+    figure.subplots_adjust(**LAYER_LOSS_MARGINS)
     figure.savefig(path, format="png")
-    plt.close(figure)
 
 
 def difference_montage(content_maps: np.ndarray, result_maps: np.ndarray, path: Path) -> MontageLayout:
@@ -295,7 +365,8 @@ def loss_curves(steps: list[int], total: list[float], content: list[float], styl
         array = np.asarray(values, dtype=float)
         return np.where(array > 0, array, np.nan)
 
-    figure, axes = plt.subplots(figsize=(7.2, 4.0), dpi=100)
+    figure = Figure(figsize=(7.2, 4.0), dpi=100)  # not pyplot's: no global registry to share
+    axes = figure.subplots()
     axes.plot(steps, positive(total), color="black", linewidth=2, label="total")
     axes.plot(steps, positive(content), color="#1f77b4", linewidth=1.6, label="content (α·L_content)")
     palette = sns.color_palette("flare", len(style))
@@ -306,9 +377,8 @@ def loss_curves(steps: list[int], total: list[float], content: list[float], styl
     axes.set_ylabel("weighted loss")
     axes.grid(True, which="major", alpha=0.3)
     axes.legend(fontsize=8, ncols=2, frameon=False)
-    figure.tight_layout()
+    figure.subplots_adjust(**LOSS_MARGINS)
     figure.savefig(path, format="png")
-    plt.close(figure)
 
 
 def thumbnail(pixels: np.ndarray, path: Path, side: int = THUMB_SIDE) -> None:

@@ -150,3 +150,18 @@ def test_sorted_cells_breaks_ties_by_index():
     cells = [(c.i, c.j) for c in sorted_cells(g, 3, off_diagonal=False)]
     # Four cells hold the maximum 4: (0,2), (3,4), (4,4) and (4,5); the first three by (i, j) win.
     assert cells == [(0, 2), (3, 4), (4, 4)]
+
+
+@pytest.mark.parametrize("count", [1, 10, 20, 200])
+def test_sorted_cells_of_a_large_matrix_with_many_ties_equal_a_full_sort(count):
+    """Large matrices take a shortcut (only cells reaching the count-th value are sorted); with
+    many equal values around that threshold it must still give the full sort's first cells."""
+    rng = np.random.default_rng(count)
+    g = rng.integers(0, 6, (300, 300)).astype(np.float32)
+    g = g + g.T
+    for off_diagonal in (True, False):
+        rows, cols = np.triu_indices(300, k=1 if off_diagonal else 0)
+        values = g[rows, cols]
+        order = sorted(range(len(values)), key=lambda k: (-values[k], rows[k], cols[k]))[:count]
+        expected = [(int(rows[k]), int(cols[k]), float(values[k])) for k in order]
+        assert [(c.i, c.j, c.value) for c in sorted_cells(g, count, off_diagonal)] == expected

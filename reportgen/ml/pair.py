@@ -63,22 +63,23 @@ def _input_record(manifest: Manifest, image: LoadedImage) -> dict:
     }
 
 
-def _layer_figures(analysis: LayerAnalysis, params: Params, history: dict, folder: Path) -> dict:
-    """Every figure of one layer into ``folder``; returns what the layer page needs to show them."""
+def _layer_figures(analysis: LayerAnalysis, params: Params, history: dict, folder: Path, plots: figures.PlotThread) -> dict:
+    """Every figure of one layer into ``folder`` (the plots through ``plots``); returns what the
+    layer page needs to show them."""
     layer = analysis.layer
     style_layers = params.style_layer_weights
     folder.mkdir(exist_ok=True)
-    montages = {role: figures.feature_montage(analysis.maps[role], folder / f"maps-{role}.webp").as_dict() for role in ROLES}
-    figures.gram_heatmap(analysis.grams["style"], f"Gram matrix of the style image at {layer}", folder / "gram-style.webp")
-    figures.filter_pairs_figure(analysis.maps["style"], analysis.top_pairs["style"], folder / "top-pairs-style.webp")
     # Grams per position, since the style image's size differs from the content's and result's.
     per_position = {role: analysis.gram_per_position(role) for role in ROLES}
+    plots.submit(figures.gram_heatmap, analysis.grams["style"], f"Gram matrix of the style image at {layer}", folder / "gram-style.webp")
+    plots.submit(figures.energy_bars, np.diag(per_position["style"]), np.diag(per_position["result"]), layer, folder / "energy.png")
+    if layer in style_layers:
+        plots.submit(figures.layer_loss_curve, history["step"], history["style"][layer], layer, folder / "loss.png")
+    montages = {role: figures.feature_montage(analysis.maps[role], folder / f"maps-{role}.webp").as_dict() for role in ROLES}
+    figures.filter_pairs_figure(analysis.maps["style"], analysis.top_pairs["style"], folder / "top-pairs-style.webp")
     comparison = figures.gram_comparison(per_position["style"], per_position["result"], layer, folder / "grams-compare.webp")
     correlation = normalised_gram(analysis.grams["style"])
     heatmap = figures.correlation_heatmap(correlation, layer, folder / "correlation-style.webp")
-    figures.energy_bars(np.diag(per_position["style"]), np.diag(per_position["result"]), layer, folder / "energy.png")
-    if layer in style_layers:
-        figures.layer_loss_curve(history["step"], history["style"][layer], layer, folder / "loss.png")
     if layer == params.content_layer:
         montages["difference"] = figures.difference_montage(analysis.maps["content"], analysis.maps["result"], folder / "maps-difference.webp").as_dict()
     return {
@@ -246,16 +247,20 @@ def finish_run(
     started = time.perf_counter()
     (folder / "data").mkdir(parents=True, exist_ok=True)
     (folder / "thumbs").mkdir(exist_ok=True)
-    for role in ROLES:
-        save_png(pixels[role], folder / f"{role}.png")
-        figures.thumbnail(pixels[role], folder / "thumbs" / f"{role}.webp")
     history = _history_columns(output.history)
-    figures.loss_curves(history["step"], history["total"], history["content"], history["style"], folder / "losses.png")
-
     layers_record = {}
-    for index, (layer, analysis) in enumerate(analyses.items()):
-        report("figures", index, len(analyses))
-        layers_record[layer] = _layer_figures(analysis, params, history, folder / layer)
+    with figures.PlotThread() as plots:
+        plots.submit(figures.loss_curves, history["step"], history["total"], history["content"], history["style"], folder / "losses.png")
+        for index, (layer, analysis) in enumerate(analyses.items()):
+            report("figures", index, len(analyses))
+            layers_record[layer] = _layer_figures(analysis, params, history, folder / layer, plots)
+        for role in ROLES:
+            save_png(pixels[role], folder / f"{role}.png")
+            figures.thumbnail(pixels[role], folder / "thumbs" / f"{role}.webp")
+        np.savez_compressed(
+            folder / "data" / "grams.npz",
+            **{f"{role}/{layer}": analysis.grams[role] for layer, analysis in analyses.items() for role in ROLES},
+        )
     report("figures", len(analyses), len(analyses))
     timings["figures"] = time.perf_counter() - started
     if params.reconstructions:
@@ -264,10 +269,6 @@ def finish_run(
         timings["reconstructions"] = time.perf_counter() - started_reconstructions
     else:
         reconstructions = None
-    np.savez_compressed(
-        folder / "data" / "grams.npz",
-        **{f"{role}/{layer}": analysis.grams[role] for layer, analysis in analyses.items() for role in ROLES},
-    )
 
     final = output.final
     record = {

@@ -152,9 +152,15 @@ def _gather(manifest: Manifest, cache: ResultCache, runtime: _LazyRuntime, liste
         for run in runs
     }
     found = {run.name: cache.lookup(keys[run.name]) for run in runs}
-    batched = _batched_transfers([run for run in runs if found[run.name] is None], runtime, listener)
+    # Runs with equal keys (a pair listed twice, a variant that changes nothing) are computed once.
+    first_of_key: dict[str, Run] = {}
+    for run in runs:
+        if found[run.name] is None:
+            first_of_key.setdefault(keys[run.name], run)
+    batched = _batched_transfers(list(first_of_key.values()), runtime, listener)
+    computed: dict[str, Path] = {}
     for position, run in enumerate(runs):
-        entry = found[run.name]
+        entry = found[run.name] or computed.get(keys[run.name])
         listener.run_started(run, position, len(runs), entry is not None)
         started = time.perf_counter()
         if entry is not None:
@@ -163,7 +169,9 @@ def _gather(manifest: Manifest, cache: ResultCache, runtime: _LazyRuntime, liste
             listener.run_finished(run, True, time.perf_counter() - started, None)
             continue
         try:
-            entries[run.name] = cache.store(keys[run.name], lambda folder, run=run: _compute(run, manifest, runtime, listener, folder, batched))
+            entries[run.name] = computed[keys[run.name]] = cache.store(
+                keys[run.name], lambda folder, run=run: _compute(run, manifest, runtime, listener, folder, batched)
+            )
         except ReportgenError as error:
             listener.run_finished(run, False, time.perf_counter() - started, error.message)
             if not keep_going:

@@ -205,6 +205,19 @@ def test_changing_one_pairs_steps_recomputes_only_that_pair(fresh_study):
     assert cat["parameters"]["steps"] == 4
 
 
+def test_a_pair_listed_twice_is_computed_once(tmp_path):
+    from reportgen.build import build
+
+    twin = "  - id: cat-again\n    title: The cat once more\n    content: img/cat.png\n    style: img/strokes.jpg\n"
+    manifest = make_study(tmp_path / "study", steps=2, size=32, extra_pairs=twin)
+    summary = build(manifest, tmp_path / "site", device="cpu", use_cache=False)
+    assert sorted(summary.computed) == ["cat", "cup"] and summary.cached == ["cat-again"]
+    for pair_id in ("cat", "cat-again"):
+        assert (tmp_path / "site" / "pairs" / pair_id / "result.png").is_file()
+    again = (tmp_path / "site" / "pairs" / "cat-again" / "index.html").read_text()
+    assert "The cat once more" in again
+
+
 def test_retitling_a_pair_reuses_its_result(fresh_study, no_optimisation):
     text = study_manifest_text().replace("title: Cup as a mosaic", "title: A renamed cup")
     fresh_study.manifest.write_text(text)

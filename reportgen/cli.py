@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -177,5 +178,28 @@ def clean(cache_dir: Path | None) -> None:
     click.echo(f"removed {count} cached result{'s' if count != 1 else ''} from {root}")
 
 
+def run() -> None:
+    """The console entry point: :func:`main`, then an immediate exit.
+
+    Tearing the interpreter down after a build (torch's, matplotlib's and pandas' module graphs)
+    takes over a second; everything a command writes is closed and renamed into place before it
+    returns, so the process skips that teardown once the output streams are flushed.  (Tests call
+    :func:`main` itself.)
+    """
+    try:
+        main()
+    except SystemExit as done:
+        code = done.code
+    else:  # pragma: no cover - click's main always exits
+        code = 0
+    if code is not None and not isinstance(code, int):
+        click.echo(code, err=True)
+        code = 1
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    run()

@@ -122,3 +122,19 @@ def test_check_never_imports_torch(tmp_path):
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    "arguments, code, stream, text",
+    [
+        (["check", str(IMAGES / "manifest.yaml")], 0, "stdout", "OK, 3 pairs"),
+        (["check", "missing.yaml"], 2, "stderr", "missing.yaml: file not found"),
+        (["build"], 2, "stderr", "Missing argument 'MANIFEST'"),
+        (["--version"], 0, "stdout", "reportgen, version"),
+    ],
+)
+def test_the_console_entry_point_keeps_exit_codes_and_output(tmp_path, arguments, code, stream, text):
+    """`reportgen` skips the interpreter's teardown (cli.run); nothing it printed may be lost."""
+    completed = subprocess.run([sys.executable, "-m", "reportgen", *arguments], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert completed.returncode == code, completed.stderr
+    assert text in getattr(completed, stream)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import make_study, snapshot
+from conftest import snapshot
 
 
 def test_pages_files_and_base_url(fresh_study, tmp_path):

@@ -3,14 +3,18 @@
     python benchmarks/bench.py [--sizes 128 256 512] [--iterations 5] [--rounds 3] [--device cpu]
 
 Prints a table and writes benchmarks/results/<date>-<device>.json.  Every speed is reported as a
-ratio of times measured in this same process, alternating between the two implementations, so
-the numbers hold on a shared, noisy machine:
+ratio of times measured in this same process, alternating between the implementations, so the
+numbers hold on a shared, noisy machine:
 
 * seconds per optimisation iteration (one forward to conv5_1 plus the input-gradient backward)
-  for reportgen and for pastiche, same weights, layers, optimiser and image size;
-* the arithmetic floor of an iteration: its convolution FLOPs over the float32 matrix-product
-  rate measured here, and the fraction of it each implementation reaches;
-* seconds to write the figures and pages of one pair;
+  for reportgen in float32, for reportgen at the precision ``auto`` picks on this device (when
+  that is not float32), and for pastiche: same weights, layers, optimiser and image size;
+* the arithmetic floor of an iteration: its convolution FLOPs over the matrix-product rate
+  measured here (float32, and bfloat16 where used), and the fraction of it each reaches;
+* what bfloat16 does to the final losses (float32 and bfloat16 runs from the same start);
+* several runs optimised as one batch against one at a time: throughput and peak memory;
+* seconds to write the figures and pages of one pair, and one pair's whole build against
+  pastiche's transfer alone, each a fresh process;
 * cold and warm (cached) build time of the example manifest, in a subprocess each.
 """
 
@@ -21,7 +25,6 @@ import datetime
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -31,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from reportgen.layers import CHANNELS, CONV_INDEX, module_index
+from reportgen.layers import CHANNELS, CONV_INDEX
 from reportgen.manifest import Params
 from reportgen.ml.runtime import Runtime, resolve_device
 from reportgen.ml.transfer import GatysObjective, TransferSettings
@@ -47,10 +50,10 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_rate(device: torch.device, n: int = 2048, repeats: int = 10) -> float:
-    """float32 FLOP/s of a square matrix product, best of ``repeats``."""
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
+def matmul_rate(device: torch.device, dtype: torch.dtype = torch.float32, n: int = 2048, repeats: int = 10) -> float:
+    """FLOP/s of a square matrix product in ``dtype``, best of ``repeats``."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
     best = float("inf")
     for _ in range(repeats):
         sync(device)
@@ -76,24 +79,29 @@ def iteration_flops(height: int, width: int, deepest: str = "conv5_1") -> float:
     return 2 * flops
 
 
-def load_pair(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def load_pair(size: int, style_path: Path = STYLE) -> tuple[torch.Tensor, torch.Tensor]:
     from reportgen.images import load_image
 
     content = load_image(CONTENT, size).pixels
-    style = load_image(STYLE, size).pixels
+    style = load_image(style_path, size).pixels
     as_tensor = lambda p: torch.from_numpy(p).permute(2, 0, 1)[None].float().contiguous()  # noqa: E731
     return as_tensor(content), as_tensor(style)
+
+
+def default_settings(steps: int, optimizer: str, precision: str) -> TransferSettings:
+    params = Params()
+    return TransferSettings(steps, optimizer, 1.0, 1.0, 1e6, params.content_layer, params.style_layer_weights, "content", 0, precision)
 
 
 class ReportgenIterations:
     """Steps of reportgen's own objective and optimiser, one at a time."""
 
-    def __init__(self, runtime: Runtime, content: torch.Tensor, style: torch.Tensor, optimizer: str):
+    def __init__(self, runtime: Runtime, content: torch.Tensor, style: torch.Tensor, optimizer: str, precision: str):
         params = Params()
         extractor = runtime.extractor("caffe", "relu", [params.content_layer, *params.style_layer_weights])
-        settings = TransferSettings(1, optimizer, 1.0, 1.0, 1e6, params.content_layer, params.style_layer_weights, "content", 0)
         prep = extractor.preprocessing
         device = runtime.device
+        settings = default_settings(1, optimizer, precision)
         self.objective = GatysObjective(extractor, prep.to_network(content.to(device)), prep.to_network(style.to(device)), settings)
         self.image = prep.to_network(content.to(device)).clone().requires_grad_(True)
         self.optimizer = (
@@ -143,28 +151,90 @@ def time_steps(runner, iterations: int, device: torch.device) -> float:
     return (time.perf_counter() - start) / iterations
 
 
-def per_iteration(size: int, args, runtime: Runtime, rate: float) -> dict:
+def per_iteration(size: int, args, runtime: Runtime, rates: dict[str, float]) -> dict:
     content, style = load_pair(size)
-    ours = ReportgenIterations(runtime, content, style, args.optimizer)
-    theirs = PasticheIterations(CONTENT, STYLE, size, args.optimizer, str(runtime.device))
-    ours.step(), theirs.step()  # warm-up: allocator, oneDNN/cuDNN kernel choice
-    timings = {"reportgen": [], "pastiche": []}
-    for _ in range(args.rounds):  # alternate, so drifts in machine load hit both alike
-        timings["reportgen"].append(time_steps(ours, args.iterations, runtime.device))
-        timings["pastiche"].append(time_steps(theirs, args.iterations, runtime.device))
-    ours_s, theirs_s = (statistics.median(timings[k]) for k in ("reportgen", "pastiche"))
+    runners = {"float32": ReportgenIterations(runtime, content, style, args.optimizer, "float32")}
+    auto = runtime.precision("auto")
+    if auto != "float32":
+        runners[auto] = ReportgenIterations(runtime, content, style, args.optimizer, auto)
+    runners["pastiche"] = PasticheIterations(CONTENT, STYLE, size, args.optimizer, str(runtime.device))
+    for runner in runners.values():
+        runner.step()  # warm-up: allocator, oneDNN/cuDNN kernel choice
+    timings: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(args.rounds):  # alternate, so drifts in machine load hit all alike
+        for name, runner in runners.items():
+            timings[name].append(time_steps(runner, args.iterations, runtime.device))
+    seconds = {name: statistics.median(values) for name, values in timings.items()}
     height, width = content.shape[2:]
-    floor = iteration_flops(height, width) / rate
+    flops = iteration_flops(height, width)
+    # pastiche runs in float32; each of reportgen's precisions is held to its own floor.
+    floors = {name: flops / rates["bfloat16" if name == "bfloat16" else "float32"] for name in runners}
     return {
         "size": size,
         "image": [int(width), int(height)],
-        "reportgen_s": ours_s,
-        "pastiche_s": theirs_s,
-        "ratio": ours_s / theirs_s,
-        "floor_s": floor,
-        "reportgen_fraction_of_floor": floor / ours_s,
-        "pastiche_fraction_of_floor": floor / theirs_s,
+        "seconds": seconds,
+        "ratio_to_pastiche": {name: seconds[name] / seconds["pastiche"] for name in runners if name != "pastiche"},
+        "floor_s": floors,
+        "fraction_of_floor": {name: floors[name] / seconds[name] for name in runners},
         "samples": timings,
+    }
+
+
+def precision_effect(runtime: Runtime, size: int, steps: int) -> list[dict]:
+    """Final losses (float32, of the saved picture) of float32 and bfloat16 runs from one start."""
+    from reportgen.ml.transfer import run_transfer
+
+    params = Params()
+    extractor = runtime.extractor("caffe", "relu", [params.content_layer, *params.style_layer_weights])
+    rows = []
+    for style_path in (STYLE, ROOT / "images/style/mosaic.png"):
+        content, style = load_pair(size, style_path)
+        row = {"style": style_path.name, "size": size, "steps": steps}
+        for precision in ("float32", "bfloat16"):
+            started = time.perf_counter()
+            output = run_transfer(extractor, content.to(runtime.device), style.to(runtime.device), default_settings(steps, "lbfgs", precision))
+            row[precision] = {"total": output.final.total, "content": output.final.content, "style": sum(output.final.style.values()), "seconds": time.perf_counter() - started}
+        row["relative_difference"] = row["bfloat16"]["total"] / row["float32"]["total"] - 1
+        rows.append(row)
+    return rows
+
+
+def batch_throughput(runtime: Runtime, size: int, batch: int, precision: str) -> dict:
+    """Seconds per run and iteration with ``batch`` runs optimised together, against one alone.
+
+    Each is timed at two step counts and the difference taken, so the fixed costs (targets, the
+    final evaluation) drop out.  Peak device memory (CUDA only) is divided among the runs.
+    """
+    from reportgen.ml.transfer import run_transfers
+
+    params = Params()
+    extractor = runtime.extractor("caffe", "relu", [params.content_layer, *params.style_layer_weights])
+    content, style = (t.to(runtime.device) for t in load_pair(size))
+    run_transfers(extractor, [(content, style, default_settings(1, "lbfgs", precision))])  # warm-up
+
+    def timed(count: int, steps: int) -> float:
+        items = [(content, style, default_settings(steps, "lbfgs", precision))] * count
+        sync(runtime.device)
+        started = time.perf_counter()
+        run_transfers(extractor, items)
+        sync(runtime.device)
+        return time.perf_counter() - started
+
+    low, high = 2, 6
+    per_run_iteration, peak = {}, {}
+    for count in (1, batch):
+        if runtime.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(runtime.device)
+        per_run_iteration[count] = (timed(count, high) - timed(count, low)) / (high - low) / count
+        if runtime.device.type == "cuda":
+            peak[count] = torch.cuda.max_memory_allocated(runtime.device) / count
+    return {
+        "size": size,
+        "batch": batch,
+        "precision": precision,
+        "seconds_per_run_iteration": {str(k): v for k, v in per_run_iteration.items()},
+        "throughput_gain": per_run_iteration[1] / per_run_iteration[batch],
+        "peak_bytes_per_run": {str(k): v for k, v in peak.items()},
     }
 
 
@@ -206,7 +276,7 @@ def whole_job(size: int, steps: int, device: str) -> dict:
             f"pairs:\n  - {{id: job, content: {CONTENT}, style: {STYLE}}}\n"
         )
         env = dict(os.environ, REPORTGEN_CACHE_DIR=str(folder / "cache"))
-        ours = [sys.executable, "-m", "reportgen.cli", "build", str(manifest), "-d", str(folder / "site"), "--device", device, "--no-cache", "-q"]
+        ours = [sys.executable, "-m", "reportgen", "build", str(manifest), "-d", str(folder / "site"), "--device", device, "--no-cache", "-q"]
         params = Params()
         theirs = [
             sys.executable, "-m", "pastiche", "--device", device, "--optimizer", "lbfgs", "--num-steps", str(steps),
@@ -229,7 +299,7 @@ def example_build(device: str) -> dict:
     """Cold and warm build of the example manifest, each a fresh `reportgen build` process."""
     with tempfile.TemporaryDirectory() as folder:
         env = dict(os.environ, REPORTGEN_CACHE_DIR=str(Path(folder) / "cache"))
-        command = [sys.executable, "-m", "reportgen.cli", "build", str(ROOT / "images/manifest.yaml"), "-d", str(Path(folder) / "site"), "--device", device, "-q"]
+        command = [sys.executable, "-m", "reportgen", "build", str(ROOT / "images/manifest.yaml"), "-d", str(Path(folder) / "site"), "--device", device, "-q"]
         times = []
         for _ in range(2):
             start = time.perf_counter()
@@ -240,46 +310,40 @@ def example_build(device: str) -> dict:
 
 def _logged(row: dict) -> dict:
     """Print a measurement as soon as it is made (the whole run takes minutes)."""
-    print(f"  measured {row['size']} px: reportgen {row['reportgen_s']:.3f} s/it, pastiche {row['pastiche_s']:.3f} s/it", flush=True)
+    timings = ", ".join(f"{name} {seconds:.3f}" for name, seconds in row["seconds"].items())
+    print(f"  measured {row['size']} px, s/iteration: {timings}", flush=True)
     return row
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512])
-    parser.add_argument("--iterations", type=int, default=5, help="iterations per timed block")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating blocks per implementation")
-    parser.add_argument("--optimizer", choices=["lbfgs", "adam"], default="adam")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--skip-build", action="store_true", help="skip the example-manifest builds")
-    args = parser.parse_args()
-
-    runtime = Runtime(resolve_device(args.device))
-    runtime.weights("caffe")
-    rate = matmul_rate(runtime.device)
-    device_name = torch.cuda.get_device_name(runtime.device) if runtime.device.type == "cuda" else f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-    results = {
-        "date": datetime.date.today().isoformat(),
-        "device": str(runtime.device),
-        "device_name": device_name,
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "optimizer": args.optimizer,
-        "matmul_flops": rate,
-        "iterations": [_logged(per_iteration(size, args, runtime, rate)) for size in args.sizes],
-        "figures": [figure_time(size, runtime) for size in (256, 512)],
-        "pages_s": page_time(runtime),
-    }
-    if not args.skip_build:
-        results["whole_job"] = whole_job(256, 30, args.device)
-        results["example_build"] = example_build(args.device)
-
-    print(f"{results['device_name']} ({results['device']}, {results['threads']} threads), torch {results['torch']}, "
-          f"float32 matmul {rate / 1e9:.0f} GFLOP/s, optimiser {args.optimizer}")
-    print(f"{'size':>5} {'image':>9} {'reportgen s/it':>15} {'pastiche s/it':>14} {'ratio':>6} {'floor s':>8} {'ours/floor':>10} {'theirs/floor':>12}")
+def _report(results: dict) -> None:
+    rates = results["matmul_flops"]
+    print(f"{results['device_name']} ({results['device']}, {results['threads']} threads), torch {results['torch']}, optimiser {results['optimizer']}, "
+          "matmul " + ", ".join(f"{name} {rate / 1e9:.0f} GFLOP/s" for name, rate in rates.items()))
+    names = list(results["iterations"][0]["seconds"])
+    ours = [name for name in names if name != "pastiche"]
+    header = f"{'size':>5} {'image':>9} " + " ".join(f"{name + ' s/it':>16}" for name in names)
+    header += " " + " ".join(f"{name + '/pastiche':>17}" for name in ours) + " " + " ".join(f"{name + '/floor':>15}" for name in names)
+    print(header)
     for row in results["iterations"]:
-        print(f"{row['size']:>5} {row['image'][0]:>4}x{row['image'][1]:<4} {row['reportgen_s']:>15.3f} {row['pastiche_s']:>14.3f} {row['ratio']:>6.2f} "
-              f"{row['floor_s']:>8.3f} {row['reportgen_fraction_of_floor']:>10.0%} {row['pastiche_fraction_of_floor']:>12.0%}")
+        line = f"{row['size']:>5} {row['image'][0]:>4}x{row['image'][1]:<4} " + " ".join(f"{row['seconds'][name]:>16.3f}" for name in names)
+        line += " " + " ".join(f"{row['ratio_to_pastiche'][name]:>17.2f}" for name in ours)
+        line += " " + " ".join(f"{row['fraction_of_floor'][name]:>15.0%}" for name in names)
+        print(line)
+    fastest = ours[-1]
+    for row in results["iterations"]:
+        if row["size"] == 512:
+            print(f"500 iterations at 512 px ({fastest}): {500 * row['seconds'][fastest]:.1f} s")
+    for row in results.get("precision_effect", []):
+        print(f"bfloat16 vs float32, {row['style']} at {row['size']} px, {row['steps']} L-BFGS steps: final loss "
+              f"{row['float32']['total']:.4g} vs {row['bfloat16']['total']:.4g} ({row['relative_difference']:+.1%}), "
+              f"{row['float32']['seconds']:.1f} s vs {row['bfloat16']['seconds']:.1f} s")
+    if "batch" in results:
+        batch = results["batch"]
+        per = batch["seconds_per_run_iteration"]
+        memory = batch["peak_bytes_per_run"]
+        print(f"{batch['batch']} runs at once at {batch['size']} px ({batch['precision']}): {per[str(batch['batch'])]:.4f} s per run-iteration "
+              f"vs {per['1']:.4f} alone, throughput x{batch['throughput_gain']:.2f}"
+              + (f", peak memory per run {memory[str(batch['batch'])] / 1e6:.0f} MB (alone {memory['1'] / 1e6:.0f} MB)" if memory else ""))
     for row in results["figures"]:
         print(f"figures and data of one pair at {row['size']} px: {row['figures_s']:.2f} s (analysis {row['analysis_s']:.2f} s)")
     print(f"pages of the example site from the cache: {results['pages_s']:.2f} s")
@@ -290,6 +354,49 @@ def main() -> None:
     if "example_build" in results:
         build = results["example_build"]
         print(f"example build: cold {build['cold_s']:.1f} s, warm {build['warm_s']:.1f} s ({build['warm_over_cold']:.1%} of cold)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512])
+    parser.add_argument("--iterations", type=int, default=5, help="iterations per timed block")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating blocks per implementation")
+    parser.add_argument("--optimizer", choices=["lbfgs", "adam"], default="adam")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch", type=int, default=8, help="runs optimised together in the batch measurement (0: skip)")
+    parser.add_argument("--batch-size", type=int, help="image size of the batch measurement (default: 512 on a GPU, 128 on a CPU)")
+    parser.add_argument("--precision-steps", type=int, default=100, help="L-BFGS steps of the precision comparison (0: skip)")
+    parser.add_argument("--skip-build", action="store_true", help="skip the whole-job and example-manifest builds")
+    args = parser.parse_args()
+
+    runtime = Runtime(resolve_device(args.device))
+    runtime.weights("caffe")
+    auto = runtime.precision("auto")
+    rates = {"float32": matmul_rate(runtime.device)}
+    if auto == "bfloat16":
+        rates["bfloat16"] = matmul_rate(runtime.device, torch.bfloat16)
+    device_name = torch.cuda.get_device_name(runtime.device) if runtime.device.type == "cuda" else f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    results = {
+        "date": datetime.date.today().isoformat(),
+        "device": str(runtime.device),
+        "device_name": device_name,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "optimizer": args.optimizer,
+        "auto_precision": auto,
+        "matmul_flops": rates,
+        "iterations": [_logged(per_iteration(size, args, runtime, rates)) for size in args.sizes],
+    }
+    if args.precision_steps:
+        results["precision_effect"] = precision_effect(runtime, 256, args.precision_steps)
+    if args.batch > 1:
+        results["batch"] = batch_throughput(runtime, args.batch_size or (512 if runtime.device.type == "cuda" else 128), args.batch, auto)
+    results["figures"] = [figure_time(size, runtime) for size in (256, 512)]
+    results["pages_s"] = page_time(runtime)
+    if not args.skip_build:
+        results["whole_job"] = whole_job(256, 30, args.device)
+        results["example_build"] = example_build(args.device)
+    _report(results)
 
     out_dir = ROOT / "benchmarks" / "results"
     out_dir.mkdir(exist_ok=True)

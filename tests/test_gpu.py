@@ -1,0 +1,46 @@
+"""The CUDA path: only where a GPU is present (skipped elsewhere; the same code runs on the CPU
+in the other tests, with the device set)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import IMAGES, STYLE_LAYERS, make_study, rgb_tensor
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+def test_batched_transfers_on_the_gpu_equal_one_at_a_time():
+    from reportgen.images import load_image
+    from reportgen.ml.runtime import Runtime
+    from reportgen.ml.transfer import TransferSettings, run_transfer, run_transfers
+
+    runtime = Runtime(torch.device("cuda"))
+    extractor = runtime.extractor("caffe", "relu", ["conv4_2", *STYLE_LAYERS])
+    precision = runtime.precision("auto")
+    cat, cup = (rgb_tensor(load_image(IMAGES / "content" / name, 64).pixels).cuda() for name in ("chelsea.png", "coffee.png"))
+    strokes = rgb_tensor(load_image(IMAGES / "style" / "brushstrokes.jpg", 64).pixels).cuda()
+    settings = [TransferSettings(10, "adam", lr, 1.0, beta, "conv4_2", STYLE_LAYERS, "content", 0, precision) for lr, beta in ((1.0, 1e6), (2.0, 1e5))]
+    alone = [run_transfer(extractor, image, strokes, s) for image, s in zip((cat, cup), settings)]
+    together = run_transfers(extractor, [(cat, strokes, settings[0]), (cup, strokes, settings[1])])
+    for a, b in zip(alone, together):
+        assert b.final.total == pytest.approx(a.final.total, rel=1e-2)
+        assert (a.result_rgb.int() - b.result_rgb.int()).abs().float().mean().item() <= 2.0
+
+
+def test_a_gpu_build_records_its_device_and_memory_and_matches_the_cpu(tmp_path):
+    from reportgen.build import build
+
+    finals = {}
+    for device in ("cpu", "cuda"):
+        manifest = make_study(tmp_path / device, steps=10, size=48)
+        manifest.write_text(manifest.read_text().replace("  steps: 10\n", "  steps: 10\n  optimizer: adam\n  precision: float32\n"))
+        build(manifest, tmp_path / device / "site", device=device, use_cache=False)
+        record = json.loads((tmp_path / device / "site" / "pairs" / "cat" / "data" / "pair.json").read_text())
+        finals[device] = record["losses"]["final"]["total"]
+        if device == "cuda":
+            assert record["device"].startswith("cuda") and record["peak_memory"]["device_bytes"] > 0
+    assert finals["cuda"] == pytest.approx(finals["cpu"], rel=1e-3)

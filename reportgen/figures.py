@@ -26,6 +26,7 @@ matplotlib.use("Agg")  # no display; must precede pyplot, which seaborn imports
 
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FixedLocator  # noqa: E402
 import seaborn as sns  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
@@ -78,8 +79,9 @@ class MontageLayout:
 class PlotThread:
     """Runs plotting functions, in the order given, on one worker thread.
 
-    Use as a context manager: leaving it waits for every plot and re-raises the first failure.
-    Everything that calls matplotlib must go through it while it is open.
+    Use as a context manager: leaving it waits for every plot and re-raises the first failure;
+    when the block itself fails, plots not yet started are dropped and the block's error wins.
+    Every matplotlib figure must be drawn through it while it is open.
     """
 
     def __init__(self) -> None:
@@ -324,7 +326,14 @@ def energy_bars(style_energy: np.ndarray, result_energy: np.ndarray, layer: str,
     # One filled staircase, not 512 bar artists: the same picture in a tenth of the time.
     axes.stairs(style_energy[order], np.arange(len(order) + 1) - 0.5, fill=True, color="#4c72b0", label="style image")
     axes.plot(ranks, result_energy[order], ".", markersize=2.5, color="#dd8452", label="result (same filter)")
-    axes.set_yscale("symlog", linthresh=max(float(style_energy[order][len(order) // 2]) * 1e-3, 1e-12))
+    # Log above a power of ten well below the typical energy, linear below it, so silent filters
+    # (energy 0) still show.  Ticks at 0 and at the decades from that power up: left to itself the
+    # locator also puts decades inside the linear part, where their labels overlap the 0.
+    exponent = math.floor(math.log10(max(float(style_energy[order][len(order) // 2]) * 1e-3, 1e-12)))
+    top = max(float(style_energy.max()), float(result_energy.max()), 10.0**exponent)
+    axes.set_yscale("symlog", linthresh=10.0**exponent)
+    axes.yaxis.set_major_locator(FixedLocator([0.0, *(10.0**k for k in range(exponent, math.ceil(math.log10(top)) + 1))]))
+    axes.set_ylim(0, top * 2)
     axes.set_xlim(-1, len(order))
     axes.set_xlabel("filters, sorted by the style image's energy")
     axes.set_ylabel("G_ii / positions")

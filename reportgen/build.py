@@ -159,8 +159,10 @@ def _gather(manifest: Manifest, cache: ResultCache, runtime: _LazyRuntime, liste
             first_of_key.setdefault(keys[run.name], run)
     batched = _batched_transfers(list(first_of_key.values()), runtime, listener)
     computed: dict[str, Path] = {}
+    failed: dict[str, str] = {}  # key -> message, so a duplicate of a failed run is not retried
     for position, run in enumerate(runs):
-        entry = found[run.name] or computed.get(keys[run.name])
+        key = keys[run.name]
+        entry = found[run.name] or computed.get(key)
         listener.run_started(run, position, len(runs), entry is not None)
         started = time.perf_counter()
         if entry is not None:
@@ -169,10 +171,11 @@ def _gather(manifest: Manifest, cache: ResultCache, runtime: _LazyRuntime, liste
             listener.run_finished(run, True, time.perf_counter() - started, None)
             continue
         try:
-            entries[run.name] = computed[keys[run.name]] = cache.store(
-                keys[run.name], lambda folder, run=run: _compute(run, manifest, runtime, listener, folder, batched)
-            )
+            if key in failed:
+                raise ReportgenError(failed[key])
+            entries[run.name] = computed[key] = cache.store(key, lambda folder, run=run: _compute(run, manifest, runtime, listener, folder, batched))
         except ReportgenError as error:
+            failed[key] = error.message
             listener.run_finished(run, False, time.perf_counter() - started, error.message)
             if not keep_going:
                 raise ReportgenError(f"pair '{run.name}' (line {run.pair.line}): {error.message}") from None

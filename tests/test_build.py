@@ -218,6 +218,25 @@ def test_a_pair_listed_twice_is_computed_once(tmp_path):
     assert "The cat once more" in again
 
 
+def test_a_failed_run_listed_twice_is_tried_once(tmp_path, monkeypatch):
+    import reportgen.ml.pair
+    from reportgen.build import build
+    from reportgen.errors import TransferError
+
+    calls = []
+
+    def failing(run, *args, **kwargs):
+        calls.append(run.name)
+        raise TransferError("the loss became nan at step 1 of 2")
+
+    monkeypatch.setattr(reportgen.ml.pair, "compute_run", failing)
+    twin = "  - id: cat-again\n    content: img/cat.png\n    style: img/strokes.jpg\n"
+    manifest = make_study(tmp_path / "study", steps=2, size=32, extra_pairs=twin)
+    summary = build(manifest, tmp_path / "site", device="cpu", use_cache=False, keep_going=True)
+    assert calls == ["cat", "cup"]
+    assert summary.failed == {name: "the loss became nan at step 1 of 2" for name in ("cat", "cup", "cat-again")}
+
+
 def test_retitling_a_pair_reuses_its_result(fresh_study, no_optimisation):
     text = study_manifest_text().replace("title: Cup as a mosaic", "title: A renamed cup")
     fresh_study.manifest.write_text(text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -138,3 +139,20 @@ def test_the_console_entry_point_keeps_exit_codes_and_output(tmp_path, arguments
     completed = subprocess.run([sys.executable, "-m", "reportgen", *arguments], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert completed.returncode == code, completed.stderr
     assert text in getattr(completed, stream)
+
+
+def test_a_build_through_the_console_entry_point_leaves_a_complete_site(tmp_path):
+    """The quick exit comes after the site is swapped in and the lock released."""
+    manifest = make_study(tmp_path / "study", steps=2, size=32)
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    command = [sys.executable, "-m", "reportgen", "build", str(manifest), "-d", str(site), "--cache-dir", str(cache), "--device", "cpu", "-q"]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    assert "built " in completed.stdout and "2 computed" in completed.stdout
+    for pair_id in ("cat", "cup"):
+        assert (site / "pairs" / pair_id / "index.html").stat().st_size > 0
+        assert (site / "pairs" / pair_id / "data" / "pair.json").is_file()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".site")] == [".site.lock"], "a staging folder was left behind"
+    with open(tmp_path / ".site.lock") as handle:  # released: another build could take it now
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    assert len([p for p in cache.iterdir() if not p.name.startswith(".")]) == 2

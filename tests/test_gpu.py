@@ -21,6 +21,7 @@ def test_batched_transfers_on_the_gpu_equal_one_at_a_time():
     runtime = Runtime(torch.device("cuda"))
     extractor = runtime.extractor("caffe", "relu", ["conv4_2", *STYLE_LAYERS])
     precision = runtime.precision("auto")
+    assert precision == ("bfloat16" if torch.cuda.get_device_capability() >= (8, 0) else "float32")
     cat, cup = (rgb_tensor(load_image(IMAGES / "content" / name, 64).pixels).cuda() for name in ("chelsea.png", "coffee.png"))
     strokes = rgb_tensor(load_image(IMAGES / "style" / "brushstrokes.jpg", 64).pixels).cuda()
     settings = [TransferSettings(10, "adam", lr, 1.0, beta, "conv4_2", STYLE_LAYERS, "content", 0, precision) for lr, beta in ((1.0, 1e6), (2.0, 1e5))]

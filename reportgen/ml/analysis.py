@@ -42,8 +42,9 @@ def sorted_cells(gram: np.ndarray, count: int, off_diagonal: bool) -> list[GramC
         # Only cells at least as large as the count-th largest can be among the first ``count``
         # (ties included): sorting those few instead of all C²/2 cells is what makes this cheap.
         threshold = np.partition(values, len(values) - count)[len(values) - count]
-        keep = np.flatnonzero(values >= threshold)
-        rows, cols, values = rows[keep], cols[keep], values[keep]
+        if not np.isnan(threshold):  # NaNs partition as largest; then sort everything, as before
+            keep = np.flatnonzero(values >= threshold)
+            rows, cols, values = rows[keep], cols[keep], values[keep]
     # lexsort's last key sorts first: value descending, then i, then j.
     order = np.lexsort((cols, rows, -values))[:count]
     return [GramCell(int(rows[k]), int(cols[k]), float(values[k])) for k in order]

@@ -54,6 +54,8 @@ class Runtime:
         if self.device.type == "cuda":
             # float32 means float32: no silent TF32 in convolutions or products (PyTorch allows it
             # in cuDNN convolutions by default).  Speed comes from ``precision: bfloat16`` instead.
+            # These switches are process-wide: everything after this runs in strict float32
+            # outside bfloat16 autocast, which is what the Grams and the analysis want anyway.
             torch.backends.cudnn.allow_tf32 = False
             torch.backends.cuda.matmul.allow_tf32 = False
 
@@ -61,8 +63,11 @@ class Runtime:
     def has_native_bfloat16(self) -> bool:
         """Whether this device multiplies bfloat16 natively (else autocast would emulate it, slowly)."""
         if self.device.type == "cuda":
-            return torch.cuda.is_bf16_supported(including_emulation=False)
-        capabilities = torch.cpu.get_capabilities()
+            return torch.cuda.get_device_capability(self.device) >= (8, 0)  # Ampere and later
+        get_capabilities = getattr(torch.cpu, "get_capabilities", None)  # torch >= 2.10
+        if get_capabilities is None:
+            return False
+        capabilities = get_capabilities()
         return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
 
     def precision(self, choice: str) -> str:

@@ -17,8 +17,8 @@ Departures from the paper, each deliberate:
   is in the units of that space (0..255-scale pixels for the Caffe weights).
 
 Precision: with ``precision="bfloat16"`` the network's forward and backward passes *during the
-optimisation* run under bfloat16 autocast (half the memory traffic, twice the multiply rate where
-the hardware has bfloat16 units).  Everything else stays float32: the targets, every Gram and
+optimisation* run under bfloat16 autocast (0.6x the time per iteration on an AVX512-BF16 CPU, see
+benchmarks/RESULTS.md).  Everything else stays float32: the targets, every Gram and
 loss (the features are cast up before them, so Grams accumulate in float32), the optimiser's
 state, and the final loss of the saved picture, which is therefore comparable across precisions.
 """
@@ -49,7 +49,9 @@ class TransferSettings:
     style_layers: dict[str, float]  # layer -> w_l
     init: str  # "content" | "noise"
     seed: int
-    precision: str = "float32"  # "float32" | "bfloat16": of the optimisation's network passes
+    # "float32" | "bfloat16": of the optimisation's network passes, as resolved on the device
+    # (the manifest's "auto" is resolved by Runtime.precision before it gets here).
+    precision: str = "float32"
 
     @property
     def batch_signature(self) -> tuple:

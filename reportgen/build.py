@@ -249,14 +249,7 @@ def _write_site(manifest: Manifest, entries: dict[str, Path], summary: BuildSumm
         if run.name not in entries:
             continue
         record = json.loads((entries[run.name] / RECORD).read_text())
-        # Names and notes come from the manifest as it is now: renaming a pair reuses its result.
-        record.update(
-            id=run.pair.id,
-            variant=run.variant.id if run.variant else None,
-            changed=list(run.variant.changed) if run.variant else [],
-            title=run.title,
-            notes=run.pair.notes,
-        )
+        record.update(run.labels)  # names and notes as the manifest has them now
         # The same bytes under another name hit the cache: show the names the manifest uses now.
         record["inputs"]["content"]["file"] = manifest.relative(run.pair.content)
         record["inputs"]["style"]["file"] = manifest.relative(run.pair.style)

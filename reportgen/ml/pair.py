@@ -226,7 +226,7 @@ def finish_run(
     """Analyse a finished transfer and write its figures and data files into ``folder``."""
     report = progress or (lambda phase, done, total: None)
     run, content, style = prepared.run, prepared.content, prepared.style
-    pair, params, device = run.pair, run.params, runtime.device
+    params, device = run.params, runtime.device
     style_layers = params.style_layer_weights
     weights = runtime.weights(params.weights)
     analysis_extractor = runtime.extractor(params.weights, params.activation, params.analysed_layers)
@@ -274,11 +274,7 @@ def finish_run(
     record = {
         "format": RECORD_FORMAT,
         "results_version": RESULTS_VERSION,
-        "id": pair.id,
-        "variant": run.variant.id if run.variant else None,
-        "changed": list(run.variant.changed) if run.variant else [],
-        "title": run.title,
-        "notes": pair.notes,
+        **run.labels,
         "inputs": {"content": _input_record(manifest, content), "style": _input_record(manifest, style)},
         "parameters": params.as_dict() | {"weights": manifest.weights_as_written(params.weights)},
         "weights": {"name": weights.name, "sha256": weights.sha256, "preprocessing": weights.preprocessing.name},

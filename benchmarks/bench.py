@@ -38,7 +38,10 @@ import torch
 from reportgen.layers import CHANNELS, CONV_INDEX
 from reportgen.manifest import Params
 from reportgen.ml.runtime import Runtime, resolve_device
-from reportgen.ml.transfer import GatysObjective, TransferSettings
+from reportgen.ml.losses import GatysObjective
+from reportgen.ml.optim import make_optimizer
+from reportgen.ml.pair import transfer_settings
+from reportgen.ml.transfer import TransferSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENT = ROOT / "images/content/chelsea.png"
@@ -109,33 +112,29 @@ def load_pair(size: int, style_path: Path = STYLE) -> tuple[torch.Tensor, torch.
 
 
 def default_settings(steps: int, optimizer: str, precision: str) -> TransferSettings:
-    params = Params()
-    return TransferSettings(steps, optimizer, 1.0, 1.0, 1e6, params.content_layer, params.style_layer_weights, "content", 0, precision)
+    """The built-in defaults, with ``steps``, ``optimizer`` and a resolved ``precision``."""
+    return transfer_settings(Params(steps=steps, optimizer=optimizer), precision)
 
 
 class ReportgenIterations:
-    """Steps of reportgen's own objective and optimiser, one at a time."""
+    """Steps of reportgen's own objective and optimiser, one at a time, as the transfer runs them."""
 
     def __init__(self, runtime: Runtime, content: torch.Tensor, style: torch.Tensor, optimizer: str, precision: str):
         params = Params()
         extractor = runtime.extractor("caffe", "relu", [params.content_layer, *params.style_layer_weights])
-        prep = extractor.preprocessing
         device = runtime.device
         settings = default_settings(1, optimizer, precision)
-        self.objective = GatysObjective(extractor, prep.to_network(content.to(device)), prep.to_network(style.to(device)), settings)
-        self.image = prep.to_network(content.to(device)).clone().requires_grad_(True)
-        self.optimizer = (
-            torch.optim.LBFGS([self.image], lr=1.0, max_iter=1, history_size=50) if optimizer == "lbfgs" else torch.optim.Adam([self.image], lr=1.0)
-        )
+        self.objective = GatysObjective(extractor, content.to(device) / 255, style.to(device) / 255, settings)
+        self.image = (content.to(device) / 255).clone().requires_grad_(True)
+        self.positions = content.shape[-1] * content.shape[-2]
+        self.optimizer = make_optimizer(optimizer, self.image, torch.tensor([settings.lr], device=device))
 
     def step(self) -> None:
-        def closure():
-            self.optimizer.zero_grad(set_to_none=True)
-            total = self.objective(self.image)[0].sum()
-            total.backward()
-            return total
-
-        self.optimizer.step(closure)
+        self.image.grad = None
+        terms = self.objective(self.image)
+        (terms.total.sum() * self.positions).backward()
+        terms.total.detach().cpu()  # the transfer reads every step's losses: one synchronisation
+        self.optimizer.step(self.image.grad, terms.total)
 
 
 class PasticheIterations:

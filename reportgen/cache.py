@@ -36,10 +36,12 @@ def default_cache_dir() -> Path:
 def pair_key(content_sha256: str, style_sha256: str, params: Params, weights_fingerprint: str) -> str:
     """The cache key of one transfer: input bytes, resolved parameters, weights, code version.
 
-    The pair's id and title are not part of it: renaming a pair reuses its result.
+    The pair's id and title are not part of it, nor the preset the values came from: renaming a
+    pair reuses its result.
     """
     settings = params.as_dict()
     settings["weights"] = weights_fingerprint  # the bytes, not the path they were read from
+    del settings["preset"]  # a label of where the values came from; the values are all here
     return digest({"content": content_sha256, "style": style_sha256, "params": settings, "version": RESULTS_VERSION})
 
 

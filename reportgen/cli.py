@@ -25,7 +25,9 @@ class TerminalProgress:
 
     def run_started(self, run, position, count, cached):
         if not self.quiet:
-            state = "from cache" if cached else f"computing ({run.params.steps} steps, {run.params.size} px)"
+            p = run.params
+            scales = f", coarse to fine from {p.coarse_to_fine} px" if 0 < p.coarse_to_fine < p.size else ""
+            state = "from cache" if cached else f"computing ({p.steps} steps{' a scale' if scales else ''}, {p.size} px{scales})"
             click.echo(f"[{position + 1}/{count}] {run.name}: {state}", err=True)
 
     def phase(self, run, phase, done, total):

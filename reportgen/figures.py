@@ -362,22 +362,29 @@ def difference_montage(content_maps: np.ndarray, result_maps: np.ndarray, path: 
     return _write_montage(scaled, "RdBu_r", path)
 
 
-def loss_curves(steps: list[int], total: list[float], content: list[float], style: dict[str, list[float]], path: Path) -> None:
-    """Total, content and per-layer style loss (weighted) over the optimisation, log scale."""
+def loss_curves(history: dict, scale_starts: list[int], path: Path) -> None:
+    """Total, content, per-layer style and (when used) total-variation loss, weighted, over the
+    optimisation, log scale.  ``history`` has the columns of a record's ``losses``; a dotted
+    line marks the first step of each later scale of a coarse-to-fine run."""
     def positive(values: list[float]) -> np.ndarray:
         # A log axis cannot show 0 (the content loss at step 1 when starting from the content image).
         array = np.asarray(values, dtype=float)
         return np.where(array > 0, array, np.nan)
 
+    steps = history["step"]
     figure = Figure(figsize=(7.2, 4.0), dpi=100)  # not pyplot's: no global registry to share
     axes = figure.subplots()
-    axes.plot(steps, positive(total), color="black", linewidth=2, label="total")
-    axes.plot(steps, positive(content), color="#1f77b4", linewidth=1.6, label="content (α·L_content)")
-    palette = sns.color_palette("flare", len(style))
-    for colour, (layer, values) in zip(palette, style.items()):
+    axes.plot(steps, positive(history["total"]), color="black", linewidth=2, label="total")
+    axes.plot(steps, positive(history["content"]), color="#1f77b4", linewidth=1.6, label="content (α·L_content)")
+    palette = sns.color_palette("flare", len(history["style"]))
+    for colour, (layer, values) in zip(palette, history["style"].items()):
         axes.plot(steps, positive(values), color=colour, linewidth=1.2, label=f"style {layer} (β·w·E)")
+    if any(history.get("tv", ())):
+        axes.plot(steps, positive(history["tv"]), color="#2ca02c", linewidth=1.2, linestyle="--", label="total variation")
+    for start in scale_starts:
+        axes.axvline(start - 0.5, color="#777777", linewidth=0.8, linestyle=":")
     axes.set_yscale("log")
-    axes.set_xlabel("step")
+    axes.set_xlabel("step" + (" (dotted: a new, larger scale begins)" if scale_starts else ""))
     axes.set_ylabel("weighted loss")
     axes.grid(True, which="major", alpha=0.3)
     axes.legend(fontsize=8, ncols=2, frameon=False)

@@ -21,7 +21,7 @@ TORCHVISION_FILE = "vgg19-dcbb9e9d.pth"
 # Bump when a change to the computation (losses, optimiser, analysis, figures) would change what
 # is stored for the same inputs; a bump invalidates every cached result.  Templates are not part
 # of it: pages are always rendered anew.
-RESULTS_VERSION = 7
+RESULTS_VERSION = 8
 
 
 def file_sha256(path: Path) -> str:

@@ -91,8 +91,10 @@ def _to_rgb(image: Image.Image, notes: list[str]) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_image(path: Path, longest_side: int) -> LoadedImage:
-    """Read ``path`` and resize it so its longer side is ``longest_side`` px.
+def load_image(path: Path, longest_side: int, shape: tuple[int, int] | None = None) -> LoadedImage:
+    """Read ``path`` and resize it so its longer side is ``longest_side`` px, or, given ``shape``
+    (width, height), to exactly that shape whatever its own aspect ratio (as the seed notebook
+    fits the style image to the content's).
 
     Raises :class:`ImageError` naming the file for anything that cannot be used.
     """
@@ -119,6 +121,8 @@ def load_image(path: Path, longest_side: int) -> LoadedImage:
                 # Decode at 1/2, 1/4 or 1/8 scale when that still leaves at least twice the output.
                 swapped = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
                 want = target_size(height, width, longest_side) if swapped else target_size(width, height, longest_side)
+                if shape is not None:
+                    want = (shape[1], shape[0]) if swapped else shape
                 image.draft("RGB", (want[0] * 2, want[1] * 2))
             image.load()
             oriented = ImageOps.exif_transpose(image)
@@ -135,7 +139,7 @@ def load_image(path: Path, longest_side: int) -> LoadedImage:
 
     if min(original_size) < MIN_SIDE:
         raise ImageError(f"{path}: {original_size[0]}x{original_size[1]} is too small; the shorter side must be at least {MIN_SIDE} px")
-    size = target_size(*rgb.size, longest_side)
+    size = shape or target_size(*rgb.size, longest_side)
     if min(size) < MIN_SIDE:
         raise ImageError(
             f"{path}: at size {longest_side} it becomes {size[0]}x{size[1]}; the shorter side must be at "

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from reportgen.color import PRESERVE_COLOR
 from reportgen.errors import ManifestError
 from reportgen.layers import ACTIVATIONS, ANALYSED_LAYERS, LAYER_NAMES, network_order
 from reportgen.yamlnodes import Located, Mark, YamlSyntaxError, load_located
@@ -23,16 +24,30 @@ URL_PATTERN = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 BUILTIN_WEIGHTS = ("caffe", "torchvision")
 
 
+LOSSES = ("relative", "seed")  # reportgen.ml.losses
+# What a weight or step size means depends on the loss and the optimiser, so their defaults do.
+DEFAULT_STYLE_WEIGHT = {"relative": 3.0, "seed": 1.0e6}
+DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
+# More would make the pair page a film strip and hold every image in memory until the end.
+MAX_SNAPSHOTS = 100  # per scale
+# ``coarse_to_fine: true``: the first scale's longest side (style-transfer-pytorch's default).
+COARSE_TO_FINE_START = 128
+
+
 @dataclass(frozen=True)
 class Params:
-    """The resolved settings of one transfer: built-in defaults < ``defaults:`` < the pair."""
+    """The resolved settings of one transfer: built-in defaults < ``defaults:`` < the pair.
 
-    size: int = 512  # longest side, px, of both images as fed to the network
-    steps: int = 300  # optimisation steps (one loss evaluation each)
+    ``style_weight`` and ``lr`` left as ``None`` take the default of the loss and the optimiser
+    chosen (:data:`DEFAULT_STYLE_WEIGHT`, :data:`DEFAULT_LR`).
+    """
+
+    size: int = 512  # longest side, px, of the content image as fed to the network
+    steps: int = 300  # optimisation steps per scale (one loss evaluation each)
     optimizer: str = "lbfgs"  # lbfgs | adam
-    lr: float = 1.0  # Adam's learning rate, or L-BFGS's step length, in network-input units
+    lr: float | None = None  # L-BFGS: multiplier of its step; Adam: step size in 0..1 units
     content_weight: float = 1.0  # alpha
-    style_weight: float = 1.0e6  # beta
+    style_weight: float | None = None  # beta
     content_layer: str = "conv4_2"
     # The seed's style layers and weights w_l, in network order.
     style_layers: tuple[tuple[str, float], ...] = (
@@ -46,6 +61,21 @@ class Params:
     reconstructions: bool = False  # also the paper's Figure 1: images rebuilt from single layers
     # Of the optimisation's network passes: auto is bfloat16 where the device has it natively.
     precision: str = "auto"  # auto | float32 | bfloat16
+    loss: str = "relative"  # relative | seed (reportgen.ml.losses)
+    tv_weight: float = 0.0  # total variation of the 0..1 image
+    # The style image's longest side as a multiple of ``size``, or "content": resized to the
+    # content image's exact shape (the seed notebook's way).
+    style_scale: float | str = 1.0
+    preserve_color: str = "none"  # none | luminance | histogram (reportgen.color)
+    coarse_to_fine: int = 0  # longest side of the first of scales growing by √2 to size; 0: off
+    snapshot_every: int = 0  # keep the image every this many steps, for the pair page; 0: never
+    preset: str | None = None  # the preset these values started from (manifest.PRESETS), if any
+
+    def __post_init__(self) -> None:
+        if self.style_weight is None:
+            object.__setattr__(self, "style_weight", DEFAULT_STYLE_WEIGHT[self.loss])
+        if self.lr is None:
+            object.__setattr__(self, "lr", DEFAULT_LR[self.optimizer])
 
     @property
     def style_layer_weights(self) -> dict[str, float]:
@@ -56,10 +86,39 @@ class Params:
         """The seed's six layers plus any other layer these parameters use, in network order."""
         return network_order([*ANALYSED_LAYERS, self.content_layer, *self.style_layer_weights])
 
+    def style_side(self) -> int:
+        """The style image's longest side, px, unless it takes the content's shape."""
+        return round(self.size * self.style_scale) if isinstance(self.style_scale, float) else self.size
+
     def as_dict(self) -> dict[str, Any]:
         values = {name: getattr(self, name) for name in PARAM_NAMES}
         values["style_layers"] = self.style_layer_weights
         return values
+
+
+# Named recipes: ``preset: seed`` in ``defaults:``, a pair or a variant sets these values there,
+# and keys written beside it override them.
+PRESETS: dict[str, dict[str, Any]] = {
+    # The seed notebook's recipe: its loss on raw Grams, the style image fitted to the content's
+    # shape, Adam at 0.003 on 0..1 images for 5000 steps, its layers and weights, float32.
+    "seed": {
+        "loss": "seed",
+        "optimizer": "adam",
+        "lr": 0.003,
+        "steps": 5000,
+        "content_weight": 1.0,
+        "style_weight": 1.0e6,
+        "content_layer": "conv4_2",
+        "style_layers": Params.style_layers,
+        "style_scale": "content",
+        "init": "content",
+        "activation": "relu",
+        "precision": "float32",
+        "tv_weight": 0.0,
+        "coarse_to_fine": 0,
+        "preserve_color": "none",
+    },
+}
 
 
 PARAM_NAMES = tuple(Params.__dataclass_fields__)
@@ -291,6 +350,28 @@ def _links(item: Located, context: "_Context") -> tuple[Any, str | None]:
     return tuple(links), None
 
 
+def _style_scale(item: Located, context: "_Context") -> tuple[Any, str | None]:
+    if item.value == "content":
+        return "content", None
+    if isinstance(item.value, str) or not _is_number(item.value):
+        return None, f"must be a number or 'content', not {_describe(item.value)} (allowed: 0.05..8, or content)"
+    return _number(0.05, 8)(item, context)
+
+
+def _coarse_to_fine(item: Located, context: "_Context") -> tuple[Any, str | None]:
+    """``false`` or 0: off; ``true``: from 128 px; a number: the first scale's longest side."""
+    if item.value is False:
+        return 0, None
+    if item.value is True:
+        return COARSE_TO_FINE_START, None
+    if item.value == 0 and not isinstance(item.value, bool):
+        return 0, None
+    value, problem = _integer(32, 4096)(item, context)
+    if problem:
+        return None, f"{problem.split(' (')[0]} (allowed: false, true (= {COARSE_TO_FINE_START}), or the first scale's longest side in px, 32..4096)"
+    return value, None
+
+
 PARAM_CHECKS: dict[str, Checker] = {
     "size": _integer(16, 4096),
     "steps": _integer(1, 100_000),
@@ -307,7 +388,38 @@ PARAM_CHECKS: dict[str, Checker] = {
     "top_pairs": _integer(1, 1000),
     "reconstructions": _boolean,
     "precision": _choice("auto", "float32", "bfloat16"),
+    "loss": _choice(*LOSSES),
+    "tv_weight": _number(0, 1e9),
+    "style_scale": _style_scale,
+    "preserve_color": _choice(*PRESERVE_COLOR),
+    "coarse_to_fine": _coarse_to_fine,
+    "snapshot_every": _integer(0, 100_000),
+    "preset": _choice(*PRESETS),
 }
+
+
+# A step size is meant for one optimiser and a style weight for one loss: a level that changes
+# the optimiser (or the loss) without writing the step size (or the weight) gets the default of
+# its choice, not a value meant for the other.
+_TIED = {"optimizer": "lr", "loss": "style_weight"}
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``base`` updated with ``overrides`` (one level over another), minding :data:`_TIED`."""
+    merged = {**base, **overrides}
+    for choice, tied in _TIED.items():
+        if choice in overrides and tied not in overrides and overrides[choice] != base.get(choice):
+            merged.pop(tied, None)
+    return merged
+
+
+def _with_preset(values: dict[str, Any]) -> dict[str, Any]:
+    """Checked values with a ``preset`` expanded: its settings, then the keys written beside it."""
+    if "preset" not in values:
+        return values
+    return _merge(PRESETS[values["preset"]], values)
+
+
 # Variant ids become folders beside a pair's layer pages and figure folders.
 RESERVED_VARIANT_IDS = frozenset({*LAYER_NAMES, "data", "thumbs", "index", "layers", "assets"})
 
@@ -503,7 +615,7 @@ def _validate(root: Located | None, path: Path, context: _Context) -> Manifest |
     if "defaults" in top:
         item = top["defaults"]
         if isinstance(item.value, dict):
-            defaults = _check_mapping(item, PARAM_CHECKS, "defaults", context)
+            defaults = _with_preset(_check_mapping(item, PARAM_CHECKS, "defaults", context))
         elif item.value is not None:
             context.problem(item.mark, "defaults", "must be a mapping of parameter to value")
 
@@ -543,11 +655,10 @@ def _validate(root: Located | None, path: Path, context: _Context) -> Manifest |
                 seen_ids[pair_id] = id_mark.line
         if pair_id is None or "content" not in own or "style" not in own:
             continue
-        settings = {**defaults, **{k: v for k, v in own.items() if k in PARAM_CHECKS}}
+        settings = _merge(defaults, _with_preset({k: v for k, v in own.items() if k in PARAM_CHECKS}))
         params = Params(**settings)
         variants = _resolve_variants(own.get("variants", []) + own.get("sweep", []), settings, key_path, context)
-        if not variants and params.content_weight == 0 and params.style_weight == 0:
-            context.problem(pair_item.mark, key_path, "content_weight and style_weight are both 0: nothing to optimise")
+        if not variants and not _usable(params, pair_item.mark, key_path, context):
             continue
         pairs.append(
             PairSpec(
@@ -581,12 +692,28 @@ def _resolve_variants(raw: list[tuple[str, dict, Mark]], base: dict[str, Any], k
             context.problem(mark, f"{key_path}.variants", f"duplicate variant id {variant_id!r}")
             continue
         seen.add(variant_id)
-        params = Params(**{**base, **overrides})
-        if params.content_weight == 0 and params.style_weight == 0:
-            context.problem(mark, f"{key_path}.variants", f"variant {variant_id!r}: content_weight and style_weight are both 0")
+        params = Params(**_merge(base, _with_preset(overrides)))
+        if not _usable(params, mark, f"{key_path}.variants", context, f"variant {variant_id!r}: "):
             continue
         variants.append(Variant(variant_id, params, tuple(overrides)))
     return tuple(variants)
+
+
+def _usable(params: Params, mark: Mark, key_path: str, context: _Context, prefix: str = "") -> bool:
+    """Problems of a run's settings taken together (each value alone was checked already)."""
+    problems = []
+    if params.content_weight == 0 and params.style_weight == 0:
+        problems.append("content_weight and style_weight are both 0: nothing to optimise")
+    if params.snapshot_every and params.steps / params.snapshot_every > MAX_SNAPSHOTS:
+        problems.append(
+            f"snapshot_every {params.snapshot_every} keeps {params.steps // params.snapshot_every} images a scale "
+            f"(allowed: at most {MAX_SNAPSHOTS}, snapshot_every {math.ceil(params.steps / MAX_SNAPSHOTS)} or more at {params.steps} steps)"
+        )
+    if not 16 <= params.style_side() <= 4096:
+        problems.append(f"style_scale {params.style_scale:g} at size {params.size} gives a {params.style_side()} px style image (allowed: 16..4096)")
+    for problem in problems:
+        context.problem(mark, key_path, prefix + problem)
+    return not problems
 
 
 def _optional_text(top: dict[str, Located], key: str, context: _Context) -> str | None:

@@ -45,6 +45,8 @@ def _crumbs(*items: tuple[str, str | None]) -> list[dict]:
 
 
 def _format(value: Any) -> str:
+    if value is None:
+        return "–"
     if isinstance(value, dict):
         return ", ".join(f"{k} {v:g}" for k, v in value.items())
     if isinstance(value, float):
@@ -53,9 +55,9 @@ def _format(value: Any) -> str:
 
 
 def _parameter_rows(parameters: dict, changed: list[str]) -> list[dict]:
-    """Every resolved parameter; those differing from the built-in defaults or set by the
-    variant are marked."""
-    defaults = DEFAULTS.as_dict()
+    """Every resolved parameter; those differing from the built-in defaults (of the run's loss
+    and optimiser, whose weights and step sizes differ) or set by the variant are marked."""
+    defaults = Params(loss=parameters.get("loss", DEFAULTS.loss), optimizer=parameters["optimizer"]).as_dict()
     return [
         {"name": name, "value": _format(value), "changed": value != defaults.get(name), "variant": name in changed}
         for name, value in parameters.items()
@@ -65,6 +67,8 @@ def _parameter_rows(parameters: dict, changed: list[str]) -> list[dict]:
 def _loss_rows(final: dict, parameters: dict) -> list[dict]:
     rows = [{"term": "content", "layer": parameters["content_layer"], "value": final["content"]}]
     rows += [{"term": "style", "layer": layer, "value": value} for layer, value in final["style"].items()]
+    if final.get("tv"):
+        rows.append({"term": "total variation", "layer": "", "value": final["tv"]})
     rows.append({"term": "total", "layer": "", "value": final["total"]})
     return rows
 
@@ -82,6 +86,44 @@ def _neighbours(links: list[dict], position: int) -> dict:
         "previous": links[position - 1] if position > 0 else None,
         "next": links[position + 1] if position + 1 < len(links) else None,
     }
+
+
+COLOUR_NOTES = {
+    "luminance": (
+        "Colour preserved (luminance only): the network saw both images in luminance, the style's "
+        "matched to the content's mean and spread (shown here as fed); the result shown joins the "
+        "optimised luminance to the content image's colours. Losses, distances and every layer's "
+        "figures describe the luminance image the network optimised."
+    ),
+    "histogram": (
+        "Colour preserved (histogram matching): the style image was given the content image's colour "
+        "mean and covariance before the transfer; the style image shown is the one the network saw."
+    ),
+}
+
+
+def _snapshot_strip(base: str, record: dict) -> list[dict]:
+    """The images kept during the optimisation, each with its step, size (when the run had
+    several scales) and loss."""
+    several_scales = len(record.get("scales", [])) > 1
+    return [
+        {
+            "src": f"{base}/{snapshot['file']}",
+            "step": snapshot["step"],
+            "label": "start" if snapshot["step"] == 0 else f"step {snapshot['step']}",
+            "size": f"{snapshot['size'][0]}×{snapshot['size'][1]}" if several_scales else None,
+            "total": snapshot["total"],
+        }
+        for snapshot in record.get("snapshots", [])
+    ]
+
+
+def _scales_note(record: dict) -> str | None:
+    scales = record.get("scales", [])
+    if len(scales) < 2:
+        return None
+    sizes = " → ".join(f"{s['width']}×{s['height']}" for s in scales)
+    return f"Coarse to fine: {record['parameters']['steps']} steps at each of {len(scales)} scales, {sizes}, each started from the previous result upsampled."
 
 
 def _layer_links(base: str, record: dict) -> list[dict]:
@@ -231,6 +273,10 @@ def _run_pages(manifest: Manifest, spec: PairSpec, record: dict, name: str, neig
                 "content_distance": record["stylisation"]["content_features"],
                 "links": [{"label": link.label, "url": link.url} for link in spec.links],
                 "grams_published": manifest.publish_grams,
+                "snapshots": _snapshot_strip(base, record),
+                "colour_note": COLOUR_NOTES.get(record["parameters"].get("preserve_color", "none")),
+                "scales_note": _scales_note(record),
+                "total_steps": len(record["losses"]["step"]),
             },
         )
     ]

@@ -60,7 +60,7 @@ IMAGES = REPO / "images"
 PREFIX = "/study/"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
-SWEEP = ("style_weight-1e4", "style_weight-1e6")
+SWEEP = ("style_weight-1", "style_weight-10")
 # A layer page of a pair without variants, for the screenshots and the script.
 LAYER_PAGE = "pairs/cat/conv1_1.html"
 SCRIPT_PAGE = "pairs/cat/conv2_1.html"
@@ -80,7 +80,8 @@ MAX_TABS = 30
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
-    """The tiny study, built for real: two pairs at 48 px and 3 steps, one swept over style_weight."""
+    """The tiny study, built for real: two pairs at 48 px and 3 steps, one coarse to fine with
+    every step kept (the snapshot strip), one swept over style_weight."""
     from reportgen.build import build
 
     folder = tmp_path_factory.mktemp("browser-study")
@@ -98,11 +99,13 @@ def site(tmp_path_factory) -> Path:
                 title: Cat in brush strokes
                 content: {IMAGES / "content" / "chelsea.png"}
                 style: {IMAGES / "style" / "brushstrokes.jpg"}
+                coarse_to_fine: 32
+                snapshot_every: 1
               - id: cup
                 title: Cup as a mosaic
                 content: {IMAGES / "content" / "coffee.png"}
                 style: {IMAGES / "style" / "mosaic.png"}
-                sweep: {{style_weight: [1.0e4, 1.0e6]}}
+                sweep: {{style_weight: [1, 10]}}
             """
         ),
         encoding="utf-8",
@@ -111,6 +114,7 @@ def site(tmp_path_factory) -> Path:
     summary = build(manifest, site_dir, device="cpu", cache_dir=folder / "cache")
     assert not summary.failed, summary
     assert (site_dir / "index.html").is_file() and (site_dir / LAYER_PAGE).is_file() and (site_dir / SCRIPT_PAGE).is_file()
+    assert len(list((site_dir / "pairs" / "cat" / "snapshots").glob("*.webp"))) == 3 * 2 + 1  # two scales
     for variant in SWEEP:
         assert (site_dir / "pairs" / "cup" / variant / "index.html").is_file(), variant
     return site_dir

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import IMAGES, write_truncated_copy
 from reportgen.errors import ManifestError
-from reportgen.manifest import Params, load_manifest
+from reportgen.manifest import DEFAULT_LR, DEFAULT_STYLE_WEIGHT, PRESETS, Params, load_manifest
 
 MARK = "#!"  # the line a problem must be reported on carries this comment
 
@@ -88,6 +88,16 @@ BAD_MANIFESTS = [
     ("pairs-not-a-list", "title: Study\npairs: a and b  #!\n", "pairs", "non-empty list"),
     ("yaml-syntax-error", "pairs:\n" + PAIR + "    title: a: b  #!\n", None, "not valid YAML"),
     ("yaml-tab-indent", "pairs:\n" + PAIR + "\tsteps: 3  #!\n", None, "not valid YAML"),
+    ("unknown-loss", "pairs:\n" + PAIR + "    loss: gram  #!\n", "pairs[0].loss", "not allowed (allowed: relative, seed)"),
+    ("unknown-colour-mode", "pairs:\n" + PAIR + "    preserve_color: yes  #!\n", "pairs[0].preserve_color", "allowed: none, luminance, histogram"),
+    ("style-scale-word", "pairs:\n" + PAIR + "    style_scale: big  #!\n", "pairs[0].style_scale", "or content"),
+    ("style-scale-too-large", "defaults:\n  style_scale: 20  #!\npairs:\n" + PAIR, "defaults.style_scale", "out of range"),
+    ("style-image-too-large", "pairs:\n" + PAIR.replace("id: a", "id: a  #!") + "    size: 2048\n    style_scale: 4\n", "pairs[0]", "8192 px style image"),
+    ("coarse-to-fine-too-small", "pairs:\n" + PAIR + "    coarse_to_fine: 8  #!\n", "pairs[0].coarse_to_fine", "first scale's longest side"),
+    ("negative-tv-weight", "pairs:\n" + PAIR + "    tv_weight: -1  #!\n", "pairs[0].tv_weight", "out of range"),
+    ("too-many-snapshots", "pairs:\n" + PAIR.replace("id: a", "id: a  #!") + "    steps: 5000\n    snapshot_every: 1\n", "pairs[0]", "at most 100, snapshot_every 50"),
+    ("negative-snapshots", "pairs:\n" + PAIR + "    snapshot_every: -5  #!\n", "pairs[0].snapshot_every", "out of range"),
+    ("unknown-preset", "defaults:\n  preset: neural-style  #!\npairs:\n" + PAIR, "defaults.preset", "allowed: seed"),
 ]
 
 
@@ -204,7 +214,7 @@ def test_defaults_then_pair_overrides_then_builtin(folder):
     assert (first.params.steps, second.params.steps) == (9, 7)
     assert first.params.size == second.params.size == 40
     assert first.params.optimizer == second.params.optimizer == "adam"
-    assert (first.params.lr, second.params.lr) == (2.5, builtin.lr)
+    assert (first.params.lr, second.params.lr) == (2.5, DEFAULT_LR["adam"])  # the default of the optimizer chosen
     assert first.params.style_weight == second.params.style_weight == 1e5  # "1e5" (YAML 1.1 string) read as a number
     assert first.params.style_layer_weights == {"conv3_1": 1.0}
     assert second.params.style_layers == (("conv1_1", 0.5), ("conv2_1", 1.0))  # network order
@@ -217,7 +227,101 @@ def test_builtin_defaults_are_the_papers():
     params = Params()
     assert params.content_layer == "conv4_2" and params.activation == "relu" and params.weights == "caffe"
     assert params.style_layer_weights == {"conv1_1": 1.0, "conv2_1": 0.8, "conv3_1": 0.5, "conv4_1": 0.3, "conv5_1": 0.1}
-    assert params.content_weight == 1.0 and params.style_weight == 1e6
+    assert params.loss == "relative" and params.optimizer == "lbfgs" and params.lr == 1.0
+    assert params.content_weight == 1.0 and params.style_weight == DEFAULT_STYLE_WEIGHT["relative"]
+    assert (params.style_scale, params.preserve_color, params.tv_weight, params.coarse_to_fine, params.snapshot_every) == (1.0, "none", 0.0, 0, 0)
+
+
+def test_weight_and_step_defaults_follow_the_loss_and_optimizer(folder):
+    """A variant that switches to Adam or to the seed's loss gets their defaults, not the values
+    meant for L-BFGS and the relative loss; values written always win."""
+    text = """    pairs:
+      - id: a
+        content: img/c.png
+        style: img/s.png
+        variants:
+          - {id: adam, optimizer: adam}
+          - {id: seed-loss, loss: seed}
+          - {id: both-set, optimizer: adam, lr: 0.5, loss: seed, style_weight: 3}
+    """
+    adam, seed_loss, both = (v.params for v in load_manifest(write(folder, text)).pairs[0].variants)
+    assert (adam.lr, adam.style_weight) == (DEFAULT_LR["adam"], DEFAULT_STYLE_WEIGHT["relative"])
+    assert (seed_loss.lr, seed_loss.style_weight) == (DEFAULT_LR["lbfgs"], 1e6)
+    assert (both.lr, both.style_weight) == (0.5, 3.0)
+
+
+def test_the_seed_preset_sets_the_notebooks_recipe_and_written_keys_override_it(folder):
+    text = """    defaults:
+      size: 96
+      preset: seed
+      steps: 200
+    pairs:
+      - id: a
+        content: img/c.png
+        style: img/s.png
+      - id: b
+        content: img/c.png
+        style: img/s.png
+        lr: 0.01
+        variants:
+          - {id: ours, preset: seed, loss: relative, style_weight: 5}
+    """
+    a, b = load_manifest(write(folder, text)).pairs
+    seed = a.params
+    assert seed.preset == "seed" and seed.loss == "seed" and seed.optimizer == "adam" and seed.lr == 0.003
+    assert seed.style_weight == 1e6 and seed.content_weight == 1.0 and seed.style_scale == "content"
+    assert seed.precision == "float32" and seed.init == "content" and seed.content_layer == "conv4_2"
+    assert seed.steps == 200 and seed.size == 96  # written beside the preset, and untouched by it
+    assert b.params.lr == 0.01 and b.params.loss == "seed"  # the pair's own key over defaults' preset
+    ours = b.variants[0]
+    # A variant's preset applies at the variant, over the pair's values; its own keys win again.
+    assert ours.params.lr == 0.003 and ours.params.loss == "relative" and ours.params.style_weight == 5.0
+    assert ours.changed == ("preset", "loss", "style_weight")
+    assert PRESETS["seed"]["steps"] == 5000
+
+
+def test_a_step_size_or_weight_meant_for_another_optimizer_or_loss_is_not_carried_over(folder):
+    """lr belongs to an optimiser and style_weight to a loss: a level that switches either
+    without writing its value gets the new choice's default."""
+    text = """\
+    defaults:
+      preset: seed
+    pairs:
+      - id: a
+        content: img/c.png
+        style: img/s.png
+        variants:
+          - {id: lbfgs, optimizer: lbfgs}
+          - {id: ours, loss: relative}
+          - {id: kept, optimizer: adam}
+      - id: b
+        content: img/c.png
+        style: img/s.png
+        optimizer: lbfgs
+        lr: 0.5
+        variants:
+          - {id: adam, optimizer: adam}
+    """
+    a, b = load_manifest(write(folder, text)).pairs
+    lbfgs, ours, kept = (v.params for v in a.variants)
+    assert lbfgs.lr == DEFAULT_LR["lbfgs"] and lbfgs.style_weight == 1e6
+    assert ours.style_weight == DEFAULT_STYLE_WEIGHT["relative"] and ours.lr == 0.003
+    assert kept.lr == 0.003  # the same optimizer: the preset's step size stays
+    assert b.params.lr == 0.5 and b.variants[0].params.lr == DEFAULT_LR["adam"]
+
+
+@pytest.mark.parametrize("written, resolved", [("false", 0), ("0", 0), ("true", 128), ("96", 96)])
+def test_coarse_to_fine_values(folder, written, resolved):
+    manifest = load_manifest(write(folder, "pairs:\n" + PAIR + f"    coarse_to_fine: {written}\n"))
+    assert manifest.pairs[0].params.coarse_to_fine == resolved
+
+
+def test_style_scale_and_colour_and_snapshots_are_read(folder):
+    text = "pairs:\n" + PAIR + "    style_scale: 0.5\n    preserve_color: luminance\n    snapshot_every: 25\n    tv_weight: 2\n"
+    params = load_manifest(write(folder, text)).pairs[0].params
+    assert (params.style_scale, params.style_side(), params.preserve_color, params.snapshot_every, params.tv_weight) == (0.5, 256, "luminance", 25, 2.0)
+    fitted = load_manifest(write(folder, "pairs:\n" + PAIR + "    style_scale: content\n")).pairs[0].params
+    assert fitted.style_scale == "content"
 
 
 def test_relative_paths_resolve_against_the_manifest_folder(folder, tmp_path, monkeypatch):

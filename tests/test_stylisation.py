@@ -10,9 +10,6 @@ loss's scale (test_optim.py) and a saved picture that keeps what the optimiser f
 (test_transfer.py).  The sizes users run are measured by ``benchmarks/quality.py``.
 """
 
-S_BOUND = 0.35
-C_BOUND = 0.8
-
 from __future__ import annotations
 
 import json
@@ -27,6 +24,9 @@ from conftest import IMAGES, STYLE_LAYERS, pastiche_name
 from reportgen.build import build
 from reportgen.images import load_image
 from reportgen.manifest import Params
+
+S_BOUND = 0.35
+C_BOUND = 0.8
 
 CAFFE_MEAN_BGR = torch.tensor([103.939, 116.779, 123.68]).view(1, 3, 1, 1)
 

@@ -224,7 +224,7 @@ def run_transfers(
     scales: list[Scale] = []
     total_steps = first.steps * len(sizes)
     done = 0
-    images = None
+    best: torch.Tensor | None = None  # the previous scale's best images, carried to the next
     for size in sizes:
         factor = size[0] / width
         objectives = [
@@ -232,10 +232,10 @@ def run_transfers(
             for content, style, s in zip(contents, styles, settings)
         ]
         objective = objectives[0] if len(objectives) == 1 else GatysObjective.stack(objectives)
-        if images is None:
+        if best is None:
             images = initial_images(torch.cat([_resized(c, size) for c in contents]), settings)
         else:
-            images = _resized(optimizer.best, size)
+            images = _resized(best, size)
             images = images.clamp(0, 1) if first.bounded else images
         images = images.contiguous().requires_grad_(True)
         optimizer = make_optimizer(first.optimizer, images, lr, first.bounded)
@@ -263,10 +263,11 @@ def run_transfers(
             done += 1
             if progress is not None:
                 progress(done, total_steps, histories[0][-1])
+        best = optimizer.best
 
     with torch.no_grad():
         # The picture a reviewer sees is 8-bit; its loss, in float32, is the one reported as final.
-        results = _as_pixels(optimizer.best)
+        results = _as_pixels(best)
         finals = _records(objective(results / 255, exact=True))
     if first.snapshot_every:  # the strip ends with the result itself
         _snapshot(snapshots, results / 255, done, [final.total for final in finals])

@@ -3,6 +3,7 @@ exported data, correlation rankings, filter anchors, cross-pair layer pages, the
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import zipfile
@@ -50,6 +51,7 @@ class _Links(HTMLParser):
                 self.links.append(attrs[name])
 
 
+@functools.lru_cache(maxsize=None)  # layer pages link to their own filters hundreds of times
 def _parse(path: Path) -> _Links:
     parser = _Links()
     parser.feed(path.read_text())

@@ -41,7 +41,7 @@ from PIL import Image, ImageDraw
 
 from reportgen import color
 from reportgen.images import load_image
-from reportgen.manifest import Params
+from reportgen.manifest import PRESETS, Params
 from reportgen.ml.pair import as_tensor, transfer_settings
 from reportgen.ml.runtime import Runtime, resolve_device
 from reportgen.ml.transfer import run_transfer
@@ -119,7 +119,8 @@ class Row:
 def reportgen_result(runtime: Runtime, content_path: Path, style_path: Path, size: int, overrides: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(result, content, style as fed), each (H, W, 3) uint8, at the built-in defaults (but
     for ``overrides``)."""
-    params = Params(**{**overrides, "size": size})
+    preset = PRESETS.get(overrides.get("preset"), {})  # a preset's settings, then those beside it
+    params = Params(**{**preset, **overrides, "size": size})
     content = load_image(content_path, params.size)
     style = load_image(style_path, params.style_side())
     content_fed, style_fed = color.prepare_inputs(content.pixels, style.pixels, params.preserve_color)
@@ -186,7 +187,7 @@ def main() -> None:
     judge = IndependentJudge()
     rows: list[Row] = []
     OUT.mkdir(parents=True, exist_ok=True)
-    print(f"reportgen parameters: {Params(**overrides).as_dict()}", flush=True)
+    print(f"reportgen parameters: {Params(**{**PRESETS.get(overrides.get('preset'), {}), **overrides}).as_dict()}", flush=True)
     for size in args.sizes:
         sheet = []
         for pid, content_path, style_path, kind in pairs:

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
-from reportgen.compare import GRAMS, style_distances
-from reportgen.cache import RECORD, ResultCache, default_cache_dir, pair_key
+from reportgen.compare import style_distances
+from reportgen.cache import ResultCache, default_cache_dir, pair_key
 from reportgen.errors import BuildError, ReportgenError
 from reportgen.fingerprint import file_sha256, weights_fingerprint
+from reportgen.layout import ARCHIVE, GRAMS, NO_JEKYLL, NOT_FOUND, RECORD, ROLES, SITEMAP, image_file, in_run, run_dir, shared_between_runs
 from reportgen.manifest import Manifest, Run, load_manifest
 from reportgen.render import Renderer
-from reportgen.site import ARCHIVE, NOT_FOUND, build_pages, not_found_page, run_dir, sitemap
+from reportgen.site import build_pages, not_found_page, sitemap
 from reportgen.writer import SiteWriter, site_lock
 
 log = logging.getLogger(__name__)
@@ -261,18 +262,17 @@ def _write_site(manifest: Manifest, entries: dict[str, Path], summary: BuildSumm
     pages.append(not_found_page(manifest))
     with SiteWriter(summary.site_dir) as writer:
         for name, entry in entries.items():
-            # Figures (in sub-folders) may be shared between runs; the contract files at the top
-            # of a run's folder and its data/ are always written in place.
+            # The record is written as this build labels it; the Grams only when published.
             skip = {RECORD} if manifest.publish_grams else {RECORD, GRAMS}
-            writer.copy_tree(entry, run_dir(name), skip=skip, shareable=lambda inner: "/" in inner and not inner.startswith("data/"))
-            writer.write(f"{run_dir(name)}/{RECORD}", json.dumps(records[name], indent=1))
+            writer.copy_tree(entry, run_dir(name), skip=skip, shareable=shared_between_runs)
+            writer.write(in_run(name, RECORD), json.dumps(records[name], indent=1))
         for site_path, source in renderer.static_files():
             writer.write(site_path, source.read_bytes())
         for page in pages:
             writer.write(page.path, renderer.render(page.template, page.path, page.context, writer.aliases, base_url))
-        writer.write(".nojekyll", "")  # GitHub Pages: serve the files as they are
+        writer.write(NO_JEKYLL, "")
         if base_url and base_url.startswith(("http://", "https://")):  # a sitemap needs absolute URLs
-            writer.write("sitemap.xml", sitemap(base_url, [page.path for page in pages if page.path != NOT_FOUND]))
+            writer.write(SITEMAP, sitemap(base_url, [page.path for page in pages if page.path != NOT_FOUND]))
         if records and manifest.publish_archive:
             writer.write(ARCHIVE, _data_archive(entries, records, manifest.publish_grams))
         summary.site_bytes = writer.staged_bytes()
@@ -298,7 +298,7 @@ def _data_archive(entries: dict[str, Path], records: dict[str, dict], with_grams
         for name, entry in entries.items():
             if with_grams:
                 archive.write(entry / GRAMS, f"{name}/{GRAMS}")
-            archive.writestr(f"{name}/data/pair.json", json.dumps(records[name], indent=1))
-            for role in ("content", "style", "result"):
-                archive.write(entry / f"{role}.png", f"{name}/{role}.png")
+            archive.writestr(f"{name}/{RECORD}", json.dumps(records[name], indent=1))
+            for role in ROLES:
+                archive.write(entry / image_file(role), f"{name}/{image_file(role)}")
     return buffer.getvalue()

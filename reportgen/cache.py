@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Callable
 
 from reportgen.fingerprint import RESULTS_VERSION, digest
+from reportgen.layout import RECORD
 from reportgen.manifest import Params
 
 log = logging.getLogger(__name__)
-
-RECORD = "data/pair.json"
 
 
 def default_cache_dir() -> Path:

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from reportgen.layout import GRAMS, gram_key
 from reportgen.results import per_position
-
-GRAMS = "data/grams.npz"
 
 
 def symmetric_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -43,7 +42,7 @@ def style_distances(records: dict[str, dict], entries: dict[str, Path]) -> dict[
     try:
         for layer in layers:
             grams = [
-                per_position(archives[name][f"style/{layer}"], math.prod(records[name]["layers"][layer]["map_size"]["style"]))
+                per_position(archives[name][gram_key("style", layer)], math.prod(records[name]["layers"][layer]["map_size"]["style"]))
                 for _, name in styles.values()
             ]
             matrix = [[symmetric_distance(a, b) for b in grams] for a in grams]

@@ -17,6 +17,7 @@ from typing import Any, Callable
 from reportgen.color import PRESERVE_COLOR
 from reportgen.errors import ManifestError
 from reportgen.layers import ACTIVATIONS, ANALYSED_LAYERS, LAYER_NAMES, network_order
+from reportgen.layout import RESERVED_NAMES, RESERVED_VARIANT_IDS
 from reportgen.yamlnodes import Located, Mark, YamlSyntaxError, load_located
 
 ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -420,10 +421,6 @@ def _with_preset(values: dict[str, Any]) -> dict[str, Any]:
     return _merge(PRESETS[values["preset"]], values)
 
 
-# Variant ids become folders beside a pair's layer pages and figure folders.
-RESERVED_VARIANT_IDS = frozenset({*LAYER_NAMES, "data", "thumbs", "index", "layers", "assets"})
-
-
 def _sweep_id(values: dict[str, Any]) -> str:
     """``{style_weight: 1000.0}`` -> ``style_weight-1e3``: a readable, URL-safe variant id."""
 
@@ -686,7 +683,7 @@ def _resolve_variants(raw: list[tuple[str, dict, Mark]], base: dict[str, Any], k
     seen: set[str] = set()
     for variant_id, overrides, mark in raw:
         if not ID_PATTERN.fullmatch(variant_id) or variant_id in RESERVED_VARIANT_IDS:
-            context.problem(mark, f"{key_path}.variants", f"{variant_id!r} is not a valid variant id (allowed: like a pair id, and not a layer name or one of data, thumbs, index, layers, assets)")
+            context.problem(mark, f"{key_path}.variants", f"{variant_id!r} is not a valid variant id (allowed: like a pair id, and not a layer name or one of {', '.join(RESERVED_NAMES)})")
             continue
         if variant_id in seen:
             context.problem(mark, f"{key_path}.variants", f"duplicate variant id {variant_id!r}")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import jinja2
 
-from reportgen.site import NOT_FOUND
+from reportgen.layout import NOT_FOUND, asset
 
 
 def templates_dir() -> Path:
@@ -66,4 +66,4 @@ class Renderer:
         """(site path, source) of the CSS and JS shipped beside the templates."""
         root = Path(self.environment.loader.searchpath[0])  # type: ignore[union-attr]
         static = root / "static"
-        return [(f"assets/{p.relative_to(static).as_posix()}", p) for p in sorted(static.rglob("*")) if p.is_file()]
+        return [(asset(p.relative_to(static).as_posix()), p) for p in sorted(static.rglob("*")) if p.is_file()]

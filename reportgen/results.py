@@ -6,8 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ROLES = ("content", "style", "result")
-
 
 def per_position(gram: np.ndarray, positions: int) -> np.ndarray:
     """A raw (C, C) Gram divided by its number of positions H·W (float64), so that Grams of

@@ -1,8 +1,10 @@
 """The page model: which pages the site has, where each is written, and what it shows.
 
 Pages are computed from the pair records (``data/pair.json``) alone, so a site can be rendered
-from cached results without torch.  Templates compute nothing; everything they show is prepared
-here.
+from cached results without torch.  Templates compute nothing: every path they link to comes
+finished from here (named by :mod:`reportgen.layout`), and so does every choice of what a page
+shows; templates print values and loop.  What a run's page and its layer pages show is
+:mod:`reportgen.views`'; this module decides which pages there are and how they link together.
 """
 
 from __future__ import annotations
@@ -10,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from reportgen import layout, views
 from reportgen.layers import network_order
-from reportgen.manifest import Manifest, PairSpec, Params
-
-DEFAULTS = Params()
+from reportgen.layout import INDEX, NOT_FOUND, ROLES, LayerFigures, cross_pair_page, in_run, layer_page, run_page
+from reportgen.manifest import Manifest, PairSpec
 
 LAYER_DESCRIPTIONS = {
     "conv1_1": "the first layer: responds to colours and fine edges at full resolution",
@@ -25,9 +27,6 @@ LAYER_DESCRIPTIONS = {
 }
 
 
-NOT_FOUND = "404.html"  # served by GitHub Pages at whatever path was missing
-
-
 @dataclass(frozen=True)
 class Page:
     path: str  # site-relative POSIX path
@@ -35,49 +34,24 @@ class Page:
     context: dict[str, Any]
 
 
-def run_dir(name: str) -> str:
-    """Site folder of a run: ``pairs/<id>`` or ``pairs/<id>/<variant>``."""
-    return f"pairs/{name}"
+def _page(manifest: Manifest, path: str, template: str, title: str, crumbs: list[dict], **context: Any) -> Page:
+    """A page with what ``base.html`` shows on every page: the browser's title, the way home and
+    the stylesheet."""
+    head_title = title if title == manifest.title else f"{title} · {manifest.title}"
+    frame = {"site_title": manifest.title, "title": title, "head_title": head_title, "home": INDEX, "stylesheet": layout.STYLESHEET, "crumbs": crumbs}
+    return Page(path, template, {**frame, **context})
 
 
 def _crumbs(*items: tuple[str, str | None]) -> list[dict]:
     return [{"label": label, "href": href} for label, href in items]
 
 
-def _format(value: Any) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, dict):
-        return ", ".join(f"{k} {v:g}" for k, v in value.items())
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
+def _links(links) -> list[dict]:
+    return [{"label": link.label, "url": link.url} for link in links]
 
 
-def _parameter_rows(parameters: dict, changed: list[str]) -> list[dict]:
-    """Every resolved parameter; those differing from the built-in defaults (of the run's loss
-    and optimiser, whose weights and step sizes differ) or set by the variant are marked."""
-    defaults = Params(loss=parameters.get("loss", DEFAULTS.loss), optimizer=parameters["optimizer"]).as_dict()
-    return [
-        {"name": name, "value": _format(value), "changed": value != defaults.get(name), "variant": name in changed}
-        for name, value in parameters.items()
-    ]
-
-
-def _loss_rows(final: dict, parameters: dict) -> list[dict]:
-    rows = [{"term": "content", "layer": parameters["content_layer"], "value": final["content"]}]
-    rows += [{"term": "style", "layer": layer, "value": value} for layer, value in final["style"].items()]
-    if final.get("tv"):
-        rows.append({"term": "total variation", "layer": "", "value": final["tv"]})
-    rows.append({"term": "total", "layer": "", "value": final["total"]})
-    return rows
-
-
-def _stylisation_rows(stylisation: dict) -> list[dict]:
-    return [
-        {"layer": layer, "result": d["result"], "content": d["content"], "matched": d["result"] < d["content"]}
-        for layer, d in stylisation["style_gram"].items()
-    ]
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' if count != 1 else ''}"
 
 
 def _neighbours(links: list[dict], position: int) -> dict:
@@ -88,60 +62,8 @@ def _neighbours(links: list[dict], position: int) -> dict:
     }
 
 
-COLOUR_NOTES = {
-    "luminance": (
-        "Colour preserved (luminance only): the network saw both images in luminance, the style's "
-        "matched to the content's mean and spread (shown here as fed); the result shown joins the "
-        "optimised luminance to the content image's colours. Losses, distances and every layer's "
-        "figures describe the luminance image the network optimised."
-    ),
-    "histogram": (
-        "Colour preserved (histogram matching): the style image was given the content image's colour "
-        "mean and covariance before the transfer; the style image shown is the one the network saw."
-    ),
-}
-
-
-def _snapshot_strip(base: str, record: dict) -> list[dict]:
-    """The images kept during the optimisation, each with its step, size (when the run had
-    several scales) and loss."""
-    several_scales = len(record.get("scales", [])) > 1
-    return [
-        {
-            "src": f"{base}/{snapshot['file']}",
-            "step": snapshot["step"],
-            "label": "start" if snapshot["step"] == 0 else f"step {snapshot['step']}",
-            "size": f"{snapshot['size'][0]}×{snapshot['size'][1]}" if several_scales else None,
-            "total": snapshot["total"],
-        }
-        for snapshot in record.get("snapshots", [])
-    ]
-
-
-def _scales_note(record: dict) -> str | None:
-    scales = record.get("scales", [])
-    if len(scales) < 2:
-        return None
-    sizes = " → ".join(f"{s['width']}×{s['height']}" for s in scales)
-    return f"Coarse to fine: {record['parameters']['steps']} steps at each of {len(scales)} scales, {sizes}, each started from the previous result upsampled."
-
-
-def _layer_links(base: str, record: dict) -> list[dict]:
-    weights = record["parameters"]["style_layers"]
-    return [
-        {
-            "name": layer,
-            "href": f"{base}/{layer}.html",
-            "channels": info["channels"],
-            "role": " and ".join(r for r, on in (("style", info["is_style_layer"]), ("content", info["is_content_layer"])) if on),
-            "weight": weights.get(layer),
-        }
-        for layer, info in record["layers"].items()
-    ]
-
-
-def _thumbs(base: str) -> dict[str, str]:
-    return {role: f"{base}/thumbs/{role}.webp" for role in ("content", "style", "result")}
+def _thumbs(name: str) -> dict[str, str]:
+    return {role: in_run(name, layout.thumbnail_file(role)) for role in ROLES}
 
 
 def build_pages(manifest: Manifest, records: dict[str, dict], failed: dict[str, str], comparisons: dict[str, dict]) -> list[Page]:
@@ -159,7 +81,7 @@ def build_pages(manifest: Manifest, records: dict[str, dict], failed: dict[str, 
 
     # Previous/next links only between pairs that have pages (with --keep-going some may not).
     shown = [pair for pair in manifest.pairs if finished(pair)]
-    pair_links = [{"href": f"{run_dir(p.id)}/index.html", "label": p.title} for p in shown]
+    pair_links = [{"href": run_page(p.id), "label": p.title} for p in shown]
     index_entries = []
     for pair in manifest.pairs:
         names = [f"{pair.id}/{v.id}" for v in pair.variants] if pair.variants else [pair.id]
@@ -167,11 +89,10 @@ def build_pages(manifest: Manifest, records: dict[str, dict], failed: dict[str, 
         entry = {
             "id": pair.id,
             "title": pair.title,
-            "href": f"{run_dir(pair.id)}/index.html" if done else None,
-            "thumbs": _thumbs(run_dir(done[0])) if done else None,
-            "variants": len(pair.variants),
-            "record": records[done[0]] if done else None,
+            "href": run_page(pair.id) if done else None,
             "failed": [{"name": name, "error": failed[name]} for name in names if name in failed],
+            "failed_entirely": not done and any(name in failed for name in names),
+            "card": _index_card(pair, done[0], records[done[0]]) if done else None,
         }
         index_entries.append(entry)
         if not done:
@@ -183,43 +104,55 @@ def build_pages(manifest: Manifest, records: dict[str, dict], failed: dict[str, 
             pages.extend(_run_pages(manifest, pair, records[name], name, neighbours if not pair.variants else None, set(comparisons)))
     pages.insert(
         0,
-        Page(
+        _page(
+            manifest,
+            INDEX,
             "index.html",
-            "index.html",
-            {
-                "site_title": manifest.title,
-                "title": manifest.title,
-                "description": manifest.description,
-                "links": [{"label": link.label, "url": link.url} for link in manifest.links],
-                "crumbs": _crumbs(("Study", None)),
-                "entries": index_entries,
-                "layer_pages": [{"name": layer, "href": f"layers/{layer}.html"} for layer in comparisons],
-                "archive": ARCHIVE if records and manifest.publish_archive else None,
-            },
+            manifest.title,
+            _crumbs(("Study", None)),
+            description=manifest.description,
+            links=_links(manifest.links),
+            pair_count=_plural(len(index_entries), "pair"),
+            entries=index_entries,
+            layer_pages=[{"name": layer, "href": cross_pair_page(layer)} for layer in comparisons],
+            archive=layout.ARCHIVE if records and manifest.publish_archive else None,
         ),
     )
     pages.extend(_cross_pair_pages(manifest, records, comparisons))
     return pages
 
 
-ARCHIVE = "data.zip"
+def _index_card(pair, name: str, record: dict) -> dict:
+    """What the index shows of a pair with pages: its first run's thumbnails and a line about it."""
+    thumbs = _thumbs(name)
+    captions = {role: role for role in ROLES}
+    if pair.variants:
+        captions["result"] = f"result ({record['variant']})"
+        summary = f"{len(pair.variants)} variants"
+    else:
+        summary = f"{record['parameters']['steps']} steps · final loss {record['losses']['final']['total']:.4g}"
+    width, height = record["inputs"]["content"]["size"]
+    return {
+        "triptych": [{"role": role, "src": thumbs[role], "caption": captions[role]} for role in ROLES],
+        "size": f"{width}×{height}",
+        "summary": summary,
+    }
 
 
 def _variants_page(manifest: Manifest, pair, runs: list[tuple[str, dict]], failed: list[dict], neighbours: dict) -> Page:
     """The contact sheet of a pair with variants: each variant's result, losses and changes."""
-    base = run_dir(pair.id)
-    first = runs[0][1]
+    first_name, first = runs[0]
     sheet = []
     for name, record in runs:
-        changed = {key: _format(record["parameters"][key]) for key in record["changed"]}
+        changed = {key: views.format_value(record["parameters"][key]) for key in record["changed"]}
         sheet.append(
             {
                 "name": record["variant"],
-                "href": f"{run_dir(name)}/index.html",
-                "result": f"{run_dir(name)}/thumbs/result.webp",
+                "href": run_page(name),
+                "result": in_run(name, layout.thumbnail_file("result")),
                 "changed": changed,
                 "final": record["losses"]["final"],
-                "stylisation": _stylisation_rows(record["stylisation"]),
+                "stylisation": views.stylisation_rows(record["stylisation"]),
                 "content_distance": record["stylisation"]["content_features"]["result"],
             }
         )
@@ -228,76 +161,59 @@ def _variants_page(manifest: Manifest, pair, runs: list[tuple[str, dict]], faile
     for item in sheet:
         by_layer = {row["layer"]: row for row in item["stylisation"]}
         item["cells"] = [by_layer.get(layer) for layer in style_layers]
-    return Page(
-        f"{base}/index.html",
+    thumbs = _thumbs(first_name)
+    return _page(
+        manifest,
+        run_page(pair.id),
         "variants.html",
-        {
-            "site_title": manifest.title,
-            "title": pair.title,
-            "pair": first,
-            "notes": pair.notes,
-            "links": [{"label": link.label, "url": link.url} for link in pair.links],
-            "thumbs": _thumbs(run_dir(runs[0][0])),
-            "crumbs": _crumbs(("Study", "index.html"), (pair.title, None)),
-            "sheet": sheet,
-            "style_layers": style_layers,
-            "failed": failed,
-            "neighbours": neighbours,
-        },
+        pair.title,
+        _crumbs(("Study", INDEX), (pair.title, None)),
+        notes=pair.notes,
+        links=_links(pair.links),
+        inputs=[{"role": role, "src": thumbs[role], "file": first["inputs"][role]["file"]} for role in ("content", "style")],
+        run_count=len(sheet),
+        sheet=sheet,
+        style_layers=style_layers,
+        failed=failed,
+        neighbours=neighbours,
     )
 
 
 def _run_pages(manifest: Manifest, spec: PairSpec, record: dict, name: str, neighbours: dict | None, compared_layers: set[str]) -> list[Page]:
     """The page of one run (a pair, or one variant) and its layer pages.  ``compared_layers``
     are those with a cross-pair page (layers every run analyses)."""
-    base = run_dir(name)
     pair_title = spec.title
     if record["variant"]:
-        trail = [("Study", "index.html"), (pair_title, f"{run_dir(record['id'])}/index.html"), (record["variant"], f"{base}/index.html")]
+        trail = [("Study", INDEX), (pair_title, run_page(record["id"])), (record["variant"], run_page(name))]
     else:
-        trail = [("Study", "index.html"), (pair_title, f"{base}/index.html")]
-    layers = _layer_links(base, record)
-    common = {"site_title": manifest.title, "pair": record, "base": base, "layers": layers}
+        trail = [("Study", INDEX), (pair_title, run_page(name))]
+    layers = views.layer_links(name, record)
     pages = [
-        Page(
-            f"{base}/index.html",
+        _page(
+            manifest,
+            run_page(name),
             "pair.html",
-            {
-                **common,
-                "title": record["title"],
-                "crumbs": _crumbs(*trail[:-1], (trail[-1][0], None)),
-                "neighbours": neighbours or {"previous": None, "next": None},
-                "parameter_rows": _parameter_rows(record["parameters"], record["changed"]),
-                "loss_rows": _loss_rows(record["losses"]["final"], record["parameters"]),
-                "stylisation_rows": _stylisation_rows(record["stylisation"]),
-                "content_distance": record["stylisation"]["content_features"],
-                "links": [{"label": link.label, "url": link.url} for link in spec.links],
-                "grams_published": manifest.publish_grams,
-                "snapshots": _snapshot_strip(base, record),
-                "colour_note": COLOUR_NOTES.get(record["parameters"].get("preserve_color", "none")),
-                "scales_note": _scales_note(record),
-                "total_steps": len(record["losses"]["step"]),
-            },
+            record["title"],
+            _crumbs(*trail[:-1], (trail[-1][0], None)),
+            neighbours=neighbours or {"previous": None, "next": None},
+            links=_links(spec.links),
+            **views.run_view(name, record, layers, manifest.publish_grams),
         )
     ]
+    strip_links = [{"href": other["href"], "label": other["name"]} for other in layers]
     for position, layer in enumerate(layers):
-        info = record["layers"][layer["name"]]
         pages.append(
-            Page(
+            _page(
+                manifest,
                 layer["href"],
                 "layer.html",
-                {
-                    **common,
-                    "title": f"{layer['name']} · {record['title']}",
-                    "crumbs": _crumbs(*trail, (layer["name"], None)),
-                    "layer": layer,
-                    "info": info,
-                    "description": LAYER_DESCRIPTIONS.get(layer["name"], ""),
-                    "neighbours": _neighbours([{"href": other["href"], "label": other["name"]} for other in layers], position),
-                    "figure_dir": f"{base}/{layer['name']}",
-                    "distance": record["stylisation"]["style_gram"].get(layer["name"]),
-                    "cross_pair": f"layers/{layer['name']}.html" if layer["name"] in compared_layers else None,
-                },
+                f"{layer['name']} · {record['title']}",
+                _crumbs(*trail, (layer["name"], None)),
+                layer=layer,
+                description=LAYER_DESCRIPTIONS.get(layer["name"], ""),
+                neighbours=_neighbours(strip_links, position),
+                cross_pair=cross_pair_page(layer["name"]) if layer["name"] in compared_layers else None,
+                **views.layer_view(name, record, layers, layer["name"]),
             )
         )
     return pages
@@ -311,46 +227,49 @@ def _cross_pair_pages(manifest: Manifest, records: dict[str, dict], comparisons:
     for position, (layer, comparison) in enumerate(comparisons.items()):
         rows = [
             {
-                "name": name,
                 "title": record["title"],
-                "href": f"{run_dir(name)}/{layer}.html",
-                "gram": f"{run_dir(name)}/{layer}/gram-style.webp",
-                "result": f"{run_dir(name)}/thumbs/result.webp",
-                "style": f"{run_dir(name)}/thumbs/style.webp",
+                "href": layer_page(name, layer),
+                "gram": in_run(name, LayerFigures(layer).gram_heatmap),
+                "result": in_run(name, layout.thumbnail_file("result")),
+                "style": in_run(name, layout.thumbnail_file("style")),
                 "distance": record["stylisation"]["style_gram"].get(layer),
             }
             for name, record in records.items()
             if layer in record["layers"]
         ]
         pages.append(
-            Page(
-                f"layers/{layer}.html",
+            _page(
+                manifest,
+                cross_pair_page(layer),
                 "layer_across.html",
-                {
-                    "site_title": manifest.title,
-                    "title": f"{layer} across the study",
-                    "crumbs": _crumbs(("Study", "index.html"), (f"{layer} across pairs", None)),
-                    "layer": layer,
-                    "description": LAYER_DESCRIPTIONS.get(layer, ""),
-                    "rows": rows,
-                    "comparison": comparison,
-                    "neighbours": _neighbours([{"href": f"layers/{other}.html", "label": other} for other in layer_names], position),
-                },
+                f"{layer} across the study",
+                _crumbs(("Study", INDEX), (f"{layer} across pairs", None)),
+                layer=layer,
+                description=LAYER_DESCRIPTIONS.get(layer, ""),
+                rows=rows,
+                labels=comparison["labels"],
+                distance_rows=_distance_rows(comparison),
+                neighbours=_neighbours([{"href": cross_pair_page(other), "label": other} for other in layer_names], position),
             )
         )
     return pages
 
 
+DISTANCE_SHADES = 10  # style.css shades the cells of a distance matrix d0 (alike) .. d9
+
+
+def _distance_rows(comparison: dict) -> list[dict]:
+    """The distance matrix between the study's style images, each cell with its shade."""
+    return [
+        {"label": label, "cells": [{"value": value, "shade": f"d{min(int(value * 5), DISTANCE_SHADES - 1)}"} for value in row]}
+        for label, row in zip(comparison["labels"], comparison["matrix"])
+    ]
 
 
 def not_found_page(manifest: Manifest) -> Page:
     """GitHub Pages serves ``404.html`` for any missing path, at that path: the renderer makes
     its links absolute with the base URL (without one they are relative to the site root)."""
-    return Page(
-        NOT_FOUND,
-        "404.html",
-        {"site_title": manifest.title, "title": "Page not found", "crumbs": _crumbs(("Study", "index.html"), ("Not found", None))},
-    )
+    return _page(manifest, NOT_FOUND, "404.html", "Page not found", _crumbs(("Study", INDEX), ("Not found", None)))
 
 
 def sitemap(base_url: str, paths: list[str]) -> str:

@@ -1,7 +1,8 @@
 """Computing one pair: transfer, analysis, figures and data files, written into one folder.
 
-The folder becomes a cache entry and is copied into the site as ``pairs/<id>/``; its
-``data/pair.json`` is the record the pages are rendered from.
+The folder becomes a cache entry and is copied into the site as ``pairs/<id>/``; its files are
+named by :mod:`reportgen.layout`, and its record (``data/pair.json``) is what the pages are
+rendered from.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ from reportgen import color, figures
 from reportgen.errors import TransferError
 from reportgen.fingerprint import RESULTS_VERSION
 from reportgen.images import LoadedImage, load_image, save_png
+from reportgen.layout import GRAMS, LOSS_CURVES, RECORD, ROLES, LayerFigures, gram_key, image_file, reconstruction_file, snapshot_file, thumbnail_file
 from reportgen.manifest import DEFAULT_STYLE_WEIGHT, Manifest, Params, Run
 from reportgen.ml.analysis import analyse, correlation, sorted_cells, stylisation_distances
 from reportgen.ml.runtime import Runtime
 from reportgen.ml.transfer import StepRecord, TransferOutput, TransferSettings, run_transfers
-from reportgen.results import ROLES, LayerAnalysis
+from reportgen.results import LayerAnalysis
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,13 @@ def _history_columns(history: list[StepRecord]) -> dict:
     }
 
 
+def _made(folder: Path, inner: str) -> Path:
+    """Where the run-folder file ``inner`` goes in ``folder``, its parent folders made."""
+    path = folder / inner
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def _input_record(manifest: Manifest, image: LoadedImage) -> dict:
     return {
         "file": manifest.relative(image.path),
@@ -65,24 +74,25 @@ def _input_record(manifest: Manifest, image: LoadedImage) -> dict:
 
 
 def _layer_figures(analysis: LayerAnalysis, params: Params, history: dict, folder: Path, plots: figures.PlotThread) -> dict:
-    """Every figure of one layer into ``folder`` (the plots through ``plots``); returns what the
-    layer page needs to show them."""
+    """Every figure of one layer into the run's ``folder`` (the plots through ``plots``); returns
+    what the layer page needs to show them."""
     layer = analysis.layer
     style_layers = params.style_layer_weights
-    folder.mkdir(exist_ok=True)
+    files = LayerFigures(layer)
+    (folder / files.folder).mkdir(exist_ok=True)
     # Grams per position, since the style image's size differs from the content's and result's.
     per_position = {role: analysis.gram_per_position(role) for role in ROLES}
-    plots.submit(figures.gram_heatmap, analysis.grams["style"], f"Gram matrix of the style image at {layer}", folder / "gram-style.webp")
-    plots.submit(figures.energy_bars, np.diag(per_position["style"]), np.diag(per_position["result"]), layer, folder / "energy.png")
+    plots.submit(figures.gram_heatmap, analysis.grams["style"], f"Gram matrix of the style image at {layer}", folder / files.gram_heatmap)
+    plots.submit(figures.energy_bars, np.diag(per_position["style"]), np.diag(per_position["result"]), layer, folder / files.energy)
     if layer in style_layers:
-        plots.submit(figures.layer_loss_curve, history["step"], history["style"][layer], layer, folder / "loss.png")
-    montages = {role: figures.feature_montage(analysis.maps[role], folder / f"maps-{role}.webp").as_dict() for role in ROLES}
-    figures.filter_pairs_figure(analysis.maps["style"], analysis.top_pairs["style"], folder / "top-pairs-style.webp")
-    comparison = figures.gram_comparison(per_position["style"], per_position["result"], layer, folder / "grams-compare.webp")
+        plots.submit(figures.layer_loss_curve, history["step"], history["style"][layer], layer, folder / files.loss_curve)
+    montages = {role: figures.feature_montage(analysis.maps[role], folder / files.maps(role)).as_dict() for role in ROLES}
+    figures.filter_pairs_figure(analysis.maps["style"], analysis.top_pairs["style"], folder / files.top_pairs)
+    comparison = figures.gram_comparison(per_position["style"], per_position["result"], layer, folder / files.gram_comparison)
     correlations = correlation(analysis.grams["style"])
-    heatmap = figures.correlation_heatmap(correlations, layer, folder / "correlation-style.webp")
+    heatmap = figures.correlation_heatmap(correlations, layer, folder / files.correlation)
     if layer == params.content_layer:
-        montages["difference"] = figures.difference_montage(analysis.maps["content"], analysis.maps["result"], folder / "maps-difference.webp").as_dict()
+        montages["difference"] = figures.difference_montage(analysis.maps["content"], analysis.maps["result"], folder / files.difference).as_dict()
     return {
         "channels": analysis.channels,
         "map_size": {role: [int(analysis.maps[role].shape[2]), int(analysis.maps[role].shape[1])] for role in ROLES},
@@ -107,7 +117,6 @@ def _reconstructions(prepared: PreparedRun, runtime: Runtime, folder: Path, repo
     """Images rebuilt from white noise out of one representation each (content at one layer, or
     style over a growing set of layers), with the run's optimiser, steps and seed."""
     params, device = prepared.run.params, runtime.device
-    folder.mkdir(exist_ok=True)
     content = as_tensor(prepared.content_fed, device)
     style = as_tensor(prepared.style_fed, device)
     jobs = [("content", (layer,), 1.0, 0.0) for layer in CONTENT_RECONSTRUCTION_LAYERS]
@@ -137,10 +146,10 @@ def _reconstructions(prepared: PreparedRun, runtime: Runtime, folder: Path, repo
         # Both start from noise of the content image's size (the seed's noise): content jobs match
         # its maps at one layer, style jobs the style image's Grams (their content term is off).
         output = run_transfers(extractor, [(content, style, settings)])[0]
-        name = f"{kind}-{layers[-1]}.webp"
+        name = reconstruction_file(kind, layers[-1])
         pixels = output.result_rgb[0].permute(1, 2, 0).numpy()
-        Image.fromarray(pixels, "RGB").save(folder / name, format="WEBP", quality=90, method=figures.WEBP_METHOD)
-        made[kind].append({"layers": list(layers), "file": f"reconstructions/{name}", "loss": output.final.total})
+        Image.fromarray(pixels, "RGB").save(_made(folder, name), format="WEBP", quality=90, method=figures.WEBP_METHOD)
+        made[kind].append({"layers": list(layers), "file": name, "loss": output.final.total})
     report("reconstructions", len(jobs), len(jobs))
     return made
 
@@ -156,9 +165,6 @@ def _peak_memory(device: torch.device) -> dict:
 def _snapshots(output: TransferOutput, content: np.ndarray, preserve_color: str, folder: Path) -> list[dict]:
     """The images kept during the optimisation as WebP files; returns their records, each with
     that image's total loss."""
-    if not output.snapshots:
-        return []
-    folder.mkdir(exist_ok=True)
     made = []
     for snapshot in output.snapshots:
         pixels = snapshot.pixels
@@ -166,9 +172,9 @@ def _snapshots(output: TransferOutput, content: np.ndarray, preserve_color: str,
             height, width = pixels.shape[:2]
             chroma = content if content.shape[:2] == (height, width) else np.asarray(Image.fromarray(content).resize((width, height), Image.Resampling.LANCZOS))
             pixels = color.restore_colour(pixels, chroma, preserve_color)
-        name = f"step-{snapshot.step:06d}.webp"
-        Image.fromarray(pixels, "RGB").save(folder / name, format="WEBP", quality=85, method=figures.WEBP_METHOD)
-        made.append({"step": snapshot.step, "file": f"snapshots/{name}", "size": [pixels.shape[1], pixels.shape[0]], "total": snapshot.total})
+        name = snapshot_file(snapshot.step)
+        Image.fromarray(pixels, "RGB").save(_made(folder, name), format="WEBP", quality=85, method=figures.WEBP_METHOD)
+        made.append({"step": snapshot.step, "file": name, "size": [pixels.shape[1], pixels.shape[0]], "total": snapshot.total})
     return made
 
 
@@ -251,7 +257,7 @@ def out_of_memory_reported(run: Run, count: int = 1):
 
 
 def compute_run(run: Run, manifest: Manifest, runtime: Runtime, folder: Path, progress: PhaseProgress | None = None) -> dict:
-    """Compute everything of ``run`` into ``folder``; returns the record also saved as data/pair.json."""
+    """Compute everything of ``run`` into ``folder``; returns the record also saved in it (``layout.RECORD``)."""
     prepared = prepare_run(run, runtime)
     output = transfer_runs([prepared], runtime, progress)[0]
     return finish_run(prepared, output, manifest, runtime, folder, progress)
@@ -285,30 +291,28 @@ def finish_run(
     report("analysis", 1, 1)
 
     started = time.perf_counter()
-    (folder / "data").mkdir(parents=True, exist_ok=True)
-    (folder / "thumbs").mkdir(exist_ok=True)
     history = _history_columns(output.history)
     layers_record = {}
     with figures.PlotThread() as plots:
         scale_starts = [scale.first_step for scale in output.scales[1:]]
-        plots.submit(figures.loss_curves, history, scale_starts, folder / "losses.png")
+        plots.submit(figures.loss_curves, history, scale_starts, _made(folder, LOSS_CURVES))
         for index, (layer, analysis) in enumerate(analyses.items()):
             report("figures", index, len(analyses))
-            layers_record[layer] = _layer_figures(analysis, params, history, folder / layer, plots)
+            layers_record[layer] = _layer_figures(analysis, params, history, folder, plots)
         saved = {**pixels, "result": shown}
         for role in ROLES:
-            save_png(saved[role], folder / f"{role}.png")
-            figures.thumbnail(saved[role], folder / "thumbs" / f"{role}.webp")
-        snapshots = _snapshots(output, content.pixels, params.preserve_color, folder / "snapshots")
+            save_png(saved[role], _made(folder, image_file(role)))
+            figures.thumbnail(saved[role], _made(folder, thumbnail_file(role)))
+        snapshots = _snapshots(output, content.pixels, params.preserve_color, folder)
         np.savez_compressed(
-            folder / "data" / "grams.npz",
-            **{f"{role}/{layer}": analysis.grams[role] for layer, analysis in analyses.items() for role in ROLES},
+            _made(folder, GRAMS),
+            **{gram_key(role, layer): analysis.grams[role] for layer, analysis in analyses.items() for role in ROLES},
         )
     report("figures", len(analyses), len(analyses))
     timings["figures"] = time.perf_counter() - started
     if params.reconstructions:
         started_reconstructions = time.perf_counter()
-        reconstructions = _reconstructions(prepared, runtime, folder / "reconstructions", report)
+        reconstructions = _reconstructions(prepared, runtime, folder, report)
         timings["reconstructions"] = time.perf_counter() - started_reconstructions
     else:
         reconstructions = None
@@ -336,5 +340,5 @@ def finish_run(
     }
     # Every file and its size, so the cache can tell a damaged entry (see ResultCache.lookup).
     record["files"] = {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
-    (folder / "data" / "pair.json").write_text(json.dumps(record, indent=1))
+    _made(folder, RECORD).write_text(json.dumps(record, indent=1))
     return record

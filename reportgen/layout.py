@@ -1,0 +1,175 @@
+"""The one table of file names: what a run's folder holds, and where each file of the site is.
+
+A run's folder is written once by :mod:`reportgen.ml.pair`, kept as a cache entry and copied as it
+is into the site as ``pairs/<run>/`` (``<run>`` is a pair id, or ``<pair id>/<variant id>``).  Every
+name below is a contract: of the cache (entries written by earlier builds), of the published site
+(links people keep) and of ``data/`` (read by other tools).  Renaming a file of a run's folder is
+therefore a change of the results format (``RESULTS_VERSION``), and the record stores the names it
+was written with where they vary (``snapshots[].file``, ``reconstructions[].file``).
+
+Paths are POSIX and relative: run-folder paths to the run's folder, site paths to the site root.
+No numpy, no torch: everyone may import this, down to the manifest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reportgen.layers import LAYER_NAMES
+
+ROLES = ("content", "style", "result")  # the three images of a run, and of every layer's figures
+
+# ---- a run's folder -------------------------------------------------------------------------
+
+INDEX = "index.html"  # a run's page, a pair's page (of its variants) and the study's page
+DATA_DIR = "data"
+RECORD = f"{DATA_DIR}/pair.json"  # everything the pages are rendered from
+GRAMS = f"{DATA_DIR}/grams.npz"  # raw Gram matrices, keyed by gram_key()
+THUMBS_DIR = "thumbs"
+SNAPSHOTS_DIR = "snapshots"
+RECONSTRUCTIONS_DIR = "reconstructions"
+LOSS_CURVES = "losses.png"
+
+
+def image_file(role: str) -> str:
+    """The exact image of ``role`` (the network's inputs, the saved result), lossless."""
+    return f"{role}.png"
+
+
+def thumbnail_file(role: str) -> str:
+    return f"{THUMBS_DIR}/{role}.webp"
+
+
+def snapshot_file(step: int) -> str:
+    """The image kept after ``step`` steps of the optimisation."""
+    return f"{SNAPSHOTS_DIR}/step-{step:06d}.webp"
+
+
+def reconstruction_file(kind: str, deepest_layer: str) -> str:
+    """The image rebuilt from the ``kind`` (content or style) representation up to ``deepest_layer``."""
+    return f"{RECONSTRUCTIONS_DIR}/{kind}-{deepest_layer}.webp"
+
+
+def gram_key(role: str, layer: str) -> str:
+    """The key of ``role``'s Gram matrix at ``layer`` in :data:`GRAMS`."""
+    return f"{role}/{layer}"
+
+
+@dataclass(frozen=True)
+class LayerFigures:
+    """The figures of one analysed layer, in the run-folder folder named after the layer."""
+
+    layer: str
+
+    @property
+    def folder(self) -> str:
+        return self.layer
+
+    @property
+    def gram_heatmap(self) -> str:
+        """The style image's raw Gram matrix."""
+        return f"{self.folder}/gram-style.webp"
+
+    @property
+    def gram_comparison(self) -> str:
+        """The style image's and the result's Grams per position and their difference."""
+        return f"{self.folder}/grams-compare.webp"
+
+    @property
+    def correlation(self) -> str:
+        """The style image's normalised Gram matrix."""
+        return f"{self.folder}/correlation-style.webp"
+
+    @property
+    def energy(self) -> str:
+        return f"{self.folder}/energy.png"
+
+    @property
+    def loss_curve(self) -> str:
+        """The layer's style loss over the optimisation (style layers only)."""
+        return f"{self.folder}/loss.png"
+
+    @property
+    def top_pairs(self) -> str:
+        """The maps of the style image's top filter pairs, side by side."""
+        return f"{self.folder}/top-pairs-style.webp"
+
+    @property
+    def difference(self) -> str:
+        """Result − content, map by map (the content layer only)."""
+        return f"{self.folder}/maps-difference.webp"
+
+    def maps(self, role: str) -> str:
+        """The montage of every feature map of ``role``'s image."""
+        return f"{self.folder}/maps-{role}.webp"
+
+
+def shared_between_runs(inner: str) -> bool:
+    """Whether the file at run-folder path ``inner`` may be stored once for several runs with the
+    same bytes (variants of a pair share the content and style image's figures).  The files at
+    the top of the folder and its data are contract paths that are always written in place."""
+    return "/" in inner and not inner.startswith(f"{DATA_DIR}/")
+
+
+# ---- the site -------------------------------------------------------------------------------
+
+NOT_FOUND = "404.html"  # served by GitHub Pages at whatever path was missing
+ARCHIVE = "data.zip"  # every run's data files and exact images
+SITEMAP = "sitemap.xml"
+NO_JEKYLL = ".nojekyll"  # GitHub Pages: serve the files as they are
+ASSETS_DIR = "assets"  # templates/static/, copied as it is
+RUNS_DIR = "pairs"
+CROSS_PAIR_DIR = "layers"
+
+
+def asset(name: str) -> str:
+    return f"{ASSETS_DIR}/{name}"
+
+
+STYLESHEET = asset("style.css")
+FILTER_SCRIPT = asset("filters.js")  # the filter viewer of the layer pages
+DIVERGING_SCALE = asset("scale-diverging.png")  # the legend of the Gram comparison
+MAGMA_SCALE = asset("scale-magma.png")  # the legend of the correlation heatmap
+
+
+def run_dir(run: str) -> str:
+    """The site folder of a run: ``pairs/<id>`` or ``pairs/<id>/<variant>``; a pair with variants
+    has its page of variants in ``pairs/<id>`` too."""
+    return f"{RUNS_DIR}/{run}"
+
+
+def in_run(run: str, inner: str) -> str:
+    """The site path of the file at run-folder path ``inner``."""
+    return f"{run_dir(run)}/{inner}"
+
+
+def run_page(run: str) -> str:
+    return in_run(run, INDEX)
+
+
+def layer_page_name(layer: str) -> str:
+    """The file name of a run's page of ``layer``, beside the run's page."""
+    return f"{layer}.html"
+
+
+def layer_page(run: str, layer: str) -> str:
+    return in_run(run, layer_page_name(layer))
+
+
+def cross_pair_page(layer: str) -> str:
+    """Every run's style Gram and result at ``layer``."""
+    return f"{CROSS_PAIR_DIR}/{layer}.html"
+
+
+FILTER_ANCHOR_PREFIX = "f"  # also parsed by filters.js: #f12 opens filter 12, #f12-f40 a pair
+
+
+def filter_anchor(filter_index: int) -> str:
+    """The id of filter ``filter_index``'s tile on a layer page: ``<layer>.html#f12`` links to it."""
+    return f"{FILTER_ANCHOR_PREFIX}{filter_index}"
+
+
+# Variant ids become folders in their pair's folder, where a pair without variants keeps its
+# figure folders (named after layers), data and thumbnails; nor may they look like the site's own.
+RESERVED_NAMES = (DATA_DIR, THUMBS_DIR, INDEX.removesuffix(".html"), CROSS_PAIR_DIR, ASSETS_DIR)
+RESERVED_VARIANT_IDS = frozenset({*LAYER_NAMES, *RESERVED_NAMES})

@@ -171,5 +171,5 @@ def filter_anchor(filter_index: int) -> str:
 
 # Variant ids become folders in their pair's folder, where a pair without variants keeps its
 # figure folders (named after layers), data and thumbnails; nor may they look like the site's own.
-RESERVED_NAMES = (DATA_DIR, THUMBS_DIR, INDEX.removesuffix(".html"), CROSS_PAIR_DIR, ASSETS_DIR)
+RESERVED_NAMES = (DATA_DIR, THUMBS_DIR, SNAPSHOTS_DIR, RECONSTRUCTIONS_DIR, INDEX.removesuffix(".html"), CROSS_PAIR_DIR, ASSETS_DIR)
 RESERVED_VARIANT_IDS = frozenset({*LAYER_NAMES, *RESERVED_NAMES})

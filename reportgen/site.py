@@ -128,7 +128,7 @@ def _index_card(pair, name: str, record: dict) -> dict:
     captions = {role: role for role in ROLES}
     if pair.variants:
         captions["result"] = f"result ({record['variant']})"
-        summary = f"{len(pair.variants)} variants"
+        summary = _plural(len(pair.variants), "variant")
     else:
         summary = f"{record['parameters']['steps']} steps · final loss {record['losses']['final']['total']:.4g}"
     width, height = record["inputs"]["content"]["size"]
@@ -171,7 +171,7 @@ def _variants_page(manifest: Manifest, pair, runs: list[tuple[str, dict]], faile
         notes=pair.notes,
         links=_links(pair.links),
         inputs=[{"role": role, "src": thumbs[role], "file": first["inputs"][role]["file"]} for role in ("content", "style")],
-        run_count=len(sheet),
+        run_count=_plural(len(sheet), "run"),
         sheet=sheet,
         style_layers=style_layers,
         failed=failed,

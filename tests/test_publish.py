@@ -84,7 +84,8 @@ def test_serve_rebuilds_an_edited_title_without_recomputing(fresh_study, monkeyp
         fresh_study.manifest.write_text(text)
         deadline = time.monotonic() + 20
         page = ""
-        while time.monotonic() < deadline and "Edited while serving" not in page:
+        # The new site is swapped in before build() returns: wait for both.
+        while time.monotonic() < deadline and ("Edited while serving" not in page or not builds):
             time.sleep(0.3)
             with urllib.request.urlopen(base + "index.html") as response:
                 page = response.read().decode()

@@ -344,14 +344,16 @@ def test_batched_transfers_equal_one_at_a_time(transfer_extractor):
     """Several pairs optimised as one batch give each pair's own result.
 
     Each image keeps its own optimiser state, so the batch matches one-at-a-time runs up to the
-    rounding of batched convolutions: Adam within two grey levels and 1e-4 in loss (1e-3 in
-    bfloat16); L-BFGS, whose
-    steps are built from past gradients and amplify rounding, within a few grey levels on
-    average and 5% in loss.  The batched loss and gradient are checked tightly in the next test.
+    rounding of batched convolutions: Adam within two grey levels and 1e-4 in loss at every step
+    (1e-3 in bfloat16), and 1e-3 in the loss of the saved 8-bit picture, where a pixel one grey
+    level apart counts in full (seen on an AMX Xeon: 1.3e-4); L-BFGS, whose steps are built from
+    past gradients and amplify rounding, within a few grey levels on average and 5% in loss.  The
+    batched loss and gradient are checked tightly in the next test.
     """
     cat, cup = image("chelsea.png", 48), image("coffee.png", 48)
     strokes, mosaic = image("brushstrokes.jpg", 48), image("mosaic.png", 40)  # another size: fine
-    for optimizer, precision, tolerance, mean_levels in (("adam", "float32", 1e-4, 1.0), ("lbfgs", "float32", 5e-2, 4.0), ("adam", "bfloat16", 1e-3, 1.0)):
+    cases = (("adam", "float32", 1e-4, 1e-3, 1.0), ("lbfgs", "float32", 5e-2, 5e-2, 4.0), ("adam", "bfloat16", 1e-3, 1e-3, 1.0))
+    for optimizer, precision, tolerance, saved_tolerance, mean_levels in cases:
         lr = (0.02, 0.04) if optimizer == "adam" else (1.0, 0.8)
         first = settings(steps=10, optimizer=optimizer, lr=lr[0], precision=precision)
         second = settings(steps=10, optimizer=optimizer, lr=lr[1], style_weight=3.0, tv_weight=0.5, seed=3, precision=precision)
@@ -360,7 +362,7 @@ def test_batched_transfers_equal_one_at_a_time(transfer_extractor):
         for a, b in zip(alone, together):
             difference = (a.result_rgb.int() - b.result_rgb.int()).abs().float()
             assert difference.mean().item() <= mean_levels and (optimizer == "lbfgs" or difference.max().item() <= 2), (optimizer, precision)
-            assert b.final.total == pytest.approx(a.final.total, rel=tolerance)
+            assert b.final.total == pytest.approx(a.final.total, rel=saved_tolerance)
             if optimizer == "adam":
                 assert [r.total for r in b.history] == pytest.approx([r.total for r in a.history], rel=tolerance)
 

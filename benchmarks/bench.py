@@ -40,8 +40,8 @@ from reportgen.manifest import Params
 from reportgen.ml.runtime import Runtime, resolve_device
 from reportgen.ml.losses import GatysObjective
 from reportgen.ml.optim import make_optimizer
-from reportgen.ml.pair import transfer_settings
-from reportgen.ml.transfer import TransferSettings
+from reportgen.settings import transfer_settings
+from reportgen.settings import TransferSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENT = ROOT / "images/content/chelsea.png"
@@ -265,18 +265,23 @@ def batch_throughput(runtime: Runtime, size: int, batch: int, precision: str) ->
 
 
 def figure_time(size: int, runtime: Runtime) -> dict:
-    """Seconds for the figures (and data files) of one pair at ``size``, after a 1-step transfer."""
+    """Seconds for the analysis and the figures (and data files) of one pair at ``size``, after
+    a 1-step transfer."""
     import dataclasses
 
+    from reportgen.drawing import draw_run
+    from reportgen.jobs import TransferTask, load_inputs
     from reportgen.manifest import Run, load_manifest
-    from reportgen.ml.pair import compute_run
+    from reportgen.ml.stages import analysis_stage, transfer_stage
 
     manifest = load_manifest(ROOT / "images/manifest.yaml")
     pair = manifest.pairs[0]
-    pair = dataclasses.replace(pair, params=dataclasses.replace(pair.params, size=size, steps=1))
+    run = Run(dataclasses.replace(pair, params=dataclasses.replace(pair.params, size=size, steps=1)))
+    transfer = transfer_stage([TransferTask("bench", run, load_inputs(run), None, ())], runtime)[0]
+    analysis = analysis_stage(run.params, transfer, runtime)
     with tempfile.TemporaryDirectory() as folder:
-        record = compute_run(Run(pair), manifest, runtime, Path(folder))
-    return {"size": size, "figures_s": record["timings"]["figures"], "analysis_s": record["timings"]["analysis"]}
+        figures = draw_run(transfer, analysis, run.params, Path(folder))
+    return {"size": size, "figures_s": figures.seconds, "analysis_s": analysis.seconds}
 
 
 def page_time(runtime: Runtime) -> float:

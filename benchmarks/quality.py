@@ -42,7 +42,8 @@ from PIL import Image, ImageDraw
 from reportgen import color
 from reportgen.images import load_image
 from reportgen.manifest import PRESETS, Params
-from reportgen.ml.pair import as_tensor, transfer_settings
+from reportgen.ml.stages import as_tensor
+from reportgen.settings import transfer_settings
 from reportgen.ml.runtime import Runtime, resolve_device
 from reportgen.ml.transfer import run_transfer
 

@@ -1,10 +1,16 @@
-"""Finished pair results, kept between builds so that an unchanged pair is never recomputed.
+"""Stage results kept between builds, so that nothing is computed twice.
 
-An entry is a folder holding exactly what a pair contributes to the site besides its HTML: the
-images, figures and ``data/`` files.  Its name is a hash of everything that decides its contents
-(see :func:`pair_key`); templates are not part of it, so a template change re-renders pages from
-cached entries.  Entries are written to a temporary folder and renamed into place, so an
-interrupted computation never leaves a half entry; an entry that fails its check is recomputed.
+Each stage has its own entries, ``<cache>/<stage>/<key>/``, keyed by everything that decides
+their contents and chained: a transfer by the input images' bytes, the transfer's parameters, the
+weights and the transfer code's version; an analysis by its transfer's key, the analysis
+parameters and the analysis version; figures by their analysis's key and the figures version.  A
+new figure version therefore redraws figures from cached analyses, a new ``top_pairs`` runs
+forward passes only, and a template change re-renders pages from cached figures.  Labels (ids,
+titles, file names as written) are in no key: renaming a pair or moving an image reuses it all.
+
+An entry is produced in a temporary folder beside it and renamed into place with a list of its
+files and their sizes, so an interrupted computation never leaves half an entry; an entry whose
+files do not match that list, or that does not load, is removed and computed anew.
 """
 
 from __future__ import annotations
@@ -15,14 +21,21 @@ import logging
 import os
 import shutil
 import tempfile
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Generic, TypeVar
 
-from reportgen.fingerprint import RESULTS_VERSION, digest
-from reportgen.layout import RECORD
+from reportgen.fingerprint import STAGE_VERSIONS, digest
 from reportgen.manifest import Params
 
 log = logging.getLogger(__name__)
+
+STAGES = ("transfer", "analysis", "figures")
+ENTRY_FILES = "entry.json"  # an entry's files and their sizes, written last
+ANALYSIS_PARAMETERS = ("top_pairs",)  # parameters that change the analysis, not the transfer
+
+Result = TypeVar("Result")
 
 
 def default_cache_dir() -> Path:
@@ -32,56 +45,81 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "reportgen"
 
 
-def pair_key(content_sha256: str, style_sha256: str, params: Params, weights_fingerprint: str) -> str:
-    """The cache key of one transfer: input bytes, resolved parameters, weights, code version.
+@dataclass(frozen=True)
+class RunKeys:
+    """The cache key of each stage of one run."""
 
-    The pair's id and title are not part of it, nor the preset the values came from: renaming a
-    pair reuses its result.
+    transfer: str
+    analysis: str
+    figures: str
+
+
+def run_keys(content_sha256: str, style_sha256: str, params: Params, weights_fingerprint: str) -> RunKeys:
+    """The keys of a run's three stages.
+
+    The preset a run's values came from is in none of them (the values are), nor are labels.
     """
     settings = params.as_dict()
     settings["weights"] = weights_fingerprint  # the bytes, not the path they were read from
-    del settings["preset"]  # a label of where the values came from; the values are all here
-    return digest({"content": content_sha256, "style": style_sha256, "params": settings, "version": RESULTS_VERSION})
+    del settings["preset"]
+    for name in ANALYSIS_PARAMETERS:
+        del settings[name]
+    transfer = digest({"stage": "transfer", "content": content_sha256, "style": style_sha256, "params": settings, "version": STAGE_VERSIONS["transfer"]})
+    analysis = digest({
+        "stage": "analysis",
+        "transfer": transfer,
+        "params": {name: getattr(params, name) for name in ANALYSIS_PARAMETERS},
+        "layers": params.analysed_layers,
+        "version": STAGE_VERSIONS["analysis"],
+    })
+    figures = digest({"stage": "figures", "analysis": analysis, "version": STAGE_VERSIONS["figures"]})
+    return RunKeys(transfer, analysis, figures)
 
 
-class ResultCache:
-    """A folder of entries named by key.  ``root=None`` disables caching (``--no-cache``)."""
+# What a damaged entry can raise while it is read.
+DAMAGE = (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError, zipfile.BadZipFile)
 
-    def __init__(self, root: Path | None):
-        self.root = root
+
+class StageCache(Generic[Result]):
+    """The entries of one stage under ``root`` (``root=None``: ``--no-cache``, entries live in
+    temporary folders until :meth:`close`).  ``load`` reads an entry's result from its folder."""
+
+    def __init__(self, root: Path | None, stage: str, load: Callable[[Path], Result]):
+        self.root = root / stage if root is not None else None
+        self.stage = stage
+        self._load = load
         self._scratch: list[Path] = []
 
-    def lookup(self, key: str) -> Path | None:
-        """The entry for ``key`` if it exists and is complete; a damaged entry is removed."""
+    def lookup(self, key: str) -> tuple[Path, Result] | None:
+        """The entry for ``key`` and its result, if it is there and whole; a damaged entry is
+        removed (and so computed anew)."""
         if self.root is None:
             return None
         entry = self.root / key
         if not entry.is_dir():
             return None
         try:
-            record = json.loads((entry / RECORD).read_text())
-            damaged = [name for name, size in record["files"].items() if (entry / name).stat().st_size != size]
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            damaged = [RECORD]
-        if damaged:
-            log.warning("cache entry %s is damaged (%s missing, truncated or unreadable); recomputing", key[:12], damaged[0])
+            sizes = json.loads((entry / ENTRY_FILES).read_text())
+            damaged = next((name for name, size in sizes.items() if (entry / name).stat().st_size != size), None)
+            result = self._load(entry) if damaged is None else None
+        except DAMAGE:
+            damaged, result = ENTRY_FILES, None
+        if damaged is not None:
+            log.warning("cached %s %s is damaged (%s missing, truncated or unreadable); computing it again", self.stage, key[:12], damaged)
             shutil.rmtree(entry, ignore_errors=True)
             return None
-        return entry
+        return entry, result
 
-    def store(self, key: str, produce: Callable[[Path], None]) -> Path:
-        """Run ``produce(folder)`` into a fresh folder and keep it as the entry for ``key``.
-
-        With caching disabled the folder is temporary and removed by :meth:`close`.
-        """
+    def reserve(self, key: str) -> Path:
+        """A fresh folder to produce the entry for ``key`` in; then :meth:`commit` or :meth:`discard` it."""
         base = self.root if self.root is not None else Path(tempfile.gettempdir())
         base.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(dir=base, prefix=f".{key[:12]}.partial-"))
-        try:
-            produce(work)
-        except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
-            raise
+        return Path(tempfile.mkdtemp(dir=base, prefix=f".{key[:12]}.partial-"))
+
+    def commit(self, key: str, work: Path) -> Path:
+        """Keep the finished folder ``work`` as the entry for ``key``; returns where it is."""
+        sizes = {p.relative_to(work).as_posix(): p.stat().st_size for p in sorted(work.rglob("*")) if p.is_file()}
+        (work / ENTRY_FILES).write_text(json.dumps(sizes, indent=0))
         if self.root is None:
             self._scratch.append(work)
             return work
@@ -95,21 +133,39 @@ class ResultCache:
             shutil.rmtree(work, ignore_errors=True)
         return entry
 
+    def discard(self, work: Path) -> None:
+        shutil.rmtree(work, ignore_errors=True)
+
+    def store(self, key: str, save: Callable[[Path], None]) -> Path:
+        """``save(folder)`` into a fresh folder, kept as the entry for ``key``."""
+        work = self.reserve(key)
+        try:
+            save(work)
+        except BaseException:
+            self.discard(work)
+            raise
+        return self.commit(key, work)
+
     def close(self) -> None:
         for folder in self._scratch:
             shutil.rmtree(folder, ignore_errors=True)
         self._scratch.clear()
 
-    def clear(self) -> int:
-        """Remove every entry; returns how many there were."""
-        if self.root is None or not self.root.is_dir():
-            return 0
-        count = 0
-        for child in self.root.iterdir():
-            with contextlib.suppress(OSError):
-                if child.is_dir():
-                    shutil.rmtree(child)
-                    count += not child.name.startswith(".")
-                else:
-                    child.unlink()
-        return count
+
+def clear_cache(root: Path) -> int:
+    """Remove everything under ``root``; returns how many entries there were (of every stage,
+    and of the single-entry layout before stages)."""
+    if not root.is_dir():
+        return 0
+    count = 0
+    for child in root.iterdir():
+        with contextlib.suppress(OSError):
+            if child.is_dir() and child.name in STAGES:
+                count += sum(1 for entry in child.iterdir() if not entry.name.startswith("."))
+                shutil.rmtree(child)
+            elif child.is_dir():
+                count += not child.name.startswith(".")
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+    return count

@@ -16,35 +16,51 @@ MANIFEST = click.Path(path_type=Path, dir_okay=False)
 
 
 class TerminalProgress:
-    """One progress bar per computed pair on a terminal; one log line per pair otherwise."""
+    """A line per run as it starts and ends; the transfer's steps as a bar on a terminal, when
+    the build's own process runs them."""
 
     def __init__(self, quiet: bool):
         self.quiet = quiet
         self.interactive = sys.stderr.isatty() and not quiet
         self._bar = None
 
-    def run_started(self, run, position, count, cached):
+    def run_started(self, run, position, count, work):
+        self._close_bar()
         if not self.quiet:
-            p = run.params
-            scales = f", coarse to fine from {p.coarse_to_fine} px" if 0 < p.coarse_to_fine < p.size else ""
-            state = "from cache" if cached else f"computing ({p.steps} steps{' a scale' if scales else ''}, {p.size} px{scales})"
-            click.echo(f"[{position + 1}/{count}] {run.name}: {state}", err=True)
+            click.echo(f"[{position + 1}/{count}] {run.name}: {self._describe(run, work)}", err=True)
+
+    @staticmethod
+    def _describe(run, work: str) -> str:
+        if work == "cached":
+            return "from cache"
+        if work == "analysis":
+            return "analysing (transfer from cache)"
+        if work == "figures":
+            return "drawing figures (transfer and analysis from cache)"
+        p = run.params
+        scales = f", coarse to fine from {p.coarse_to_fine} px" if 0 < p.coarse_to_fine < p.size else ""
+        return f"computing ({p.steps} steps{' a scale' if scales else ''}, {p.size} px{scales})"
 
     def phase(self, run, phase, done, total):
         if not self.interactive or phase != "transfer":
             return
         if self._bar is None:
-            self._bar = click.progressbar(length=total, label="  transfer", file=sys.stderr, show_pos=True, show_eta=True)
+            self._bar = click.progressbar(length=total, label=f"  {run.name}", file=sys.stderr, show_pos=True, show_eta=True)
             self._bar.__enter__()
         self._bar.update(done - self._bar.pos)
+        if done >= total:
+            self._close_bar()
 
-    def run_finished(self, run, cached, seconds, error):
+    def _close_bar(self) -> None:
         if self._bar is not None:
             self._bar.__exit__(None, None, None)
             self._bar = None
+
+    def run_finished(self, run, work, seconds, error):
+        self._close_bar()
         if error:
             click.echo(f"  {run.name}: FAILED: {error}", err=True)
-        elif not cached and not self.quiet:
+        elif work != "cached" and not self.quiet:
             click.echo(f"  {run.name}: done in {seconds:.1f} s", err=True)
 
 
@@ -73,7 +89,14 @@ def _build_options(command):
     """The options ``build`` and ``serve`` share."""
     options = [
         click.option("-d", "--site-dir", type=click.Path(path_type=Path, file_okay=False), help="Where to write the site (default: ./site)."),
-        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
+        click.option(
+            "--device", default="auto", show_default=True,
+            help="auto (every GPU, else the CPU), cpu, cuda (every GPU), cuda:N, or a list: cuda:0,cuda:2. One worker process per GPU.",
+        ),
+        click.option(
+            "-j", "--jobs", type=click.IntRange(min=0),
+            help="Processes drawing figures beside the transfers (default: the cores not feeding a GPU; 0: none, draw in the build's process).",
+        ),
         click.option("--base-url", help="Where the site will be published (https://user.github.io/repo/ or /repo/); used for 404.html, canonical links and sitemap.xml."),
         click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False), help="Where finished results are kept (default: $REPORTGEN_CACHE_DIR or ~/.cache/reportgen)."),
         click.option("--no-cache", is_flag=True, help="Recompute every pair and keep nothing."),
@@ -97,6 +120,7 @@ def _run_build(manifest: Path, options: dict) -> None:
         manifest,
         options["site_dir"],
         device=options["device"],
+        jobs=options["jobs"],
         cache_dir=options["cache_dir"],
         use_cache=not options["no_cache"],
         keep_going=options["keep_going"],
@@ -104,7 +128,9 @@ def _run_build(manifest: Path, options: dict) -> None:
         base_url=options["base_url"],
         progress=TerminalProgress(options["quiet"]),
     )
-    parts = [f"{len(summary.computed)} computed", f"{len(summary.cached)} from cache"]
+    stages = summary.stages_computed
+    made = f" ({stages['transfer']} transfers, {stages['analysis']} analyses, {stages['figures']} figure sets)" if summary.computed else ""
+    parts = [f"{len(summary.computed)} computed{made}", f"{len(summary.cached)} from cache"]
     if summary.failed:
         parts.append(f"{len(summary.failed)} failed")
     click.echo(
@@ -173,10 +199,10 @@ def check(manifest: Path) -> None:
 @click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False), help="The cache to empty (default: the one build uses).")
 def clean(cache_dir: Path | None) -> None:
     """Empty the result cache."""
-    from reportgen.cache import ResultCache, default_cache_dir
+    from reportgen.cache import clear_cache, default_cache_dir
 
     root = cache_dir or default_cache_dir()
-    count = ResultCache(root).clear()
+    count = clear_cache(root)
     click.echo(f"removed {count} cached result{'s' if count != 1 else ''} from {root}")
 
 

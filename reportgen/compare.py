@@ -1,53 +1,42 @@
-"""Comparisons across the runs of a study, computed from their exported data (numpy only)."""
+"""Comparisons across the runs of a study, from their analyses (numpy only)."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+from reportgen.grams import symmetric_distance
+from reportgen.manifest import Manifest
 
-from reportgen.layout import GRAMS, gram_key
-from reportgen.results import per_position
-
-
-def symmetric_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """‖a − b‖ over the mean of ‖a‖ and ‖b‖ (Frobenius): 0 for equal Grams, at most 2."""
-    scale = (np.linalg.norm(a) + np.linalg.norm(b)) / 2
-    return float(np.linalg.norm(a - b) / scale) if scale > 0 else 0.0
+if TYPE_CHECKING:
+    from reportgen.pipeline import RunResults
 
 
-def style_distances(records: dict[str, dict], entries: dict[str, Path]) -> dict[str, dict]:
+def style_distances(manifest: Manifest, results: dict[str, "RunResults"]) -> dict[str, dict]:
     """For each layer analysed in every run: how alike the study's style images are there.
 
     Style images are told apart by their file's hash, the size they were fed at, the weights and
     the activation (the same file at another size is another representation).  Returns
-    ``{layer: {"labels": [...], "matrix": [[d, ...], ...]}}`` with :func:`symmetric_distance`
-    between Grams divided by their number of positions.
+    ``{layer: {"labels": [...], "matrix": [[d, ...], ...]}}`` with
+    :func:`reportgen.grams.symmetric_distance` between Grams divided by their number of positions.
     """
-    if not records:
+    if not results:
         return {}
-    layers = [layer for layer in next(iter(records.values()))["layers"] if all(layer in r["layers"] for r in records.values())]
+    runs = {run.name: run for run in manifest.runs}
+    analyses = [r.analysis for r in results.values()]
+    layers = [layer for layer in analyses[0].layers if all(layer in a.layers for a in analyses)]
     styles: dict[tuple, tuple[str, str]] = {}  # identity -> (label, run name holding its Grams)
-    for name, record in records.items():
-        style = record["inputs"]["style"]
-        identity = (style["sha256"], tuple(style["size"]), record["weights"]["sha256"], record["activation"])
+    for name, run_results in results.items():
+        style, activation = run_results.transfer.style, runs[name].params.activation
+        identity = (style.sha256, style.size, run_results.transfer.weights["sha256"], activation)
         if identity not in styles:
-            label = Path(style["file"]).name
+            label = Path(runs[name].pair.style).name
             if any(existing == label for existing, _ in styles.values()):
-                label = f"{label} ({style['size'][0]}×{style['size'][1]}, {record['activation']})"
+                label = f"{label} ({style.size[0]}×{style.size[1]}, {activation})"
             styles[identity] = (label, name)
     comparisons = {}
-    archives = {name: np.load(entries[name] / GRAMS) for _, name in styles.values()}
-    try:
-        for layer in layers:
-            grams = [
-                per_position(archives[name][gram_key("style", layer)], math.prod(records[name]["layers"][layer]["map_size"]["style"]))
-                for _, name in styles.values()
-            ]
-            matrix = [[symmetric_distance(a, b) for b in grams] for a in grams]
-            comparisons[layer] = {"labels": [label for label, _ in styles.values()], "matrix": matrix}
-    finally:
-        for archive in archives.values():
-            archive.close()
+    for layer in layers:
+        grams = [results[name].analysis.gram_per_position("style", layer) for _, name in styles.values()]
+        matrix = [[symmetric_distance(a, b) for b in grams] for a in grams]
+        comparisons[layer] = {"labels": [label for label, _ in styles.values()], "matrix": matrix}
     return comparisons

@@ -1,21 +1,18 @@
-"""Results -> image files.
+"""Stage results -> image files.
 
-Hundreds of feature maps become one montage built with numpy and Pillow (a matplotlib axes grid
-of 512 maps takes minutes); matplotlib and seaborn draw only what is a plot: the Gram heatmaps and
-the loss curves.  Exact pixels (the network's inputs and the result) are PNG; montages and
-thumbnails, which only need to look right, are WebP.
+Hundreds of feature maps become one montage built with numpy and Pillow from the tiles the
+analysis kept (:mod:`reportgen.tiles`; a matplotlib axes grid of 512 maps takes minutes);
+matplotlib and seaborn draw only what is a plot: the Gram heatmap, the energy and the loss curves.
+Exact pixels (the network's inputs and the result) are PNG; montages and thumbnails, which only
+need to look right, are WebP.
 
-matplotlib is not thread-safe, so its figures are drawn on one :class:`PlotThread` while the
-caller builds montages: numpy and Pillow release the GIL, so the two overlap on two cores.  (The
-montages use matplotlib only for colour tables made at import, and for the stateless
-``SymLogNorm``.)
+matplotlib is not thread-safe: the figures of a run are drawn by one thread, and runs are drawn
+in parallel by processes (:mod:`reportgen.executors`), never by threads of one process.
 """
 
 from __future__ import annotations
 
 import math
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -30,11 +27,12 @@ from matplotlib.ticker import FixedLocator  # noqa: E402
 import seaborn as sns  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
-from reportgen.results import GramCell  # noqa: E402
+from reportgen.grams import GramCell  # noqa: E402
+from reportgen.results import GramScale, HeatmapPlacement  # noqa: E402
+from reportgen.tiles import MontageLayout, PairTiles  # noqa: E402
 
 MONTAGE_QUALITY = 70
 WEBP_METHOD = 1  # encoder effort 0..6: 1 is about 3x faster than 4 for a few percent more bytes
-MIN_TILE = 32  # smaller maps are enlarged (nearest neighbour) to this many px on their longer side
 # Heatmaps of 512x512 matrices look like noise to a lossless coder (600 KB as PNG); as WebP
 # they keep their look at a tenth of the size.
 HEATMAP_WEBP = {"format": "webp", "pil_kwargs": {"quality": 72, "method": WEBP_METHOD}}
@@ -46,64 +44,13 @@ HEATMAP_MARGINS = {"left": 0.095, "right": 0.977, "bottom": 0.091, "top": 0.953}
 ENERGY_MARGINS = {"left": 0.12, "right": 0.979, "bottom": 0.183, "top": 0.891}
 LAYER_LOSS_MARGINS = {"left": 0.14, "right": 0.975, "bottom": 0.223, "top": 0.866}
 LOSS_MARGINS = {"left": 0.115, "right": 0.979, "bottom": 0.145, "top": 0.962}
-GAP = 2  # px between montage tiles
 BACKGROUND = (255, 255, 255)
+# Plot titles at a fixed height: placed automatically, matplotlib measures every tick label to
+# look for overlaps that these plots never have.
+TITLE = {"fontsize": 11, "y": 1.0}
 
 
-@dataclass(frozen=True)
-class MontageLayout:
-    """Where filter ``k`` sits in a montage: row ``k // columns``, column ``k % columns``."""
-
-    count: int
-    columns: int
-    tile_width: int
-    tile_height: int
-    gap: int
-
-    @property
-    def rows(self) -> int:
-        return math.ceil(self.count / self.columns)
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return (
-            self.columns * self.tile_width + (self.columns - 1) * self.gap,
-            self.rows * self.tile_height + (self.rows - 1) * self.gap,
-        )
-
-    def as_dict(self) -> dict:
-        width, height = self.size
-        return {"count": self.count, "columns": self.columns, "rows": self.rows, "tile": [self.tile_width, self.tile_height], "gap": self.gap, "size": [width, height]}
-
-
-class PlotThread:
-    """Runs plotting functions, in the order given, on one worker thread.
-
-    Use as a context manager: leaving it waits for every plot and re-raises the first failure;
-    when the block itself fails, plots not yet started are dropped and the block's error wins.
-    Every matplotlib figure must be drawn through it while it is open.
-    """
-
-    def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plots")
-        self._pending: list[Future] = []
-
-    def submit(self, plot, *args) -> None:
-        self._pending.append(self._pool.submit(plot, *args))
-
-    def __enter__(self) -> "PlotThread":
-        return self
-
-    def __exit__(self, error_type, error, traceback) -> None:
-        # After a failure elsewhere, plots not yet started are dropped; the running one finishes.
-        self._pool.shutdown(wait=True, cancel_futures=error is not None)
-        if error is None:
-            for future in self._pending:
-                future.result()
-
-
-# (256, 3) uint8 lookup tables of the colormaps the montages and matrices use, made once here so
-# that no thread but the PlotThread touches matplotlib's colormap registry during a build.
+# (256, 3) uint8 lookup tables of the colormaps the montages and matrices use, made once.
 COLOUR_TABLES = {
     name: (matplotlib.colormaps[name](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
     for name in ("viridis", "magma", "RdBu_r")
@@ -115,81 +62,39 @@ def colour_table(name: str = "viridis") -> np.ndarray:
     return COLOUR_TABLES[name]
 
 
-MONTAGE_PIXELS = 1_200_000  # a montage holds at most this many tile pixels (about 1 MB as WebP)
-
-
-def montage_layout(count: int, map_height: int, map_width: int) -> MontageLayout:
-    """Columns and tile size for ``count`` maps: at most about 1600 px wide and
-    :data:`MONTAGE_PIXELS` in all, maps shown at their own size when that fits, and never
-    enlarged beyond :data:`MIN_TILE` (the page can zoom; enlarged pixels only cost bytes)."""
-    columns = {64: 8, 128: 16, 256: 16, 512: 32}.get(count, max(1, round(math.sqrt(count * 2))))
-    map_longest = max(map_height, map_width)
-    fits = math.sqrt(MONTAGE_PIXELS / (count * map_height * map_width)) * map_longest
-    longest = max(1, min(1600 // columns, max(min(map_longest, int(fits)), MIN_TILE)))
-    scale = longest / map_longest
-    return MontageLayout(count, columns, max(1, round(map_width * scale)), max(1, round(map_height * scale)), GAP)
-
-
-def _scaled_to_bytes(maps: np.ndarray) -> np.ndarray:
-    """(C, H, W) float -> (C, H, W) uint8, each map stretched over its own min..max.
-
-    Per-map scaling shows each filter's pattern; absolute strengths are what the Gram diagonal
-    (each filter's energy) reports.
-    """
-    low = maps.min(axis=(1, 2), keepdims=True)
-    high = maps.max(axis=(1, 2), keepdims=True)
-    span = np.where(high > low, high - low, 1.0)
-    return ((maps - low) / span * 255).round().astype(np.uint8)
-
-
-def _resize_tiles(maps: np.ndarray, width: int, height: int) -> np.ndarray:
-    """(C, H, W) uint8 -> (C, height, width): box filter when shrinking, nearest neighbour when
-    enlarging.
-
-    Enlarging (sampling at pixel centres, as Pillow's nearest filter does) is one numpy gather for
-    the whole stack; only shrinking goes map by map through Pillow.
-    """
-    _, map_height, map_width = maps.shape
-    if (map_height, map_width) == (height, width):
-        return maps
-    if width < map_width:
-        return np.stack([np.asarray(Image.fromarray(tile).resize((width, height), Image.Resampling.BOX)) for tile in maps])
-    rows = ((np.arange(height) + 0.5) * map_height / height).astype(np.intp)
-    columns = ((np.arange(width) + 0.5) * map_width / width).astype(np.intp)
-    return maps[:, rows[:, None], columns[None, :]]
-
-
-def montage_canvas(scaled: np.ndarray, colours: str) -> tuple[np.ndarray, MontageLayout]:
-    """(C, H, W) uint8 maps -> (height, width, 3) uint8 image of them in filter order, row-major,
-    coloured with ``colours`` on a white background, and its layout."""
-    count, height, width = scaled.shape
-    layout = montage_layout(count, height, width)
-    tiles = colour_table(colours)[_resize_tiles(scaled, layout.tile_width, layout.tile_height)]  # (C, h, w, 3)
-    # A grid of tile-plus-gap cells, filled and then unfolded into rows of pixels in one go
-    # (no per-tile Python loop: numpy releases the GIL, so this overlaps with the plot thread).
+def montage_canvas(tiles: np.ndarray, layout: MontageLayout, colours: str) -> np.ndarray:
+    """(C, h, w) uint8 tiles -> (height, width, 3) uint8 image of them in filter order, row-major,
+    coloured with ``colours`` on a white background, laid out by ``layout``."""
+    count = tiles.shape[0]
+    coloured = colour_table(colours)[tiles]  # (C, h, w, 3)
+    # A grid of tile-plus-gap cells, filled and then unfolded into rows of pixels in one go.
     cell_height, cell_width = layout.tile_height + layout.gap, layout.tile_width + layout.gap
     grid = np.empty((layout.rows * layout.columns, cell_height, cell_width, 3), dtype=np.uint8)
     grid[...] = BACKGROUND
-    grid[:count, : layout.tile_height, : layout.tile_width] = tiles
+    grid[:count, : layout.tile_height, : layout.tile_width] = coloured
     canvas = grid.reshape(layout.rows, layout.columns, cell_height, cell_width, 3).transpose(0, 2, 1, 3, 4)
     canvas = canvas.reshape(layout.rows * cell_height, layout.columns * cell_width, 3)
     width_px, height_px = layout.size
-    return np.ascontiguousarray(canvas[:height_px, :width_px]), layout
+    return np.ascontiguousarray(canvas[:height_px, :width_px])
 
 
-def _write_montage(scaled: np.ndarray, colours: str, path: Path) -> MontageLayout:
-    """The :func:`montage_canvas` of (C, H, W) uint8 maps, each tile numbered, as WebP."""
-    canvas, layout = montage_canvas(scaled, colours)
-    image = Image.fromarray(canvas, "RGB")
+def _write_montage(tiles: np.ndarray, layout: MontageLayout, colours: str, path: Path) -> None:
+    """The :func:`montage_canvas` of (C, h, w) uint8 tiles, each tile numbered, as WebP."""
+    image = Image.fromarray(montage_canvas(tiles, layout, colours), "RGB")
     if layout.tile_height >= 24:
         _label_tiles(image, layout)
     image.save(path, format="WEBP", quality=MONTAGE_QUALITY, method=WEBP_METHOD)
-    return layout
 
 
-def feature_montage(maps: np.ndarray, path: Path) -> MontageLayout:
-    """Write every map of a (C, H, W) array into one WebP montage, in filter order, row-major."""
-    return _write_montage(_scaled_to_bytes(maps), "viridis", path)
+def feature_montage(tiles: np.ndarray, layout: MontageLayout, path: Path) -> None:
+    """Every map of a layer (:func:`reportgen.tiles.feature_tiles`) in one WebP montage."""
+    _write_montage(tiles, layout, "viridis", path)
+
+
+def difference_montage(tiles: np.ndarray, layout: MontageLayout, path: Path) -> None:
+    """result − content for every map (:func:`reportgen.tiles.difference_tiles`): blue lower,
+    red higher, white equal, laid out like :func:`feature_montage`."""
+    _write_montage(tiles, layout, "RdBu_r", path)
 
 
 @lru_cache(maxsize=8)
@@ -216,12 +121,10 @@ def _label_tiles(image: Image.Image, layout: MontageLayout) -> None:
         image.paste(label, (column * (layout.tile_width + layout.gap) + 1, row * (layout.tile_height + layout.gap) + 1), label)
 
 
-def filter_pairs_figure(maps: np.ndarray, pairs: list[GramCell], path: Path) -> None:
-    """The seed's "top matched filters": for each pair (i, j), maps i and j side by side."""
-    _, height, width = maps.shape
-    # At most 200 px, and small maps are not enlarged past 64 px: the page scales them up.
-    scale = max(min(200, max(height, width)), 64) / max(height, width)
-    tile_w, tile_h = max(1, round(width * scale)), max(1, round(height * scale))
+def filter_pairs_figure(placement: PairTiles, tiles: np.ndarray, pairs: tuple[GramCell, ...], path: Path) -> None:
+    """The seed's "top matched filters": for each pair (i, j), maps i and j side by side, from
+    the tiles of :func:`reportgen.tiles.pair_tiles`."""
+    tile_w, tile_h = placement.width, placement.height
     caption = 22
     pad = 8
     font = _font(13)
@@ -231,13 +134,12 @@ def filter_pairs_figure(maps: np.ndarray, pairs: list[GramCell], path: Path) -> 
     column_w = max([tile_w, *(math.ceil(font.getlength(text)) + pad for texts in captions for text in texts)])
     sheet = Image.new("RGB", (2 * column_w + 3 * pad, len(pairs) * (tile_h + caption + pad) + pad), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
-    needed = sorted({k for cell in pairs for k in (cell.i, cell.j)})
-    tiles = dict(zip(needed, colour_table()[_resize_tiles(_scaled_to_bytes(maps[needed]), tile_w, tile_h)]))
+    coloured = dict(zip(placement.filters, colour_table()[tiles]))
     for row, cell in enumerate(pairs):
         top = pad + row * (tile_h + caption + pad)
         for column, k in enumerate((cell.i, cell.j)):
             left = pad + column * (column_w + pad)
-            sheet.paste(Image.fromarray(tiles[k], "RGB"), (left, top + caption))
+            sheet.paste(Image.fromarray(coloured[k], "RGB"), (left, top + caption))
             draw.text((left, top + 3), captions[row][column], fill=(20, 20, 20), font=font)
     sheet.save(path, format="WEBP", quality=MONTAGE_QUALITY, method=WEBP_METHOD)
 
@@ -249,7 +151,7 @@ def gram_heatmap(gram: np.ndarray, title: str, path: Path) -> None:
     axes = figure.subplots()
     tick_step = max(1, channels // 8)
     sns.heatmap(gram, ax=axes, square=True, xticklabels=tick_step, yticklabels=tick_step, cbar_kws={"shrink": 0.8}, rasterized=True)
-    axes.set_title(title, fontsize=11)
+    axes.set_title(title, **TITLE)
     axes.set_xlabel("filter j")
     axes.set_ylabel("filter i")
     figure.subplots_adjust(**HEATMAP_MARGINS)
@@ -275,7 +177,7 @@ def _block_mean(matrix: np.ndarray, block: int) -> np.ndarray:
     return matrix[: side * block, : side * block].reshape(side, block, side, block).mean(axis=(1, 3))
 
 
-def gram_comparison(style_gram: np.ndarray, result_gram: np.ndarray, layer: str, path: Path) -> dict:
+def gram_comparison(style_gram: np.ndarray, result_gram: np.ndarray, layer: str, path: Path) -> GramScale:
     """Style Gram, result Gram and result − style side by side, on one colour scale.
 
     Both are (C, C) and already divided by their number of positions (the images differ in
@@ -293,10 +195,10 @@ def gram_comparison(style_gram: np.ndarray, result_gram: np.ndarray, layer: str,
     panels = [_matrix_panel(np.asarray(norm(matrix)), "RdBu_r") for matrix in matrices]
     gap = np.full((panels[0].shape[0], max(2, style_gram.shape[0] // 32), 3), 255, dtype=np.uint8)
     Image.fromarray(np.hstack([panels[0], gap, panels[1], gap, panels[2]]), "RGB").save(path, format="WEBP", quality=MATRIX_QUALITY, method=WEBP_METHOD)
-    return {"limit": limit, "linear_below": limit * 1e-3, "block": block}
+    return GramScale(limit, limit * 1e-3, block)
 
 
-def correlation_heatmap(correlation: np.ndarray, layer: str, path: Path) -> dict:
+def correlation_heatmap(correlation: np.ndarray, layer: str, path: Path) -> HeatmapPlacement:
     """The normalised Gram G_ij / sqrt(G_ii·G_jj) of the style image (cosine of filter pairs), a
     pixel square per cell, dark 0 (or below) to light 1.
 
@@ -308,7 +210,7 @@ def correlation_heatmap(correlation: np.ndarray, layer: str, path: Path) -> dict
     panel = _matrix_panel((correlation - low) / (1.0 - low), "magma")
     Image.fromarray(panel, "RGB").save(path, format="WEBP", quality=MATRIX_QUALITY, method=WEBP_METHOD)
     side = channels
-    return {"size": [side, side], "axes": [0, 0, side, side], "channels": channels, "low": low}
+    return HeatmapPlacement((side, side), (0, 0, side, side), channels, low)
 
 
 def energy_bars(style_energy: np.ndarray, result_energy: np.ndarray, layer: str, path: Path) -> None:
@@ -332,7 +234,7 @@ def energy_bars(style_energy: np.ndarray, result_energy: np.ndarray, layer: str,
     axes.set_xlim(-1, len(order))
     axes.set_xlabel("filters, sorted by the style image's energy")
     axes.set_ylabel("G_ii / positions")
-    axes.set_title(f"Filter energy at {layer}", fontsize=11)
+    axes.set_title(f"Filter energy at {layer}", **TITLE)
     axes.legend(fontsize=8, frameon=False)
     figure.subplots_adjust(**ENERGY_MARGINS)
     figure.savefig(path, format="png")
@@ -347,19 +249,10 @@ def layer_loss_curve(steps: list[int], values: list[float], layer: str, path: Pa
     axes.set_yscale("log")
     axes.set_xlabel("step")
     axes.set_ylabel("β·w·E")
-    axes.set_title(f"Style loss at {layer}", fontsize=11)
+    axes.set_title(f"Style loss at {layer}", **TITLE)
     axes.grid(True, alpha=0.3)
     figure.subplots_adjust(**LAYER_LOSS_MARGINS)
     figure.savefig(path, format="png")
-
-
-def difference_montage(content_maps: np.ndarray, result_maps: np.ndarray, path: Path) -> MontageLayout:
-    """result − content for every map of a (C, H, W) pair, each on its own symmetric scale
-    (blue lower, red higher, white equal), laid out like :func:`feature_montage`."""
-    difference = result_maps - content_maps
-    limits = np.abs(difference).max(axis=(1, 2), keepdims=True)
-    scaled = ((difference / np.where(limits > 0, limits, 1.0) + 1) * 127.5).round().astype(np.uint8)
-    return _write_montage(scaled, "RdBu_r", path)
 
 
 def loss_curves(history: dict, scale_starts: list[int], path: Path) -> None:

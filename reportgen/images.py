@@ -159,6 +159,16 @@ def _oriented_size(width: int, height: int, image: Image.Image) -> tuple[int, in
     return width, height
 
 
+def size_estimate(path: Path, longest_side: int) -> tuple[int, int] | None:
+    """The (width, height) :func:`load_image` will most likely give ``path``, from its header
+    alone (a JPEG decoded in draft mode may come out a pixel off); ``None`` if it cannot tell."""
+    try:
+        with Image.open(path) as image:
+            return target_size(*_oriented_size(*image.size, image), longest_side)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+
+
 def save_png(pixels: np.ndarray, path: Path) -> None:
     """Write (H, W, 3) uint8 RGB losslessly."""
     Image.fromarray(pixels, "RGB").save(path, format="PNG", optimize=False, compress_level=6)

@@ -1,11 +1,12 @@
 """The one table of file names: what a run's folder holds, and where each file of the site is.
 
-A run's folder is written once by :mod:`reportgen.ml.pair`, kept as a cache entry and copied as it
-is into the site as ``pairs/<run>/`` (``<run>`` is a pair id, or ``<pair id>/<variant id>``).  Every
-name below is a contract: of the cache (entries written by earlier builds), of the published site
-(links people keep) and of ``data/`` (read by other tools).  Renaming a file of a run's folder is
-therefore a change of the results format (``RESULTS_VERSION``), and the record stores the names it
-was written with where they vary (``snapshots[].file``, ``reconstructions[].file``).
+A run's folder is written once by the figures stage (:mod:`reportgen.drawing`), kept as a cache
+entry and copied as it is into the site as ``pairs/<run>/`` (``<run>`` is a pair id, or
+``<pair id>/<variant id>``).  Every name below is a contract: of the cache (entries written by
+earlier builds), of the published site (links people keep) and of ``data/`` (read by other
+tools).  Renaming a file of a run's folder is therefore a change of the figures stage
+(``fingerprint.STAGE_VERSIONS``), so that no cached folder is read under names it was not
+written with.
 
 Paths are POSIX and relative: run-folder paths to the run's folder, site paths to the site root.
 No numpy, no torch: everyone may import this, down to the manifest.

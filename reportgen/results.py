@@ -1,45 +1,409 @@
-"""Numpy-only results passed from the computation to figures and pages."""
+"""What each stage of a run hands to the next: frozen, numpy-only, each with its own save/load.
+
+    transfer  -> TransferResult   the images as fed and as saved, per-step losses, provenance
+    analysis  -> AnalysisResult   Grams, rankings, distances, the map tiles the figures show
+    figures   -> FigureSet        what the figures stage measured while drawing (scales, files)
+
+A result is saved as one JSON file (its small part) and, where it has arrays, one ``.npz``
+(:class:`reportgen.arrays.Arrays`, read on demand).  Nothing here names a pair, a title or a
+file as the manifest writes it: those labels are joined when pages are built, so renaming a pair
+or moving an image reuses every stage.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from reportgen.arrays import Arrays
+from reportgen.grams import GramCell, per_position
+from reportgen.tiles import MontageLayout, PairTiles
 
-def per_position(gram: np.ndarray, positions: int) -> np.ndarray:
-    """A raw (C, C) Gram divided by its number of positions H·W (float64), so that Grams of
-    images of different sizes can be compared."""
-    return gram.astype(np.float64) / positions
+
+def _write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value, indent=1))
+
+
+def _cells(cells: list) -> tuple[GramCell, ...]:
+    return tuple(GramCell.from_list(cell) for cell in cells)
+
+
+def _lists(cells: tuple[GramCell, ...]) -> list[list]:
+    return [cell.as_list() for cell in cells]
+
+
+# ---- transfer -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class GramCell:
-    """One cell (i, j) of a Gram matrix and its value; i ≤ j."""
+class StepRecord:
+    """Loss terms at one evaluation, already multiplied by their weights (alpha, beta·w_l, tv)."""
 
-    i: int
-    j: int
-    value: float
+    total: float
+    content: float
+    style: dict[str, float]
+    tv: float = 0.0
 
-    def as_list(self) -> list:
-        return [self.i, self.j, self.value]
+    def as_dict(self) -> dict:
+        return {"total": self.total, "content": self.content, "style": dict(self.style), "tv": self.tv}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "StepRecord":
+        return cls(values["total"], values["content"], dict(values["style"]), values["tv"])
+
+
+@dataclass(frozen=True)
+class LossHistory:
+    """Every step's loss terms, as columns (step k is index k − 1)."""
+
+    total: tuple[float, ...]
+    content: tuple[float, ...]
+    style: dict[str, tuple[float, ...]]  # layer -> its weighted term at each step
+    tv: tuple[float, ...]
+
+    @classmethod
+    def of(cls, records: list[StepRecord]) -> "LossHistory":
+        layers = list(records[0].style) if records else []
+        return cls(
+            tuple(r.total for r in records),
+            tuple(r.content for r in records),
+            {layer: tuple(r.style[layer] for r in records) for layer in layers},
+            tuple(r.tv for r in records),
+        )
+
+    @property
+    def steps(self) -> list[int]:
+        return list(range(1, len(self.total) + 1))
+
+    def as_columns(self) -> dict:
+        """The columns of a record's ``losses``: step, total, content, style (by layer), tv."""
+        return {
+            "step": self.steps,
+            "total": list(self.total),
+            "content": list(self.content),
+            "style": {layer: list(values) for layer, values in self.style.items()},
+            "tv": list(self.tv),
+        }
+
+    @classmethod
+    def from_columns(cls, columns: dict) -> "LossHistory":
+        return cls(tuple(columns["total"]), tuple(columns["content"]), {k: tuple(v) for k, v in columns["style"].items()}, tuple(columns["tv"]))
+
+
+@dataclass(frozen=True)
+class Scale:
+    """One scale of a coarse-to-fine transfer: the image's size there and its first step (1-based)."""
+
+    width: int
+    height: int
+    first_step: int
+
+    def as_dict(self) -> dict:
+        return {"width": self.width, "height": self.height, "first_step": self.first_step}
+
+
+@dataclass(frozen=True)
+class InputImage:
+    """One input image as the network was fed it (its file name is a label: not here)."""
+
+    sha256: str
+    original_size: tuple[int, int]  # (width, height) of the file, EXIF orientation applied
+    size: tuple[int, int]  # (width, height) fed to the network
+    notes: tuple[str, ...]  # what was done to make it usable (alpha flattened, first frame, ...)
+
+    def as_dict(self) -> dict:
+        return {"sha256": self.sha256, "original_size": list(self.original_size), "size": list(self.size), "notes": list(self.notes)}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "InputImage":
+        return cls(values["sha256"], tuple(values["original_size"]), tuple(values["size"]), tuple(values["notes"]))
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """The image after ``step`` steps (0: the start), of ``size`` (width, height), and its total
+    loss; its pixels are ``TransferResult.images[snapshot_name(step)]``."""
+
+    step: int
+    size: tuple[int, int]
+    total: float
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    """An image rebuilt from noise out of one representation (the paper's Figure 1): ``kind``
+    content at ``layers[-1]``, or style over ``layers``; its pixels are
+    ``TransferResult.images[reconstruction_name(kind, layers[-1])]``."""
+
+    kind: str  # "content" | "style"
+    layers: tuple[str, ...]
+    loss: float
+
+
+def snapshot_name(step: int) -> str:
+    return f"snapshot/{step}"
+
+
+def reconstruction_name(kind: str, deepest_layer: str) -> str:
+    return f"reconstruction/{kind}/{deepest_layer}"
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    """The transfer stage of one run.
+
+    ``images`` holds (H, W, 3) uint8 RGB arrays: ``content`` and ``style`` as the network was fed
+    them, ``optimised`` (the picture the optimiser found) and ``result`` (as saved and shown:
+    under luminance-only transfer, the optimised luminance in the content image's colours), and
+    the snapshots' and reconstructions' pixels (:func:`snapshot_name`, :func:`reconstruction_name`).
+    """
+
+    content: InputImage
+    style: InputImage
+    weights: dict[str, str]  # name, sha256, preprocessing
+    precision: str  # of the optimisation's network passes, as resolved on the device
+    device: dict[str, Any]  # device, device_name, threads, versions
+    losses: LossHistory  # one entry per step, the loss *before* that step's update
+    final: StepRecord  # the loss of the saved 8-bit picture, in float32
+    scales: tuple[Scale, ...]
+    snapshots: tuple[SnapshotInfo, ...]
+    reconstructions: tuple[Reconstruction, ...] | None
+    timings: dict[str, float]  # seconds: load, transfer (and reconstructions)
+    batch_size: int  # runs optimised together; their transfer time and peak memory are shared
+    peak_memory: dict[str, int]
+    images: Arrays
+
+    FILE = "transfer.json"
+    ARRAYS = "images.npz"
+
+    def save(self, folder: Path) -> None:
+        self.images.save(folder / self.ARRAYS)
+        _write_json(folder / self.FILE, self._json())
+
+    def _json(self) -> dict:
+        return {
+            "content": self.content.as_dict(),
+            "style": self.style.as_dict(),
+            "weights": self.weights,
+            "precision": self.precision,
+            "device": self.device,
+            "losses": self.losses.as_columns(),
+            "final": self.final.as_dict(),
+            "scales": [scale.as_dict() for scale in self.scales],
+            "snapshots": [{"step": s.step, "size": list(s.size), "total": s.total} for s in self.snapshots],
+            "reconstructions": None if self.reconstructions is None else [
+                {"kind": r.kind, "layers": list(r.layers), "loss": r.loss} for r in self.reconstructions
+            ],
+            "timings": self.timings,
+            "batch_size": self.batch_size,
+            "peak_memory": self.peak_memory,
+        }
+
+    @classmethod
+    def load(cls, folder: Path) -> "TransferResult":
+        data = json.loads((folder / cls.FILE).read_text())
+        return cls(
+            content=InputImage.from_dict(data["content"]),
+            style=InputImage.from_dict(data["style"]),
+            weights=data["weights"],
+            precision=data["precision"],
+            device=data["device"],
+            losses=LossHistory.from_columns(data["losses"]),
+            final=StepRecord.from_dict(data["final"]),
+            scales=tuple(Scale(**scale) for scale in data["scales"]),
+            snapshots=tuple(SnapshotInfo(s["step"], tuple(s["size"]), s["total"]) for s in data["snapshots"]),
+            reconstructions=None if data["reconstructions"] is None else tuple(
+                Reconstruction(r["kind"], tuple(r["layers"]), r["loss"]) for r in data["reconstructions"]
+            ),
+            timings=data["timings"],
+            batch_size=data["batch_size"],
+            peak_memory=data["peak_memory"],
+            images=Arrays.at(folder / cls.ARRAYS),
+        )
+
+
+# ---- analysis -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class LayerAnalysis:
-    """One layer of one pair: per role (``content``, ``style``, ``result``)."""
+    """One analysed layer: per role (``content``, ``style``, ``result``) its maps' size, its
+    Gram's largest cells and filter pairs, and how its montage lays the maps out."""
 
     layer: str
-    maps: dict[str, np.ndarray]  # role -> (C, H, W) float32 feature maps
-    grams: dict[str, np.ndarray]  # role -> (C, C) float32 raw Gram F·Fᵀ
-    top_cells: dict[str, list[GramCell]]  # role -> largest cells, diagonal included
-    top_pairs: dict[str, list[GramCell]]  # role -> largest off-diagonal cells (i < j)
+    channels: int
+    map_sizes: dict[str, tuple[int, int]]  # role -> (width, height) of the feature maps
+    top_cells: dict[str, tuple[GramCell, ...]]  # role -> largest cells, diagonal included
+    top_pairs: dict[str, tuple[GramCell, ...]]  # role -> largest off-diagonal cells (i < j)
+    top_pairs_normalised: tuple[GramCell, ...]  # the style image's, ranked by correlation
+    montages: dict[str, MontageLayout]  # role (and "difference" at the content layer) -> layout
+    pair_tiles: PairTiles  # the style maps of the filters in top_pairs["style"]
 
-    @property
-    def channels(self) -> int:
-        return next(iter(self.grams.values())).shape[0]
+    def as_dict(self) -> dict:
+        return {
+            "channels": self.channels,
+            "map_sizes": {role: list(size) for role, size in self.map_sizes.items()},
+            "top_cells": {role: _lists(cells) for role, cells in self.top_cells.items()},
+            "top_pairs": {role: _lists(cells) for role, cells in self.top_pairs.items()},
+            "top_pairs_normalised": _lists(self.top_pairs_normalised),
+            "montages": {kind: layout.as_dict() for kind, layout in self.montages.items()},
+            "pair_tiles": self.pair_tiles.as_dict(),
+        }
 
-    def gram_per_position(self, role: str) -> np.ndarray:
-        """``role``'s Gram divided by the number of positions of its maps."""
-        _, height, width = self.maps[role].shape
-        return per_position(self.grams[role], height * width)
+    @classmethod
+    def from_dict(cls, layer: str, values: dict) -> "LayerAnalysis":
+        return cls(
+            layer=layer,
+            channels=values["channels"],
+            map_sizes={role: tuple(size) for role, size in values["map_sizes"].items()},
+            top_cells={role: _cells(cells) for role, cells in values["top_cells"].items()},
+            top_pairs={role: _cells(cells) for role, cells in values["top_pairs"].items()},
+            top_pairs_normalised=_cells(values["top_pairs_normalised"]),
+            montages={kind: MontageLayout.from_dict(layout) for kind, layout in values["montages"].items()},
+            pair_tiles=PairTiles.from_dict(values["pair_tiles"]),
+        )
+
+
+@dataclass(frozen=True)
+class Stylisation:
+    """How far the result moved, as :func:`reportgen.grams.relative_distance`\\ s: at each style
+    layer the result's and the content image's Gram distance to the style image's
+    (``{layer: {"result": d, "content": d}}``), and at the content layer the result's and the
+    style image's map distance to the content image's (``{"result": d, "style": d}``)."""
+
+    style_gram: dict[str, dict[str, float]]
+    content_features: dict[str, float]
+
+    def as_dict(self) -> dict:
+        return {"style_gram": self.style_gram, "content_features": self.content_features}
+
+
+def gram_name(role: str, layer: str) -> str:
+    return f"gram/{role}/{layer}"
+
+
+def tiles_name(kind: str, layer: str) -> str:
+    """``kind``: a role, or ``difference`` (result − content, at the content layer)."""
+    return f"tiles/{kind}/{layer}"
+
+
+def pair_tiles_name(layer: str) -> str:
+    return f"pair_tiles/{layer}"
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """The analysis stage of one run.
+
+    ``arrays`` holds each role's raw Gram ``F·Fᵀ`` at each layer ((C, C) float32,
+    :func:`gram_name`), the montage tiles of every map ((C, h, w) uint8, :func:`tiles_name`) and
+    the filter-pair sheet's tiles ((K, h, w) uint8, :func:`pair_tiles_name`).
+    """
+
+    layers: dict[str, LayerAnalysis]  # in network order
+    stylisation: Stylisation
+    seconds: float
+    arrays: Arrays
+
+    FILE = "analysis.json"
+    ARRAYS = "arrays.npz"
+
+    def gram(self, role: str, layer: str) -> np.ndarray:
+        return self.arrays[gram_name(role, layer)]
+
+    def gram_per_position(self, role: str, layer: str) -> np.ndarray:
+        """``role``'s Gram at ``layer`` divided by the number of positions of its maps."""
+        width, height = self.layers[layer].map_sizes[role]
+        return per_position(self.gram(role, layer), width * height)
+
+    def save(self, folder: Path) -> None:
+        self.arrays.save(folder / self.ARRAYS)
+        _write_json(folder / self.FILE, {
+            "layers": {layer: analysis.as_dict() for layer, analysis in self.layers.items()},
+            "stylisation": self.stylisation.as_dict(),
+            "seconds": self.seconds,
+        })
+
+    @classmethod
+    def load(cls, folder: Path) -> "AnalysisResult":
+        data = json.loads((folder / cls.FILE).read_text())
+        return cls(
+            layers={layer: LayerAnalysis.from_dict(layer, values) for layer, values in data["layers"].items()},
+            stylisation=Stylisation(data["stylisation"]["style_gram"], data["stylisation"]["content_features"]),
+            seconds=data["seconds"],
+            arrays=Arrays.at(folder / cls.ARRAYS),
+        )
+
+
+# ---- figures --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GramScale:
+    """The colour scale of a layer's Gram comparison: symmetric log beyond ``linear_below``, up
+    to ``limit``; each pixel the mean of ``block`` × ``block`` cells."""
+
+    limit: float
+    linear_below: float
+    block: int
+
+    def as_dict(self) -> dict:
+        return {"limit": self.limit, "linear_below": self.linear_below, "block": self.block}
+
+
+@dataclass(frozen=True)
+class HeatmapPlacement:
+    """Where a matrix sits in its heatmap image (pixels from the top left), so that the page can
+    tell which cell the pointer is over, and the value its darkest colour stands for."""
+
+    size: tuple[int, int]
+    axes: tuple[int, int, int, int]
+    channels: int
+    low: float
+
+    def as_dict(self) -> dict:
+        return {"size": list(self.size), "axes": list(self.axes), "channels": self.channels, "low": self.low}
+
+
+@dataclass(frozen=True)
+class LayerFigures:
+    gram_scale: GramScale
+    correlation: HeatmapPlacement
+
+
+@dataclass(frozen=True)
+class FigureSet:
+    """The figures stage of one run: its folder (named by :mod:`reportgen.layout`) holds every
+    image and figure file the run's pages show; this is what drawing them measured."""
+
+    layers: dict[str, LayerFigures]
+    seconds: float
+    files: dict[str, int]  # every file of the run's folder (run-folder path) and its size
+
+    FILE = "figures.json"
+
+    def save(self, folder: Path) -> None:
+        _write_json(folder / self.FILE, {
+            "layers": {
+                layer: {"gram_scale": f.gram_scale.as_dict(), "correlation": f.correlation.as_dict()}
+                for layer, f in self.layers.items()
+            },
+            "seconds": self.seconds,
+            "files": self.files,
+        })
+
+    @classmethod
+    def load(cls, folder: Path) -> "FigureSet":
+        data = json.loads((folder / cls.FILE).read_text())
+        layers = {}
+        for layer, values in data["layers"].items():
+            heatmap = values["correlation"]
+            layers[layer] = LayerFigures(
+                GramScale(**values["gram_scale"]),
+                HeatmapPlacement(tuple(heatmap["size"]), tuple(heatmap["axes"]), heatmap["channels"], heatmap["low"]),
+            )
+        return cls(layers, data["seconds"], data["files"])

@@ -151,12 +151,13 @@ def _data_files(name: str, grams_published: bool) -> dict:
 
 
 def _provenance(record: dict) -> dict:
-    """The run's versions, timings and peak memory as one line each."""
+    """The run's versions, timings, peak memory and stage versions as one line each."""
     return {
         "precision_note": PRECISION_NOTE if record["precision"] != "float32" else "",
         "versions": ", ".join(f"{package} {version if version else '–'}" for package, version in record["versions"].items()),
         "timings": ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in record["timings"].items()),
         "peak_memory": "".join(f"{count / 1e6:.0f} MB ({kind.replace('_', ' ')})" for kind, count in record["peak_memory"].items()),
+        "stage_versions": ", ".join(f"{stage} {version}" for stage, version in record["stage_versions"].items()),
     }
 
 

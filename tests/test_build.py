@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import ANALYSED, IMAGES, STUDY_IDS, STYLE_LAYERS, make_study, snapshot, study_manifest_text, write_truncated_copy
+from conftest import ANALYSED, IMAGES, Recomputed, STUDY_IDS, STYLE_LAYERS, make_study, snapshot, study_manifest_text, write_truncated_copy
 from reportgen.build import build
 from reportgen.cli import main
 from reportgen.errors import BuildError, ManifestError, ReportgenError
@@ -23,36 +23,6 @@ from reportgen.layers import CHANNELS
 from reportgen.writer import site_lock
 
 ROLES = ("content", "style", "result")
-
-
-class Recomputed(Exception):
-    """Raised by a stand-in for run_transfer: the build tried to optimise."""
-
-
-@pytest.fixture
-def no_optimisation(monkeypatch):
-    """Any optimisation step from here on raises :class:`Recomputed`.
-
-    Both optimisers' ``step`` are replaced, and so is every transfer entry point the package
-    exposes (``run_transfer``, ``run_transfers``), wherever it was imported.
-    """
-    import torch
-
-    import reportgen.ml.pair
-    import reportgen.ml.transfer
-
-    def refuse(*args, **kwargs):
-        raise Recomputed("an optimisation step was about to run")
-
-    monkeypatch.setattr(torch.optim.LBFGS, "step", refuse)
-    monkeypatch.setattr(torch.optim.Adam, "step", refuse)
-    patched = 0
-    for module in (reportgen.ml.transfer, reportgen.ml.pair):
-        for name in ("run_transfer", "run_transfers"):
-            if hasattr(module, name):
-                monkeypatch.setattr(module, name, refuse)
-                patched += 1
-    assert patched, "no transfer entry point found to guard"
 
 
 def rebuild(study, manifest: Path | None = None, **options):
@@ -219,17 +189,17 @@ def test_a_pair_listed_twice_is_computed_once(tmp_path):
 
 
 def test_a_failed_run_listed_twice_is_tried_once(tmp_path, monkeypatch):
-    import reportgen.ml.pair
+    import reportgen.ml.stages
     from reportgen.build import build
     from reportgen.errors import TransferError
 
     calls = []
 
-    def failing(run, *args, **kwargs):
-        calls.append(run.name)
+    def failing(tasks, *args, **kwargs):
+        calls.extend(task.name for task in tasks)
         raise TransferError("the loss became nan at step 1 of 2")
 
-    monkeypatch.setattr(reportgen.ml.pair, "compute_run", failing)
+    monkeypatch.setattr(reportgen.ml.stages, "transfer_stage", failing)
     twin = "  - id: cat-again\n    content: img/cat.png\n    style: img/strokes.jpg\n"
     manifest = make_study(tmp_path / "study", steps=2, size=32, extra_pairs=twin)
     summary = build(manifest, tmp_path / "site", device="cpu", use_cache=False, keep_going=True)

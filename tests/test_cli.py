@@ -32,7 +32,7 @@ def test_help_lists_the_commands(runner):
 def test_build_help_lists_its_options(runner):
     result = runner.invoke(main, ["build", "--help"])
     assert result.exit_code == 0
-    for option in ("--site-dir", "--device", "--cache-dir", "--no-cache", "--keep-going", "--quiet"):
+    for option in ("--site-dir", "--device", "--jobs", "--cache-dir", "--no-cache", "--keep-going", "--quiet"):
         assert option in result.output
 
 
@@ -85,15 +85,34 @@ def test_build_refuses_an_unknown_device(runner, tmp_path):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("options, named", [
+    (["--device", "cpu,tpu"], "tpu"),
+    (["--device", "cuda:0"], "no CUDA device"),
+    (["--jobs", "-1"], "--jobs"),
+])
+def test_build_refuses_bad_devices_and_jobs(runner, tmp_path, options, named):
+    if named == "no CUDA device":
+        pytest.importorskip("torch")
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("a CUDA device is present")
+    manifest = make_study(tmp_path / "study")
+    result = runner.invoke(main, ["build", str(manifest), "-d", str(tmp_path / "site"), "--cache-dir", str(tmp_path / "cache"), *options])
+    assert result.exit_code != 0 and named in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "site").exists()
+
+
 def test_clean_empties_the_cache(runner, tmp_path):
     cache = tmp_path / "cache"
-    for name in ("a" * 64, "b" * 64):
-        (cache / name / "data").mkdir(parents=True)
-        (cache / name / "data" / "pair.json").write_text("{}")
-    (cache / ".0123456789ab.partial-x").mkdir()
+    for stage, name in (("transfer", "a" * 64), ("analysis", "b" * 64), ("figures", "c" * 64)):
+        (cache / stage / name).mkdir(parents=True)
+        (cache / stage / name / "entry.json").write_text("{}")
+    (cache / "figures" / ".0123456789ab.partial-x").mkdir()
+    (cache / ("d" * 64) / "data").mkdir(parents=True)  # an entry of the layout before stages
     result = runner.invoke(main, ["clean", "--cache-dir", str(cache)])
     assert result.exit_code == 0, result.output
-    assert "removed 2 cached results" in result.output
+    assert "removed 4 cached results" in result.output
     assert list(cache.iterdir()) == []
 
 
@@ -155,4 +174,5 @@ def test_a_build_through_the_console_entry_point_leaves_a_complete_site(tmp_path
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".site")] == [".site.lock"], "a staging folder was left behind"
     with open(tmp_path / ".site.lock") as handle:  # released: another build could take it now
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    assert len([p for p in cache.iterdir() if not p.name.startswith(".")]) == 2
+    for stage in ("transfer", "analysis", "figures"):  # two whole entries each, nothing half made
+        assert sorted(p.name.startswith(".") for p in (cache / stage).iterdir()) == [False, False], stage

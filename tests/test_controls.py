@@ -13,7 +13,7 @@ from PIL import Image
 
 from conftest import make_study
 from reportgen.build import build
-from reportgen.cache import pair_key
+from reportgen.cache import run_keys
 from reportgen.color import to_yiq
 from reportgen.manifest import PRESETS, Params
 
@@ -111,14 +111,17 @@ def test_the_seed_recipe_fits_the_style_to_the_content_and_runs_unbounded_adam(c
 
 
 def test_every_control_is_part_of_the_cache_key():
-    base = Params()
-    key = pair_key("c", "s", base, "w")
+    base = run_keys("c", "s", Params(), "w")
     changes = {
         "loss": "seed", "tv_weight": 1.0, "style_scale": 0.5, "preserve_color": "luminance",
         "coarse_to_fine": 128, "snapshot_every": 10,
     }
     for name, value in changes.items():
-        assert pair_key("c", "s", Params(**{name: value}), "w") != key, name
-    assert pair_key("c", "s", Params(style_scale="content"), "w") != key
+        keys = run_keys("c", "s", Params(**{name: value}), "w")
+        assert keys.transfer != base.transfer and keys.figures != base.figures, name
+    assert run_keys("c", "s", Params(style_scale="content"), "w").transfer != base.transfer
+    # An analysis parameter leaves the transfer as it is.
+    ranked = run_keys("c", "s", Params(top_pairs=5), "w")
+    assert ranked.transfer == base.transfer and ranked.analysis != base.analysis and ranked.figures != base.figures
     # Where the values came from is a label: the same values under a preset's name are the same run.
-    assert pair_key("c", "s", Params(preset="seed"), "w") == key
+    assert run_keys("c", "s", Params(preset="seed"), "w") == base

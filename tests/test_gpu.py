@@ -39,6 +39,13 @@ def test_batched_transfers_on_the_gpu_equal_one_at_a_time():
         assert b.final.total < 0.5 * b.history[0].total
 
 
+def test_auto_means_every_visible_gpu():
+    from reportgen.ml.runtime import resolve_devices
+
+    assert resolve_devices("auto") == [torch.device("cuda", index) for index in range(torch.cuda.device_count())]
+    assert resolve_devices("cuda") == resolve_devices("auto")
+
+
 def test_a_gpu_build_records_its_device_and_memory_and_matches_the_cpu(tmp_path):
     from reportgen.build import build
 
@@ -49,6 +56,6 @@ def test_a_gpu_build_records_its_device_and_memory_and_matches_the_cpu(tmp_path)
         build(manifest, tmp_path / device / "site", device=device, use_cache=False)
         record = json.loads((tmp_path / device / "site" / "pairs" / "cat" / "data" / "pair.json").read_text())
         finals[device] = record["losses"]["final"]["total"]
-        if device == "cuda":
-            assert record["device"].startswith("cuda") and record["peak_memory"]["device_bytes"] > 0
+        if device == "cuda":  # computed by a device worker process
+            assert record["device"].startswith("cuda:") and record["peak_memory"]["device_bytes"] > 0
     assert finals["cuda"] == pytest.approx(finals["cpu"], rel=1e-3)

@@ -117,7 +117,7 @@ def test_pair_table_agrees_with_the_exported_grams(swept):
 
 
 def test_layer_pages_show_both_rankings_and_every_filter_has_an_anchor(swept):
-    from reportgen.ml.analysis import correlation, sorted_cells
+    from reportgen.grams import correlation, sorted_cells
 
     site, _ = swept
     folder = site / "pairs" / "cat"

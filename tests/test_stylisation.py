@@ -59,7 +59,8 @@ def judged_ratios(network, result: np.ndarray, content: np.ndarray, style: np.nd
 
 
 def transfer_at_defaults(runtime, content_name: str, style_name: str, size: int, steps: int | None = None):
-    from reportgen.ml.pair import as_tensor, transfer_settings
+    from reportgen.ml.stages import as_tensor
+    from reportgen.settings import transfer_settings
     from reportgen.ml.transfer import run_transfer
 
     params = Params(size=size, **({"steps": steps} if steps else {}))

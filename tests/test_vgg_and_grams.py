@@ -8,7 +8,8 @@ import torch
 from PIL import Image
 
 from conftest import ANALYSED, CAFFE_MEAN_BGR, STUDY_IDS, pastiche_name
-from reportgen.ml.analysis import raw_gram, relative_distance, sorted_cells
+from reportgen.grams import relative_distance, sorted_cells
+from reportgen.ml.analysis import raw_gram
 from reportgen.ml.losses import gram, normalised_gram
 
 

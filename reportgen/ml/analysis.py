@@ -1,16 +1,26 @@
-"""The seed notebook's analyses: feature maps, raw Grams, their largest cells and filter pairs.
+"""The seed notebook's analyses of one run, on the device: feature maps, raw Grams, their largest
+cells and filter pairs, how far the result moved; everything leaves as numpy.
 
-Everything leaves here as numpy, so figures, pages and the cache never touch torch.
+Of the feature maps only what the figures show is kept (:mod:`reportgen.tiles`): at 512 px the
+maps of one run are hundreds of megabytes, their montage tiles a few.
 """
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 
+from reportgen import tiles
+from reportgen.arrays import Arrays
+from reportgen.grams import correlation, per_position, relative_distance, sorted_cells
+from reportgen.layout import ROLES
 from reportgen.ml.losses import fit_to, gram
 from reportgen.ml.vgg import FeatureExtractor
-from reportgen.results import GramCell, LayerAnalysis
+from reportgen.results import AnalysisResult, LayerAnalysis, Stylisation, gram_name, pair_tiles_name, tiles_name
+
+TOP_CELLS = 20  # largest Gram cells listed per role and layer
 
 
 def raw_gram(features: torch.Tensor) -> torch.Tensor:
@@ -18,100 +28,77 @@ def raw_gram(features: torch.Tensor) -> torch.Tensor:
     return gram(features.float().unsqueeze(0))[0]
 
 
-def correlation(gram: np.ndarray) -> np.ndarray:
-    """(C, C) raw Gram -> G_ij / sqrt(G_ii·G_jj): the cosine between two filters' maps.
-
-    The raw Gram ranks loud filters first; this ranks filters that fire *together* first, whatever
-    their strength.  A silent filter (G_ii = 0) correlates with nothing: its row is 0.
-    """
-    energy = np.sqrt(np.clip(np.diag(gram).astype(np.float64), 0, None))
-    scale = np.outer(energy, energy)
-    return np.divide(gram, scale, out=np.zeros(gram.shape, dtype=np.float64), where=scale > 0)
-
-
-def sorted_cells(gram: np.ndarray, count: int, off_diagonal: bool) -> list[GramCell]:
-    """The ``count`` largest cells of a symmetric (C, C) matrix, each unordered pair once (i ≤ j).
-
-    With ``off_diagonal`` the diagonal is left out (i < j): the seed's "top matched filters".
-    Ties are broken by (i, j) so the order is stable.
-    """
-    rows, cols = np.triu_indices(gram.shape[0], k=1 if off_diagonal else 0)
-    values = gram[rows, cols]
-    if count < len(values):
-        # Only cells at least as large as the count-th largest can be among the first ``count``
-        # (ties included): sorting those few instead of all C²/2 cells is what makes this cheap.
-        threshold = np.partition(values, len(values) - count)[len(values) - count]
-        if not np.isnan(threshold):  # NaNs partition as largest; then sort everything, as before
-            keep = np.flatnonzero(values >= threshold)
-            rows, cols, values = rows[keep], cols[keep], values[keep]
-    # lexsort's last key sorts first: value descending, then i, then j.
-    order = np.lexsort((cols, rows, -values))[:count]
-    return [GramCell(int(rows[k]), int(cols[k]), float(values[k])) for k in order]
-
-
-def relative_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """‖a − b‖ / ‖b‖ (Frobenius), the distance used to say how far one representation is from another."""
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
-
-
 @torch.no_grad()
 def analyse(
     extractor: FeatureExtractor,
     images: dict[str, torch.Tensor],
-    top_count: int,
-    cells_count: int = 20,
-) -> dict[str, LayerAnalysis]:
-    """Feature maps and Grams of each image at each of the extractor's layers.
+    top_pairs: int,
+    content_layer: str,
+    style_layers: list[str],
+) -> AnalysisResult:
+    """Every analysis of one run at each of the extractor's layers.
 
-    ``images`` maps a role (``content``, ``style``, ``result``) to a (1, 3, H, W) RGB tensor in
-    0..255 on the extractor's device.  Returns ``{layer: LayerAnalysis}``.
+    ``images`` maps each role (``content``, ``style``, ``result``) to a (1, 3, H, W) RGB tensor in
+    0..255 on the extractor's device; ``top_pairs`` filter pairs are ranked per role and layer.
     """
-    per_image = {role: extractor(extractor.preprocessing.to_network(rgb.float())) for role, rgb in images.items()}
-    analyses = {}
+    started = time.perf_counter()
+    features = {role: extractor(extractor.preprocessing.to_network(rgb.float())) for role, rgb in images.items()}
+    arrays: dict[str, np.ndarray] = {}
+    layers: dict[str, LayerAnalysis] = {}
+    content_maps: dict[str, np.ndarray] = {}
     for layer in extractor.layers:
-        maps, grams = {}, {}
-        for role, features in per_image.items():
-            layer_features = features[layer][0]  # (C, H, W)
-            grams[role] = raw_gram(layer_features).float().cpu().numpy()
-            maps[role] = layer_features.float().contiguous().cpu().numpy()  # (C, H, W), C-ordered for numpy
-        analyses[layer] = LayerAnalysis(
+        maps = {role: features[role][layer][0].float().contiguous().cpu().numpy() for role in ROLES}  # (C, H, W)
+        grams = {role: raw_gram(features[role][layer][0]).cpu().numpy() for role in ROLES}  # (C, C)
+        montages = {}
+        for role in ROLES:
+            montages[role], arrays[tiles_name(role, layer)] = tiles.feature_tiles(maps[role])
+            arrays[gram_name(role, layer)] = grams[role]
+        if layer == content_layer:
+            montages["difference"], arrays[tiles_name("difference", layer)] = tiles.difference_tiles(maps["content"], maps["result"])
+            content_maps = maps
+        ranked = {role: tuple(sorted_cells(grams[role], top_pairs, off_diagonal=True)) for role in ROLES}
+        pair_tiles, arrays[pair_tiles_name(layer)] = tiles.pair_tiles(maps["style"], list(ranked["style"]))
+        layers[layer] = LayerAnalysis(
             layer=layer,
-            maps=maps,
-            grams=grams,
-            top_cells={role: sorted_cells(g, cells_count, off_diagonal=False) for role, g in grams.items()},
-            top_pairs={role: sorted_cells(g, top_count, off_diagonal=True) for role, g in grams.items()},
+            channels=grams["style"].shape[0],
+            map_sizes={role: (maps[role].shape[2], maps[role].shape[1]) for role in ROLES},
+            top_cells={role: tuple(sorted_cells(grams[role], TOP_CELLS, off_diagonal=False)) for role in ROLES},
+            top_pairs=ranked,
+            top_pairs_normalised=tuple(sorted_cells(correlation(grams["style"]), top_pairs, off_diagonal=True)),
+            montages=montages,
+            pair_tiles=pair_tiles,
         )
-    return analyses
+    stylisation = _stylisation(extractor, layers, arrays, content_maps, images, style_layers, content_layer)
+    return AnalysisResult(layers, stylisation, time.perf_counter() - started, Arrays(arrays))
 
 
-@torch.no_grad()
-def stylisation_distances(
+def _stylisation(
     extractor: FeatureExtractor,
-    analyses: dict[str, LayerAnalysis],
-    content: torch.Tensor,
-    style: torch.Tensor,
+    layers: dict[str, LayerAnalysis],
+    arrays: dict[str, np.ndarray],
+    content_maps: dict[str, np.ndarray],
+    images: dict[str, torch.Tensor],
     style_layers: list[str],
     content_layer: str,
-) -> dict[str, dict]:
-    """How far the result moved from the content towards the style.
+) -> Stylisation:
+    """How far the result moved from the content towards the style: Grams (divided by positions,
+    since the style image's size differs) against the style image's, and ``content_layer`` maps
+    against the content image's.  For the latter the style image is resized to the content's
+    shape, as the seed does; that is the one forward pass this needs beyond the analysis."""
 
-    Returns ``{"style_gram": {layer: {"result": d, "content": d}}, "content_features":
-    {"result": d, "style": d}}`` where each ``d`` is a :func:`relative_distance`: Grams (divided
-    by positions, since the style image's size differs) against the style image's, and
-    ``content_layer`` maps against the content image's.  For the latter the style image
-    (``style``, (1, 3, H, W) RGB 0..255) is resized to the content's shape (``content``), as the
-    seed does; that is the one forward pass this needs beyond ``analyses``.
-    """
+    def gram_per_position(role: str, layer: str) -> np.ndarray:
+        width, height = layers[layer].map_sizes[role]
+        return per_position(arrays[gram_name(role, layer)], width * height)
+
     style_gram = {}
     for layer in style_layers:
-        analysis = analyses[layer]
-        target = analysis.gram_per_position("style")
-        style_gram[layer] = {role: relative_distance(analysis.gram_per_position(role), target) for role in ("result", "content")}
-    style_features = extractor(extractor.preprocessing.to_network(fit_to(style, content.shape[2:])))[content_layer][0]
-    content_maps = analyses[content_layer].maps
+        target = gram_per_position("style", layer)
+        style_gram[layer] = {role: relative_distance(gram_per_position(role, layer), target) for role in ("result", "content")}
+    content, style = images["content"], images["style"]
+    style_features = extractor(extractor.preprocessing.to_network(fit_to(style.float(), content.shape[2:])))[content_layer][0]
     target = content_maps["content"].astype(np.float64)
     content_features = {
         "result": relative_distance(content_maps["result"].astype(np.float64), target),
         "style": relative_distance(style_features.double().cpu().numpy(), target),
     }
-    return {"style_gram": style_gram, "content_features": content_features}
+    return Stylisation(style_gram, content_features)

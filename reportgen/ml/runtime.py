@@ -9,26 +9,46 @@ from importlib import metadata
 import torch
 
 from reportgen.errors import ReportgenError
+from reportgen.executors import DEVICE_CHOICES
 from reportgen.ml.vgg import FeatureExtractor
 from reportgen.ml.weights import LoadedWeights, load_weights
 
 
 def resolve_device(choice: str) -> torch.device:
-    """``auto`` -> the first CUDA device when there is one, else the CPU; others are checked."""
+    """One device: ``auto`` -> the first CUDA device when there is one, else the CPU; others
+    are checked."""
     if choice == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(choice)
     except RuntimeError:
-        raise ReportgenError(f"--device {choice!r} is not a device (allowed: auto, cpu, cuda, cuda:N)") from None
+        raise ReportgenError(f"--device {choice!r} is not a device (allowed: {DEVICE_CHOICES})") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ReportgenError(f"--device {choice}: no CUDA device is available here; use --device cpu")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ReportgenError(f"--device {choice}: only {torch.cuda.device_count()} CUDA device(s) present")
     elif device.type != "cpu":
-        raise ReportgenError(f"--device {choice!r} is not supported (allowed: auto, cpu, cuda, cuda:N)")
+        raise ReportgenError(f"--device {choice!r} is not supported (allowed: {DEVICE_CHOICES})")
     return device
+
+
+def resolve_devices(choice: str) -> list[torch.device]:
+    """The devices a build runs on, one worker each: ``auto`` -> every visible CUDA device, else
+    the CPU; ``cuda`` -> every visible CUDA device; a comma-separated list -> those (a device
+    listed twice gets two workers)."""
+    if choice in ("auto", "cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count:
+            return [torch.device("cuda", index) for index in range(count)]
+        return [resolve_device(choice)]  # the CPU for auto; the "no CUDA device" error for cuda
+    return [_indexed(resolve_device(part.strip())) for part in choice.split(",")]
+
+
+def _indexed(device: torch.device) -> torch.device:
+    """``cuda`` -> ``cuda:0``, so that every worker names the device it drives (asking torch for
+    its current device would start CUDA in the build's own process, which drives none)."""
+    return torch.device("cuda", 0) if device.type == "cuda" and device.index is None else device
 
 
 def _channels_last(tensor: torch.Tensor) -> torch.Tensor:

@@ -33,62 +33,8 @@ from reportgen.images import MIN_SIDE, target_size
 from reportgen.ml.losses import GatysObjective, LossTerms
 from reportgen.ml.optim import make_optimizer
 from reportgen.ml.vgg import FeatureExtractor
-
-
-@dataclass(frozen=True)
-class TransferSettings:
-    """What the optimisation needs from a run's resolved parameters."""
-
-    steps: int  # per scale
-    optimizer: str  # "lbfgs" | "adam"
-    lr: float  # L-BFGS: multiplier of the quasi-Newton step; Adam: step size in 0..1 units
-    content_weight: float  # alpha
-    style_weight: float  # beta
-    content_layer: str
-    style_layers: dict[str, float]  # layer -> w_l
-    init: str  # "content" | "noise"
-    seed: int
-    # "float32" | "bfloat16": of the optimisation's network passes, as resolved on the device
-    # (the manifest's "auto" is resolved by Runtime.precision before it gets here).
-    precision: str = "float32"
-    loss: str = "relative"  # "relative" | "seed" (see reportgen.ml.losses)
-    tv_weight: float = 0.0
-    coarse_to_fine: int = 0  # longest side of the first scale, px; 0: one scale only
-    snapshot_every: int = 0  # keep the image every this many steps; 0: never
-
-    @property
-    def bounded(self) -> bool:
-        """Whether the image is kept in its range (0..1) during the optimisation: always, except
-        when reproducing the seed, which clipped only when saving."""
-        return self.loss != "seed"
-
-    @property
-    def batch_signature(self) -> tuple:
-        """Transfers (of content images of one size, on one network) whose signatures are equal
-        can share batched evaluations; weights, lr, init and seed may differ."""
-        return (
-            self.steps, self.optimizer, self.content_layer, tuple(self.style_layers), self.precision, self.loss,
-            self.coarse_to_fine, self.snapshot_every,
-        )
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    """Loss terms at one evaluation, already multiplied by their weights (alpha, beta·w_l, tv)."""
-
-    total: float
-    content: float
-    style: dict[str, float]
-    tv: float = 0.0
-
-
-@dataclass(frozen=True)
-class Scale:
-    """One scale of a coarse-to-fine transfer: the image's size there and its first step (1-based)."""
-
-    width: int
-    height: int
-    first_step: int
+from reportgen.results import Scale, StepRecord
+from reportgen.settings import TransferSettings
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,80 @@
+"""The figures stage: a run's folder, every file its pages show, drawn from its transfer and
+analysis results (no network, no torch: it runs in worker processes beside the transfers).
+
+The folder's files are named by :mod:`reportgen.layout`; it is kept as a cache entry and copied
+as it is into the site as ``pairs/<run>/`` (``data/pair.json`` is written there, from the stage
+results, when the site is built).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from reportgen import figures, grams
+from reportgen.arrays import Arrays
+from reportgen.images import save_png
+from reportgen.layout import GRAMS, LOSS_CURVES, ROLES, LayerFigures as LayerFiles, gram_key, image_file, reconstruction_file, snapshot_file, thumbnail_file
+from reportgen.manifest import Params
+from reportgen.results import AnalysisResult, FigureSet, LayerFigures, TransferResult, gram_name, pair_tiles_name, reconstruction_name, snapshot_name, tiles_name
+
+
+def _made(folder: Path, inner: str) -> Path:
+    """Where the run-folder file ``inner`` goes in ``folder``, its parent folders made."""
+    path = folder / inner
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def draw_run(transfer: TransferResult, analysis: AnalysisResult, params: Params, folder: Path) -> FigureSet:
+    """Write every image, figure and data file of one run into ``folder``."""
+    started = time.perf_counter()
+    images = transfer.images.loaded()
+    arrays = analysis.arrays.loaded()
+    for role in ROLES:
+        save_png(images[role], _made(folder, image_file(role)))
+        figures.thumbnail(images[role], _made(folder, thumbnail_file(role)))
+    history = transfer.losses.as_columns()
+    figures.loss_curves(history, [scale.first_step for scale in transfer.scales[1:]], _made(folder, LOSS_CURVES))
+    layers = {layer: _draw_layer(analysis, arrays, params, history, folder, layer) for layer in analysis.layers}
+    for snapshot in transfer.snapshots:
+        _webp(images[snapshot_name(snapshot.step)], _made(folder, snapshot_file(snapshot.step)), quality=85)
+    for item in transfer.reconstructions or ():
+        pixels = images[reconstruction_name(item.kind, item.layers[-1])]
+        _webp(pixels, _made(folder, reconstruction_file(item.kind, item.layers[-1])), quality=90)
+    np.savez_compressed(
+        _made(folder, GRAMS),
+        **{gram_key(role, layer): arrays[gram_name(role, layer)] for layer in analysis.layers for role in ROLES},
+    )
+    files = {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
+    return FigureSet(layers, time.perf_counter() - started, files)
+
+
+def _webp(pixels: np.ndarray, path: Path, quality: int) -> None:
+    Image.fromarray(pixels, "RGB").save(path, format="WEBP", quality=quality, method=figures.WEBP_METHOD)
+
+
+def _draw_layer(analysis: AnalysisResult, arrays: Arrays, params: Params, history: dict, folder: Path, layer: str) -> LayerFigures:
+    """Every figure of one layer; returns the scales the page needs to explain them."""
+    info = analysis.layers[layer]
+    files = LayerFiles(layer)
+    (folder / files.folder).mkdir(exist_ok=True)
+    # Grams per position, since the style image's size differs from the content's and result's.
+    per_position = {role: grams.per_position(arrays[gram_name(role, layer)], math.prod(info.map_sizes[role])) for role in ("style", "result")}
+    style_gram = arrays[gram_name("style", layer)]
+    figures.gram_heatmap(style_gram, f"Gram matrix of the style image at {layer}", folder / files.gram_heatmap)
+    figures.energy_bars(np.diag(per_position["style"]), np.diag(per_position["result"]), layer, folder / files.energy)
+    if layer in params.style_layer_weights:
+        figures.layer_loss_curve(history["step"], history["style"][layer], layer, folder / files.loss_curve)
+    for role in ROLES:
+        figures.feature_montage(arrays[tiles_name(role, layer)], info.montages[role], folder / files.maps(role))
+    if "difference" in info.montages:
+        figures.difference_montage(arrays[tiles_name("difference", layer)], info.montages["difference"], folder / files.difference)
+    figures.filter_pairs_figure(info.pair_tiles, arrays[pair_tiles_name(layer)], info.top_pairs["style"], folder / files.top_pairs)
+    scale = figures.gram_comparison(per_position["style"], per_position["result"], layer, folder / files.gram_comparison)
+    placement = figures.correlation_heatmap(grams.correlation(style_gram), layer, folder / files.correlation)
+    return LayerFigures(scale, placement)

@@ -1,0 +1,309 @@
+"""Where a build's work runs: device jobs on the build's own device or on one worker process per
+device, figures in a pool of processes beside them.
+
+Every executor returns :class:`concurrent.futures.Future`\\ s, so the build waits on device jobs
+and figures alike (:mod:`reportgen.pipeline`).  Worker processes are spawned, never forked (a
+forked copy of a process that has started torch's threads or CUDA is not safe), ignore Ctrl-C
+(the build cancels them and leaves the previous site as it was) and import torch only where they
+drive a device: the figure processes never do.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+import signal
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from reportgen.errors import ReportgenError
+from reportgen.jobs import DeviceJob, TaskOutcome
+from reportgen.manifest import Params
+from reportgen.results import AnalysisResult, FigureSet, TransferResult
+
+if TYPE_CHECKING:
+    from reportgen.ml.runtime import Runtime
+
+JOBS_PER_WORKER = 2  # in flight per device worker: one running, the next already waiting
+DEVICE_CHOICES = "auto, cpu, cuda, cuda:N, or a comma-separated list such as cuda:0,cuda:2"
+_DEVICE = r"(cpu|cuda(:\d+)?)"
+_DEVICE_CHOICE = re.compile(rf"auto|{_DEVICE}(,{_DEVICE})*")
+
+
+def check_device_choice(choice: str) -> None:
+    """Refuse a ``--device`` value that names no device, before anything is computed (whether
+    the devices it names are present is asked of torch when the first run needs them)."""
+    if not _DEVICE_CHOICE.fullmatch(choice.replace(" ", "")):
+        raise ReportgenError(f"--device {choice!r} is not a device (allowed: {DEVICE_CHOICES})")
+
+
+def available_cores() -> int:
+    """The cores this process may run on (a container's or a job scheduler's share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS
+        return os.cpu_count() or 1
+
+
+def default_figure_jobs(gpu_workers: int) -> int:
+    """Figure processes when ``--jobs`` is not given: the cores not busy feeding the GPUs."""
+    return max(1, available_cores() - gpu_workers)
+
+
+def _done(value: Any) -> Future:
+    future: Future = Future()
+    future.set_result(value)
+    return future
+
+
+def _failed(error: BaseException) -> Future:
+    future: Future = Future()
+    future.set_exception(error)
+    return future
+
+
+def _ignore_interrupts() -> None:
+    # Ctrl-C reaches the whole process group; the build alone decides what happens then.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+# ---- devices --------------------------------------------------------------------------------
+
+
+class NoDeviceLeft(Exception):
+    """Every device worker has stopped."""
+
+
+class InProcessDevice:
+    """The build's own process drives the device (the CPU build, as it always was): a job runs
+    when it is submitted, with the transfer's progress reported step by step.
+
+    The figure processes share the CPU with it: while ``drawing()`` of them are busy, torch gets
+    the other cores only.  Left at every core, its threads wait on each other whenever a figure
+    process holds one, and a tiny transfer takes ten times as long; a large one, whose figures
+    are drawn in a few seconds of its minutes, gets every core back as soon as they are done.
+    """
+
+    capacity = 1
+    batches = 0  # batching gains nothing on a CPU
+
+    def __init__(self, device: str, progress: Callable[[str, str, int, int], None] | None = None, drawing: Callable[[], int] = lambda: 0):
+        self.device = device
+        self.progress = progress  # (run name, phase, done, total) -> None
+        self.drawing = drawing
+        self._runtime: Runtime | None = None
+
+    def runtime(self) -> "Runtime":
+        if self._runtime is None:
+            import torch
+
+            from reportgen.ml.runtime import Runtime, resolve_device
+
+            self._runtime = Runtime(resolve_device(self.device))
+            self._threads = torch.get_num_threads()  # as the user's environment set them
+        return self._runtime
+
+    def submit(self, job: DeviceJob) -> Future:
+        import torch
+
+        from reportgen.ml.stages import run_job
+
+        runtime = self.runtime()
+        torch.set_num_threads(max(1, self._threads - self.drawing()))
+        name = job.tasks[0].name
+        report = (lambda phase, done, total: self.progress(name, phase, done, total)) if self.progress else None
+        try:
+            return _done(run_job(job, runtime, report))
+        except Exception as error:  # a defect: re-raised where the future is read
+            return _failed(error)
+
+    def free(self) -> bool:
+        return True
+
+    def where(self, future: Future) -> str:
+        return self.device
+
+    def close(self) -> None:
+        if self._runtime is not None:
+            import torch
+
+            torch.set_num_threads(self._threads)
+
+
+_worker_runtime: Runtime | None = None
+
+
+def _start_device_worker(device: str, threads: int) -> None:
+    """In a device worker process: its runtime, on its device."""
+    _ignore_interrupts()
+    global _worker_runtime
+    import torch
+
+    from reportgen.ml.runtime import Runtime
+
+    if threads:
+        torch.set_num_threads(threads)
+    _worker_runtime = Runtime(torch.device(device))
+
+
+def _device_job(job: DeviceJob) -> list[TaskOutcome]:
+    from reportgen.ml.stages import run_job
+
+    assert _worker_runtime is not None
+    return run_job(job, _worker_runtime)
+
+
+def _pid() -> int:
+    return os.getpid()
+
+
+@dataclass
+class _Worker:
+    device: str
+    label: str
+    pool: ProcessPoolExecutor
+    pid: int | None = None
+    futures: list[Future] = field(default_factory=list)
+    alive: bool = True
+
+    def in_flight(self) -> int:
+        self.futures = [future for future in self.futures if not future.done()]
+        return len(self.futures)
+
+
+class DeviceWorkers:
+    """One worker process per device (a device may be listed twice to run two workers on it),
+    each running its jobs one after another; jobs go to whichever worker has the fewest."""
+
+    def __init__(self, devices: list[str]):
+        context = multiprocessing.get_context("spawn")
+        cpu_workers = sum(device == "cpu" for device in devices)
+        # CPU workers share the cores; a CUDA worker needs one thread to feed its GPU.
+        threads = {"cpu": max(1, available_cores() // max(cpu_workers, 1))}
+        self.workers = []
+        for index, device in enumerate(devices):
+            pool = ProcessPoolExecutor(1, mp_context=context, initializer=_start_device_worker, initargs=(device, threads.get(device, 0)))
+            label = device if devices.count(device) == 1 else f"{device} (worker {index + 1})"
+            self.workers.append(_Worker(device, label, pool))
+        self._owner: dict[Future, _Worker] = {}
+
+    @property
+    def capacity(self) -> int:
+        return JOBS_PER_WORKER * sum(worker.alive for worker in self.workers)
+
+    @property
+    def batches(self) -> int:
+        """Workers whose devices batch transfers: the GPUs'."""
+        return sum(worker.alive and worker.device.startswith("cuda") for worker in self.workers)
+
+    def start(self) -> dict[str, int]:
+        """Start every worker (importing torch there); returns each one's process id."""
+        for worker in self.workers:
+            worker.pid = worker.pool.submit(_pid).result()
+        return {worker.label: worker.pid for worker in self.workers}
+
+    def free(self) -> bool:
+        return any(worker.alive and worker.in_flight() < JOBS_PER_WORKER for worker in self.workers)
+
+    def submit(self, job: DeviceJob) -> Future:
+        for worker in sorted((w for w in self.workers if w.alive), key=_Worker.in_flight):
+            if worker.in_flight() >= JOBS_PER_WORKER:
+                break
+            try:
+                future = worker.pool.submit(_device_job, job)
+            except BrokenProcessPool:
+                worker.alive = False
+                continue
+            worker.futures.append(future)
+            self._owner[future] = worker
+            return future
+        if not any(worker.alive for worker in self.workers):
+            raise NoDeviceLeft("every device worker has stopped")
+        raise RuntimeError("submit() called with no worker free")
+
+    def where(self, future: Future) -> str:
+        worker = self._owner.get(future)
+        if worker is None:
+            return "a device worker"
+        return f"the worker on {worker.label}" + (f" (process {worker.pid})" if worker.pid else "")
+
+    def lost(self, future: Future) -> None:
+        """``future``'s worker stopped: give it no more jobs."""
+        if future in self._owner:
+            self._owner[future].alive = False
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.pool.shutdown(wait=False, cancel_futures=True)
+            _terminate(worker.pool)
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool's processes now (a cancelled build does not wait for a running job)."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        if process.is_alive():
+            process.terminate()
+
+
+# ---- figures --------------------------------------------------------------------------------
+
+
+def _draw(transfer: TransferResult, analysis: AnalysisResult, params: Params, folder: Path) -> FigureSet:
+    from reportgen.drawing import draw_run
+
+    return draw_run(transfer, analysis, params, folder)
+
+
+class SerialFigures:
+    """``--jobs 0``: figures drawn in the build's own process, when submitted."""
+
+    def submit(self, transfer: TransferResult, analysis: AnalysisResult, params: Params, folder: Path) -> Future:
+        try:
+            return _done(_draw(transfer, analysis, params, folder))
+        except Exception as error:
+            return _failed(error)
+
+    def busy(self) -> int:
+        return 0
+
+    def close(self, cancel: bool = False) -> None:
+        pass
+
+
+class FigurePool:
+    """``jobs`` processes drawing the figures of finished runs, in the order submitted."""
+
+    def __init__(self, jobs: int):
+        self.jobs = jobs
+        self._pool: ProcessPoolExecutor | None = None
+        self._futures: list[Future] = []
+
+    def busy(self) -> int:
+        """Processes drawing now."""
+        self._futures = [future for future in self._futures if not future.done()]
+        return min(self.jobs, len(self._futures))
+
+    def submit(self, transfer: TransferResult, analysis: AnalysisResult, params: Params, folder: Path) -> Future:
+        if self._pool is None:
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_ignore_interrupts)
+        try:
+            future = self._pool.submit(_draw, transfer, analysis, params, folder)
+        except BrokenProcessPool:
+            # A figure process was killed: the runs it had are reported by their futures; the
+            # runs after them get a fresh pool.
+            self._pool = None
+            return self.submit(transfer, analysis, params, folder)
+        self._futures.append(future)
+        return future
+
+    def close(self, cancel: bool = False) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=not cancel, cancel_futures=cancel)
+            if cancel:
+                _terminate(self._pool)
+            self._pool = None

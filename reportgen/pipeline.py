@@ -1,0 +1,400 @@
+"""Phase one of a build: every stage of every run, taken from the cache or computed.
+
+Runs are looked up stage by stage (:mod:`reportgen.cache`); what is missing becomes work:
+
+* device jobs (:mod:`reportgen.jobs`): transfers, batched where a GPU can share them, and the
+  analyses of their results; a transfer found in the cache is sent along so that only its
+  analyses run;
+* figure tasks: a run's folder drawn from its transfer and analysis, in the figure processes,
+  as soon as both are at hand, while the devices go on with the next transfers.
+
+A stage computed anew makes every later stage of its runs computed anew too: a cached analysis
+is only trusted beside the cached transfer it was made from.  Runs that share a key (a pair
+listed twice, variants differing only in ``top_pairs``) share the work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+from reportgen.cache import STAGES, RunKeys, StageCache, run_keys
+from reportgen.errors import ReportgenError
+from reportgen.executors import NoDeviceLeft
+from reportgen.fingerprint import file_sha256, weights_fingerprint
+from reportgen.jobs import AnalysisTask, DeviceJob, TaskOutcome, TransferTask, load_inputs
+from reportgen.manifest import Manifest, Run
+from reportgen.results import AnalysisResult, FigureSet, TransferResult
+
+
+RUN_FOLDER = "run"  # inside a figures entry: the run's folder as it is copied into the site
+MAX_BATCH = 16  # runs optimised together on a GPU; more rarely pays and risks running out of memory
+
+
+class BuildProgress(Protocol):
+    """What the CLI hears of a build (library code never prints).  ``work`` is the first stage a
+    run computes (``transfer``, ``analysis`` or ``figures``), or ``cached``."""
+
+    def run_started(self, run: Run, position: int, count: int, work: str) -> None: ...
+
+    def phase(self, run: Run, phase: str, done: int, total: int) -> None: ...
+
+    def run_finished(self, run: Run, work: str, seconds: float, error: str | None) -> None: ...
+
+
+class Silent:
+    def run_started(self, run: Run, position: int, count: int, work: str) -> None:
+        pass
+
+    def phase(self, run: Run, phase: str, done: int, total: int) -> None:
+        pass
+
+    def run_finished(self, run: Run, work: str, seconds: float, error: str | None) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class RunResults:
+    """Every stage of one run, and its folder of files for the site."""
+
+    transfer: TransferResult
+    analysis: AnalysisResult
+    figures: FigureSet
+    folder: Path
+
+
+@dataclass
+class Caches:
+    """One :class:`StageCache` per stage, under one root (``None``: nothing kept)."""
+
+    root: Path | None
+    transfer: StageCache = field(init=False)
+    analysis: StageCache = field(init=False)
+    figures: StageCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.transfer = StageCache(self.root, "transfer", TransferResult.load)
+        self.analysis = StageCache(self.root, "analysis", AnalysisResult.load)
+        self.figures = StageCache(self.root, "figures", FigureSet.load)
+
+    def close(self) -> None:
+        for stage in STAGES:
+            getattr(self, stage).close()
+
+
+@dataclass
+class Gathered:
+    """What phase one leaves for phase two."""
+
+    results: dict[str, RunResults]  # run name -> its stages, for every run that did not fail
+    computed: list[str]  # runs with at least one stage computed in this build
+    cached: list[str]  # runs taken whole from the cache (or from a run of this build with equal keys)
+    failed: dict[str, str]  # run name -> why
+    stages_computed: dict[str, int]  # stage -> entries computed in this build
+
+
+class Devices(Protocol):
+    """A device executor of :mod:`reportgen.executors`."""
+
+    capacity: int  # jobs it takes at once
+    batches: int  # workers that batch transfers (GPUs); 0: one transfer a job
+
+    def free(self) -> bool: ...
+
+    def submit(self, job: DeviceJob) -> Future: ...
+
+    def where(self, future: Future) -> str: ...
+
+
+class Figures(Protocol):
+    def submit(self, transfer: TransferResult, analysis: AnalysisResult, params, folder: Path) -> Future: ...
+
+
+@dataclass
+class _Analysis:
+    """One analysis key, the runs it serves and what is known of it."""
+
+    key: str
+    keys: RunKeys
+    runs: list[Run]
+    result: AnalysisResult | None = None
+    figures: tuple[FigureSet, Path] | None = None
+
+
+@dataclass
+class _Transfer:
+    """One transfer key and its analyses."""
+
+    key: str
+    analyses: dict[str, _Analysis]
+    result: TransferResult | None = None
+
+    @property
+    def runs(self) -> list[Run]:
+        return [run for analysis in self.analyses.values() for run in analysis.runs]
+
+
+class Gatherer:
+    """Runs phase one for one manifest; see the module docstring."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        caches: Caches,
+        devices: Callable[[], Devices],
+        figures: Callable[[], Figures],
+        listener: BuildProgress,
+        keep_going: bool,
+    ):
+        self.manifest = manifest
+        self.caches = caches
+        self.devices = devices  # made when first called: a build with nothing to compute loads no network
+        self.figures = figures
+        self.listener = listener
+        self.keep_going = keep_going
+        self.positions = {run.name: position for position, run in enumerate(manifest.runs)}
+        self.started: dict[str, float] = {}
+        self.work: dict[str, str] = {}
+        self.failed: dict[str, str] = {}
+        self.finished: set[str] = set()
+        self.stages_computed = dict.fromkeys(STAGES, 0)
+
+    # ---- planning ---------------------------------------------------------------------------
+
+    def _plan(self) -> list[_Transfer]:
+        transfers: dict[str, _Transfer] = {}
+        for run in self.manifest.runs:
+            keys = run_keys(file_sha256(run.pair.content), file_sha256(run.pair.style), run.params, weights_fingerprint(run.params.weights))
+            transfer = transfers.setdefault(keys.transfer, _Transfer(keys.transfer, {}))
+            transfer.analyses.setdefault(keys.analysis, _Analysis(keys.analysis, keys, [])).runs.append(run)
+        for transfer in transfers.values():
+            found = self.caches.transfer.lookup(transfer.key)
+            transfer.result = found[1] if found else None
+            for analysis in transfer.analyses.values():
+                if transfer.result is None:
+                    continue  # a new transfer: its analyses and figures are made anew
+                found = self.caches.analysis.lookup(analysis.key)
+                analysis.result = found[1] if found else None
+                if analysis.result is not None:
+                    found = self.caches.figures.lookup(analysis.keys.figures)
+                    analysis.figures = (found[1], found[0] / RUN_FOLDER) if found else None
+        return list(transfers.values())
+
+    # ---- the run ----------------------------------------------------------------------------
+
+    def gather(self) -> Gathered:
+        plan = self._plan()
+        count = len(self.manifest.runs)
+        tasks: list[TransferTask] = []
+        figure_work: list[tuple[_Transfer, _Analysis]] = []
+        for transfer in plan:
+            missing = [a for a in transfer.analyses.values() if a.result is None]
+            for analysis in transfer.analyses.values():
+                first_stage = "transfer" if transfer.result is None else "analysis" if analysis.result is None else "figures" if analysis.figures is None else "cached"
+                for run in analysis.runs:
+                    self.work[run.name] = first_stage
+            if transfer.result is None or missing:
+                tasks.append(self._task(transfer, missing))
+            figure_work += [(transfer, a) for a in transfer.analyses.values() if a.result is not None and a.figures is None]
+        # Runs with nothing to compute are reported first, in manifest order.
+        for run in self.manifest.runs:
+            if self.work[run.name] == "cached":
+                self.listener.run_started(run, self.positions[run.name], count, "cached")
+                self._finish(run, None)
+        self._transfers = {transfer.key: transfer for transfer in plan}
+        self._figure_futures: dict[Future, _Analysis] = {}
+        for transfer, analysis in figure_work:
+            self._draw(transfer, analysis)
+        try:
+            if tasks:
+                self._run_jobs(deque(self._jobs(tasks)))
+            self._wait_for_figures(block=True)
+        except BaseException:
+            # A failed or interrupted build keeps nothing half drawn.
+            for future in self._figure_futures:
+                future.cancel()
+                self.caches.figures.discard(future.folder)  # type: ignore[attr-defined]
+            raise
+        return self._gathered(plan)
+
+    def _task(self, transfer: _Transfer, missing: list[_Analysis]) -> TransferTask:
+        analyses = tuple(AnalysisTask(a.key, a.runs[0].params) for a in missing)
+        return TransferTask(transfer.key, transfer.runs[0], None, transfer.result, analyses)
+
+    def _with_inputs(self, job: DeviceJob) -> DeviceJob | None:
+        """``job`` with its images read; a task whose images cannot be used fails here (its
+        runs are reported) and the others go on.  ``None`` if no task is left."""
+        tasks = []
+        for task in job.tasks:
+            if task.cached is not None:
+                tasks.append(task)
+                continue
+            try:
+                tasks.append(dataclasses.replace(task, inputs=load_inputs(task.run)))
+            except ReportgenError as error:
+                self._fail(self._transfers[task.key].runs, error.message)
+        return DeviceJob(tuple(tasks)) if tasks else None
+
+    def _jobs(self, tasks: list[TransferTask]) -> list[DeviceJob]:
+        """Tasks into device jobs: on GPUs, transfers that can share a batch go together, in
+        batches small enough that every worker gets some."""
+        workers = self.devices().batches
+        if not workers:
+            return [DeviceJob((task,)) for task in tasks]
+        groups: dict[tuple, list[TransferTask]] = {}
+        for task in tasks:
+            signature = task.batch_signature() if task.cached is None else ("analysis only",)
+            groups.setdefault(signature, []).append(task)
+        jobs = []
+        for group in groups.values():
+            # Small enough that every worker gets a batch, large enough to fill a GPU.
+            size = max(1, min(MAX_BATCH, math.ceil(len(group) / workers)))
+            jobs += [DeviceJob(tuple(group[start : start + size])) for start in range(0, len(group), size)]
+        return jobs
+
+    def _run_jobs(self, pending: deque[DeviceJob]) -> None:
+        devices = self.devices()
+        running: dict[Future, DeviceJob] = {}
+        while pending or running:
+            while pending and len(running) < devices.capacity and devices.free():
+                job = pending.popleft()
+                self._start(self._runs_of(job))
+                job = self._with_inputs(job)
+                if job is None:
+                    continue
+                try:
+                    running[devices.submit(job)] = job
+                except NoDeviceLeft as error:
+                    pending.appendleft(job)
+                    self._fail_all(pending, str(error))
+            if not running:
+                self._fail_all(pending, "every device worker has stopped")
+                break
+            done, _ = wait([*running, *self._figure_futures], return_when=FIRST_COMPLETED)
+            for future in done:
+                if future in running:
+                    self._job_done(running.pop(future), future)
+            self._wait_for_figures(block=False)
+
+    def _runs_of(self, job: DeviceJob) -> list[Run]:
+        return [run for task in job.tasks for run in self._transfers[task.key].runs]
+
+    def _fail_all(self, pending: deque[DeviceJob], message: str) -> None:
+        while pending:
+            job = pending.popleft()
+            self._start(self._runs_of(job))
+            self._fail(self._runs_of(job), message)
+
+    def _job_done(self, job: DeviceJob, future: Future) -> None:
+        try:
+            outcomes = future.result()
+        except BrokenProcessPool:
+            where = self.devices().where(future)
+            getattr(self.devices(), "lost", lambda _: None)(future)
+            outcomes = [TaskOutcome(task.key, error=f"{where} stopped unexpectedly (killed, or out of memory) before finishing it") for task in job.tasks]
+        for outcome in outcomes:
+            transfer = self._transfers[outcome.key]
+            if outcome.error is not None:
+                self._fail(transfer.runs, outcome.error)
+                continue
+            # Kept from here on as their entries, whose arrays are read when a stage needs them:
+            # a study's pixels and tiles do not all stay in this process's memory.
+            if outcome.transfer is not None:
+                entry = self.caches.transfer.store(transfer.key, outcome.transfer.save)
+                self.stages_computed["transfer"] += 1
+                transfer.result = TransferResult.load(entry)
+            for key, result in (outcome.analyses or {}).items():
+                entry = self.caches.analysis.store(key, result.save)
+                self.stages_computed["analysis"] += 1
+                transfer.analyses[key].result = AnalysisResult.load(entry)
+                self._draw(transfer, transfer.analyses[key])
+
+    def _draw(self, transfer: _Transfer, analysis: _Analysis) -> None:
+        folder = self.caches.figures.reserve(analysis.keys.figures)
+        (folder / RUN_FOLDER).mkdir()
+        self._start(analysis.runs)
+        future = self.figures().submit(transfer.result, analysis.result, analysis.runs[0].params, folder / RUN_FOLDER)
+        future.folder = folder  # type: ignore[attr-defined]
+        self._figure_futures[future] = analysis
+
+    def _wait_for_figures(self, block: bool) -> None:
+        while self._figure_futures:
+            done, _ = wait(list(self._figure_futures), timeout=None if block else 0, return_when=FIRST_COMPLETED)
+            if not done:
+                return
+            for future in done:
+                analysis = self._figure_futures.pop(future)
+                work = future.folder  # type: ignore[attr-defined]
+                try:
+                    figures = future.result()
+                except BrokenProcessPool:
+                    self.caches.figures.discard(work)
+                    self._fail(analysis.runs, "a figure process stopped unexpectedly (killed, or out of memory) while drawing it")
+                    continue
+                except ReportgenError as error:
+                    self.caches.figures.discard(work)
+                    self._fail(analysis.runs, error.message)
+                    continue
+                except BaseException:
+                    self.caches.figures.discard(work)
+                    raise
+                figures.save(work)
+                entry = self.caches.figures.commit(analysis.keys.figures, work)
+                self.stages_computed["figures"] += 1
+                analysis.figures = (figures, entry / RUN_FOLDER)
+                for run in analysis.runs:
+                    self._finish(run, None)
+
+    # ---- bookkeeping ------------------------------------------------------------------------
+
+    def _start(self, runs: list[Run]) -> None:
+        for run in runs:
+            if run.name not in self.started:
+                self.started[run.name] = time.perf_counter()
+                self.listener.run_started(run, self.positions[run.name], len(self.positions), self.work[run.name])
+
+    def _finish(self, run: Run, error: str | None) -> None:
+        if run.name in self.finished:
+            return
+        self.finished.add(run.name)
+        seconds = time.perf_counter() - self.started.get(run.name, time.perf_counter())
+        self.listener.run_finished(run, self.work[run.name], seconds, error)
+
+    def _fail(self, runs: list[Run], message: str) -> None:
+        for run in runs:
+            self.failed[run.name] = message
+            self._finish(run, message)
+        if not self.keep_going:
+            run = runs[0]
+            raise ReportgenError(f"pair '{run.name}' (line {run.pair.line}): {message}")
+
+    def _gathered(self, plan: list[_Transfer]) -> Gathered:
+        results: dict[str, RunResults] = {}
+        for transfer in plan:
+            for analysis in transfer.analyses.values():
+                if analysis.figures is None:
+                    continue
+                figures, folder = analysis.figures
+                for run in analysis.runs:
+                    results[run.name] = RunResults(transfer.result, analysis.result, figures, folder)
+        computed, cached = [], []
+        folders_seen: set[Path] = set()  # runs with equal keys share one folder
+        for run in self.manifest.runs:
+            if run.name not in results:
+                continue
+            folder = results[run.name].folder
+            if self.work[run.name] != "cached" and folder not in folders_seen:
+                computed.append(run.name)
+            else:
+                cached.append(run.name)
+            folders_seen.add(folder)
+        ordered = {run.name: results[run.name] for run in self.manifest.runs if run.name in results}
+        return Gathered(ordered, computed, cached, dict(self.failed), self.stages_computed)
+

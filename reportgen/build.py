@@ -52,6 +52,9 @@ def build(
     *,
     device: str = "auto",
     jobs: int | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
+    ray_gpus: float = 1.0,
     cache_dir: Path | None = None,
     use_cache: bool = True,
     keep_going: bool = False,
@@ -64,12 +67,14 @@ def build(
     ``device`` is ``auto`` (every CUDA device, else the CPU), ``cpu``, ``cuda`` (every CUDA
     device), ``cuda:N`` or a comma-separated list; ``jobs`` the number of processes drawing
     figures beside the transfers (default: the cores not feeding a GPU; 0: the build's own
-    process).  ``strict`` turns every warning logged during the build into a failure (before
+    process).  ``executor="ray"`` runs transfers and figures on the Ray cluster at
+    ``ray_address`` (default: a local one), ``ray_gpus`` GPUs per device worker.  ``strict`` turns every warning logged during the build into a failure (before
     anything is written); ``base_url`` (``https://user.github.io/repo/`` or ``/repo/``) is used only
     where relative links cannot serve: ``404.html``, canonical links and ``sitemap.xml``.
     """
     started = time.perf_counter()
-    check_device_choice(device)
+    choice = ExecutorChoice(executor, device, jobs, ray_address, ray_gpus)
+    choice.check()
     manifest = load_manifest(manifest_path)
     site_dir = (site_dir or Path("site")).absolute()
     listener = progress or Silent()
@@ -78,8 +83,11 @@ def build(
     warnings = _WarningCounter()
     logging.getLogger("reportgen").addHandler(warnings)
     try:
-        with _os_errors_reported(), site_lock(site_dir), Executors(device, jobs, manifest, listener) as executors:
-            gathered = Gatherer(manifest, caches, executors.devices, executors.figures, listener, keep_going).gather()
+        with _os_errors_reported(), site_lock(site_dir):
+            # The executors are stopped (a Ray of the build's own shut down) before the site is
+            # written: once it is swapped in, the build is done.
+            with Executors(choice, manifest, listener) as executors:
+                gathered = Gatherer(manifest, caches, executors.devices, executors.figures, listener, keep_going).gather()
             summary.computed, summary.cached, summary.failed = gathered.computed, gathered.cached, gathered.failed
             summary.stages_computed = gathered.stages_computed
             _write_site(manifest, gathered, summary, base_url, lambda: _refuse_warnings(warnings) if strict else None)
@@ -118,27 +126,65 @@ def _refuse_warnings(warnings: _WarningCounter) -> None:
         raise BuildError(f"--strict: {count} warning{'s' if count != 1 else ''}; the previous site is unchanged:\n  " + "\n  ".join(warnings.messages))
 
 
+@dataclass(frozen=True)
+class ExecutorChoice:
+    """Where a build's work runs (the command line's ``--executor``, ``--device``, ``--jobs``,
+    ``--ray-address`` and ``--ray-gpus``)."""
+
+    executor: str = "local"  # local | ray
+    device: str = "auto"  # local builds: auto, cpu, cuda, cuda:N or a list
+    jobs: int | None = None  # local builds: figure processes (None: the cores not feeding a GPU)
+    ray_address: str | None = None  # ray: the cluster (None: a local one for the build)
+    ray_gpus: float = 1.0  # ray: GPUs per device worker (0.5: two share a GPU)
+
+    def check(self) -> None:
+        """Refuse what names no executor or device before anything is computed."""
+        if self.executor not in EXECUTORS:
+            raise BuildError(f"--executor {self.executor!r} is not one of {', '.join(EXECUTORS)}")
+        if self.executor == "ray":
+            if self.device != "auto" or self.jobs is not None:
+                raise BuildError("--device and --jobs choose local devices and processes; on Ray the cluster's resources decide (see --ray-gpus)")
+            if not 0 < self.ray_gpus <= 64:
+                raise BuildError(f"--ray-gpus {self.ray_gpus:g}: GPUs per device worker must be above 0 (0.5: two workers share a GPU)")
+        else:
+            check_device_choice(self.device)
+
+
+EXECUTORS = ("local", "ray")
+
+
 class Executors:
     """The device and figure executors of one build, each made when first needed (a build whose
-    transfers all come from the cache never imports torch), all stopped when the build ends; an
-    error or Ctrl-C cancels what is still running."""
+    transfers all come from the cache never imports torch, nor starts Ray), all stopped when the
+    build ends; an error or Ctrl-C cancels what is still running."""
 
-    def __init__(self, device: str, jobs: int | None, manifest: Manifest, listener: BuildProgress):
-        self.device_choice = device
-        self.jobs = jobs
+    def __init__(self, choice: ExecutorChoice, manifest: Manifest, listener: BuildProgress):
+        self.choice = choice
+        self.manifest = manifest
         self.listener = listener
         self.runs = {run.name: run for run in manifest.runs}
         self._devices = None
         self._figures = None
+        self._cluster = None
+
+    def _ray(self):
+        from reportgen import ray_executor
+
+        if self._cluster is None:
+            self._cluster = ray_executor.RayCluster(self.choice.ray_address)
+        return ray_executor
 
     def devices(self):
         if self._devices is None:
+            if self.choice.executor == "ray":
+                self._devices = self._ray().RayDevices(self.manifest, self.choice.ray_gpus)
+                return self._devices
             from reportgen.ml.runtime import resolve_devices
 
-            resolved = [str(d) for d in resolve_devices(self.device_choice)]
+            resolved = [str(d) for d in resolve_devices(self.choice.device)]
             if resolved == ["cpu"]:
                 report = lambda name, phase, done, total: self.listener.phase(self.runs[name], phase, done, total)  # noqa: E731
-                self._devices = InProcessDevice("cpu", report, drawing=lambda: self._figures.busy() if self._figures else 0)
+                self._devices = InProcessDevice("cpu", report)
             else:
                 self._devices = DeviceWorkers(resolved)
                 self._devices.start()
@@ -146,8 +192,11 @@ class Executors:
 
     def figures(self):
         if self._figures is None:
+            if self.choice.executor == "ray":
+                self._figures = self._ray().RayFigures()
+                return self._figures
             gpu_workers = self._devices.batches if self._devices is not None else 0
-            jobs = self.jobs if self.jobs is not None else default_figure_jobs(gpu_workers)
+            jobs = self.choice.jobs if self.choice.jobs is not None else default_figure_jobs(gpu_workers)
             self._figures = FigurePool(jobs) if jobs > 0 else SerialFigures()
         return self._figures
 
@@ -155,10 +204,14 @@ class Executors:
         return self
 
     def __exit__(self, error_type, error, traceback) -> None:
-        if self._figures is not None:
-            self._figures.close(cancel=error is not None)
-        if self._devices is not None:
-            self._devices.close()
+        try:
+            if self._figures is not None:
+                self._figures.close(cancel=error is not None)
+            if self._devices is not None:
+                self._devices.close()
+        finally:
+            if self._cluster is not None:
+                self._cluster.close()
 
 
 def _write_site(manifest: Manifest, gathered: Gathered, summary: BuildSummary, base_url: str | None, before_commit: Callable[[], None]) -> None:

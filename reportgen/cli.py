@@ -23,8 +23,11 @@ class TerminalProgress:
         self.quiet = quiet
         self.interactive = sys.stderr.isatty() and not quiet
         self._bar = None
+        self._finished = 0
+        self._count = 0
 
     def run_started(self, run, position, count, work):
+        self._count = count
         self._close_bar()
         if not self.quiet:
             click.echo(f"[{position + 1}/{count}] {run.name}: {self._describe(run, work)}", err=True)
@@ -57,11 +60,15 @@ class TerminalProgress:
             self._bar = None
 
     def run_finished(self, run, work, seconds, error):
+        # Runs finish out of order (on several devices, a cluster, figure processes): the count
+        # of finished runs is the build's progress.
+        self._finished += 1
         self._close_bar()
+        progress = f"[{self._finished}/{self._count} finished]"
         if error:
-            click.echo(f"  {run.name}: FAILED: {error}", err=True)
+            click.echo(f"  {run.name}: FAILED: {error} {progress}", err=True)
         elif work != "cached" and not self.quiet:
-            click.echo(f"  {run.name}: done in {seconds:.1f} s", err=True)
+            click.echo(f"  {run.name}: done in {seconds:.1f} s {progress}", err=True)
 
 
 def _human_bytes(count: int) -> str:
@@ -97,6 +104,15 @@ def _build_options(command):
             "-j", "--jobs", type=click.IntRange(min=0),
             help="Processes drawing figures beside the transfers (default: the cores not feeding a GPU; 0: none, draw in the build's process).",
         ),
+        click.option(
+            "--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+            help="local: this machine's devices; ray: transfers and figures as tasks on a Ray cluster (pip install 'reportgen[ray]').",
+        ),
+        click.option("--ray-address", help="The Ray cluster to use (auto: the one `ray start` runs here; default: start a local one for the build)."),
+        click.option(
+            "--ray-gpus", type=float, default=1.0, show_default=True,
+            help="GPUs per Ray device worker; 0.5 lets two share a GPU (small runs).",
+        ),
         click.option("--base-url", help="Where the site will be published (https://user.github.io/repo/ or /repo/); used for 404.html, canonical links and sitemap.xml."),
         click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False), help="Where finished results are kept (default: $REPORTGEN_CACHE_DIR or ~/.cache/reportgen)."),
         click.option("--no-cache", is_flag=True, help="Recompute every pair and keep nothing."),
@@ -121,6 +137,9 @@ def _run_build(manifest: Path, options: dict) -> None:
         options["site_dir"],
         device=options["device"],
         jobs=options["jobs"],
+        executor=options["executor"],
+        ray_address=options["ray_address"],
+        ray_gpus=options["ray_gpus"],
         cache_dir=options["cache_dir"],
         use_cache=not options["no_cache"],
         keep_going=options["keep_going"],

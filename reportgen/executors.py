@@ -66,6 +66,18 @@ def _failed(error: BaseException) -> Future:
     return future
 
 
+FIGURES_NICENESS = 10
+
+
+def _start_figure_process() -> None:
+    """A figure process yields the CPU to the transfers.  On a CPU build both want every core:
+    at equal priority torch's threads wait on each other whenever a figure process holds a core
+    (a 32 px transfer took ten times as long), while fewer torch threads would change the
+    transfer's rounding, and a result would depend on what else was running."""
+    _ignore_interrupts()
+    os.setpriority(os.PRIO_PROCESS, 0, FIGURES_NICENESS)
+
+
 def _ignore_interrupts() -> None:
     # Ctrl-C reaches the whole process group; the build alone decides what happens then.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -80,40 +92,28 @@ class NoDeviceLeft(Exception):
 
 class InProcessDevice:
     """The build's own process drives the device (the CPU build, as it always was): a job runs
-    when it is submitted, with the transfer's progress reported step by step.
-
-    The figure processes share the CPU with it: while ``drawing()`` of them are busy, torch gets
-    the other cores only.  Left at every core, its threads wait on each other whenever a figure
-    process holds one, and a tiny transfer takes ten times as long; a large one, whose figures
-    are drawn in a few seconds of its minutes, gets every core back as soon as they are done.
-    """
+    when it is submitted, with the transfer's progress reported step by step."""
 
     capacity = 1
     batches = 0  # batching gains nothing on a CPU
+    lost_errors: tuple[type[BaseException], ...] = ()
 
-    def __init__(self, device: str, progress: Callable[[str, str, int, int], None] | None = None, drawing: Callable[[], int] = lambda: 0):
+    def __init__(self, device: str, progress: Callable[[str, str, int, int], None] | None = None):
         self.device = device
         self.progress = progress  # (run name, phase, done, total) -> None
-        self.drawing = drawing
         self._runtime: Runtime | None = None
 
     def runtime(self) -> "Runtime":
         if self._runtime is None:
-            import torch
-
             from reportgen.ml.runtime import Runtime, resolve_device
 
             self._runtime = Runtime(resolve_device(self.device))
-            self._threads = torch.get_num_threads()  # as the user's environment set them
         return self._runtime
 
     def submit(self, job: DeviceJob) -> Future:
-        import torch
-
         from reportgen.ml.stages import run_job
 
         runtime = self.runtime()
-        torch.set_num_threads(max(1, self._threads - self.drawing()))
         name = job.tasks[0].name
         report = (lambda phase, done, total: self.progress(name, phase, done, total)) if self.progress else None
         try:
@@ -127,11 +127,11 @@ class InProcessDevice:
     def where(self, future: Future) -> str:
         return self.device
 
-    def close(self) -> None:
-        if self._runtime is not None:
-            import torch
+    def lost(self, future: Future) -> None:
+        pass
 
-            torch.set_num_threads(self._threads)
+    def close(self) -> None:
+        pass
 
 
 _worker_runtime: Runtime | None = None
@@ -178,6 +178,8 @@ class _Worker:
 class DeviceWorkers:
     """One worker process per device (a device may be listed twice to run two workers on it),
     each running its jobs one after another; jobs go to whichever worker has the fewest."""
+
+    lost_errors = (BrokenProcessPool,)
 
     def __init__(self, devices: list[str]):
         context = multiprocessing.get_context("spawn")
@@ -261,14 +263,14 @@ def _draw(transfer: TransferResult, analysis: AnalysisResult, params: Params, fo
 class SerialFigures:
     """``--jobs 0``: figures drawn in the build's own process, when submitted."""
 
+    lost_errors: tuple[type[BaseException], ...] = ()
+
     def submit(self, transfer: TransferResult, analysis: AnalysisResult, params: Params, folder: Path) -> Future:
         try:
             return _done(_draw(transfer, analysis, params, folder))
         except Exception as error:
             return _failed(error)
 
-    def busy(self) -> int:
-        return 0
 
     def close(self, cancel: bool = False) -> None:
         pass
@@ -277,20 +279,16 @@ class SerialFigures:
 class FigurePool:
     """``jobs`` processes drawing the figures of finished runs, in the order submitted."""
 
+    lost_errors = (BrokenProcessPool,)
+
     def __init__(self, jobs: int):
         self.jobs = jobs
         self._pool: ProcessPoolExecutor | None = None
-        self._futures: list[Future] = []
-
-    def busy(self) -> int:
-        """Processes drawing now."""
-        self._futures = [future for future in self._futures if not future.done()]
-        return min(self.jobs, len(self._futures))
 
     def submit(self, transfer: TransferResult, analysis: AnalysisResult, params: Params, folder: Path) -> Future:
         if self._pool is None:
             context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_ignore_interrupts)
+            self._pool = ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_start_figure_process)
         try:
             future = self._pool.submit(_draw, transfer, analysis, params, folder)
         except BrokenProcessPool:
@@ -298,7 +296,6 @@ class FigurePool:
             # runs after them get a fresh pool.
             self._pool = None
             return self.submit(transfer, analysis, params, folder)
-        self._futures.append(future)
         return future
 
     def close(self, cancel: bool = False) -> None:

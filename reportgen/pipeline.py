@@ -20,7 +20,6 @@ import math
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
@@ -105,6 +104,7 @@ class Devices(Protocol):
 
     capacity: int  # jobs it takes at once
     batches: int  # workers that batch transfers (GPUs); 0: one transfer a job
+    lost_errors: tuple[type[BaseException], ...]  # what a job's future raises when its worker died
 
     def free(self) -> bool: ...
 
@@ -112,8 +112,12 @@ class Devices(Protocol):
 
     def where(self, future: Future) -> str: ...
 
+    def lost(self, future: Future) -> None: ...
+
 
 class Figures(Protocol):
+    lost_errors: tuple[type[BaseException], ...]
+
     def submit(self, transfer: TransferResult, analysis: AnalysisResult, params, folder: Path) -> Future: ...
 
 
@@ -293,11 +297,12 @@ class Gatherer:
             self._fail(self._runs_of(job), message)
 
     def _job_done(self, job: DeviceJob, future: Future) -> None:
+        devices = self.devices()
         try:
             outcomes = future.result()
-        except BrokenProcessPool:
-            where = self.devices().where(future)
-            getattr(self.devices(), "lost", lambda _: None)(future)
+        except devices.lost_errors:
+            where = devices.where(future)
+            devices.lost(future)
             outcomes = [TaskOutcome(task.key, error=f"{where} stopped unexpectedly (killed, or out of memory) before finishing it") for task in job.tasks]
         for outcome in outcomes:
             transfer = self._transfers[outcome.key]
@@ -334,7 +339,7 @@ class Gatherer:
                 work = future.folder  # type: ignore[attr-defined]
                 try:
                     figures = future.result()
-                except BrokenProcessPool:
+                except self.figures().lost_errors:
                     self.caches.figures.discard(work)
                     self._fail(analysis.runs, "a figure process stopped unexpectedly (killed, or out of memory) while drawing it")
                     continue

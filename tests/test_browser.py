@@ -111,7 +111,7 @@ def site(tmp_path_factory) -> Path:
         encoding="utf-8",
     )
     site_dir = folder / "site"
-    summary = build(manifest, site_dir, device="cpu", cache_dir=folder / "cache")
+    summary = build(manifest, site_dir, device="cpu", cache_dir=folder / "cache", jobs=2)  # figures in two processes
     assert not summary.failed, summary
     assert (site_dir / "index.html").is_file() and (site_dir / LAYER_PAGE).is_file() and (site_dir / SCRIPT_PAGE).is_file()
     # Two scales of 3 steps: steps 0-5 and the result (an image equal to an earlier one is one file).

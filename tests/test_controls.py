@@ -34,7 +34,7 @@ def controls_site(tmp_path_factory, session_cache):
     folder = tmp_path_factory.mktemp("controls")
     manifest = make_study(folder, size=48, steps=4, cup_extra=textwrap.indent(VARIANTS, "    "))
     site = folder / "site"
-    summary = build(manifest, site, device="cpu", cache_dir=session_cache)
+    summary = build(manifest, site, device="cpu", cache_dir=session_cache, jobs=2)  # figures in two processes
     assert not summary.failed, summary
     return site
 

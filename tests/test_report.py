@@ -32,7 +32,7 @@ def swept(tmp_path_factory, session_cache):
         extra_pairs="  - id: cat-sweep\n    title: Cat, four betas\n    content: img/cat.png\n    style: img/mosaic.png\n" + SWEEP,
     )
     site = folder / "site"
-    summary = build(manifest, site, device="cpu", cache_dir=session_cache)
+    summary = build(manifest, site, device="cpu", cache_dir=session_cache, jobs=2)  # figures in two processes
     return site, summary
 
 

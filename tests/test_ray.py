@@ -1,0 +1,137 @@
+"""Builds on a Ray cluster: a local cluster of two nodes of one CPU each, shared by the session.
+
+A Ray build gives the files a local build gives; an actor killed in the middle of a build is
+restarted by Ray, its job retried, and nothing is lost; a run that fails by itself is reported,
+not retried; without Ray, ``--executor ray`` says how to install it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from conftest import make_study, snapshot
+
+from reportgen.build import build
+from reportgen.pipeline import Silent
+
+ray = pytest.importorskip("ray", reason="Ray is an extra: pip install 'reportgen[ray]'")
+
+MORE_PAIRS = """\
+  - id: cat-again
+    content: img/cat.png
+    style: img/strokes.jpg
+    seed: 1
+  - id: cup-again
+    content: img/cup.png
+    style: img/mosaic.png
+    seed: 1
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Two nodes of one CPU each; the build's process is the driver."""
+    from ray.cluster_utils import Cluster
+
+    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    nodes.add_node(num_cpus=1)
+    ray.init(address=nodes.address, log_to_driver=False)
+    try:
+        yield nodes
+    finally:
+        ray.shutdown()
+        nodes.shutdown()
+
+
+def data_files(site: Path) -> dict[str, bytes]:
+    """The exact images and Grams of every run (what must not depend on where it ran)."""
+    return {path: data for path, data in snapshot(site / "pairs").items() if path.endswith(("result.png", "content.png", "style.png", "grams.npz"))}
+
+
+def test_a_ray_build_gives_the_files_of_a_local_build(cluster, built_study, tmp_path):
+    manifest = make_study(tmp_path / "study")  # the tiny study, built locally by built_study
+    on_ray = build(manifest, tmp_path / "ray", executor="ray", cache_dir=tmp_path / "ray-cache")
+    assert sorted(on_ray.computed) == ["cat", "cup"] and not on_ray.failed
+    assert on_ray.stages_computed == {"transfer": 2, "analysis": 2, "figures": 2}
+    files = data_files(tmp_path / "ray")
+    assert len(files) == 8 and files == data_files(built_study.site)
+    # Every page and figure is there, as a local build writes them.
+    assert sorted(snapshot(tmp_path / "ray")) == sorted(snapshot(built_study.site))
+
+
+def _device_actor_pids() -> list[int]:
+    """Processes Ray runs the device actors in (it names them after the actor's class)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if b"ray::_DeviceActor" in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+class KillAnActor(Silent):
+    """Kills the device actor's process a moment after the second run is handed out."""
+
+    def __init__(self):
+        self.started, self.killed = 0, []
+
+    def run_started(self, run, position, count, work):
+        self.started += 1
+        if self.started == 2:
+            threading.Timer(0.5, self._kill).start()
+
+    def _kill(self):
+        for pid in _device_actor_pids():
+            os.kill(pid, signal.SIGKILL)
+            self.killed.append(pid)
+
+
+def test_an_actor_killed_during_the_build_is_restarted_and_nothing_is_lost(cluster, tmp_path):
+    manifest = make_study(tmp_path / "study", size=32, steps=2, extra_pairs=MORE_PAIRS)
+    listener = KillAnActor()
+    summary = build(manifest, tmp_path / "site", executor="ray", cache_dir=tmp_path / "cache", progress=listener)
+    assert listener.killed, "no device actor was found to kill"
+    assert not summary.failed and sorted(summary.computed) == ["cat", "cat-again", "cup", "cup-again"]
+    assert summary.stages_computed == {"transfer": 4, "analysis": 4, "figures": 4}
+    for name in ("cat", "cat-again", "cup", "cup-again"):
+        assert (tmp_path / "site" / "pairs" / name / "result.png").is_file()
+
+
+def test_a_run_that_fails_by_itself_is_reported_once_and_not_retried(cluster, tmp_path, caffe_weights):
+    import torch
+
+    # Weights of the manifest's own, with one NaN: the loss is NaN from the first step.  The file
+    # is put into Ray's object store and read by the actor, as any weights file of a manifest.
+    state = {key: tensor.clone() for key, tensor in caffe_weights.state_dict.items()}
+    state["0.weight"][0, 0, 0, 0] = float("nan")
+    study = tmp_path / "study"
+    study.mkdir()
+    torch.save(state, study / "nan-weights.pth")
+    broken = "  - id: broken\n    content: img/cat.png\n    style: img/mosaic.png\n    weights: nan-weights.pth\n"
+    manifest = make_study(study, size=32, steps=2, extra_pairs=broken)
+    summary = build(manifest, tmp_path / "site", executor="ray", cache_dir=tmp_path / "cache", keep_going=True)
+    assert list(summary.failed) == ["broken"] and "the loss became nan" in summary.failed["broken"]
+    assert sorted(summary.computed) == ["cat", "cup"] and summary.stages_computed["transfer"] == 2
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert index.count("the loss became nan") == 1
+
+
+def test_without_ray_the_ray_executor_says_how_to_install_it(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from reportgen.cli import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails, as where it is not installed
+    manifest = make_study(tmp_path / "study", size=32, steps=2)
+    result = CliRunner().invoke(main, ["build", str(manifest), "-d", str(tmp_path / "site"), "--cache-dir", str(tmp_path / "cache"), "--executor", "ray"])
+    assert result.exit_code != 0 and "pip install 'reportgen[ray]'" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "site").exists()

@@ -213,7 +213,7 @@ class Gatherer:
                 self.listener.run_started(run, self.positions[run.name], count, "cached")
                 self._finish(run, None)
         self._transfers = {transfer.key: transfer for transfer in plan}
-        self._figure_futures: dict[Future, _Analysis] = {}
+        self._figure_futures: dict[Future, tuple[_Analysis, Path]] = {}  # -> the folder it draws in
         for transfer, analysis in figure_work:
             self._draw(transfer, analysis)
         try:
@@ -222,9 +222,9 @@ class Gatherer:
             self._wait_for_figures(block=True)
         except BaseException:
             # A failed or interrupted build keeps nothing half drawn.
-            for future in self._figure_futures:
+            for future, (_, folder) in self._figure_futures.items():
                 future.cancel()
-                self.caches.figures.discard(future.folder)  # type: ignore[attr-defined]
+                self.caches.figures.discard(folder)
             raise
         return self._gathered(plan)
 
@@ -326,8 +326,7 @@ class Gatherer:
         (folder / RUN_FOLDER).mkdir()
         self._start(analysis.runs)
         future = self.figures().submit(transfer.result, analysis.result, analysis.runs[0].params, folder / RUN_FOLDER)
-        future.folder = folder  # type: ignore[attr-defined]
-        self._figure_futures[future] = analysis
+        self._figure_futures[future] = (analysis, folder)
 
     def _wait_for_figures(self, block: bool) -> None:
         while self._figure_futures:
@@ -335,8 +334,7 @@ class Gatherer:
             if not done:
                 return
             for future in done:
-                analysis = self._figure_futures.pop(future)
-                work = future.folder  # type: ignore[attr-defined]
+                analysis, work = self._figure_futures.pop(future)
                 try:
                     figures = future.result()
                 except self.figures().lost_errors:

@@ -32,6 +32,17 @@ STUDY_IMAGES = {
     "mosaic.png": IMAGES / "style" / "mosaic.png",
 }
 STUDY_IDS = ("cat", "cup")
+# Two more pairs of the tiny study's images, with seeds of their own: four distinct transfers in all.
+SEEDED_TWINS = """\
+  - id: cat-again
+    content: img/cat.png
+    style: img/strokes.jpg
+    seed: 1
+  - id: cup-again
+    content: img/cup.png
+    style: img/mosaic.png
+    seed: 1
+"""
 
 
 def pastiche_name(layer: str, activation: str = "relu") -> str:

@@ -10,24 +10,13 @@ import threading
 
 import pytest
 
-from conftest import make_study
+from conftest import SEEDED_TWINS, make_study
 
 from reportgen.executors import DeviceWorkers, SerialFigures
 from reportgen.jobs import DeviceJob, TransferTask, load_inputs
 from reportgen.manifest import load_manifest
 from reportgen.pipeline import Caches, Gatherer, Silent
 
-# Two more pairs of the tiny study's images, with seeds of their own: four distinct transfers.
-MORE_PAIRS = """\
-  - id: cat-again
-    content: img/cat.png
-    style: img/strokes.jpg
-    seed: 1
-  - id: cup-again
-    content: img/cup.png
-    style: img/mosaic.png
-    seed: 1
-"""
 RUNS = ["cat", "cup", "cat-again", "cup-again"]
 
 
@@ -53,7 +42,7 @@ class KillOnStart(Silent):
 
 
 def _gather(tmp_path, workers, listener=Silent(), keep_going=False):
-    manifest = load_manifest(make_study(tmp_path / "study", size=32, steps=2, extra_pairs=MORE_PAIRS))
+    manifest = load_manifest(make_study(tmp_path / "study", size=32, steps=2, extra_pairs=SEEDED_TWINS))
     caches = Caches(tmp_path / "cache")
     try:
         return Gatherer(manifest, caches, lambda: workers, SerialFigures, listener, keep_going).gather()
@@ -64,7 +53,7 @@ def _gather(tmp_path, workers, listener=Silent(), keep_going=False):
 def test_each_device_gets_a_worker_and_every_job_is_done_once(tmp_path, workers):
     pids = workers.start()
     assert len(pids) == 2 and len(set(pids.values())) == 2 and os.getpid() not in pids.values()
-    manifest = load_manifest(make_study(tmp_path / "study", size=32, steps=2, extra_pairs=MORE_PAIRS))
+    manifest = load_manifest(make_study(tmp_path / "study", size=32, steps=2, extra_pairs=SEEDED_TWINS))
     jobs = [DeviceJob((TransferTask(run.name, run, load_inputs(run), None, ()),)) for run in manifest.runs]
     # As the build hands them out: whenever a worker is free, to the least busy one.
     handed, futures = {}, []

@@ -15,23 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_study, snapshot
+from conftest import SEEDED_TWINS, make_study, snapshot
 
 from reportgen.build import build
 from reportgen.pipeline import Silent
 
 ray = pytest.importorskip("ray", reason="Ray is an extra: pip install 'reportgen[ray]'")
 
-MORE_PAIRS = """\
-  - id: cat-again
-    content: img/cat.png
-    style: img/strokes.jpg
-    seed: 1
-  - id: cup-again
-    content: img/cup.png
-    style: img/mosaic.png
-    seed: 1
-"""
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +86,7 @@ class KillAnActor(Silent):
 
 
 def test_an_actor_killed_during_the_build_is_restarted_and_nothing_is_lost(cluster, tmp_path):
-    manifest = make_study(tmp_path / "study", size=32, steps=2, extra_pairs=MORE_PAIRS)
+    manifest = make_study(tmp_path / "study", size=32, steps=2, extra_pairs=SEEDED_TWINS)
     listener = KillAnActor()
     summary = build(manifest, tmp_path / "site", executor="ray", cache_dir=tmp_path / "cache", progress=listener)
     assert listener.killed, "no device actor was found to kill"

@@ -66,16 +66,23 @@ def _failed(error: BaseException) -> Future:
     return future
 
 
-FIGURES_NICENESS = 10
+def yield_to_transfers() -> None:
+    """Make this process draw only with what the transfers leave of the CPU.
+
+    On a CPU build both want every core: at equal priority torch's threads wait on each other
+    whenever a figure process holds a core (a 32 px transfer took ten times as long), while
+    fewer torch threads would change the transfer's rounding, and a result would depend on what
+    else was running.  Linux's idle scheduling class gives a process the cores no one else
+    wants; elsewhere, the lowest priority."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, 19)
 
 
 def _start_figure_process() -> None:
-    """A figure process yields the CPU to the transfers.  On a CPU build both want every core:
-    at equal priority torch's threads wait on each other whenever a figure process holds a core
-    (a 32 px transfer took ten times as long), while fewer torch threads would change the
-    transfer's rounding, and a result would depend on what else was running."""
     _ignore_interrupts()
-    os.setpriority(os.PRIO_PROCESS, 0, FIGURES_NICENESS)
+    yield_to_transfers()
 
 
 def _ignore_interrupts() -> None:

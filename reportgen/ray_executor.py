@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from reportgen.errors import ReportgenError
-from reportgen.executors import FIGURES_NICENESS, available_cores
+from reportgen.executors import available_cores, yield_to_transfers
 from reportgen.jobs import DeviceJob, TaskOutcome
 from reportgen.manifest import BUILTIN_WEIGHTS, Manifest, Params
 from reportgen.results import AnalysisResult, FigureSet, TransferResult
@@ -37,6 +37,9 @@ from reportgen.results import AnalysisResult, FigureSet, TransferResult
 RAY_INSTALL = "pip install 'reportgen[ray]'"
 JOBS_PER_ACTOR = 2  # in flight per actor: one running, the next already there
 SYSTEM_RETRIES = 3  # a job whose actor died is tried again this many times
+# CPUs a figure task reserves: two share a core.  Drawn at a lower priority, they fill what the
+# device actors leave of their nodes' cores, as the figure processes of a local build do.
+FIGURE_CPUS = 0.5
 
 
 def _lost_errors() -> tuple[type[BaseException], ...]:
@@ -183,7 +186,7 @@ def _draw_remote(transfer: TransferResult, analysis: AnalysisResult, params: Par
     """A run's folder drawn on a Ray worker, returned as its files' bytes."""
     from reportgen.drawing import draw_run
 
-    os.setpriority(os.PRIO_PROCESS, 0, FIGURES_NICENESS)  # the node's transfers come first
+    yield_to_transfers()  # the node's transfers come first
 
     with tempfile.TemporaryDirectory(prefix="reportgen-figures-") as folder:
         figures = draw_run(transfer, analysis, params, Path(folder))
@@ -194,7 +197,7 @@ class RayFigures:
     """Figures drawn by Ray tasks on CPUs, their files written by the driver."""
 
     def __init__(self) -> None:
-        self._remote = _ray().remote(num_cpus=1, max_retries=SYSTEM_RETRIES)(_draw_remote)
+        self._remote = _ray().remote(num_cpus=FIGURE_CPUS, max_retries=SYSTEM_RETRIES)(_draw_remote)
         self._refs: list[Any] = []
         self.lost_errors = _lost_errors()
 

@@ -9,23 +9,27 @@ Nothing touches the site folder before the second phase succeeds.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
+import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from reportgen.archive import ArchivedRun, volumes
 from reportgen.cache import default_cache_dir
-from reportgen.compare import style_distances
+from reportgen.compare import StyleComparison, digest as comparison_digest, keep as keep_comparisons, style_comparisons
 from reportgen.errors import BuildError
 from reportgen.executors import DeviceWorkers, check_device_choice, FigurePool, InProcessDevice, SerialFigures, default_figure_jobs
-from reportgen.layout import ARCHIVE, GRAMS, NO_JEKYLL, NOT_FOUND, RECORD, ROLES, SITEMAP, image_file, in_run, run_dir, shared_between_runs
+from reportgen.layout import GRAMS, NO_JEKYLL, NOT_FOUND, RECORD, SITEMAP, distances_figure, in_run, run_dir, shared_between_runs
 from reportgen.manifest import Manifest, load_manifest
-from reportgen.pipeline import BuildProgress, Caches, Gathered, Gatherer, RunResults, Silent
+from reportgen.pipeline import BuildProgress, Caches, Gathered, Gatherer, Silent
 from reportgen.record import run_record
 from reportgen.render import Renderer
-from reportgen.site import build_pages, not_found_page, sitemap
+from reportgen.site import TABLE_UP_TO, build_pages, not_found_page, sitemap
 from reportgen.writer import SiteWriter, site_lock
 
 log = logging.getLogger(__name__)
@@ -90,7 +94,7 @@ def build(
                 gathered = Gatherer(manifest, caches, executors.devices, executors.figures, listener, keep_going).gather()
             summary.computed, summary.cached, summary.failed = gathered.computed, gathered.cached, gathered.failed
             summary.stages_computed = gathered.stages_computed
-            _write_site(manifest, gathered, summary, base_url, lambda: _refuse_warnings(warnings) if strict else None)
+            _write_site(manifest, gathered, caches, summary, base_url, lambda: _refuse_warnings(warnings) if strict else None)
     finally:
         logging.getLogger("reportgen").removeHandler(warnings)
         caches.close()
@@ -214,29 +218,44 @@ class Executors:
                 self._cluster.close()
 
 
-def _write_site(manifest: Manifest, gathered: Gathered, summary: BuildSummary, base_url: str | None, before_commit: Callable[[], None]) -> None:
-    """Phase two: stage every file of the new site, then swap it in."""
+def _write_site(manifest: Manifest, gathered: Gathered, caches: Caches, summary: BuildSummary, base_url: str | None, before_commit: Callable[[], None]) -> None:
+    """Phase two: stage every file of the new site, then swap it in.
+
+    Pages, archive volumes and figures of distances that an earlier build made for the same
+    inputs are linked from the cache; those made now are kept in the cache once the site is
+    swapped in, so a failed build leaves the cache as it was."""
     runs = {run.name: run for run in manifest.runs}
     records = {name: run_record(runs[name], manifest, r.transfer, r.analysis, r.figures) for name, r in gathered.results.items()}
+    record_files = {name: json.dumps(record, indent=1) for name, record in records.items()}  # data/pair.json
     renderer = Renderer()
-    comparisons = style_distances(manifest, gathered.results)
-    pages = build_pages(manifest, records, summary.failed, comparisons)
-    pages.append(not_found_page(manifest))
+    comparisons = style_comparisons(manifest, gathered.results, caches.distances())
+    to_keep: list[tuple[str, Path]] = []  # (site path, where to keep it) once the site is in place
     with SiteWriter(summary.site_dir) as writer:
         for name, results in gathered.results.items():
             # The Grams are in every run's folder; they go into the site only when published.
             skip = set() if manifest.publish_grams else {GRAMS}
             writer.copy_tree(results.folder, run_dir(name), skip=skip, shareable=shared_between_runs)
-            writer.write(in_run(name, RECORD), json.dumps(records[name], indent=1))
+            writer.write(in_run(name, RECORD), record_files[name])
+        downloads = []
+        if records and manifest.publish_archive:
+            archived = [ArchivedRun(name, results.folder, record_files[name]) for name, results in gathered.results.items()]
+            downloads = volumes(archived, manifest.publish_grams, caches.archives(), writer.path)
+            for volume in downloads:
+                if volume.new:
+                    to_keep.append((volume.site_path, volume.kept))
+                else:
+                    writer.link(volume.site_path, volume.file)
+        to_keep += _distance_figures(comparisons, caches.distances(), writer)
         for site_path, source in renderer.static_files():
             writer.write(site_path, source.read_bytes())
+        pages = build_pages(manifest, records, summary.failed, comparisons, downloads)
+        pages.append(not_found_page(manifest))
+        rendered = _RenderedPages(renderer, writer.aliases, base_url, caches.pages())
         for page in pages:
-            writer.write(page.path, renderer.render(page.template, page.path, page.context, writer.aliases, base_url))
+            to_keep += rendered.write(page, writer)
         writer.write(NO_JEKYLL, "")
         if base_url and base_url.startswith(("http://", "https://")):  # a sitemap needs absolute URLs
             writer.write(SITEMAP, sitemap(base_url, [page.path for page in pages if page.path != NOT_FOUND]))
-        if records and manifest.publish_archive:
-            writer.write(ARCHIVE, _data_archive(gathered.results, records, manifest.publish_grams))
         summary.site_bytes = writer.staged_bytes()
         if summary.site_bytes > PAGES_WARNING_BYTES:
             log.warning(
@@ -247,20 +266,62 @@ def _write_site(manifest: Manifest, gathered: Gathered, summary: BuildSummary, b
         before_commit()
         writer.commit()
     summary.pages = len(pages)
+    if caches.root is not None:
+        keep_comparisons(comparisons, caches.distances())
+        for site_path, kept in to_keep:
+            _keep_file(summary.site_dir / site_path, kept)
 
 
-def _data_archive(results: dict[str, RunResults], records: dict[str, dict], with_grams: bool) -> bytes:
-    """A zip of every run's data files (Grams, record) and exact images, for download."""
-    import io
-    import zipfile
+def _keep_file(source: Path, kept: Path) -> None:
+    """Keep a file of the new site in the cache (a hard link where possible); a cache that
+    cannot take it only costs the next build the time to make it again."""
+    try:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        partial = kept.with_name(f".{kept.name}.partial")
+        try:
+            os.link(source, partial)
+        except OSError:
+            shutil.copy2(source, partial)
+        partial.replace(kept)
+    except OSError as error:
+        log.info("could not keep %s in the cache: %s", kept.name, error)
 
-    buffer = io.BytesIO()
-    # The .npz files are compressed already; storing keeps the build fast.
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
-        for name, run in results.items():
-            if with_grams:
-                archive.write(run.folder / GRAMS, f"{name}/{GRAMS}")
-            archive.writestr(f"{name}/{RECORD}", json.dumps(records[name], indent=1))
-            for role in ROLES:
-                archive.write(run.folder / image_file(role), f"{name}/{image_file(role)}")
-    return buffer.getvalue()
+
+class _RenderedPages:
+    """Pages rendered once and kept: a page whose template files, context, links to shared files
+    and base URL are those of a page rendered before is taken from the cache (a rebuild of a
+    large study renders only the pages that changed; rendering is most of its time)."""
+
+    def __init__(self, renderer: Renderer, aliases: dict[str, str], base_url: str | None, keep_in: Path):
+        self.renderer, self.aliases, self.base_url, self.keep_in = renderer, aliases, base_url, keep_in
+        self.common = json.dumps([renderer.digest(), sorted(aliases.items()), base_url])
+
+    def write(self, page, writer: SiteWriter) -> list[tuple[str, Path]]:
+        """Put ``page`` into the site; returns what to keep once the site is in place."""
+        payload = json.dumps([self.common, page.template, page.path, page.context], sort_keys=True, default=str)
+        kept = self.keep_in / f"{hashlib.sha256(payload.encode()).hexdigest()}.html"
+        if kept.is_file():
+            writer.link(page.path, kept)
+            return []
+        writer.write(page.path, self.renderer.render(page.template, page.path, page.context, self.aliases, self.base_url))
+        return [(page.path, kept)]
+
+
+def _distance_figures(comparisons: dict[str, StyleComparison], keep_in: Path, writer: SiteWriter) -> list[tuple[str, Path]]:
+    """The clustered distance figure of each layer whose page shows one (a study of more style
+    images than a table can show): linked from the cache for these styles and distances, or
+    drawn; returns what to keep once the site is in place."""
+    to_keep = []
+    for layer, comparison in comparisons.items():
+        if len(comparison.styles.identities) <= TABLE_UP_TO:
+            continue
+        site_path = distances_figure(layer)
+        kept = keep_in / f"{layer}-{comparison_digest(comparison)}.webp"
+        if kept.is_file():
+            writer.link(site_path, kept)
+            continue
+        from reportgen.figures import distance_clustermap  # matplotlib, only when drawing
+
+        distance_clustermap(comparison.matrix, comparison.order, comparison.merges, layer, writer.path(site_path))
+        to_keep.append((site_path, kept))
+    return to_keep

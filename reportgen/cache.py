@@ -32,6 +32,7 @@ from reportgen.manifest import Params
 log = logging.getLogger(__name__)
 
 STAGES = ("transfer", "analysis", "figures")
+STUDY_FILES = ("archives", "distances", "pages")  # kept per study, beside the stages' entries (not results)
 ENTRY_FILES = "entry.json"  # an entry's files and their sizes, written last
 ANALYSIS_PARAMETERS = ("top_pairs",)  # parameters that change the analysis, not the transfer
 
@@ -162,6 +163,8 @@ def clear_cache(root: Path) -> int:
         with contextlib.suppress(OSError):
             if child.is_dir() and child.name in STAGES:
                 count += sum(1 for entry in child.iterdir() if not entry.name.startswith("."))
+                shutil.rmtree(child)
+            elif child.is_dir() and child.name in STUDY_FILES:
                 shutil.rmtree(child)
             elif child.is_dir():
                 count += not child.name.startswith(".")

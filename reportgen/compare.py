@@ -1,42 +1,168 @@
-"""Comparisons across the runs of a study, from their analyses (numpy only)."""
+"""How alike a study's style images are, layer by layer: distances between their Grams, the
+order a hierarchical clustering puts them in, and each one's nearest styles (numpy and scipy).
+
+Distances are computed as matrix products over the Grams of many styles at once, and kept in
+the cache for the study's set of styles: a rebuild computes none, and a study grown by one pair
+computes the N distances of its new style, not N².
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reportgen.grams import symmetric_distance
+import numpy as np
+
 from reportgen.manifest import Manifest
 
 if TYPE_CHECKING:
     from reportgen.pipeline import RunResults
 
+DISTANCES_VERSION = 1  # of the cached distance matrices
+NEAREST = 5  # nearest styles listed for each style
+BLOCK = 64  # styles whose Grams are multiplied at once in float64: 64 × 512² of them is 134 MB
 
-def style_distances(manifest: Manifest, results: dict[str, "RunResults"]) -> dict[str, dict]:
-    """For each layer analysed in every run: how alike the study's style images are there.
 
-    Style images are told apart by their file's hash, the size they were fed at, the weights and
-    the activation (the same file at another size is another representation).  Returns
-    ``{layer: {"labels": [...], "matrix": [[d, ...], ...]}}`` with
-    :func:`reportgen.grams.symmetric_distance` between Grams divided by their number of positions.
-    """
-    if not results:
-        return {}
+@dataclass(frozen=True)
+class StudyStyles:
+    """The study's distinct style images: as fed (the same file at another size is another
+    representation), with the same weights and activation."""
+
+    identities: list[str]
+    labels: list[str]  # the file's name, with its size and activation where names repeat
+    runs: list[str]  # a run whose analysis holds the style's Grams (the first to use it)
+
+
+@dataclass(frozen=True)
+class StyleComparison:
+    """One layer: the symmetric distance between every two styles' Grams per position
+    (‖a − b‖ over the mean of ‖a‖ and ‖b‖: 0 for equal Grams, at most 2)."""
+
+    layer: str
+    styles: StudyStyles
+    matrix: np.ndarray  # (N, N) float64, in the study's order
+    order: list[int]  # the styles in the order of their clustering (average linkage)
+    merges: np.ndarray  # (N - 1, 4) scipy linkage of that clustering; empty for one style
+
+    def nearest(self, index: int, count: int = NEAREST) -> list[int]:
+        """The ``count`` styles nearest style ``index``, nearest first (ties by study order)."""
+        distances = self.matrix[index]
+        others = [k for k in np.argsort(distances, kind="stable") if k != index]
+        return others[:count]
+
+
+def study_styles(manifest: Manifest, results: dict[str, "RunResults"]) -> StudyStyles:
     runs = {run.name: run for run in manifest.runs}
-    analyses = [r.analysis for r in results.values()]
-    layers = [layer for layer in analyses[0].layers if all(layer in a.layers for a in analyses)]
-    styles: dict[tuple, tuple[str, str]] = {}  # identity -> (label, run name holding its Grams)
+    seen: dict[str, int] = {}
+    identities, labels, holders = [], [], []
     for name, run_results in results.items():
         style, activation = run_results.transfer.style, runs[name].params.activation
-        identity = (style.sha256, style.size, run_results.transfer.weights["sha256"], activation)
-        if identity not in styles:
-            label = Path(runs[name].pair.style).name
-            if any(existing == label for existing, _ in styles.values()):
-                label = f"{label} ({style.size[0]}×{style.size[1]}, {activation})"
-            styles[identity] = (label, name)
+        identity = json.dumps([style.sha256, list(style.size), run_results.transfer.weights["sha256"], activation])
+        if identity in seen:
+            continue
+        seen[identity] = len(identities)
+        label = Path(runs[name].pair.style).name
+        if label in labels:
+            label = f"{label} ({style.size[0]}×{style.size[1]}, {activation})"
+        identities.append(identity)
+        labels.append(label)
+        holders.append(name)
+    return StudyStyles(identities, labels, holders)
+
+
+def style_comparisons(manifest: Manifest, results: dict[str, "RunResults"], keep_in: Path | None) -> dict[str, StyleComparison]:
+    """For each layer every run analyses: how alike the study's style images are there.
+    ``keep_in`` holds the distances of the last build (``None``: nothing kept); :func:`keep`
+    keeps these."""
+    if not results:
+        return {}
+    analyses = [r.analysis for r in results.values()]
+    layers = [layer for layer in analyses[0].layers if all(layer in a.layers for a in analyses)]
+    styles = study_styles(manifest, results)
     comparisons = {}
     for layer in layers:
-        grams = [results[name].analysis.gram_per_position("style", layer) for _, name in styles.values()]
-        matrix = [[symmetric_distance(a, b) for b in grams] for a in grams]
-        comparisons[layer] = {"labels": [label for label, _ in styles.values()], "matrix": matrix}
+        matrix = _distances(styles, results, layer, keep_in)
+        order, merges = _clustering(matrix)
+        comparisons[layer] = StyleComparison(layer, styles, matrix, order, merges)
     return comparisons
+
+
+def _distances(styles: StudyStyles, results: dict[str, "RunResults"], layer: str, keep_in: Path | None) -> np.ndarray:
+    """(N, N) distances at ``layer``: those of styles the last build had from the cache, the
+    others computed."""
+    count = len(styles.identities)
+    matrix = np.full((count, count), np.nan)
+    kept = keep_in / f"{layer}-v{DISTANCES_VERSION}.npz" if keep_in is not None else None
+    if kept is not None and kept.is_file():
+        try:
+            with np.load(kept) as stored:
+                known = {identity: k for k, identity in enumerate(stored["identities"].tolist())}
+                old_matrix = stored["matrix"]
+            here = [(k, known[identity]) for k, identity in enumerate(styles.identities) if identity in known]
+            if here:
+                new_index, old_index = map(np.array, zip(*here))
+                matrix[np.ix_(new_index, new_index)] = old_matrix[np.ix_(old_index, old_index)]
+        except (OSError, ValueError, KeyError):
+            pass  # a damaged file: everything is computed again
+    missing = np.flatnonzero(np.isnan(matrix).any(axis=1))
+    if len(missing):
+        # Each style's Gram read once: float32 as the analysis keeps them, float64 in products.
+        grams = np.stack([results[name].analysis.gram_per_position("style", layer).astype(np.float32).ravel() for name in styles.runs])
+        norms = np.linalg.norm(grams.astype(np.float64), axis=1)
+        for start in range(0, len(missing), BLOCK):
+            rows = missing[start : start + BLOCK]
+            block = grams[rows].astype(np.float64)
+            for other in range(0, count, BLOCK):
+                columns = np.arange(other, min(other + BLOCK, count))
+                distances = _symmetric_distances(block, grams[columns].astype(np.float64), norms[rows], norms[columns])
+                matrix[np.ix_(rows, columns)] = distances
+                matrix[np.ix_(columns, rows)] = distances.T
+        np.fill_diagonal(matrix, 0.0)
+    return matrix
+
+
+def _symmetric_distances(a: np.ndarray, b: np.ndarray, a_norms: np.ndarray, b_norms: np.ndarray) -> np.ndarray:
+    """‖a_i − b_j‖ / ((‖a_i‖ + ‖b_j‖) / 2) for every row i of ``a`` (M, D) and j of ``b`` (K, D),
+    from one matrix product: ‖a − b‖² = ‖a‖² + ‖b‖² − 2 a·b."""
+    squared = a_norms[:, None] ** 2 + b_norms[None, :] ** 2 - 2 * (a @ b.T)
+    scale = (a_norms[:, None] + b_norms[None, :]) / 2
+    return np.divide(np.sqrt(np.clip(squared, 0, None)), scale, out=np.zeros_like(scale), where=scale > 0)
+
+
+def keep(comparisons: dict[str, StyleComparison], keep_in: Path) -> None:
+    """Keep each layer's distances for the next build (after this one's site is swapped in)."""
+    for layer, comparison in comparisons.items():
+        _keep(keep_in / f"{layer}-v{DISTANCES_VERSION}.npz", comparison.styles.identities, comparison.matrix)
+
+
+def _keep(path: Path, identities: list[str], matrix: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".distances-", suffix=".npz", delete=False) as handle:
+        np.savez(handle, identities=np.array(identities), matrix=matrix)
+    Path(handle.name).replace(path)
+
+
+def _clustering(matrix: np.ndarray) -> tuple[list[int], np.ndarray]:
+    """Average-linkage clustering of the styles by their distances (as seaborn's clustermap
+    does): the order of its leaves, and the merges for a dendrogram."""
+    count = len(matrix)
+    if count < 3:
+        return list(range(count)), np.zeros((0, 4))
+    from scipy.cluster.hierarchy import leaves_list, linkage, optimal_leaf_ordering
+    from scipy.spatial.distance import squareform
+
+    condensed = squareform((matrix + matrix.T) / 2, checks=False)
+    merges = linkage(condensed, method="average")
+    if count <= 400:  # neighbours side by side within clusters too (cubic: small studies only)
+        merges = optimal_leaf_ordering(merges, condensed)
+    return [int(k) for k in leaves_list(merges)], merges
+
+
+def digest(comparison: StyleComparison) -> str:
+    """What a layer's figure of distances depends on: its styles and their distances."""
+    payload = json.dumps([comparison.layer, comparison.styles.identities, comparison.styles.labels]).encode()
+    return hashlib.sha256(payload + comparison.matrix.round(6).tobytes()).hexdigest()[:24]

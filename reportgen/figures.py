@@ -290,3 +290,34 @@ def thumbnail(pixels: np.ndarray, path: Path, side: int = THUMB_SIDE) -> None:
     image = Image.fromarray(pixels, "RGB")
     image.thumbnail((side, side), Image.Resampling.LANCZOS)
     image.save(path, format="WEBP", quality=85, method=WEBP_METHOD)
+
+
+def distance_clustermap(matrix: np.ndarray, order: list[int], merges: np.ndarray, layer: str, path: Path) -> None:
+    """The distances between a study's style images (N, N) as an image, rows and columns in the
+    order of their clustering (``order``, from the scipy linkage ``merges``), with its dendrogram
+    on the left, as seaborn's clustermap draws it (drawn here directly: seaborn's mesh of a
+    million cells takes seconds)."""
+    from matplotlib.collections import LineCollection
+    from scipy.cluster.hierarchy import dendrogram
+
+    count = len(order)
+    figure = Figure(figsize=(9.0, 7.4), dpi=100)
+    tree = figure.add_axes((0.02, 0.08, 0.16, 0.84))
+    axes = figure.add_axes((0.19, 0.08, 0.68, 0.84))
+    bar = figure.add_axes((0.89, 0.08, 0.02, 0.84))
+    shown = matrix[np.ix_(order, order)]
+    image = axes.imshow(shown, cmap="viridis_r", interpolation="nearest", aspect="auto", vmin=0, vmax=max(float(shown.max()), 1e-12))
+    axes.set_xticks([])
+    axes.set_yticks([])
+    axes.set_xlabel(f"{count} style images, in the order of the clustering (nearest styles side by side)")
+    axes.set_title(f"Distances between the study's style Grams at {layer}", **TITLE)
+    figure.colorbar(image, cax=bar, label="distance between the Grams (0: the same)")
+    if len(merges):
+        tree_lines = dendrogram(merges, orientation="left", no_plot=True)
+        # scipy puts the k-th leaf of ``order`` at 5 + 10·k: the image's row k, counted from the top.
+        segments = [np.column_stack([dcoord, np.asarray(icoord) / 10]) for icoord, dcoord in zip(tree_lines["icoord"], tree_lines["dcoord"])]
+        tree.add_collection(LineCollection(segments, colors="#444444", linewidths=0.6))
+        tree.set_ylim(count, 0)
+        tree.set_xlim(max(float(merges[:, 2].max()), 1e-12) * 1.02, 0)
+    tree.axis("off")
+    figure.savefig(path, format="webp", pil_kwargs={"quality": 80, "method": WEBP_METHOD})

@@ -115,7 +115,12 @@ def shared_between_runs(inner: str) -> bool:
 # ---- the site -------------------------------------------------------------------------------
 
 NOT_FOUND = "404.html"  # served by GitHub Pages at whatever path was missing
-ARCHIVE = "data.zip"  # every run's data files and exact images
+ARCHIVE = "data.zip"  # every run's data files and exact images, when they fit in one volume
+
+
+def archive_volume(number: int, count: int) -> str:
+    """Volume ``number`` (from 1) of an archive of ``count`` volumes (each under 100 MB)."""
+    return f"data-{number:0{len(str(count))}d}-of-{count}.zip"
 SITEMAP = "sitemap.xml"
 NO_JEKYLL = ".nojekyll"  # GitHub Pages: serve the files as they are
 ASSETS_DIR = "assets"  # templates/static/, copied as it is
@@ -128,7 +133,9 @@ def asset(name: str) -> str:
 
 
 STYLESHEET = asset("style.css")
+FAVICON = asset("favicon.svg")  # declared on every page: browsers ask the host's root otherwise
 FILTER_SCRIPT = asset("filters.js")  # the filter viewer of the layer pages
+INDEX_SCRIPT = asset("index.js")  # the index's filter and sort
 DIVERGING_SCALE = asset("scale-diverging.png")  # the legend of the Gram comparison
 MAGMA_SCALE = asset("scale-magma.png")  # the legend of the correlation heatmap
 
@@ -160,6 +167,11 @@ def layer_page(run: str, layer: str) -> str:
 def cross_pair_page(layer: str) -> str:
     """Every run's style Gram and result at ``layer``."""
     return f"{CROSS_PAIR_DIR}/{layer}.html"
+
+
+def distances_figure(layer: str) -> str:
+    """The distances between the study's style images at ``layer``, clustered (large studies)."""
+    return f"{CROSS_PAIR_DIR}/{layer}-distances.webp"
 
 
 FILTER_ANCHOR_PREFIX = "f"  # also parsed by filters.js: #f12 opens filter 12, #f12-f40 a pair

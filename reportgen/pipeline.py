@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
+import tempfile
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -77,15 +79,38 @@ class Caches:
     transfer: StageCache = field(init=False)
     analysis: StageCache = field(init=False)
     figures: StageCache = field(init=False)
+    _scratch: Path | None = field(default=None, init=False)  # archives and distances, without a cache
 
     def __post_init__(self) -> None:
         self.transfer = StageCache(self.root, "transfer", TransferResult.load)
         self.analysis = StageCache(self.root, "analysis", AnalysisResult.load)
         self.figures = StageCache(self.root, "figures", FigureSet.load)
 
+    def archives(self) -> Path:
+        """Where the data archive's volumes are kept (``reportgen.archive``)."""
+        return self._folder("archives")
+
+    def pages(self) -> Path:
+        """Where rendered pages are kept, by a hash of all they depend on."""
+        return self._folder("pages")
+
+    def distances(self) -> Path:
+        """Where the distances between the study's style images and their figures are kept."""
+        return self._folder("distances")
+
+    def _folder(self, name: str) -> Path:
+        if self.root is not None:
+            return self.root / name
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="reportgen-scratch-"))
+        return self._scratch / name
+
     def close(self) -> None:
         for stage in STAGES:
             getattr(self, stage).close()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.resources
 import posixpath
 from pathlib import Path
@@ -61,6 +62,15 @@ class Renderer:
 
         canonical = root + page if root and page != NOT_FOUND else None
         return self.environment.get_template(template).render(**context, url=url, page_path=page, canonical=canonical)
+
+    def digest(self) -> str:
+        """A hash of every template and static file: what a page's look depends on beside its
+        context (the version of reportgen that renders it)."""
+        root = Path(self.environment.loader.searchpath[0])  # type: ignore[union-attr]
+        hashed = hashlib.sha256()
+        for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+            hashed.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+        return hashed.hexdigest()
 
     def static_files(self) -> list[tuple[str, Path]]:
         """(site path, source) of the CSS and JS shipped beside the templates."""

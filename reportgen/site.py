@@ -9,12 +9,15 @@ shows; templates print values and loop.  What a run's page and its layer pages s
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass
 from typing import Any
 
 from reportgen import layout, views
 from reportgen.layers import network_order
 from reportgen.layout import INDEX, NOT_FOUND, ROLES, LayerFigures, cross_pair_page, in_run, layer_page, run_page
+from reportgen.archive import Volume
+from reportgen.compare import StyleComparison
 from reportgen.manifest import Manifest, PairSpec
 
 LAYER_DESCRIPTIONS = {
@@ -38,7 +41,10 @@ def _page(manifest: Manifest, path: str, template: str, title: str, crumbs: list
     """A page with what ``base.html`` shows on every page: the browser's title, the way home and
     the stylesheet."""
     head_title = title if title == manifest.title else f"{title} · {manifest.title}"
-    frame = {"site_title": manifest.title, "title": title, "head_title": head_title, "home": INDEX, "stylesheet": layout.STYLESHEET, "crumbs": crumbs}
+    frame = {
+        "site_title": manifest.title, "title": title, "head_title": head_title, "home": INDEX,
+        "stylesheet": layout.STYLESHEET, "favicon": layout.FAVICON, "crumbs": crumbs,
+    }
     return Page(path, template, {**frame, **context})
 
 
@@ -66,12 +72,13 @@ def _thumbs(name: str) -> dict[str, str]:
     return {role: in_run(name, layout.thumbnail_file(role)) for role in ROLES}
 
 
-def build_pages(manifest: Manifest, records: dict[str, dict], failed: dict[str, str], comparisons: dict[str, dict]) -> list[Page]:
+def build_pages(manifest: Manifest, records: dict[str, dict], failed: dict[str, str], comparisons: dict[str, StyleComparison], downloads: list[Volume]) -> list[Page]:
     """Every page of the site.
 
     ``records`` maps run name (``pair`` or ``pair/variant``) -> record, in manifest order;
     ``failed`` maps the name of each run that could not be computed to why; ``comparisons`` maps
-    layer -> the cross-pair comparison of :func:`reportgen.compare.style_distances`.
+    layer -> how alike the study's style images are there (:mod:`reportgen.compare`);
+    ``downloads`` are the data archive's volumes.
     """
     pages: list[Page] = []
 
@@ -93,6 +100,7 @@ def build_pages(manifest: Manifest, records: dict[str, dict], failed: dict[str, 
             "failed": [{"name": name, "error": failed[name]} for name in names if name in failed],
             "failed_entirely": not done and any(name in failed for name in names),
             "card": _index_card(pair, done[0], records[done[0]]) if done else None,
+            "search": _search_text(manifest, pair),
         }
         index_entries.append(entry)
         if not done:
@@ -114,28 +122,79 @@ def build_pages(manifest: Manifest, records: dict[str, dict], failed: dict[str, 
             links=_links(manifest.links),
             pair_count=_plural(len(index_entries), "pair"),
             entries=index_entries,
+            as_table=len(index_entries) > CARDS_UP_TO,
+            sort_keys=SORT_KEYS,
+            index_script=layout.INDEX_SCRIPT,
             layer_pages=[{"name": layer, "href": cross_pair_page(layer)} for layer in comparisons],
-            archive=layout.ARCHIVE if records and manifest.publish_archive else None,
+            downloads=[{"href": v.site_path, "label": _download_label(v, len(downloads))} for v in downloads],
         ),
     )
     pages.extend(_cross_pair_pages(manifest, records, comparisons))
     return pages
 
 
+def _download_label(volume: Volume, count: int) -> str:
+    """A volume's link text: its size, and which runs it holds when there are several."""
+    size = f"{volume.bytes / 1e6:.0f} MB" if volume.bytes >= 1e6 else f"{volume.bytes / 1e3:.0f} KB"
+    if count == 1:
+        return f"{posixpath.basename(volume.site_path)} ({size})"
+    held = volume.runs[0] if len(volume.runs) == 1 else f"{volume.runs[0]} … {volume.runs[-1]}"
+    return f"{posixpath.basename(volume.site_path)} ({size}: {_plural(len(volume.runs), 'run')}, {held})"
+
+
+CARDS_UP_TO = 30  # pairs the index shows as cards; a larger study gets a compact table
+
+# What the index can be sorted by (index.js): the key of each item's data attribute, its label,
+# and whether larger values come first.
+SORT_KEYS = (
+    {"key": "loss", "label": "final loss, lowest first", "descending": False},
+    {"key": "style", "label": "style distance, lowest first", "descending": False},
+    {"key": "content", "label": "content distance, lowest first", "descending": False},
+    {"key": "size", "label": "size, largest first", "descending": True},
+    {"key": "steps", "label": "steps, most first", "descending": True},
+)
+
+
+def _search_text(manifest: Manifest, pair: PairSpec) -> str:
+    """What the index's filter matches a pair by: its id, title, notes and file names."""
+    files = (manifest.relative(pair.content), manifest.relative(pair.style))
+    return " ".join([pair.id, pair.title, pair.notes or "", *files]).lower()
+
+
 def _index_card(pair, name: str, record: dict) -> dict:
-    """What the index shows of a pair with pages: its first run's thumbnails and a line about it."""
+    """What the index shows of a pair with pages: its first run's thumbnails, a line about it and
+    the numbers it can be sorted by."""
     thumbs = _thumbs(name)
     captions = {role: role for role in ROLES}
+    final = record["losses"]["final"]["total"]
     if pair.variants:
         captions["result"] = f"result ({record['variant']})"
         summary = _plural(len(pair.variants), "variant")
     else:
-        summary = f"{record['parameters']['steps']} steps · final loss {record['losses']['final']['total']:.4g}"
+        summary = f"{record['parameters']['steps']} steps · final loss {final:.4g}"
     width, height = record["inputs"]["content"]["size"]
+    moved = record["stylisation"]
+    ratios = [d["result"] / d["content"] for d in moved["style_gram"].values() if d["content"] > 0]
+    features = moved["content_features"]
+    measures = {
+        "loss": final,
+        "style": sum(ratios) / len(ratios) if ratios else None,
+        "content": features["result"] / features["style"] if features["style"] > 0 else None,
+        "size": width * height,
+        "steps": len(record["losses"]["step"]),
+    }
     return {
         "triptych": [{"role": role, "src": thumbs[role], "caption": captions[role]} for role in ROLES],
         "size": f"{width}×{height}",
         "summary": summary,
+        "measures": measures,
+        "shown": {
+            "loss": f"{final:.4g}",
+            "style": "–" if measures["style"] is None else f"{measures['style']:.2f}",
+            "content": "–" if measures["content"] is None else f"{measures['content']:.2f}",
+            "size": f"{width}×{height}",
+            "steps": str(measures["steps"]),
+        },
     }
 
 
@@ -219,9 +278,13 @@ def _run_pages(manifest: Manifest, spec: PairSpec, record: dict, name: str, neig
     return pages
 
 
-def _cross_pair_pages(manifest: Manifest, records: dict[str, dict], comparisons: dict[str, dict]) -> list[Page]:
+TABLE_UP_TO = 40  # style images whose distances a layer page shows as a table; more: a clustered image
+
+
+def _cross_pair_pages(manifest: Manifest, records: dict[str, dict], comparisons: dict[str, StyleComparison]) -> list[Page]:
     """``layers/<layer>.html``: every run's style Gram and result at one layer, and how alike the
-    style images are there."""
+    style images are there: a table of distances for a small study; for a large one, the
+    distances as an image ordered by their clustering, and each style's nearest styles."""
     pages = []
     layer_names = list(comparisons)
     for position, (layer, comparison) in enumerate(comparisons.items()):
@@ -237,6 +300,7 @@ def _cross_pair_pages(manifest: Manifest, records: dict[str, dict], comparisons:
             for name, record in records.items()
             if layer in record["layers"]
         ]
+        as_table = len(comparison.styles.identities) <= TABLE_UP_TO
         pages.append(
             _page(
                 manifest,
@@ -247,8 +311,11 @@ def _cross_pair_pages(manifest: Manifest, records: dict[str, dict], comparisons:
                 layer=layer,
                 description=LAYER_DESCRIPTIONS.get(layer, ""),
                 rows=rows,
-                labels=comparison["labels"],
-                distance_rows=_distance_rows(comparison),
+                style_count=_plural(len(comparison.styles.identities), "style image"),
+                labels=comparison.styles.labels if as_table else None,
+                distance_rows=_distance_rows(comparison) if as_table else None,
+                distances_figure=None if as_table else layout.distances_figure(layer),
+                nearest=None if as_table else _nearest_rows(comparison, records),
                 neighbours=_neighbours([{"href": cross_pair_page(other), "label": other} for other in layer_names], position),
             )
         )
@@ -258,11 +325,26 @@ def _cross_pair_pages(manifest: Manifest, records: dict[str, dict], comparisons:
 DISTANCE_SHADES = 10  # style.css shades the cells of a distance matrix d0 (alike) .. d9
 
 
-def _distance_rows(comparison: dict) -> list[dict]:
+def _distance_rows(comparison: StyleComparison) -> list[dict]:
     """The distance matrix between the study's style images, each cell with its shade."""
     return [
-        {"label": label, "cells": [{"value": value, "shade": f"d{min(int(value * 5), DISTANCE_SHADES - 1)}"} for value in row]}
-        for label, row in zip(comparison["labels"], comparison["matrix"])
+        {"label": label, "cells": [{"value": float(value), "shade": f"d{min(int(value * 5), DISTANCE_SHADES - 1)}"} for value in row]}
+        for label, row in zip(comparison.styles.labels, comparison.matrix)
+    ]
+
+
+def _nearest_rows(comparison: StyleComparison, records: dict[str, dict]) -> list[dict]:
+    """Each style image, in the order of the clustering, with its nearest styles; every style
+    links to the layer page of the first run that uses it."""
+    styles, layer = comparison.styles, comparison.layer
+
+    def link(index: int) -> dict:
+        name = styles.runs[index]
+        return {"label": styles.labels[index], "title": records[name]["title"], "href": layer_page(name, layer)}
+
+    return [
+        {**link(index), "nearest": [{**link(other), "distance": float(comparison.matrix[index, other])} for other in comparison.nearest(index)]}
+        for index in comparison.order
     ]
 
 

@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import posixpath
 import shutil
 import tempfile
 from pathlib import Path
@@ -54,6 +55,7 @@ class SiteWriter:
         # path that was written.  Pages link through this (see reportgen.render).
         self.aliases: dict[str, str] = {}
         self._by_digest: dict[str, str] = {}
+        self._folders: set[str] = set()  # made in the staging folder already
 
     def __enter__(self) -> "SiteWriter":
         if self.site_dir.exists() and not self.site_dir.is_dir():
@@ -69,18 +71,32 @@ class SiteWriter:
     def path(self, relative: str) -> Path:
         """Where to write ``relative`` (a site-relative POSIX path) in the staging folder."""
         assert self.staging is not None
-        target = (self.staging / relative).resolve()
-        if not target.is_relative_to(self.staging.resolve()):
+        # A lexical check is enough: the staging folder holds only what this build put there,
+        # and no links to follow until the foreign files are carried over at the end.
+        normal = posixpath.normpath(relative)
+        if normal.startswith(("/", "../")) or normal in (".", ".."):
             raise BuildError(f"refusing to write outside the site folder: {relative}")
         if relative in self.written:
             raise BuildError(f"two outputs claim the same file: {relative}")
         self.written.add(relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = self.staging / normal
+        folder = posixpath.dirname(normal)
+        if folder not in self._folders:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._folders.add(folder)
         return target
 
     def write(self, relative: str, data: bytes | str) -> None:
         target = self.path(relative)
         target.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+
+    def link(self, relative: str, source: Path) -> None:
+        """Put the file ``source`` at ``relative``: a hard link where possible (no bytes copied)."""
+        target = self.path(relative)
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copy2(source, target)
 
     def copy_tree(self, source: Path, relative_dir: str, skip: set[str] = frozenset(), shareable: Callable[[str], bool] = lambda inner: False) -> None:
         """Copy every file under ``source`` to ``relative_dir``, except the ``skip`` paths
@@ -101,11 +117,7 @@ class SiteWriter:
                     self.aliases[relative] = self._by_digest[digest]
                     continue
                 self._by_digest[digest] = relative
-            target = self.path(relative)
-            try:
-                os.link(file, target)  # cache and site on one disk: no bytes copied
-            except OSError:
-                shutil.copy2(file, target)
+            self.link(relative, file)  # cache and site on one disk: no bytes copied
 
     def staged_bytes(self) -> int:
         """Size of everything staged so far."""

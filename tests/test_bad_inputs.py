@@ -916,16 +916,16 @@ def _recursive_alias(case: BuildCase) -> tuple[str, ...]:
 
 def _interrupted_while_writing(case: BuildCase) -> tuple[str, ...]:
     case.base.study(case.tmp / "study")
-    real_render = build_module.Renderer.render
+    real_write = build_module._RenderedPages.write  # rendered, or linked from the cache
     calls = []
 
-    def render(self, *args, **kwargs):
+    def write(self, *args, **kwargs):
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real_render(self, *args, **kwargs)
+        return real_write(self, *args, **kwargs)
 
-    case.monkeypatch.setattr(build_module.Renderer, "render", render)
+    case.monkeypatch.setattr(build_module._RenderedPages, "write", write)
     return ("interrupted", "unchanged")
 
 
@@ -1078,10 +1078,10 @@ def test_failure_while_writing_keeps_the_previous_site(failure, base, tmp_path, 
         monkeypatch.setattr(writer_module.os, "rename", rename)
         expected: type[BaseException] = BuildError  # the OSError, told as a message
     else:
-        def render(self, *args, **kwargs):
+        def write(self, *args, **kwargs):  # the first page, rendered or from the cache
             raise KeyboardInterrupt
 
-        monkeypatch.setattr(build_module.Renderer, "render", render)
+        monkeypatch.setattr(build_module._RenderedPages, "write", write)
         expected = KeyboardInterrupt
     with pytest.raises(expected):
         build(manifest, site, device="cpu", cache_dir=base.cache)

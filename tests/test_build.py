@@ -108,6 +108,7 @@ class _Links(HTMLParser):
         super().__init__()
         self.references: list[tuple[str, str, str]] = []
         self.images: list[dict] = []
+        self.icons: list[str] = []
 
     def handle_starttag(self, tag, attrs):
         attributes = dict(attrs)
@@ -116,6 +117,8 @@ class _Links(HTMLParser):
                 self.references.append((tag, name, attributes[name] or ""))
         if tag == "img":
             self.images.append(attributes)
+        if tag == "link" and "icon" in (attributes.get("rel") or "").split():
+            self.icons.append(attributes.get("href") or "")
 
 
 def test_every_link_resolves_and_is_relative(built_study):
@@ -129,6 +132,9 @@ def test_every_link_resolves_and_is_relative(built_study):
         parser.feed(page.read_text(encoding="utf-8"))
         where = page.relative_to(site)
         images += len(parser.images)
+        # An icon of the site's own: without one, a browser asks the host's root for
+        # /favicon.ico, outside a site served under a sub-path (a 404 in its console).
+        assert len(parser.icons) == 1, f"{where}: icons {parser.icons}"
         for tag, name, value in parser.references:
             assert not value.startswith("/"), f"{where}: absolute {name}={value!r}"
             parts = urlsplit(value)

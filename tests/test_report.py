@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import shutil
 import zipfile
 from html.parser import HTMLParser
 from pathlib import Path
@@ -176,6 +177,35 @@ def test_index_links_an_archive_of_the_data(swept):
     with zipfile.ZipFile(site / "data.zip") as archive:
         names = set(archive.namelist())
     assert {"cat/data/grams.npz", "cat/data/pair.json", "cat/result.png", "cat-sweep/style_weight-1e6/data/pair.json"} <= names
+
+
+def test_a_large_archive_comes_in_volumes_and_is_not_rewritten_unchanged(tmp_path, session_cache, monkeypatch):
+    """No file over GitHub's 100 MB: volumes of whole runs (here at a limit every run exceeds);
+    a rebuild that changes nothing links the volumes it kept and writes none."""
+    import reportgen.archive
+    from reportgen.build import build
+
+    monkeypatch.setattr(reportgen.archive, "VOLUME_BYTES", 1)  # every run over it: a volume each
+    manifest = make_study(tmp_path / "study", steps=3)
+    manifest.write_text(manifest.read_text().replace("defaults:\n", "data: {grams: false}\ndefaults:\n"))
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    shutil.copytree(session_cache, cache)
+    build(manifest, site, device="cpu", cache_dir=cache)
+    parts = sorted(site.glob("data-*.zip"))
+    assert [p.name for p in parts] == ["data-1-of-2.zip", "data-2-of-2.zip"] and not (site / "data.zip").exists()
+    held = []
+    for part in parts:
+        with zipfile.ZipFile(part) as archive:
+            held += sorted({name.split("/")[0] for name in archive.namelist()})
+            assert not any(name.endswith("grams.npz") for name in archive.namelist())
+    assert held == ["cat", "cup"]
+    index = (site / "index.html").read_text()
+    assert all(f'href="{p.name}"' in index for p in parts)
+    kept = {p: p.stat().st_mtime_ns for p in (cache / "archives").iterdir()}
+    build(manifest, site, device="cpu", cache_dir=cache)
+    assert {p: p.stat().st_mtime_ns for p in (cache / "archives").iterdir()} == kept
+    # The site's volumes are the kept files themselves (hard links), not copies written anew.
+    assert all(any((site / part.name).samefile(kept_file) for kept_file in kept) for part in parts)
 
 
 def test_provenance_card_has_what_reproduction_needs(swept):

@@ -29,7 +29,7 @@ from reportgen.manifest import Manifest, load_manifest
 from reportgen.pipeline import BuildProgress, Caches, Gathered, Gatherer, Silent
 from reportgen.record import run_record
 from reportgen.render import Renderer
-from reportgen.site import TABLE_UP_TO, build_pages, not_found_page, sitemap
+from reportgen.site import build_pages, distances_as_table, not_found_page, sitemap
 from reportgen.writer import SiteWriter, site_lock
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ class BuildSummary:
     cached: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     stages_computed: dict[str, int] = field(default_factory=dict)  # stage -> entries computed
+    phases: dict[str, float] = field(default_factory=dict)  # seconds of each phase of the build
     warnings: list[str] = field(default_factory=list)
     pages: int = 0
     site_bytes: int = 0
@@ -79,10 +80,11 @@ def build(
     started = time.perf_counter()
     choice = ExecutorChoice(executor, device, jobs, ray_address, ray_gpus)
     choice.check()
-    manifest = load_manifest(manifest_path)
     site_dir = (site_dir or Path("site")).absolute()
-    listener = progress or Silent()
     summary = BuildSummary(site_dir)
+    with _timed(summary, "manifest"):
+        manifest = load_manifest(manifest_path)
+    listener = progress or Silent()
     caches = Caches((cache_dir or default_cache_dir()) if use_cache else None)
     warnings = _WarningCounter()
     logging.getLogger("reportgen").addHandler(warnings)
@@ -90,7 +92,7 @@ def build(
         with _os_errors_reported(), site_lock(site_dir):
             # The executors are stopped (a Ray of the build's own shut down) before the site is
             # written: once it is swapped in, the build is done.
-            with Executors(choice, manifest, listener) as executors:
+            with _timed(summary, "stages"), Executors(choice, manifest, listener) as executors:
                 gathered = Gatherer(manifest, caches, executors.devices, executors.figures, listener, keep_going).gather()
             summary.computed, summary.cached, summary.failed = gathered.computed, gathered.cached, gathered.failed
             summary.stages_computed = gathered.stages_computed
@@ -225,51 +227,69 @@ def _write_site(manifest: Manifest, gathered: Gathered, caches: Caches, summary:
     inputs are linked from the cache; those made now are kept in the cache once the site is
     swapped in, so a failed build leaves the cache as it was."""
     runs = {run.name: run for run in manifest.runs}
-    records = {name: run_record(runs[name], manifest, r.transfer, r.analysis, r.figures) for name, r in gathered.results.items()}
-    record_files = {name: json.dumps(record, indent=1) for name, record in records.items()}  # data/pair.json
+    with _timed(summary, "records"):
+        records = {name: run_record(runs[name], manifest, r.transfer, r.analysis, r.figures) for name, r in gathered.results.items()}
+        record_files = {name: json.dumps(record, indent=1) for name, record in records.items()}  # data/pair.json
     renderer = Renderer()
-    comparisons = style_comparisons(manifest, gathered.results, caches.distances())
+    with _timed(summary, "comparisons"):
+        comparisons = style_comparisons(manifest, gathered.results, caches.distances())
     to_keep: list[tuple[str, Path]] = []  # (site path, where to keep it) once the site is in place
     with SiteWriter(summary.site_dir) as writer:
-        for name, results in gathered.results.items():
-            # The Grams are in every run's folder; they go into the site only when published.
-            skip = set() if manifest.publish_grams else {GRAMS}
-            writer.copy_tree(results.folder, run_dir(name), skip=skip, shareable=shared_between_runs)
-            writer.write(in_run(name, RECORD), record_files[name])
+        with _timed(summary, "files"):
+            for name, results in gathered.results.items():
+                # The Grams are in every run's folder; they go into the site only when published.
+                skip = set() if manifest.publish_grams else {GRAMS}
+                writer.copy_tree(results.folder, run_dir(name), skip=skip, shareable=shared_between_runs)
+                writer.write(in_run(name, RECORD), record_files[name])
         downloads = []
-        if records and manifest.publish_archive:
-            archived = [ArchivedRun(name, results.folder, record_files[name]) for name, results in gathered.results.items()]
-            downloads = volumes(archived, manifest.publish_grams, caches.archives(), writer.path)
-            for volume in downloads:
-                if volume.new:
-                    to_keep.append((volume.site_path, volume.kept))
-                else:
-                    writer.link(volume.site_path, volume.file)
-        to_keep += _distance_figures(comparisons, caches.distances(), writer)
-        for site_path, source in renderer.static_files():
-            writer.write(site_path, source.read_bytes())
-        pages = build_pages(manifest, records, summary.failed, comparisons, downloads)
-        pages.append(not_found_page(manifest))
-        rendered = _RenderedPages(renderer, writer.aliases, base_url, caches.pages())
-        for page in pages:
-            to_keep += rendered.write(page, writer)
-        writer.write(NO_JEKYLL, "")
-        if base_url and base_url.startswith(("http://", "https://")):  # a sitemap needs absolute URLs
-            writer.write(SITEMAP, sitemap(base_url, [page.path for page in pages if page.path != NOT_FOUND]))
-        summary.site_bytes = writer.staged_bytes()
-        if summary.site_bytes > PAGES_WARNING_BYTES:
-            log.warning(
-                "the site weighs %.0f MB; GitHub Pages refuses sites over 1 GB. "
-                "'data: {grams: false, archive: false}' in the manifest leaves the data files out",
-                summary.site_bytes / 1e6,
-            )
-        before_commit()
-        writer.commit()
+        with _timed(summary, "archive"):
+            if records and manifest.publish_archive:
+                archived = [ArchivedRun(name, results.folder, record_files[name]) for name, results in gathered.results.items()]
+                downloads = volumes(archived, manifest.publish_grams, caches.archives(), writer.path)
+                for volume in downloads:
+                    if volume.new:
+                        to_keep.append((volume.site_path, volume.kept))
+                    else:
+                        writer.link(volume.site_path, volume.file)
+        with _timed(summary, "comparisons"):
+            to_keep += _distance_figures(comparisons, caches.distances(), writer)
+        with _timed(summary, "pages"):
+            for site_path, source in renderer.static_files():
+                writer.write(site_path, source.read_bytes())
+            pages = build_pages(manifest, records, summary.failed, comparisons, downloads)
+            pages.append(not_found_page(manifest))
+            rendered = _RenderedPages(renderer, writer.aliases, base_url, caches.pages())
+            for page in pages:
+                to_keep += rendered.write(page, writer)
+            writer.write(NO_JEKYLL, "")
+            if base_url and base_url.startswith(("http://", "https://")):  # a sitemap needs absolute URLs
+                writer.write(SITEMAP, sitemap(base_url, [page.path for page in pages if page.path != NOT_FOUND]))
+        with _timed(summary, "commit"):
+            summary.site_bytes = writer.staged_bytes()
+            if summary.site_bytes > PAGES_WARNING_BYTES:
+                log.warning(
+                    "the site weighs %.0f MB; GitHub Pages refuses sites over 1 GB. "
+                    "'data: {grams: false, archive: false}' in the manifest leaves the data files out",
+                    summary.site_bytes / 1e6,
+                )
+            before_commit()
+            writer.commit()
     summary.pages = len(pages)
     if caches.root is not None:
-        keep_comparisons(comparisons, caches.distances())
-        for site_path, kept in to_keep:
-            _keep_file(summary.site_dir / site_path, kept)
+        with _timed(summary, "commit"):
+            keep_comparisons(comparisons, caches.distances())
+            for site_path, kept in to_keep:
+                _keep_file(summary.site_dir / site_path, kept)
+
+
+@contextlib.contextmanager
+def _timed(summary: BuildSummary, phase: str):
+    """Add the seconds of the block to ``summary.phases[phase]``."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        summary.phases[phase] = summary.phases.get(phase, 0.0) + time.perf_counter() - started
 
 
 def _keep_file(source: Path, kept: Path) -> None:
@@ -313,7 +333,7 @@ def _distance_figures(comparisons: dict[str, StyleComparison], keep_in: Path, wr
     drawn; returns what to keep once the site is in place."""
     to_keep = []
     for layer, comparison in comparisons.items():
-        if len(comparison.styles.identities) <= TABLE_UP_TO:
+        if distances_as_table(comparison):
             continue
         site_path = distances_figure(layer)
         kept = keep_in / f"{layer}-{comparison_digest(comparison)}.webp"

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 DISTANCES_VERSION = 1  # of the cached distance matrices
 NEAREST = 5  # nearest styles listed for each style
 BLOCK = 64  # styles whose Grams are multiplied at once in float64: 64 × 512² of them is 134 MB
+IN_MEMORY_BYTES = 1 << 30  # a layer's stacked Grams in float64 up to this; float32 beyond
 
 
 @dataclass(frozen=True)
@@ -108,11 +109,15 @@ def _distances(styles: StudyStyles, results: dict[str, "RunResults"], layer: str
                 matrix[np.ix_(new_index, new_index)] = old_matrix[np.ix_(old_index, old_index)]
         except (OSError, ValueError, KeyError):
             pass  # a damaged file: everything is computed again
-    missing = np.flatnonzero(np.isnan(matrix).any(axis=1))
+    # Styles the kept distances do not cover: their rows (and columns) are computed.
+    missing = np.flatnonzero(np.isnan(np.diag(matrix)))
     if len(missing):
-        # Each style's Gram read once: float32 as the analysis keeps them, float64 in products.
-        grams = np.stack([results[name].analysis.gram_per_position("style", layer).astype(np.float32).ravel() for name in styles.runs])
-        norms = np.linalg.norm(grams.astype(np.float64), axis=1)
+        # Each style's Gram read once, and kept in float64 unless a large study's would not fit
+        # in memory (float32 is what the analysis computed them in); products are float64.
+        first = results[styles.runs[0]].analysis.gram_per_position("style", layer)
+        dtype = np.float64 if count * first.size * 8 <= IN_MEMORY_BYTES else np.float32
+        grams = np.stack([results[name].analysis.gram_per_position("style", layer).astype(dtype).ravel() for name in styles.runs])
+        norms = np.linalg.norm(grams.astype(np.float64, copy=False), axis=1)
         for start in range(0, len(missing), BLOCK):
             rows = missing[start : start + BLOCK]
             block = grams[rows].astype(np.float64)

@@ -281,6 +281,12 @@ def _run_pages(manifest: Manifest, spec: PairSpec, record: dict, name: str, neig
 TABLE_UP_TO = 40  # style images whose distances a layer page shows as a table; more: a clustered image
 
 
+def distances_as_table(comparison: StyleComparison) -> bool:
+    """Whether a layer page shows its style images' distances as a table (a small study) or as
+    a clustered image with each style's nearest styles."""
+    return len(comparison.styles.identities) <= TABLE_UP_TO
+
+
 def _cross_pair_pages(manifest: Manifest, records: dict[str, dict], comparisons: dict[str, StyleComparison]) -> list[Page]:
     """``layers/<layer>.html``: every run's style Gram and result at one layer, and how alike the
     style images are there: a table of distances for a small study; for a large one, the
@@ -300,7 +306,7 @@ def _cross_pair_pages(manifest: Manifest, records: dict[str, dict], comparisons:
             for name, record in records.items()
             if layer in record["layers"]
         ]
-        as_table = len(comparison.styles.identities) <= TABLE_UP_TO
+        as_table = distances_as_table(comparison)
         pages.append(
             _page(
                 manifest,

@@ -13,6 +13,7 @@ module is skipped when either is missing.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import os
@@ -169,8 +170,9 @@ class Server:
         return self.base + page
 
 
-@pytest.fixture(scope="module")
-def server(site):
+@contextlib.contextmanager
+def serving(site: Path):
+    """``site`` served under /study/ on a free port of 127.0.0.1."""
     with socket.socket() as probe:  # a free port, so the server's own error is clear if it is taken
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -185,6 +187,12 @@ def server(site):
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(site):
+    with serving(site) as running:
+        yield running
 
 
 # --- the browser ----------------------------------------------------------------------------------

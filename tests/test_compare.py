@@ -1,0 +1,89 @@
+"""How alike a study's style images are: distances against a direct computation, kept between
+builds so that one more style costs N distances, and a clustering that puts alike styles side by
+side."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from reportgen import compare
+from reportgen.compare import StudyStyles, _distances, style_comparisons
+
+
+@dataclass
+class FakeAnalysis:
+    """Stands for an analysis: only the Grams per position are read."""
+
+    grams: dict[str, np.ndarray]
+    reads: list
+
+    def gram_per_position(self, role: str, layer: str) -> np.ndarray:
+        self.reads.append(layer)
+        return self.grams[layer]
+
+
+@dataclass
+class FakeResults:
+    analysis: FakeAnalysis
+
+
+def styles_and_results(count: int, seed: int = 0, reads: list | None = None):
+    rng = np.random.default_rng(seed)
+    reads = [] if reads is None else reads
+    results, identities = {}, []
+    for k in range(count):
+        cluster = k % 3  # three families of styles
+        base = np.full((8, 8), float(cluster + 1))
+        gram = base + 0.05 * rng.standard_normal((8, 8))
+        results[f"run-{k}"] = FakeResults(FakeAnalysis({"conv1_1": gram @ gram.T}, reads))
+        identities.append(f"style-{seed}-{k}")
+    styles = StudyStyles(identities, [f"s{k}.png" for k in range(count)], list(results))
+    return styles, results
+
+
+def direct(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.linalg.norm(a - b) / ((np.linalg.norm(a) + np.linalg.norm(b)) / 2))
+
+
+def test_distances_equal_a_direct_computation():
+    styles, results = styles_and_results(7)
+    matrix = _distances(styles, results, "conv1_1", None)
+    grams = [results[name].analysis.grams["conv1_1"] for name in styles.runs]
+    expected = np.array([[direct(a, b) for b in grams] for a in grams])
+    assert np.allclose(matrix, expected, rtol=1e-9, atol=1e-12) and np.all(np.diag(matrix) == 0)
+    assert np.array_equal(matrix, matrix.T)
+
+
+def test_kept_distances_are_reused_and_one_more_style_costs_n(tmp_path: Path, monkeypatch):
+    computed = []
+    real = compare._symmetric_distances
+
+    def counting(a, b, *args):
+        computed.append(a.shape[0] * b.shape[0])
+        return real(a, b, *args)
+
+    monkeypatch.setattr(compare, "_symmetric_distances", counting)
+    styles, results = styles_and_results(12)
+    first = _distances(styles, results, "conv1_1", tmp_path)
+    compare.keep({"conv1_1": compare.StyleComparison("conv1_1", styles, first, list(range(12)), np.zeros((0, 4)))}, tmp_path)
+    assert sum(computed) == 12 * 12
+    computed.clear()
+    assert np.array_equal(_distances(styles, results, "conv1_1", tmp_path), first) and computed == []
+    # One more style: its row of distances, nothing else.
+    grown, grown_results = styles_and_results(13)
+    grown_matrix = _distances(grown, grown_results, "conv1_1", tmp_path)
+    assert sum(computed) == 13 and np.array_equal(grown_matrix[:12, :12], first)
+
+
+def test_the_clustering_puts_alike_styles_side_by_side():
+    styles, results = styles_and_results(9)
+    matrix = _distances(styles, results, "conv1_1", None)
+    order, merges = compare._clustering(matrix)
+    assert sorted(order) == list(range(9)) and merges.shape == (8, 4)
+    families = [k % 3 for k in order]
+    assert families == sorted(families, key=families.index)  # each family one contiguous run
+    comparison = compare.StyleComparison("conv1_1", styles, matrix, order, merges)
+    assert all(other % 3 == 0 for other in comparison.nearest(0, count=2))

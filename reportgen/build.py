@@ -24,12 +24,13 @@ from reportgen.cache import default_cache_dir
 from reportgen.compare import StyleComparison, digest as comparison_digest, keep as keep_comparisons, style_comparisons
 from reportgen.errors import BuildError
 from reportgen.executors import DeviceWorkers, check_device_choice, FigurePool, InProcessDevice, SerialFigures, default_figure_jobs
-from reportgen.layout import GRAMS, NO_JEKYLL, NOT_FOUND, RECORD, SITEMAP, distances_figure, in_run, run_dir, shared_between_runs
+from reportgen.layout import GRAMS, NO_JEKYLL, NOT_FOUND, RECORD, ROLES, SITEMAP, distances_figure, image_file, in_run, run_dir, shared_between_runs
 from reportgen.manifest import Manifest, load_manifest
 from reportgen.pipeline import BuildProgress, Caches, Gathered, Gatherer, Silent
 from reportgen.record import run_record
 from reportgen.render import Renderer
 from reportgen.site import build_pages, distances_as_table, not_found_page, sitemap
+from reportgen.weight import LIMIT_BYTES, advice, describe as describe_weights, weigh
 from reportgen.writer import SiteWriter, site_lock
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class BuildSummary:
     failed: dict[str, str] = field(default_factory=dict)
     stages_computed: dict[str, int] = field(default_factory=dict)  # stage -> entries computed
     phases: dict[str, float] = field(default_factory=dict)  # seconds of each phase of the build
+    weights: dict[str, int] = field(default_factory=dict)  # bytes of the site, by kind of file
     warnings: list[str] = field(default_factory=list)
     pages: int = 0
     site_bytes: int = 0
@@ -89,7 +91,7 @@ def build(
     warnings = _WarningCounter()
     logging.getLogger("reportgen").addHandler(warnings)
     try:
-        with _os_errors_reported(), site_lock(site_dir):
+        with _os_errors_reported(), site_lock(site_dir), _data_folder_lock(manifest, site_dir):
             # The executors are stopped (a Ray of the build's own shut down) before the site is
             # written: once it is swapped in, the build is done.
             with _timed(summary, "stages"), Executors(choice, manifest, listener) as executors:
@@ -221,7 +223,8 @@ class Executors:
 
 
 def _write_site(manifest: Manifest, gathered: Gathered, caches: Caches, summary: BuildSummary, base_url: str | None, before_commit: Callable[[], None]) -> None:
-    """Phase two: stage every file of the new site, then swap it in.
+    """Phase two: stage every file of the new site (and of its data folder, with
+    ``data: {folder: ...}``), then swap them in.
 
     Pages, archive volumes and figures of distances that an earlier build made for the same
     inputs are linked from the cache; those made now are kept in the cache once the site is
@@ -233,53 +236,79 @@ def _write_site(manifest: Manifest, gathered: Gathered, caches: Caches, summary:
     renderer = Renderer()
     with _timed(summary, "comparisons"):
         comparisons = style_comparisons(manifest, gathered.results, caches.distances())
-    to_keep: list[tuple[str, Path]] = []  # (site path, where to keep it) once the site is in place
-    with SiteWriter(summary.site_dir) as writer:
+    # (a file of the new site or data folder, where to keep it), once they are in place
+    to_keep: list[tuple[Path, Path]] = []
+    apart = manifest.data_folder is not None
+    data_dir = manifest.data_folder if apart else summary.site_dir
+    # The files of a run's folder that are data: with a data folder, they go there.
+    data_files = {image_file(role) for role in ROLES} | ({GRAMS} if manifest.publish_grams else set()) if apart else set()
+    with contextlib.ExitStack() as stack:
+        writer = stack.enter_context(SiteWriter(summary.site_dir))
+        data = stack.enter_context(SiteWriter(manifest.data_folder)) if apart else writer
         with _timed(summary, "files"):
             for name, results in gathered.results.items():
-                # The Grams are in every run's folder; they go into the site only when published.
-                skip = set() if manifest.publish_grams else {GRAMS}
-                writer.copy_tree(results.folder, run_dir(name), skip=skip, shareable=shared_between_runs)
-                writer.write(in_run(name, RECORD), record_files[name])
+                # The Grams are in every run's folder; they are published only when asked for.
+                skip = {GRAMS} | data_files if apart or not manifest.publish_grams else set()
+                writer.copy_tree(results.folder, run_dir(name), skip=skip, shareable=shared_between_runs, digests=results.figures.digests)
+                if apart:
+                    data.copy_tree(results.folder, run_dir(name), keep=data_files)
+                data.write(in_run(name, RECORD), record_files[name])
         downloads = []
         with _timed(summary, "archive"):
             if records and manifest.publish_archive:
                 archived = [ArchivedRun(name, results.folder, record_files[name]) for name, results in gathered.results.items()]
-                downloads = volumes(archived, manifest.publish_grams, caches.archives(), writer.path)
+                downloads = volumes(archived, manifest.publish_grams, caches.archives(), data.path)
                 for volume in downloads:
                     if volume.new:
-                        to_keep.append((volume.site_path, volume.kept))
+                        to_keep.append((data_dir / volume.site_path, volume.kept))
                     else:
-                        writer.link(volume.site_path, volume.file)
+                        data.link(volume.site_path, volume.file)
         with _timed(summary, "comparisons"):
-            to_keep += _distance_figures(comparisons, caches.distances(), writer)
+            to_keep += [(summary.site_dir / path, kept) for path, kept in _distance_figures(comparisons, caches.distances(), writer)]
         with _timed(summary, "pages"):
             for site_path, source in renderer.static_files():
                 writer.write(site_path, source.read_bytes())
-            pages = build_pages(manifest, records, summary.failed, comparisons, downloads)
+            pages = build_pages(manifest, records, summary.failed, comparisons, downloads, _data_base(manifest, summary.site_dir))
             pages.append(not_found_page(manifest))
             rendered = _RenderedPages(renderer, writer.aliases, base_url, caches.pages())
             for page in pages:
-                to_keep += rendered.write(page, writer)
+                to_keep += [(summary.site_dir / path, kept) for path, kept in rendered.write(page, writer)]
             writer.write(NO_JEKYLL, "")
             if base_url and base_url.startswith(("http://", "https://")):  # a sitemap needs absolute URLs
                 writer.write(SITEMAP, sitemap(base_url, [page.path for page in pages if page.path != NOT_FOUND]))
         with _timed(summary, "commit"):
-            summary.site_bytes = writer.staged_bytes()
-            if summary.site_bytes > PAGES_WARNING_BYTES:
-                log.warning(
-                    "the site weighs %.0f MB; GitHub Pages refuses sites over 1 GB. "
-                    "'data: {grams: false, archive: false}' in the manifest leaves the data files out",
-                    summary.site_bytes / 1e6,
-                )
+            _weigh(manifest, writer, summary)
             before_commit()
+            if apart:
+                data.commit()
             writer.commit()
     summary.pages = len(pages)
     if caches.root is not None:
         with _timed(summary, "commit"):
             keep_comparisons(comparisons, caches.distances())
-            for site_path, kept in to_keep:
-                _keep_file(summary.site_dir / site_path, kept)
+            for written, kept in to_keep:
+                _keep_file(written, kept)
+
+
+def _data_base(manifest: Manifest, site_dir: Path) -> str | None:
+    """Where the pages link the data files when they are not in the site: the manifest's
+    ``data.url``, or the data folder's path from the site's root."""
+    if manifest.data_folder is None:
+        return None
+    return manifest.data_url or Path(os.path.relpath(manifest.data_folder, site_dir)).as_posix() + "/"
+
+
+def _weigh(manifest: Manifest, writer: SiteWriter, summary: BuildSummary) -> None:
+    """What the staged site weighs, by kind; a warning, with the settings that would help, when
+    it nears GitHub Pages' limit."""
+    content_layers = {run_dir(run.name): run.params.content_layer for run in manifest.runs}
+    summary.weights, beyond_content = weigh(writer.staging, content_layers)
+    summary.site_bytes = sum(summary.weights.values())
+    if summary.site_bytes > PAGES_WARNING_BYTES:
+        log.warning(
+            "the site weighs %.0f MB (%s); GitHub Pages publishes up to %.0f MB. In the manifest: %s",
+            summary.site_bytes / 1e6, describe_weights(summary.weights), LIMIT_BYTES / 1e6, "; ".join(advice(summary.weights, beyond_content)),
+        )
 
 
 @contextlib.contextmanager
@@ -290,6 +319,19 @@ def _timed(summary: BuildSummary, phase: str):
         yield
     finally:
         summary.phases[phase] = summary.phases.get(phase, 0.0) + time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def _data_folder_lock(manifest: Manifest, site_dir: Path):
+    """The data folder's own lock, when the data go apart from the site (not inside it)."""
+    folder = manifest.data_folder
+    if folder is None:
+        yield
+        return
+    if folder == site_dir or folder.is_relative_to(site_dir) or site_dir.is_relative_to(folder):
+        raise BuildError(f"data.folder {folder} and the site folder {site_dir} must be apart, neither inside the other")
+    with site_lock(folder):
+        yield
 
 
 def _keep_file(source: Path, kept: Path) -> None:

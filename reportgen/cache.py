@@ -16,6 +16,7 @@ files do not match that list, or that does not load, is removed and computed ane
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Callable, Generic, TypeVar
 
 from reportgen.fingerprint import STAGE_VERSIONS, digest
-from reportgen.manifest import Params
+from reportgen.manifest import FigureOptions, Params
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,8 @@ class RunKeys:
     figures: str
 
 
-def run_keys(content_sha256: str, style_sha256: str, params: Params, weights_fingerprint: str) -> RunKeys:
-    """The keys of a run's three stages.
+def run_keys(content_sha256: str, style_sha256: str, params: Params, weights_fingerprint: str, figures: FigureOptions = FigureOptions()) -> RunKeys:
+    """The keys of a run's three stages (``figures``: the manifest's choice of what to draw).
 
     The preset a run's values came from is in none of them (the values are), nor are labels.
     """
@@ -73,8 +74,8 @@ def run_keys(content_sha256: str, style_sha256: str, params: Params, weights_fin
         "layers": params.analysed_layers,
         "version": STAGE_VERSIONS["analysis"],
     })
-    figures = digest({"stage": "figures", "analysis": analysis, "version": STAGE_VERSIONS["figures"]})
-    return RunKeys(transfer, analysis, figures)
+    drawn = digest({"stage": "figures", "analysis": analysis, "options": dataclasses.asdict(figures), "version": STAGE_VERSIONS["figures"]})
+    return RunKeys(transfer, analysis, drawn)
 
 
 # What a damaged entry can raise while it is read.

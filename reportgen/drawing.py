@@ -8,6 +8,7 @@ results, when the site is built).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from pathlib import Path
@@ -18,8 +19,8 @@ from PIL import Image
 from reportgen import figures, grams
 from reportgen.arrays import Arrays
 from reportgen.images import save_png
-from reportgen.layout import GRAMS, LOSS_CURVES, ROLES, LayerFigures as LayerFiles, gram_key, image_file, reconstruction_file, snapshot_file, thumbnail_file
-from reportgen.manifest import Params
+from reportgen.layout import GRAMS, LOSS_CURVES, ROLES, shared_between_runs, LayerFigures as LayerFiles, gram_key, image_file, reconstruction_file, snapshot_file, thumbnail_file
+from reportgen.manifest import FigureOptions, Params
 from reportgen.results import AnalysisResult, FigureSet, LayerFigures, TransferResult, gram_name, pair_tiles_name, reconstruction_name, snapshot_name, tiles_name
 
 
@@ -30,8 +31,9 @@ def _made(folder: Path, inner: str) -> Path:
     return path
 
 
-def draw_run(transfer: TransferResult, analysis: AnalysisResult, params: Params, folder: Path) -> FigureSet:
-    """Write every image, figure and data file of one run into ``folder``."""
+def draw_run(transfer: TransferResult, analysis: AnalysisResult, params: Params, options: FigureOptions, folder: Path) -> FigureSet:
+    """Write every image, figure and data file of one run into ``folder``, the feature-map
+    montages of the layers ``options`` names."""
     started = time.perf_counter()
     images = transfer.images.loaded()
     arrays = analysis.arrays.loaded()
@@ -40,7 +42,7 @@ def draw_run(transfer: TransferResult, analysis: AnalysisResult, params: Params,
         figures.thumbnail(images[role], _made(folder, thumbnail_file(role)))
     history = transfer.losses.as_columns()
     figures.loss_curves(history, [scale.first_step for scale in transfer.scales[1:]], _made(folder, LOSS_CURVES))
-    layers = {layer: _draw_layer(analysis, arrays, params, history, folder, layer) for layer in analysis.layers}
+    layers = {layer: _draw_layer(analysis, arrays, params, options, history, folder, layer) for layer in analysis.layers}
     for snapshot in transfer.snapshots:
         _webp(images[snapshot_name(snapshot.step)], _made(folder, snapshot_file(snapshot.step)), quality=85)
     for item in transfer.reconstructions or ():
@@ -51,14 +53,15 @@ def draw_run(transfer: TransferResult, analysis: AnalysisResult, params: Params,
         **{gram_key(role, layer): arrays[gram_name(role, layer)] for layer in analysis.layers for role in ROLES},
     )
     files = {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
-    return FigureSet(layers, time.perf_counter() - started, files)
+    digests = {inner: hashlib.sha256((folder / inner).read_bytes()).hexdigest() for inner in files if shared_between_runs(inner)}
+    return FigureSet(layers, time.perf_counter() - started, files, digests)
 
 
 def _webp(pixels: np.ndarray, path: Path, quality: int) -> None:
     Image.fromarray(pixels, "RGB").save(path, format="WEBP", quality=quality, method=figures.WEBP_METHOD)
 
 
-def _draw_layer(analysis: AnalysisResult, arrays: Arrays, params: Params, history: dict, folder: Path, layer: str) -> LayerFigures:
+def _draw_layer(analysis: AnalysisResult, arrays: Arrays, params: Params, options: FigureOptions, history: dict, folder: Path, layer: str) -> LayerFigures:
     """Every figure of one layer; returns the scales the page needs to explain them."""
     info = analysis.layers[layer]
     files = LayerFiles(layer)
@@ -66,15 +69,18 @@ def _draw_layer(analysis: AnalysisResult, arrays: Arrays, params: Params, histor
     # Grams per position, since the style image's size differs from the content's and result's.
     per_position = {role: grams.per_position(arrays[gram_name(role, layer)], math.prod(info.map_sizes[role])) for role in ("style", "result")}
     style_gram = arrays[gram_name("style", layer)]
-    figures.gram_heatmap(style_gram, f"Gram matrix of the style image at {layer}", folder / files.gram_heatmap)
+    quality = {"quality": options.quality} if options.quality else {}
+    figures.gram_heatmap(style_gram, f"Gram matrix of the style image at {layer}", folder / files.gram_heatmap, **quality)
     figures.energy_bars(np.diag(per_position["style"]), np.diag(per_position["result"]), layer, folder / files.energy)
     if layer in params.style_layer_weights:
         figures.layer_loss_curve(history["step"], history["style"][layer], layer, folder / files.loss_curve)
-    for role in ROLES:
-        figures.feature_montage(arrays[tiles_name(role, layer)], info.montages[role], folder / files.maps(role))
-    if "difference" in info.montages:
-        figures.difference_montage(arrays[tiles_name("difference", layer)], info.montages["difference"], folder / files.difference)
-    figures.filter_pairs_figure(info.pair_tiles, arrays[pair_tiles_name(layer)], info.top_pairs["style"], folder / files.top_pairs)
-    scale = figures.gram_comparison(per_position["style"], per_position["result"], layer, folder / files.gram_comparison)
-    placement = figures.correlation_heatmap(grams.correlation(style_gram), layer, folder / files.correlation)
+    if options.montages_at(layer, params.content_layer):
+        for role in ROLES:
+            figures.feature_montage(arrays[tiles_name(role, layer)], info.montages[role], folder / files.maps(role), **quality)
+        if "difference" in info.montages:
+            figures.difference_montage(arrays[tiles_name("difference", layer)], info.montages["difference"], folder / files.difference, **quality)
+    if options.pair_sheets:
+        figures.filter_pairs_figure(info.pair_tiles, arrays[pair_tiles_name(layer)], info.top_pairs["style"], folder / files.top_pairs, **quality)
+    scale = figures.gram_comparison(per_position["style"], per_position["result"], layer, folder / files.gram_comparison, **quality)
+    placement = figures.correlation_heatmap(grams.correlation(style_gram), layer, folder / files.correlation, **quality)
     return LayerFigures(scale, placement)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from reportgen.errors import ReportgenError
 from reportgen.jobs import DeviceJob, TaskOutcome
-from reportgen.manifest import Params
+from reportgen.manifest import FigureOptions, Params
 from reportgen.results import AnalysisResult, FigureSet, TransferResult
 
 if TYPE_CHECKING:
@@ -261,10 +261,10 @@ def _terminate(pool: ProcessPoolExecutor) -> None:
 # ---- figures --------------------------------------------------------------------------------
 
 
-def _draw(transfer: TransferResult, analysis: AnalysisResult, params: Params, folder: Path) -> FigureSet:
+def _draw(transfer: TransferResult, analysis: AnalysisResult, params: Params, options: FigureOptions, folder: Path) -> FigureSet:
     from reportgen.drawing import draw_run
 
-    return draw_run(transfer, analysis, params, folder)
+    return draw_run(transfer, analysis, params, options, folder)
 
 
 class SerialFigures:
@@ -272,9 +272,9 @@ class SerialFigures:
 
     lost_errors: tuple[type[BaseException], ...] = ()
 
-    def submit(self, transfer: TransferResult, analysis: AnalysisResult, params: Params, folder: Path) -> Future:
+    def submit(self, transfer: TransferResult, analysis: AnalysisResult, params: Params, options: FigureOptions, folder: Path) -> Future:
         try:
-            return _done(_draw(transfer, analysis, params, folder))
+            return _done(_draw(transfer, analysis, params, options, folder))
         except Exception as error:
             return _failed(error)
 
@@ -292,17 +292,17 @@ class FigurePool:
         self.jobs = jobs
         self._pool: ProcessPoolExecutor | None = None
 
-    def submit(self, transfer: TransferResult, analysis: AnalysisResult, params: Params, folder: Path) -> Future:
+    def submit(self, transfer: TransferResult, analysis: AnalysisResult, params: Params, options: FigureOptions, folder: Path) -> Future:
         if self._pool is None:
             context = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_start_figure_process)
         try:
-            future = self._pool.submit(_draw, transfer, analysis, params, folder)
+            future = self._pool.submit(_draw, transfer, analysis, params, options, folder)
         except BrokenProcessPool:
             # A figure process was killed: the runs it had are reported by their futures; the
             # runs after them get a fresh pool.
             self._pool = None
-            return self.submit(transfer, analysis, params, folder)
+            return self.submit(transfer, analysis, params, options, folder)
         return future
 
     def close(self, cancel: bool = False) -> None:

@@ -35,7 +35,7 @@ MONTAGE_QUALITY = 70
 WEBP_METHOD = 1  # encoder effort 0..6: 1 is about 3x faster than 4 for a few percent more bytes
 # Heatmaps of 512x512 matrices look like noise to a lossless coder (600 KB as PNG); as WebP
 # they keep their look at a tenth of the size.
-HEATMAP_WEBP = {"format": "webp", "pil_kwargs": {"quality": 72, "method": WEBP_METHOD}}
+HEATMAP_QUALITY = 72
 THUMB_SIDE = 320
 # Fixed plot margins (fractions of the figure), as tight_layout computes them for these figures,
 # with a little room to spare for wider tick labels; tight_layout itself measures every text
@@ -78,23 +78,23 @@ def montage_canvas(tiles: np.ndarray, layout: MontageLayout, colours: str) -> np
     return np.ascontiguousarray(canvas[:height_px, :width_px])
 
 
-def _write_montage(tiles: np.ndarray, layout: MontageLayout, colours: str, path: Path) -> None:
+def _write_montage(tiles: np.ndarray, layout: MontageLayout, colours: str, path: Path, quality: int = MONTAGE_QUALITY) -> None:
     """The :func:`montage_canvas` of (C, h, w) uint8 tiles, each tile numbered, as WebP."""
     image = Image.fromarray(montage_canvas(tiles, layout, colours), "RGB")
     if layout.tile_height >= 24:
         _label_tiles(image, layout)
-    image.save(path, format="WEBP", quality=MONTAGE_QUALITY, method=WEBP_METHOD)
+    image.save(path, format="WEBP", quality=quality, method=WEBP_METHOD)
 
 
-def feature_montage(tiles: np.ndarray, layout: MontageLayout, path: Path) -> None:
+def feature_montage(tiles: np.ndarray, layout: MontageLayout, path: Path, quality: int = MONTAGE_QUALITY) -> None:
     """Every map of a layer (:func:`reportgen.tiles.feature_tiles`) in one WebP montage."""
-    _write_montage(tiles, layout, "viridis", path)
+    _write_montage(tiles, layout, "viridis", path, quality)
 
 
-def difference_montage(tiles: np.ndarray, layout: MontageLayout, path: Path) -> None:
+def difference_montage(tiles: np.ndarray, layout: MontageLayout, path: Path, quality: int = MONTAGE_QUALITY) -> None:
     """result − content for every map (:func:`reportgen.tiles.difference_tiles`): blue lower,
     red higher, white equal, laid out like :func:`feature_montage`."""
-    _write_montage(tiles, layout, "RdBu_r", path)
+    _write_montage(tiles, layout, "RdBu_r", path, quality)
 
 
 @lru_cache(maxsize=8)
@@ -121,7 +121,7 @@ def _label_tiles(image: Image.Image, layout: MontageLayout) -> None:
         image.paste(label, (column * (layout.tile_width + layout.gap) + 1, row * (layout.tile_height + layout.gap) + 1), label)
 
 
-def filter_pairs_figure(placement: PairTiles, tiles: np.ndarray, pairs: tuple[GramCell, ...], path: Path) -> None:
+def filter_pairs_figure(placement: PairTiles, tiles: np.ndarray, pairs: tuple[GramCell, ...], path: Path, quality: int = MONTAGE_QUALITY) -> None:
     """The seed's "top matched filters": for each pair (i, j), maps i and j side by side, from
     the tiles of :func:`reportgen.tiles.pair_tiles`."""
     tile_w, tile_h = placement.width, placement.height
@@ -141,10 +141,10 @@ def filter_pairs_figure(placement: PairTiles, tiles: np.ndarray, pairs: tuple[Gr
             left = pad + column * (column_w + pad)
             sheet.paste(Image.fromarray(coloured[k], "RGB"), (left, top + caption))
             draw.text((left, top + 3), captions[row][column], fill=(20, 20, 20), font=font)
-    sheet.save(path, format="WEBP", quality=MONTAGE_QUALITY, method=WEBP_METHOD)
+    sheet.save(path, format="WEBP", quality=quality, method=WEBP_METHOD)
 
 
-def gram_heatmap(gram: np.ndarray, title: str, path: Path) -> None:
+def gram_heatmap(gram: np.ndarray, title: str, path: Path, quality: int = HEATMAP_QUALITY) -> None:
     """A seaborn heatmap of a raw (C, C) Gram matrix, as the seed draws its style representation."""
     channels = gram.shape[0]
     figure = Figure(figsize=(6.4, 5.4), dpi=100)  # not pyplot's: no global registry to share
@@ -155,7 +155,7 @@ def gram_heatmap(gram: np.ndarray, title: str, path: Path) -> None:
     axes.set_xlabel("filter j")
     axes.set_ylabel("filter i")
     figure.subplots_adjust(**HEATMAP_MARGINS)
-    figure.savefig(path, **HEATMAP_WEBP)
+    figure.savefig(path, format="webp", pil_kwargs={"quality": quality, "method": WEBP_METHOD})
 
 
 def _matrix_panel(scaled: np.ndarray, colours: str) -> np.ndarray:
@@ -177,7 +177,7 @@ def _block_mean(matrix: np.ndarray, block: int) -> np.ndarray:
     return matrix[: side * block, : side * block].reshape(side, block, side, block).mean(axis=(1, 3))
 
 
-def gram_comparison(style_gram: np.ndarray, result_gram: np.ndarray, layer: str, path: Path) -> GramScale:
+def gram_comparison(style_gram: np.ndarray, result_gram: np.ndarray, layer: str, path: Path, quality: int = MATRIX_QUALITY) -> GramScale:
     """Style Gram, result Gram and result − style side by side, on one colour scale.
 
     Both are (C, C) and already divided by their number of positions (the images differ in
@@ -194,11 +194,11 @@ def gram_comparison(style_gram: np.ndarray, result_gram: np.ndarray, layer: str,
     norm = matplotlib.colors.SymLogNorm(linthresh=limit * 1e-3, vmin=-limit, vmax=limit)
     panels = [_matrix_panel(np.asarray(norm(matrix)), "RdBu_r") for matrix in matrices]
     gap = np.full((panels[0].shape[0], max(2, style_gram.shape[0] // 32), 3), 255, dtype=np.uint8)
-    Image.fromarray(np.hstack([panels[0], gap, panels[1], gap, panels[2]]), "RGB").save(path, format="WEBP", quality=MATRIX_QUALITY, method=WEBP_METHOD)
+    Image.fromarray(np.hstack([panels[0], gap, panels[1], gap, panels[2]]), "RGB").save(path, format="WEBP", quality=quality, method=WEBP_METHOD)
     return GramScale(limit, limit * 1e-3, block)
 
 
-def correlation_heatmap(correlation: np.ndarray, layer: str, path: Path) -> HeatmapPlacement:
+def correlation_heatmap(correlation: np.ndarray, layer: str, path: Path, quality: int = MATRIX_QUALITY) -> HeatmapPlacement:
     """The normalised Gram G_ij / sqrt(G_ii·G_jj) of the style image (cosine of filter pairs), a
     pixel square per cell, dark 0 (or below) to light 1.
 
@@ -208,7 +208,7 @@ def correlation_heatmap(correlation: np.ndarray, layer: str, path: Path) -> Heat
     channels = correlation.shape[0]
     low = min(0.0, float(correlation.min()))
     panel = _matrix_panel((correlation - low) / (1.0 - low), "magma")
-    Image.fromarray(panel, "RGB").save(path, format="WEBP", quality=MATRIX_QUALITY, method=WEBP_METHOD)
+    Image.fromarray(panel, "RGB").save(path, format="WEBP", quality=quality, method=WEBP_METHOD)
     side = channels
     return HeatmapPlacement((side, side), (0, 0, side, side), channels, low)
 

@@ -189,6 +189,19 @@ class Run:
 
 
 @dataclass(frozen=True)
+class FigureOptions:
+    """What the figures stage draws for every run (``figures:`` at the top of a manifest): for a
+    large study, fewer montages and a lower quality keep the site within a host's limit."""
+
+    montages: str = "all"  # all | content | none: the layers whose feature maps get montages
+    pair_sheets: bool = True  # the maps of each layer's top filter pairs, side by side
+    quality: int | None = None  # WebP quality of montages, matrices and heatmaps; None: each its own
+
+    def montages_at(self, layer: str, content_layer: str) -> bool:
+        return self.montages == "all" or (self.montages == "content" and layer == content_layer)
+
+
+@dataclass(frozen=True)
 class Manifest:
     path: Path  # absolute
     title: str
@@ -197,6 +210,11 @@ class Manifest:
     links: tuple[Link, ...] = ()
     publish_grams: bool = True  # data.grams: write each run's data/grams.npz into the site
     publish_archive: bool = True  # data.archive: write data.zip with every run's data
+    # data.folder: write the data files (Grams, records, exact images, archive) there, not into
+    # the site; data.url: where that folder is published (default: its path from the site).
+    data_folder: Path | None = None
+    data_url: str | None = None
+    figures: FigureOptions = FigureOptions()
 
     @property
     def root(self) -> Path:
@@ -487,10 +505,32 @@ PAIR_CHECKS: dict[str, Checker] = {
     "id": _text, "title": _text, "notes": _text, "content": _image_path, "style": _image_path, "links": _links,
     "variants": _variants, "sweep": _sweep,
 }
-TOP_KEYS = ("title", "description", "links", "data", "defaults", "pairs")
+TOP_KEYS = ("title", "description", "links", "data", "figures", "defaults", "pairs")
 
 
-DATA_CHECKS: dict[str, Checker] = {"grams": _boolean, "archive": _boolean}
+def _folder(item: Located, context: "_Context") -> tuple[Any, str | None]:
+    """A folder to write into, relative to the manifest (it need not exist yet)."""
+    if not isinstance(item.value, str) or not item.value.strip() or URL_PATTERN.match(item.value):
+        return None, f"must be the path of a folder, relative to the manifest, not {_describe(item.value)}"
+    path = (context.root / os.path.expanduser(item.value)).resolve()
+    if path.exists() and not path.is_dir():
+        return None, f"{path} exists and is not a folder"
+    return path, None
+
+
+def _base_url(item: Located, _: "_Context") -> tuple[Any, str | None]:
+    """Where a folder will be published: http(s), or a path relative to the site's root."""
+    value = item.value
+    if not isinstance(value, str) or not value.strip() or "\\" in value or value.strip() != value:
+        return None, f"must be a URL, not {_describe(value)}"
+    scheme = URL_PATTERN.match(value)
+    if (scheme and not value.lower().startswith(("http://", "https://"))) or (not scheme and ":" in value.split("/")[0]):
+        return None, f"{_describe(value)} is not allowed (allowed: http://, https:// or a path relative to the site)"
+    return value.rstrip("/") + "/", None
+
+
+DATA_CHECKS: dict[str, Checker] = {"grams": _boolean, "archive": _boolean, "folder": _folder, "url": _base_url}
+FIGURES_CHECKS: dict[str, Checker] = {"montages": _choice("all", "content", "none"), "pair_sheets": _boolean, "quality": _integer(10, 100)}
 
 
 def _describe(value: Any) -> str:
@@ -605,8 +645,18 @@ def _validate(root: Located | None, path: Path, context: _Context) -> Manifest |
         item = top["data"]
         if isinstance(item.value, dict):
             data = _check_mapping(item, DATA_CHECKS, "data", context)
+            if "url" in item.value and "folder" not in item.value:
+                context.problem(item.key_marks["url"], "data.url", "says where data.folder is published; give data.folder too")
         else:
             context.problem(item.mark, "data", "must be a mapping, e.g. {grams: false, archive: false}")
+
+    figures: dict[str, Any] = {}
+    if "figures" in top:
+        item = top["figures"]
+        if isinstance(item.value, dict):
+            figures = _check_mapping(item, FIGURES_CHECKS, "figures", context)
+        else:
+            context.problem(item.mark, "figures", "must be a mapping, e.g. {montages: content, quality: 50}")
 
     defaults: dict[str, Any] = {}
     if "defaults" in top:
@@ -672,7 +722,8 @@ def _validate(root: Located | None, path: Path, context: _Context) -> Manifest |
         )
     return Manifest(
         path=path, title=title, description=description, pairs=tuple(pairs), links=links,
-        publish_grams=data.get("grams", True), publish_archive=data.get("archive", True),
+        publish_grams=data.get("grams", True), publish_archive=data.get("archive", True), figures=FigureOptions(**figures),
+        data_folder=data.get("folder"), data_url=data.get("url"),
     )
 
 

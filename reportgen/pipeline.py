@@ -143,7 +143,7 @@ class Devices(Protocol):
 class Figures(Protocol):
     lost_errors: tuple[type[BaseException], ...]
 
-    def submit(self, transfer: TransferResult, analysis: AnalysisResult, params, folder: Path) -> Future: ...
+    def submit(self, transfer: TransferResult, analysis: AnalysisResult, params, options, folder: Path) -> Future: ...
 
 
 @dataclass
@@ -200,7 +200,7 @@ class Gatherer:
     def _plan(self) -> list[_Transfer]:
         transfers: dict[str, _Transfer] = {}
         for run in self.manifest.runs:
-            keys = run_keys(file_sha256(run.pair.content), file_sha256(run.pair.style), run.params, weights_fingerprint(run.params.weights))
+            keys = run_keys(file_sha256(run.pair.content), file_sha256(run.pair.style), run.params, weights_fingerprint(run.params.weights), self.manifest.figures)
             transfer = transfers.setdefault(keys.transfer, _Transfer(keys.transfer, {}))
             transfer.analyses.setdefault(keys.analysis, _Analysis(keys.analysis, keys, [])).runs.append(run)
         for transfer in transfers.values():
@@ -350,7 +350,7 @@ class Gatherer:
         folder = self.caches.figures.reserve(analysis.keys.figures)
         (folder / RUN_FOLDER).mkdir()
         self._start(analysis.runs)
-        future = self.figures().submit(transfer.result, analysis.result, analysis.runs[0].params, folder / RUN_FOLDER)
+        future = self.figures().submit(transfer.result, analysis.result, analysis.runs[0].params, self.manifest.figures, folder / RUN_FOLDER)
         self._figure_futures[future] = (analysis, folder)
 
     def _wait_for_figures(self, block: bool) -> None:

@@ -31,7 +31,7 @@ from typing import Any
 from reportgen.errors import ReportgenError
 from reportgen.executors import available_cores, yield_to_transfers
 from reportgen.jobs import DeviceJob, TaskOutcome
-from reportgen.manifest import BUILTIN_WEIGHTS, Manifest, Params
+from reportgen.manifest import BUILTIN_WEIGHTS, FigureOptions, Manifest, Params
 from reportgen.results import AnalysisResult, FigureSet, TransferResult
 
 RAY_INSTALL = "pip install 'reportgen[ray]'"
@@ -182,14 +182,14 @@ class RayDevices:
             ray.kill(actor, no_restart=True)
 
 
-def _draw_remote(transfer: TransferResult, analysis: AnalysisResult, params: Params) -> tuple[FigureSet, dict[str, bytes]]:
+def _draw_remote(transfer: TransferResult, analysis: AnalysisResult, params: Params, options: FigureOptions) -> tuple[FigureSet, dict[str, bytes]]:
     """A run's folder drawn on a Ray worker, returned as its files' bytes."""
     from reportgen.drawing import draw_run
 
     yield_to_transfers()  # the node's transfers come first
 
     with tempfile.TemporaryDirectory(prefix="reportgen-figures-") as folder:
-        figures = draw_run(transfer, analysis, params, Path(folder))
+        figures = draw_run(transfer, analysis, params, options, Path(folder))
         return figures, {inner: (Path(folder) / inner).read_bytes() for inner in figures.files}
 
 
@@ -201,10 +201,10 @@ class RayFigures:
         self._refs: list[Any] = []
         self.lost_errors = _lost_errors()
 
-    def submit(self, transfer: TransferResult, analysis: AnalysisResult, params: Params, folder: Path) -> Future:
+    def submit(self, transfer: TransferResult, analysis: AnalysisResult, params: Params, options: FigureOptions, folder: Path) -> Future:
         transfer = dataclasses.replace(transfer, images=transfer.images.loaded())
         analysis = dataclasses.replace(analysis, arrays=analysis.arrays.loaded())
-        ref = self._remote.remote(transfer, analysis, params)
+        ref = self._remote.remote(transfer, analysis, params, options)
         self._refs.append(ref)
         drawn: Future = Future()
 

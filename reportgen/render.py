@@ -54,6 +54,8 @@ class Renderer:
         root = base_url.rstrip("/") + "/" if base_url else None
 
         def url(target: str) -> str:
+            if target.startswith(("http://", "https://")):  # published elsewhere (data.url)
+                return target
             path, hash_mark, fragment = target.partition("#")
             path = aliases.get(path, path)
             if page == NOT_FOUND and root:

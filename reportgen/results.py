@@ -12,6 +12,7 @@ or moving an image reuses every stage.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -383,6 +384,9 @@ class FigureSet:
     layers: dict[str, LayerFigures]
     seconds: float
     files: dict[str, int]  # every file of the run's folder (run-folder path) and its size
+    # sha256 of the files runs may share (reportgen.layout.shared_between_runs), hashed while
+    # their bytes were at hand: the site writer stores files with equal bytes once.
+    digests: dict[str, str] = dataclasses.field(default_factory=dict)
 
     FILE = "figures.json"
 
@@ -394,6 +398,7 @@ class FigureSet:
             },
             "seconds": self.seconds,
             "files": self.files,
+            "digests": self.digests,
         })
 
     @classmethod
@@ -406,4 +411,4 @@ class FigureSet:
                 GramScale(**values["gram_scale"]),
                 HeatmapPlacement(tuple(heatmap["size"]), tuple(heatmap["axes"]), heatmap["channels"], heatmap["low"]),
             )
-        return cls(layers, data["seconds"], data["files"])
+        return cls(layers, data["seconds"], data["files"], data.get("digests", {}))

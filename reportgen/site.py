@@ -72,13 +72,16 @@ def _thumbs(name: str) -> dict[str, str]:
     return {role: in_run(name, layout.thumbnail_file(role)) for role in ROLES}
 
 
-def build_pages(manifest: Manifest, records: dict[str, dict], failed: dict[str, str], comparisons: dict[str, StyleComparison], downloads: list[Volume]) -> list[Page]:
+def build_pages(
+    manifest: Manifest, records: dict[str, dict], failed: dict[str, str], comparisons: dict[str, StyleComparison], downloads: list[Volume], data_base: str | None = None
+) -> list[Page]:
     """Every page of the site.
 
     ``records`` maps run name (``pair`` or ``pair/variant``) -> record, in manifest order;
     ``failed`` maps the name of each run that could not be computed to why; ``comparisons`` maps
     layer -> how alike the study's style images are there (:mod:`reportgen.compare`);
-    ``downloads`` are the data archive's volumes.
+    ``downloads`` are the data archive's volumes; ``data_base`` is where the data files are
+    published when not in the site (a URL, or a path from the site's root), else ``None``.
     """
     pages: list[Page] = []
 
@@ -109,7 +112,7 @@ def build_pages(manifest: Manifest, records: dict[str, dict], failed: dict[str, 
         if pair.variants:
             pages.append(_variants_page(manifest, pair, [(name, records[name]) for name in done], entry["failed"], neighbours))
         for name in done:
-            pages.extend(_run_pages(manifest, pair, records[name], name, neighbours if not pair.variants else None, set(comparisons)))
+            pages.extend(_run_pages(manifest, pair, records[name], name, neighbours if not pair.variants else None, set(comparisons), data_base))
     pages.insert(
         0,
         _page(
@@ -126,7 +129,7 @@ def build_pages(manifest: Manifest, records: dict[str, dict], failed: dict[str, 
             sort_keys=SORT_KEYS,
             index_script=layout.INDEX_SCRIPT,
             layer_pages=[{"name": layer, "href": cross_pair_page(layer)} for layer in comparisons],
-            downloads=[{"href": v.site_path, "label": _download_label(v, len(downloads))} for v in downloads],
+            downloads=[{"href": (data_base or "") + v.site_path, "label": _download_label(v, len(downloads))} for v in downloads],
         ),
     )
     pages.extend(_cross_pair_pages(manifest, records, comparisons))
@@ -238,7 +241,9 @@ def _variants_page(manifest: Manifest, pair, runs: list[tuple[str, dict]], faile
     )
 
 
-def _run_pages(manifest: Manifest, spec: PairSpec, record: dict, name: str, neighbours: dict | None, compared_layers: set[str]) -> list[Page]:
+def _run_pages(
+    manifest: Manifest, spec: PairSpec, record: dict, name: str, neighbours: dict | None, compared_layers: set[str], data_base: str | None
+) -> list[Page]:
     """The page of one run (a pair, or one variant) and its layer pages.  ``compared_layers``
     are those with a cross-pair page (layers every run analyses)."""
     pair_title = spec.title
@@ -256,7 +261,7 @@ def _run_pages(manifest: Manifest, spec: PairSpec, record: dict, name: str, neig
             _crumbs(*trail[:-1], (trail[-1][0], None)),
             neighbours=neighbours or {"previous": None, "next": None},
             links=_links(spec.links),
-            **views.run_view(name, record, layers, manifest.publish_grams),
+            **views.run_view(name, record, layers, manifest.publish_grams, data_base),
         )
     ]
     strip_links = [{"href": other["href"], "label": other["name"]} for other in layers]

@@ -74,13 +74,15 @@ LOSS_NORMALISATIONS = {"relative": "relative squared errors"}  # else the seed's
 SEED_NORMALISATION = "the seed notebook's normalisation"
 
 
-def _images(name: str, record: dict) -> list[dict]:
-    """The exact images of a run, each with the width it was fed at and (inputs) its file."""
+def _images(name: str, record: dict, data_base: str | None) -> list[dict]:
+    """The exact images of a run, each with the width it was fed at and (inputs) its file; with
+    the data apart from the site, the page shows the thumbnail and links the exact image there."""
     inputs = record["inputs"]
     return [
         {
             "role": role,
-            "src": in_run(name, layout.image_file(role)),
+            "src": in_run(name, layout.thumbnail_file(role)) if data_base else in_run(name, layout.image_file(role)),
+            "href": (data_base or "") + in_run(name, layout.image_file(role)),
             "width": (inputs["style"] if role == "style" else inputs["content"])["size"][0],
             "file": inputs[role]["file"] if role in inputs else None,
         }
@@ -140,12 +142,12 @@ def _reconstruction_rows(name: str, record: dict) -> list[list[dict]]:
     return rows
 
 
-def _data_files(name: str, grams_published: bool) -> dict:
+def _data_files(name: str, grams_published: bool, data_base: str | None) -> dict:
     """The run's data files linked from its page (the Grams only when published), each with its
-    file name."""
+    file name; ``data_base`` prefixes them when they are published apart from the site."""
 
     def link(inner: str) -> dict:
-        return {"href": in_run(name, inner), "name": posixpath.basename(inner)}
+        return {"href": (data_base or "") + in_run(name, inner), "name": posixpath.basename(inner)}
 
     return {"grams": link(layout.GRAMS) if grams_published else None, "record": link(layout.RECORD)}
 
@@ -161,14 +163,14 @@ def _provenance(record: dict) -> dict:
     }
 
 
-def run_view(name: str, record: dict, layers: list[dict], grams_published: bool) -> dict:
+def run_view(name: str, record: dict, layers: list[dict], grams_published: bool, data_base: str | None = None) -> dict:
     """What the page of run ``name`` shows besides its frame and navigation; ``layers`` are the
     links to its layer pages (:func:`layer_links`)."""
     parameters = record["parameters"]
     return {
         "pair": record,
         "layers": layers,
-        "images": _images(name, record),
+        "images": _images(name, record, data_base),
         "input_notes": [{"role": role, "note": note} for role in ("content", "style") for note in record["inputs"][role]["notes"]],
         "colour_note": COLOUR_NOTES.get(parameters.get("preserve_color", "none")),
         "snapshots": _snapshot_strip(name, record),
@@ -184,7 +186,7 @@ def run_view(name: str, record: dict, layers: list[dict], grams_published: bool)
         "content_distance": record["stylisation"]["content_features"],
         "parameter_rows": _parameter_rows(parameters, record["changed"]),
         "provenance": _provenance(record),
-        "data_files": _data_files(name, grams_published),
+        "data_files": _data_files(name, grams_published, data_base),
     }
 
 
@@ -209,12 +211,14 @@ LINKED_GRID_ROWS = (4, 8, 16, 32)
 LINKED_MONTAGE = "content"  # an id names one element: the filter anchors sit on one montage only
 
 
-def _pair_rows(cells: list) -> list[dict]:
-    """A ranking of Gram cells ``[i, j, value]``, each filter linked to its tile."""
-    return [
-        {"rank": rank, "i": i, "j": j, "value": value, "i_href": f"#{layout.filter_anchor(i)}", "j_href": f"#{layout.filter_anchor(j)}"}
-        for rank, (i, j, value) in enumerate(cells, start=1)
-    ]
+def _pair_rows(cells: list, linked: bool) -> list[dict]:
+    """A ranking of Gram cells ``[i, j, value]``, each filter linked to its tile when the page
+    has montages to show it in."""
+
+    def href(k: int) -> str | None:
+        return f"#{layout.filter_anchor(k)}" if linked else None
+
+    return [{"rank": rank, "i": i, "j": j, "value": value, "i_href": href(i), "j_href": href(j)} for rank, (i, j, value) in enumerate(cells, start=1)]
 
 
 def _tile_links(montage: dict) -> dict | None:
@@ -226,10 +230,11 @@ def _tile_links(montage: dict) -> dict | None:
     return {"grid": f"cols-{montage['columns']} rows-{montage['rows']}", "tiles": tiles}
 
 
-def _montages(name: str, info: dict, files: LayerFigures) -> list[dict]:
-    """Every feature map of each image, one montage per role."""
+def _montages(name: str, info: dict, files: LayerFigures, drawn: set[str]) -> list[dict]:
+    """Every feature map of each image, one montage per role (none where the study's figure
+    options leave this layer's montages out)."""
     montages = []
-    for role in ROLES:
+    for role in (role for role in ROLES if files.maps(role) in drawn):
         montage, (width, height) = info["montage"][role], info["map_size"][role]
         tile_width, tile_height = montage["tile"]
         montages.append(
@@ -254,6 +259,8 @@ def layer_view(name: str, record: dict, layers: list[dict], layer: str) -> dict:
     files = LayerFigures(layer)
     scale = info["gram_scale"]
     block = scale["block"]
+    drawn = set(record["files"])
+    montages = _montages(name, info, files, drawn)
     return {
         "pair": record,
         "info": info,
@@ -263,11 +270,11 @@ def layer_view(name: str, record: dict, layers: list[dict], layer: str) -> dict:
         "figures": {
             "gram_comparison": in_run(name, files.gram_comparison),
             "loss_curve": in_run(name, files.loss_curve) if info["is_style_layer"] else None,
-            "difference": in_run(name, files.difference) if info["is_content_layer"] else None,
+            "difference": in_run(name, files.difference) if files.difference in drawn else None,
             "gram_heatmap": in_run(name, files.gram_heatmap),
             "correlation": in_run(name, files.correlation),
             "energy": in_run(name, files.energy),
-            "top_pairs": in_run(name, files.top_pairs),
+            "top_pairs": in_run(name, files.top_pairs) if files.top_pairs in drawn else None,
         },
         "gram_legend": {
             "square": f"the mean of {block}×{block} cells" if block > 1 else "one cell",
@@ -278,14 +285,14 @@ def layer_view(name: str, record: dict, layers: list[dict], layer: str) -> dict:
         },
         "correlation_legend": {"low": info["correlation_heatmap"]["low"], "scale": layout.MAGMA_SCALE},
         "rankings": {
-            "style_cells": _pair_rows(info["top_cells"]["style"]),
-            **{f"{role}_pairs": _pair_rows(info["top_pairs"][role]) for role in ROLES},
-            "style_pairs_normalised": _pair_rows(info["top_pairs_normalised"]),
+            "style_cells": _pair_rows(info["top_cells"]["style"], bool(montages)),
+            **{f"{role}_pairs": _pair_rows(info["top_pairs"][role], bool(montages)) for role in ROLES},
+            "style_pairs_normalised": _pair_rows(info["top_pairs_normalised"], bool(montages)),
         },
         "top_pair_count": len(info["top_pairs"]["style"]),
         "montage_columns": info["montage"]["style"]["columns"],
         "filter_link_prefix": f"{layout.layer_page_name(layer)}#{layout.FILTER_ANCHOR_PREFIX}",
-        "montages": _montages(name, info, files),
-        "layer_data": {"channels": info["channels"], "montage": info["montage"], "heatmap": info["correlation_heatmap"], "roles": list(ROLES)},
+        "montages": montages,
+        "layer_data": {"channels": info["channels"], "montage": info["montage"], "heatmap": info["correlation_heatmap"], "roles": [m["role"] for m in montages]},
         "filter_script": layout.FILTER_SCRIPT,
     }

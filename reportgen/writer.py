@@ -98,9 +98,18 @@ class SiteWriter:
         except OSError:
             shutil.copy2(source, target)
 
-    def copy_tree(self, source: Path, relative_dir: str, skip: set[str] = frozenset(), shareable: Callable[[str], bool] = lambda inner: False) -> None:
+    def copy_tree(
+        self,
+        source: Path,
+        relative_dir: str,
+        skip: set[str] = frozenset(),
+        shareable: Callable[[str], bool] = lambda inner: False,
+        keep: set[str] | None = None,
+        digests: dict[str, str] | None = None,
+    ) -> None:
         """Copy every file under ``source`` to ``relative_dir``, except the ``skip`` paths
-        (relative to ``source``); hard links where possible.
+        (relative to ``source``), or only the ``keep`` paths; hard links where possible.
+        ``digests`` gives the sha256 of files already hashed (the others are read to hash them).
 
         A file for which ``shareable(inner path)`` is true and whose bytes were already written
         elsewhere in the site is not written again; it becomes an alias of the first copy (the
@@ -108,11 +117,11 @@ class SiteWriter:
         """
         for file in sorted(p for p in source.rglob("*") if p.is_file()):
             inner = file.relative_to(source).as_posix()
-            if inner in skip:
+            if inner in skip or (keep is not None and inner not in keep):
                 continue
             relative = f"{relative_dir}/{inner}"
             if shareable(inner):
-                digest = hashlib.sha256(file.read_bytes()).hexdigest()
+                digest = (digests or {}).get(inner) or hashlib.sha256(file.read_bytes()).hexdigest()
                 if digest in self._by_digest:
                     self.aliases[relative] = self._by_digest[digest]
                     continue

@@ -460,6 +460,13 @@ MANIFEST_CASES = [
       "links:\n  a: '/\\evil.example'\n  b: '\\\\evil.example'\n" + P,
       (2, 6, "links.a", "not allowed"), (3, 6, "links.b", "not allowed")),
     M("links-not-a-mapping", "links: [https://example.org]\n" + P, (1, 8, "links", "must be a mapping")),
+    # --- the site's figures and data ---
+    M("figures-options-out-of-range", "figures: {montages: some, quality: 5}\n" + P,
+      (1, 21, "figures.montages", "not allowed", "all, content, none"), (1, 36, "figures.quality", "out of range", "10..100")),
+    M("figures-not-a-mapping", "figures: compact\n" + P, (1, 10, "figures", "must be a mapping")),
+    M("data-url-without-folder", "data: {url: 'https://example.org/d'}\n" + P, (1, 8, "data.url", "give data.folder")),
+    M("data-folder-a-file-and-url-not-http", "data: {folder: c.png, url: 'javascript:alert(1)'}\n" + P,
+      (1, 16, "data.folder", "not a folder"), (1, 28, "data.url", "not allowed")),
     # --- everything at once ---
     M("many-problems-in-one-run",
       "title: [x]\ndefaults: {steps: 0}\npairs:\n  - id: ../../x\n    content: missing.png\n    style: text.png\n"

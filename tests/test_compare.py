@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from reportgen import compare
-from reportgen.compare import StudyStyles, _distances, style_comparisons
+from reportgen.compare import StudyStyles, _distances
 
 
 @dataclass

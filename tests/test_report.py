@@ -223,6 +223,68 @@ def test_provenance_card_has_what_reproduction_needs(swept):
     assert f"optimisation in {record['precision']}" in page
 
 
+def test_fewer_figures_for_a_large_study(tmp_path, session_cache):
+    """figures: {montages: content, pair_sheets: false} draws the feature maps of the content
+    layer only and no filter-pair sheets; the layer pages say so, link no filter where there are
+    no montages, and the site is lighter."""
+    from reportgen.build import build
+
+    manifest = make_study(tmp_path / "study", steps=3)
+    full = build(manifest, tmp_path / "full", device="cpu", cache_dir=session_cache)
+    manifest.write_text("figures: {montages: content, pair_sheets: false, quality: 40}\n" + manifest.read_text())
+    site = tmp_path / "site"
+    summary = build(manifest, site, device="cpu", cache_dir=session_cache)
+    assert summary.stages_computed == {"transfer": 0, "analysis": 0, "figures": 2}  # figures only
+    cat = site / "pairs" / "cat"
+    assert sorted(p.parent.name for p in cat.glob("*/maps-*.webp")) == ["conv4_2"] * 4  # three roles and the difference
+    page = (cat / "conv1_1.html").read_text()
+    assert "figures: {montages: …}" in page and 'href="#f' not in page and "maps-content.webp" not in page
+    content_page = (cat / "conv4_2.html").read_text()
+    assert 'id="f0"' in content_page and 'href="#f' in content_page
+    assert not list(cat.glob("*/top-pairs-style.webp")) and "pair_sheets: false" in page
+    assert "filter-pair sheets" not in summary.weights and full.weights["filter-pair sheets"] > 0
+    assert summary.weights["feature montages"] < full.weights["feature montages"] / 3
+    assert summary.site_bytes < full.site_bytes and sum(summary.weights.values()) == summary.site_bytes
+
+
+def test_a_site_over_the_limit_names_the_settings_that_would_fit(tmp_path, session_cache, monkeypatch, caplog):
+    import reportgen.build
+    from reportgen.build import build
+
+    monkeypatch.setattr(reportgen.build, "PAGES_WARNING_BYTES", 1_000_000)  # the tiny study weighs a few MB
+    manifest = make_study(tmp_path / "study", steps=3)
+    summary = build(manifest, tmp_path / "site", device="cpu", cache_dir=session_cache)
+    warning = next(message for message in summary.warnings if "GitHub Pages" in message)
+    assert f"{summary.site_bytes / 1e6:.0f} MB" in warning and "Grams" in warning
+    for setting in ("figures: {montages: content}", "figures: {montages: none}", "data: {grams: false, archive: false}", "data: {folder: ..., url: ...}"):
+        assert setting in warning, setting
+
+
+def test_data_apart_from_the_site_with_links_to_their_url(tmp_path, session_cache):
+    """data: {folder, url}: the Grams, records, exact images and archive go to their own folder;
+    the pages show thumbnails and link the data where they are published."""
+    from reportgen.build import build
+
+    manifest = make_study(tmp_path / "study", steps=3)
+    manifest.write_text("data: {folder: ../data-release, url: 'https://example.org/releases/v1'}\n" + manifest.read_text())
+    site, data = tmp_path / "site", tmp_path / "data-release"
+    build(manifest, site, device="cpu", cache_dir=session_cache)
+    for pair_id in ("cat", "cup"):
+        for inner in ("data/grams.npz", "data/pair.json", "content.png", "style.png", "result.png"):
+            assert (data / "pairs" / pair_id / inner).is_file() and not (site / "pairs" / pair_id / inner).exists(), inner
+    assert (data / "data.zip").is_file() and not (site / "data.zip").exists()
+    page = (site / "pairs" / "cat" / "index.html").read_text()
+    assert 'href="https://example.org/releases/v1/pairs/cat/data/grams.npz"' in page
+    assert 'href="https://example.org/releases/v1/pairs/cat/result.png"' in page and 'src="thumbs/result.webp"' in page
+    assert 'href="https://example.org/releases/v1/data.zip"' in (site / "index.html").read_text()
+    # Without a URL, the pages link the folder where it lies beside the site (file:// works).
+    manifest.write_text(manifest.read_text().replace(", url: 'https://example.org/releases/v1'", ""))
+    build(manifest, site, device="cpu", cache_dir=session_cache)
+    page = (site / "pairs" / "cat" / "index.html").read_text()
+    assert 'href="../../../data-release/pairs/cat/data/grams.npz"' in page
+    assert (site / "pairs" / "cat" / "../../../data-release/pairs/cat/data/grams.npz").resolve().is_file()
+
+
 def test_data_option_leaves_the_data_files_out(tmp_path, session_cache):
     from reportgen.build import build
 

@@ -69,8 +69,8 @@
 
   function route() {
     var match = /^#f(\d+)(?:-f(\d+))?$/.exec(location.hash);
-    if (!match) {
-      viewer.hidden = true;
+    if (!match || !viewer) {  // without montages on the page there is nothing to show a filter from
+      if (viewer) viewer.hidden = true;
       return;
     }
     var filters = [match[1], match[2]].filter(Boolean).map(Number).filter(function (k) {

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 
 DISTANCES_VERSION = 1  # of the cached distance matrices
 NEAREST = 5  # nearest styles listed for each style
-BLOCK = 64  # styles whose Grams are multiplied at once in float64: 64 × 512² of them is 134 MB
-IN_MEMORY_BYTES = 1 << 30  # a layer's stacked Grams in float64 up to this; float32 beyond
+TILE_BYTES = 128 << 20  # the Grams multiplied at once, in float64: 64 styles × 512² (4× as many columns)
+IN_MEMORY_BYTES = 2 << 30  # a layer's stacked Grams in float64 up to this (1000 × 512²); float32 beyond
 
 
 @dataclass(frozen=True)
@@ -112,22 +112,47 @@ def _distances(styles: StudyStyles, results: dict[str, "RunResults"], layer: str
     # Styles the kept distances do not cover: their rows (and columns) are computed.
     missing = np.flatnonzero(np.isnan(np.diag(matrix)))
     if len(missing):
-        # Each style's Gram read once, and kept in float64 unless a large study's would not fit
-        # in memory (float32 is what the analysis computed them in); products are float64.
-        first = results[styles.runs[0]].analysis.gram_per_position("style", layer)
-        dtype = np.float64 if count * first.size * 8 <= IN_MEMORY_BYTES else np.float32
-        grams = np.stack([results[name].analysis.gram_per_position("style", layer).astype(dtype).ravel() for name in styles.runs])
-        norms = np.linalg.norm(grams.astype(np.float64, copy=False), axis=1)
-        for start in range(0, len(missing), BLOCK):
-            rows = missing[start : start + BLOCK]
-            block = grams[rows].astype(np.float64)
-            for other in range(0, count, BLOCK):
-                columns = np.arange(other, min(other + BLOCK, count))
-                distances = _symmetric_distances(block, grams[columns].astype(np.float64), norms[rows], norms[columns])
-                matrix[np.ix_(rows, columns)] = distances
-                matrix[np.ix_(columns, rows)] = distances.T
+        known = np.flatnonzero(~np.isnan(np.diag(matrix)))
+        order = np.concatenate([known, missing])  # the styles to compute last
+        stacked = _stacked_grams([styles.runs[k] for k in order], results, layer)
+        computed = _distances_of_the_last(stacked, len(known))
+        reordered = np.ix_(order, order)
+        matrix[reordered] = np.where(np.isnan(computed), matrix[reordered], computed)
         np.fill_diagonal(matrix, 0.0)
     return matrix
+
+
+def _stacked_grams(runs: list[str], results: dict[str, "RunResults"], layer: str) -> np.ndarray:
+    """(N, D) the Gram of each run's style at ``layer``, a row each: float64 unless a large
+    study's would not fit in memory (the analysis computed them in float32, so float32 loses
+    nothing; only the products need float64)."""
+    first = results[runs[0]].analysis.gram_per_position("style", layer)
+    dtype = np.float64 if len(runs) * first.size * 8 <= IN_MEMORY_BYTES else np.float32
+    stacked = np.empty((len(runs), first.size), dtype)
+    for row, name in enumerate(runs):
+        stacked[row] = results[name].analysis.gram_per_position("style", layer).ravel()
+    return stacked
+
+
+def _distances_of_the_last(stacked: np.ndarray, known: int) -> np.ndarray:
+    """(N, N) distances between the rows of ``stacked`` (N, D) wherever one of the two is past
+    its first ``known`` rows (NaN elsewhere). Each pair is computed once, in tiles large enough
+    for the matrix product to run at full speed and small enough to convert to float64: a tile
+    of rows against the known rows, then against the unknown ones from the tile on."""
+    count, size = stacked.shape
+    tile = max(1, TILE_BYTES // (size * 8))
+    norms = np.sqrt(np.einsum("nd,nd->n", stacked, stacked, dtype=np.float64))
+    computed = np.full((count, count), np.nan)
+    for start in range(known, count, tile):
+        stop = min(start + tile, count)
+        rows = stacked[start:stop].astype(np.float64, copy=False)
+        for span_start, span_stop in ((0, known), (start, count)):
+            for first in range(span_start, span_stop, 4 * tile):
+                columns = slice(first, min(first + 4 * tile, span_stop))
+                distances = _symmetric_distances(rows, stacked[columns].astype(np.float64, copy=False), norms[start:stop], norms[columns])
+                computed[start:stop, columns] = distances
+                computed[columns, start:stop] = distances.T
+    return computed
 
 
 def _symmetric_distances(a: np.ndarray, b: np.ndarray, a_norms: np.ndarray, b_norms: np.ndarray) -> np.ndarray:

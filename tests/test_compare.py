@@ -57,6 +57,20 @@ def test_distances_equal_a_direct_computation():
     assert np.array_equal(matrix, matrix.T)
 
 
+def test_distances_computed_in_many_tiles_and_partly_kept_equal_a_direct_computation(tmp_path: Path, monkeypatch):
+    # Tiles of three styles: rows against kept styles, unknown ones and their own tile.
+    monkeypatch.setattr(compare, "TILE_BYTES", 3 * 64 * 8)
+    styles, results = styles_and_results(11)
+    first = _distances(styles, results, "conv1_1", None)
+    compare.keep({"conv1_1": compare.StyleComparison("conv1_1", styles, first, list(range(11)), np.zeros((0, 4)))}, tmp_path)
+    grown, grown_results = styles_and_results(17)
+    matrix = _distances(grown, grown_results, "conv1_1", tmp_path)
+    grams = [grown_results[name].analysis.grams["conv1_1"] for name in grown.runs]
+    expected = np.array([[direct(a, b) for b in grams] for a in grams])
+    assert np.allclose(first, expected[:11, :11], rtol=1e-9, atol=1e-12)
+    assert np.allclose(matrix, expected, rtol=1e-9, atol=1e-12) and np.array_equal(matrix, matrix.T)
+
+
 def test_kept_distances_are_reused_and_one_more_style_costs_n(tmp_path: Path, monkeypatch):
     computed = []
     real = compare._symmetric_distances

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,8 +35,13 @@ class StudyStyles:
     representation), with the same weights and activation."""
 
     identities: list[str]
-    labels: list[str]  # the file's name, with its size and activation where names repeat
+    labels: list[str]  # the file's name, with how it was fed where names repeat
     runs: list[str]  # a run whose analysis holds the style's Grams (the first to use it)
+    study: str = ""  # whose styles: studies sharing a cache keep their distances apart
+
+    def kept_file(self, keep_in: Path, layer: str) -> Path:
+        """Where the distances of these styles at ``layer`` are kept between builds."""
+        return keep_in / f"{self.study or 'study'}-{layer}-v{DISTANCES_VERSION}.npz"
 
 
 @dataclass(frozen=True)
@@ -58,21 +64,37 @@ class StyleComparison:
 
 def study_styles(manifest: Manifest, results: dict[str, "RunResults"]) -> StudyStyles:
     runs = {run.name: run for run in manifest.runs}
-    seen: dict[str, int] = {}
+    seen: set[str] = set()
     identities, labels, holders = [], [], []
     for name, run_results in results.items():
-        style, activation = run_results.transfer.style, runs[name].params.activation
-        identity = json.dumps([style.sha256, list(style.size), run_results.transfer.weights["sha256"], activation])
+        transfer, params = run_results.transfer, runs[name].params
+        fed_as = [transfer.style.sha256, list(transfer.style.size), transfer.weights["sha256"], params.activation]
+        if params.preserve_color != "none":  # the style was fed in the content's colours
+            fed_as += [params.preserve_color, transfer.content.sha256]
+        identity = json.dumps(fed_as)
         if identity in seen:
             continue
-        seen[identity] = len(identities)
-        label = Path(runs[name].pair.style).name
-        if label in labels:
-            label = f"{label} ({style.size[0]}×{style.size[1]}, {activation})"
+        seen.add(identity)
         identities.append(identity)
-        labels.append(label)
+        labels.append(Path(runs[name].pair.style).name)
         holders.append(name)
-    return StudyStyles(identities, labels, holders)
+    study = hashlib.sha256(str(manifest.path).encode()).hexdigest()[:16]
+    return StudyStyles(identities, _distinct(labels, holders, runs, results), holders, study)
+
+
+def _distinct(labels: list[str], holders: list[str], runs: dict, results: dict[str, "RunResults"]) -> list[str]:
+    """The file names, with how the style was fed where a name stands for several styles."""
+    repeated = {label for label, count in Counter(labels).items() if count > 1}
+    shown = []
+    for label, name in zip(labels, holders):
+        if label in repeated:
+            params, size = runs[name].params, results[name].transfer.style.size
+            how = [f"{size[0]}×{size[1]}", params.activation]
+            if params.preserve_color != "none":
+                how.append(f"{params.preserve_color} of {Path(runs[name].pair.content).name}")
+            label = f"{label} ({', '.join(how)})"
+        shown.append(label)
+    return shown
 
 
 def style_comparisons(manifest: Manifest, results: dict[str, "RunResults"], keep_in: Path | None) -> dict[str, StyleComparison]:
@@ -97,7 +119,7 @@ def _distances(styles: StudyStyles, results: dict[str, "RunResults"], layer: str
     others computed."""
     count = len(styles.identities)
     matrix = np.full((count, count), np.nan)
-    kept = keep_in / f"{layer}-v{DISTANCES_VERSION}.npz" if keep_in is not None else None
+    kept = styles.kept_file(keep_in, layer) if keep_in is not None else None
     if kept is not None and kept.is_file():
         try:
             with np.load(kept) as stored:
@@ -166,7 +188,7 @@ def _symmetric_distances(a: np.ndarray, b: np.ndarray, a_norms: np.ndarray, b_no
 def keep(comparisons: dict[str, StyleComparison], keep_in: Path) -> None:
     """Keep each layer's distances for the next build (after this one's site is swapped in)."""
     for layer, comparison in comparisons.items():
-        _keep(keep_in / f"{layer}-v{DISTANCES_VERSION}.npz", comparison.styles.identities, comparison.matrix)
+        _keep(comparison.styles.kept_file(keep_in, layer), comparison.styles.identities, comparison.matrix)
 
 
 def _keep(path: Path, identities: list[str], matrix: np.ndarray) -> None:

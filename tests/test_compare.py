@@ -4,7 +4,9 @@ side."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from types import SimpleNamespace
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +103,37 @@ def test_the_clustering_puts_alike_styles_side_by_side():
     assert families == sorted(families, key=families.index)  # each family one contiguous run
     comparison = compare.StyleComparison("conv1_1", styles, matrix, order, merges)
     assert all(other % 3 == 0 for other in comparison.nearest(0, count=2))
+
+
+def test_studies_sharing_a_cache_keep_their_distances_apart(tmp_path: Path):
+    styles, results = styles_and_results(5)
+    first = _distances(styles, results, "conv1_1", tmp_path)
+    compare.keep({"conv1_1": compare.StyleComparison("conv1_1", styles, first, list(range(5)), np.zeros((0, 4)))}, tmp_path)
+    # Another study, the same style files, other Grams (its own weights, say): nothing of the first's is taken.
+    other, other_results = styles_and_results(5, seed=0)
+    other = dataclasses.replace(other, study="another")
+    for run in other_results.values():
+        run.analysis.grams["conv1_1"] = run.analysis.grams["conv1_1"] * 2 + 1
+    grams = [other_results[name].analysis.grams["conv1_1"] for name in other.runs]
+    expected = np.array([[direct(a, b) for b in grams] for a in grams])
+    assert np.allclose(_distances(other, other_results, "conv1_1", tmp_path), expected, rtol=1e-9, atol=1e-12)
+
+
+def _run(style: str, content: str, preserve_color: str):
+    params = SimpleNamespace(activation="relu", preserve_color=preserve_color)
+    run = SimpleNamespace(params=params, pair=SimpleNamespace(style=f"images/{style}", content=f"images/{content}"))
+    image = lambda name: SimpleNamespace(sha256=f"sha-{name}", size=(32, 24))  # noqa: E731
+    transfer = SimpleNamespace(style=image(style), content=image(content), weights={"sha256": "w"})
+    return run, SimpleNamespace(transfer=transfer)
+
+
+def test_a_style_fed_in_each_contents_colours_is_a_style_per_content():
+    for preserve_color, count in (("none", 1), ("luminance", 2), ("histogram", 2)):
+        runs = {"a": _run("waves.png", "cat.png", preserve_color), "b": _run("waves.png", "cup.png", preserve_color)}
+        for name, (run, _) in runs.items():
+            run.name = name
+        manifest = SimpleNamespace(runs=[run for run, _ in runs.values()], path=Path("/study/manifest.yaml"))
+        styles = compare.study_styles(manifest, {name: results for name, (_, results) in runs.items()})
+        assert len(styles.identities) == count
+        if count == 2:
+            assert styles.labels == [f"waves.png (32×24, relu, {preserve_color} of cat.png)", f"waves.png (32×24, relu, {preserve_color} of cup.png)"]

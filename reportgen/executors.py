@@ -212,7 +212,11 @@ class DeviceWorkers:
     def start(self) -> dict[str, int]:
         """Start every worker (importing torch there); returns each one's process id."""
         for worker in self.workers:
-            worker.pid = worker.pool.submit(_pid).result()
+            try:
+                worker.pid = worker.pool.submit(_pid).result()
+            except BrokenProcessPool:  # its initializer failed: no torch, no such device, ...
+                self.close()
+                raise ReportgenError(f"the worker process for {worker.label} could not start (its error is shown above)") from None
         return {worker.label: worker.pid for worker in self.workers}
 
     def free(self) -> bool:
@@ -247,15 +251,19 @@ class DeviceWorkers:
 
     def close(self) -> None:
         for worker in self.workers:
-            worker.pool.shutdown(wait=False, cancel_futures=True)
-            _terminate(worker.pool)
+            _shut_down_now(worker.pool)
 
 
-def _terminate(pool: ProcessPoolExecutor) -> None:
-    """Stop a pool's processes now (a cancelled build does not wait for a running job)."""
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
+def _shut_down_now(pool: ProcessPoolExecutor) -> None:
+    """Cancel a pool's queued work and stop its processes now: a cancelled build does not wait
+    for a running job. (The processes are listed first: ``shutdown`` forgets them.)"""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
         if process.is_alive():
             process.terminate()
+    for process in processes:
+        process.join(timeout=5)
 
 
 # ---- figures --------------------------------------------------------------------------------
@@ -307,7 +315,8 @@ class FigurePool:
 
     def close(self, cancel: bool = False) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=not cancel, cancel_futures=cancel)
             if cancel:
-                _terminate(self._pool)
+                _shut_down_now(self._pool)
+            else:
+                self._pool.shutdown(wait=True)
             self._pool = None

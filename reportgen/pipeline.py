@@ -246,7 +246,10 @@ class Gatherer:
                 self._run_jobs(deque(self._jobs(tasks)))
             self._wait_for_figures(block=True)
         except BaseException:
-            # A failed or interrupted build keeps nothing half drawn.
+            # A failed or interrupted build keeps nothing half drawn: the drawing stops first,
+            # so that no figure process writes into a folder after it is removed.
+            if self._figure_futures:
+                self.figures().close(cancel=True)
             for future, (_, folder) in self._figure_futures.items():
                 future.cancel()
                 self.caches.figures.discard(folder)

@@ -7,11 +7,14 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
+from pathlib import Path
 
 import pytest
 
 from conftest import SEEDED_TWINS, make_study
 
+from reportgen.errors import ReportgenError
 from reportgen.executors import DeviceWorkers, SerialFigures
 from reportgen.jobs import DeviceJob, TransferTask, load_inputs
 from reportgen.manifest import load_manifest
@@ -79,3 +82,33 @@ def test_a_worker_that_dies_has_its_runs_reported_and_the_other_finishes(tmp_pat
     # Each run is either finished or reported, never both, and none was computed twice.
     assert sorted([*gathered.failed, *gathered.results]) == sorted(RUNS) and not set(gathered.failed) & set(gathered.results)
     assert gathered.stages_computed["transfer"] == len(gathered.results) >= 1
+
+
+def _stopped(pid: int) -> bool:
+    """Gone, or a zombie waiting to be reaped (Linux)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX"
+    except FileNotFoundError:
+        return True
+
+
+def test_closing_the_workers_stops_a_running_job_at_once(tmp_path):
+    workers = DeviceWorkers(["cpu", "cpu"])
+    pids = list(workers.start().values())
+    manifest = load_manifest(make_study(tmp_path / "study", size=64, steps=5000))
+    run = manifest.runs[0]
+    future = workers.submit(DeviceJob((TransferTask(run.name, run, load_inputs(run), None, ()),)))
+    time.sleep(3)  # optimising by now: 5000 steps take minutes
+    assert not future.done()
+    started = time.monotonic()
+    workers.close()
+    deadline = time.monotonic() + 5
+    while not all(_stopped(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(_stopped(pid) for pid in pids) and time.monotonic() - started < 5
+
+
+def test_a_worker_that_cannot_start_is_named_in_one_message():
+    workers = DeviceWorkers(["cpu", "no-such-device"])
+    with pytest.raises(ReportgenError, match="no-such-device.*could not start"):
+        workers.start()

@@ -21,6 +21,7 @@ the run itself comes back as the run's error and is not retried.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 import tempfile
@@ -97,15 +98,7 @@ class _DeviceActor:
             # the thread count changes a transfer's rounding, and a cluster's results should be
             # the ones a local build gives.
             torch.set_num_threads(available_cores())
-        local = {}
-        if weight_files:
-            folder = Path(tempfile.mkdtemp(prefix="reportgen-weights-"))
-            for choice, ref in weight_files.items():
-                # Under the file's own name, so that the record names the weights as written.
-                path = folder / str(len(local)) / Path(choice).name
-                path.parent.mkdir()
-                path.write_bytes(ray.get(ref))
-                local[choice] = str(path)
+        local = {choice: str(_node_copy(choice, ray.get(ref))) for choice, ref in weight_files.items()}
         self.runtime = Runtime(device, weight_files=local)
 
     def run(self, job: DeviceJob) -> list[TaskOutcome]:
@@ -115,6 +108,20 @@ class _DeviceActor:
 
     def pid(self) -> int:
         return os.getpid()
+
+
+def _node_copy(choice: str, data: bytes) -> Path:
+    """A weights file on this node: one copy per content, shared by the node's actors and their
+    restarts, under the file's own name (the record names the weights as written)."""
+    folder = Path(tempfile.gettempdir()) / f"reportgen-weights-{hashlib.sha256(data).hexdigest()[:24]}"
+    path = folder / Path(choice).name
+    if not path.is_file():
+        folder.mkdir(exist_ok=True)
+        handle, partial = tempfile.mkstemp(dir=folder, prefix=".partial-")
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(partial, path)
+    return path
 
 
 def _in_memory(job: DeviceJob) -> DeviceJob:
@@ -146,7 +153,7 @@ class RayDevices:
         self.lost_errors = _lost_errors()
         self.capacity = JOBS_PER_ACTOR * count
         self._in_flight: list[list[Future]] = [[] for _ in self.actors]
-        self._refs: list[Any] = []
+        self._refs: dict[Future, Any] = {}  # jobs not finished: their results pin the object store
         self._owner: dict[Future, int] = {}
 
     def _load(self, index: int) -> int:
@@ -160,7 +167,8 @@ class RayDevices:
         index = min(range(len(self.actors)), key=self._load)
         ref = self.actors[index].run.remote(_in_memory(job))
         future = ref.future()
-        self._refs.append(ref)
+        self._refs[future] = ref
+        future.add_done_callback(lambda done: self._refs.pop(done, None))
         self._in_flight[index].append(future)
         self._owner[future] = index
         return future
@@ -171,12 +179,9 @@ class RayDevices:
     def lost(self, future: Future) -> None:
         pass  # Ray restarts a dead actor; only a job out of retries gets here
 
-    def pids(self) -> list[int]:
-        return _ray().get([actor.pid.remote() for actor in self.actors])
-
     def close(self) -> None:
         ray = _ray()
-        for ref in self._refs:  # jobs not finished: dropped, not retried on a new actor
+        for ref in list(self._refs.values()):  # jobs not finished: dropped, not retried on a new actor
             ray.cancel(ref)
         for actor in self.actors:
             ray.kill(actor, no_restart=True)
@@ -198,17 +203,18 @@ class RayFigures:
 
     def __init__(self) -> None:
         self._remote = _ray().remote(num_cpus=FIGURE_CPUS, max_retries=SYSTEM_RETRIES)(_draw_remote)
-        self._refs: list[Any] = []
+        self._refs: dict[Future, Any] = {}  # drawings not finished
         self.lost_errors = _lost_errors()
 
     def submit(self, transfer: TransferResult, analysis: AnalysisResult, params: Params, options: FigureOptions, folder: Path) -> Future:
         transfer = dataclasses.replace(transfer, images=transfer.images.loaded())
         analysis = dataclasses.replace(analysis, arrays=analysis.arrays.loaded())
         ref = self._remote.remote(transfer, analysis, params, options)
-        self._refs.append(ref)
         drawn: Future = Future()
+        self._refs[drawn] = ref
 
         def written(done: Future) -> None:
+            self._refs.pop(drawn, None)  # its files are the driver's now: the store may free them
             if drawn.cancelled():  # the build stopped waiting for it
                 return
             try:
@@ -228,6 +234,6 @@ class RayFigures:
     def close(self, cancel: bool = False) -> None:
         if cancel:
             ray = _ray()
-            for ref in self._refs:
+            for ref in list(self._refs.values()):
                 ray.cancel(ref, force=True)
         self._refs.clear()

@@ -24,6 +24,7 @@ from reportgen.cache import default_cache_dir
 from reportgen.compare import StyleComparison, digest as comparison_digest, keep as keep_comparisons, style_comparisons
 from reportgen.errors import BuildError
 from reportgen.executors import DeviceWorkers, check_device_choice, FigurePool, InProcessDevice, SerialFigures, default_figure_jobs
+from reportgen.fingerprint import STAGE_VERSIONS
 from reportgen.layout import GRAMS, NO_JEKYLL, NOT_FOUND, RECORD, ROLES, SITEMAP, distances_figure, image_file, in_run, run_dir, shared_between_runs
 from reportgen.manifest import Manifest, load_manifest
 from reportgen.pipeline import BuildProgress, Caches, Gathered, Gatherer, Silent
@@ -378,7 +379,8 @@ def _distance_figures(comparisons: dict[str, StyleComparison], keep_in: Path, wr
         if distances_as_table(comparison):
             continue
         site_path = distances_figure(layer)
-        kept = keep_in / f"{layer}-{comparison_digest(comparison)}.webp"
+        # Drawn by the figures' code: a new version of it draws them again.
+        kept = keep_in / f"{layer}-{comparison_digest(comparison)}-figures{STAGE_VERSIONS['figures']}.webp"
         if kept.is_file():
             writer.link(site_path, kept)
             continue

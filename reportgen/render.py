@@ -66,10 +66,10 @@ class Renderer:
         return self.environment.get_template(template).render(**context, url=url, page_path=page, canonical=canonical)
 
     def digest(self) -> str:
-        """A hash of every template and static file: what a page's look depends on beside its
-        context (the version of reportgen that renders it)."""
+        """A hash of every template and static file, and of this module (how links are made):
+        what a page depends on beside its context."""
         root = Path(self.environment.loader.searchpath[0])  # type: ignore[union-attr]
-        hashed = hashlib.sha256()
+        hashed = hashlib.sha256(Path(__file__).read_bytes())
         for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
             hashed.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
         return hashed.hexdigest()

@@ -69,8 +69,3 @@ def relative_distance(a: np.ndarray, b: np.ndarray) -> float:
     """‖a − b‖ / ‖b‖ (Frobenius), the distance used to say how far one representation is from another."""
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
 
-
-def symmetric_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """‖a − b‖ over the mean of ‖a‖ and ‖b‖ (Frobenius): 0 for equal Grams, at most 2."""
-    scale = (np.linalg.norm(a) + np.linalg.norm(b)) / 2
-    return float(np.linalg.norm(a - b) / scale) if scale > 0 else 0.0

@@ -92,6 +92,7 @@ def build_pages(
     # Previous/next links only between pairs that have pages (with --keep-going some may not).
     shown = [pair for pair in manifest.pairs if finished(pair)]
     pair_links = [{"href": run_page(p.id), "label": p.title} for p in shown]
+    position = {pair.id: index for index, pair in enumerate(shown)}
     index_entries = []
     for pair in manifest.pairs:
         names = [f"{pair.id}/{v.id}" for v in pair.variants] if pair.variants else [pair.id]
@@ -108,7 +109,7 @@ def build_pages(
         index_entries.append(entry)
         if not done:
             continue
-        neighbours = _neighbours(pair_links, shown.index(pair))
+        neighbours = _neighbours(pair_links, position[pair.id])
         if pair.variants:
             pages.append(_variants_page(manifest, pair, [(name, records[name]) for name in done], entry["failed"], neighbours))
         for name in done:

@@ -128,11 +128,6 @@ class SiteWriter:
                 self._by_digest[digest] = relative
             self.link(relative, file)  # cache and site on one disk: no bytes copied
 
-    def staged_bytes(self) -> int:
-        """Size of everything staged so far."""
-        assert self.staging is not None
-        return sum(p.stat().st_size for p in self.staging.rglob("*") if p.is_file())
-
     def commit(self) -> None:
         """Carry over foreign files from the old site, then swap the staging folder in."""
         assert self.staging is not None

@@ -32,7 +32,7 @@ def file_sha256(path: Path) -> str:
     return _sha256(Path(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=1 << 16)  # every image of a study of thousands of pairs: some 200 bytes each
 def _sha256(path: Path, size: int, mtime_ns: int, inode: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

@@ -280,9 +280,12 @@ def _write_site(manifest: Manifest, gathered: Gathered, caches: Caches, summary:
         with _timed(summary, "commit"):
             _weigh(manifest, writer, summary)
             before_commit()
+            # Both prepared before either is swapped in: a full disk leaves both as they were.
+            for prepared in (data, writer) if apart else (writer,):
+                prepared.prepare()
             if apart:
-                data.commit()
-            writer.commit()
+                data.swap()
+            writer.swap()
     summary.pages = len(pages)
     if caches.root is not None:
         with _timed(summary, "commit"):

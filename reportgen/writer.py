@@ -41,9 +41,9 @@ def site_lock(site_dir: Path) -> Iterator[None]:
 
 
 class SiteWriter:
-    """Collects a new site in a staging folder; :meth:`commit` swaps it in place of the old.
+    """Collects a new site in a staging folder; :meth:`prepare` then :meth:`swap` put it in place of the old.
 
-    Use as a context manager: leaving the block without ``commit`` (an error, Ctrl-C) removes the
+    Use as a context manager: leaving the block without ``swap`` (an error, Ctrl-C) removes the
     staging folder and leaves the old site exactly as it was.
     """
 
@@ -128,12 +128,18 @@ class SiteWriter:
                 self._by_digest[digest] = relative
             self.link(relative, file)  # cache and site on one disk: no bytes copied
 
-    def commit(self) -> None:
-        """Carry over foreign files from the old site, then swap the staging folder in."""
+    def prepare(self) -> None:
+        """Everything of a commit that can fail for want of space: the list of this build's
+        files, and the foreign files of the old site copied into the new one."""
         assert self.staging is not None
         self.write(OWN_FILES, "\n".join(sorted(self.written | {OWN_FILES})) + "\n")
         if self.site_dir.exists():
             self._carry_foreign_files()
+
+    def swap(self) -> None:
+        """Put the prepared staging folder in the old site's place (renames only)."""
+        assert self.staging is not None
+        if self.site_dir.exists():
             retired = Path(tempfile.mkdtemp(dir=self.site_dir.parent, prefix=f".{self.site_dir.name}.old-"))
             os.rmdir(retired)
             os.rename(self.site_dir, retired)

@@ -285,6 +285,34 @@ def test_data_apart_from_the_site_with_links_to_their_url(tmp_path, session_cach
     assert (site / "pairs" / "cat" / "../../../data-release/pairs/cat/data/grams.npz").resolve().is_file()
 
 
+def test_a_site_that_cannot_be_swapped_in_leaves_the_data_folder_as_it_was(tmp_path, session_cache, monkeypatch):
+    """The data folder and the site change together: when the new site cannot take the old
+    site's foreign files (a full disk), neither is replaced."""
+    from reportgen import writer as writer_module
+    from reportgen.build import build
+    from reportgen.errors import ReportgenError
+
+    manifest = make_study(tmp_path / "study", steps=3)
+    manifest.write_text("data: {folder: ../data-release}\n" + manifest.read_text())
+    site, data = tmp_path / "site", tmp_path / "data-release"
+    build(manifest, site, device="cpu", cache_dir=session_cache)
+    (site / "CNAME").write_text("study.example.org\n")  # a foreign file: carried into each new site
+    before = {path: path.read_bytes() for folder in (site, data) for path in folder.rglob("*") if path.is_file()}
+    real = writer_module.SiteWriter._carry_foreign_files
+
+    def full_disk(self):
+        if self.site_dir == site:
+            raise OSError(28, "No space left on device")
+        real(self)
+
+    monkeypatch.setattr(writer_module.SiteWriter, "_carry_foreign_files", full_disk)
+    manifest.write_text(manifest.read_text().replace("steps: 3", "steps: 4"))
+    with pytest.raises(ReportgenError):
+        build(manifest, site, device="cpu", cache_dir=session_cache)
+    after = {path: path.read_bytes() for folder in (site, data) for path in folder.rglob("*") if path.is_file()}
+    assert after == before
+
+
 def test_data_option_leaves_the_data_files_out(tmp_path, session_cache):
     from reportgen.build import build
 

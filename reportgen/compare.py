@@ -57,9 +57,8 @@ class StyleComparison:
 
     def nearest(self, index: int, count: int = NEAREST) -> list[int]:
         """The ``count`` styles nearest style ``index``, nearest first (ties by study order)."""
-        distances = self.matrix[index]
-        others = [k for k in np.argsort(distances, kind="stable") if k != index]
-        return others[:count]
+        closest = np.argsort(self.matrix[index], kind="stable")[: count + 1]  # itself among them
+        return [int(k) for k in closest if k != index][:count]
 
 
 def study_styles(manifest: Manifest, results: dict[str, "RunResults"]) -> StudyStyles:

@@ -106,9 +106,6 @@ class _DeviceActor:
 
         return run_job(job, self.runtime)
 
-    def pid(self) -> int:
-        return os.getpid()
-
 
 def _node_copy(choice: str, data: bytes) -> Path:
     """A weights file on this node: one copy per content, shared by the node's actors and their

@@ -30,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from recorded import save_results  # noqa: E402
 from study import write_study  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,11 +100,7 @@ def main() -> None:
     if args.figure_sizes:
         print("one pair's analysis and figures:", flush=True)
         results["figures"] = figure_times(args.figure_sizes, args.device)
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{datetime.date.today().isoformat()}-pipeline-{args.device.replace(':', '')}.json"
-    path.write_text(json.dumps(results, indent=1))
-    print(f"wrote {path}")
+    save_results(results, f"pipeline-{args.device.replace(':', '')}")
 
 
 if __name__ == "__main__":

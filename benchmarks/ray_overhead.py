@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import shutil
 import subprocess
@@ -30,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from recorded import save_results  # noqa: E402
 from study import write_study  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,11 +78,7 @@ def main() -> None:
                     print(f"  {share:g} GPU per actor: {args.pairs / seconds:.2f} runs/s", flush=True)
         finally:
             subprocess.run([RAY, "stop", "--force"], capture_output=True)
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{datetime.date.today().isoformat()}-ray-overhead.json"
-    path.write_text(json.dumps(results, indent=1))
-    print(f"wrote {path}")
+    save_results(results, "ray-overhead")
 
 
 def _cluster_gpus() -> float:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from recorded import save_results  # noqa: E402
 from study import write_study  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,11 +89,7 @@ def main() -> None:
         _table(kind, results[kind])
     for pairs, row in results["cold"].items():
         print(f"site weight, {pairs} pairs: {row['site_bytes'] / pairs / 1e6:.2f} MB a run")
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{datetime.date.today().isoformat()}-scale.json"
-    path.write_text(json.dumps(results, indent=1))
-    print(f"wrote {path}")
+    save_results(results, "scale")
 
 
 if __name__ == "__main__":

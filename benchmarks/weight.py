@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import sys
 import tempfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from recorded import save_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PAIRS = [("chelsea.png", "brushstrokes.jpg"), ("coffee.png", "mosaic.png"), ("rocket.jpg", "hubble_deep_field.jpg"), ("astronaut.png", "ihc.jpg")]
@@ -60,11 +63,7 @@ def main() -> None:
                 print(f"\n{size} px, {name}: {total / 1e6:.2f} MB a run; a 1000-pair study about {total * 1000 / 1e9:.2f} GB", flush=True)
                 for kind, size_bytes in sorted(weights.items(), key=lambda item: -item[1]):
                     print(f"  {kind:22s} {size_bytes / 1e3:9.0f} KB")
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{datetime.date.today().isoformat()}-weight.json"
-    path.write_text(json.dumps(results, indent=1))
-    print(f"wrote {path}")
+    save_results(results, "weight")
 
 
 if __name__ == "__main__":

@@ -97,6 +97,11 @@ class NoDeviceLeft(Exception):
     """Every device worker has stopped."""
 
 
+class DeviceBusy(Exception):
+    """No worker can take a job now: the one that looked free turned out to have died, and the
+    others are busy.  The job waits until a running one finishes (or its failure is reported)."""
+
+
 class InProcessDevice:
     """The build's own process drives the device (the CPU build, as it always was): a job runs
     when it is submitted, with the transfer's progress reported step by step."""
@@ -229,6 +234,9 @@ class DeviceWorkers:
             try:
                 future = worker.pool.submit(_device_job, job)
             except BrokenProcessPool:
+                # Its process died since its last job: the jobs it still held fail with it and
+                # are reported from their futures.  (Those futures are done, so it counted as
+                # the least busy worker.)
                 worker.alive = False
                 continue
             worker.futures.append(future)
@@ -236,7 +244,7 @@ class DeviceWorkers:
             return future
         if not any(worker.alive for worker in self.workers):
             raise NoDeviceLeft("every device worker has stopped")
-        raise RuntimeError("submit() called with no worker free")
+        raise DeviceBusy("every device worker left is busy")
 
     def where(self, future: Future) -> str:
         worker = self._owner.get(future)

@@ -28,7 +28,7 @@ from typing import Callable, Protocol
 
 from reportgen.cache import STAGES, RunKeys, StageCache, run_keys
 from reportgen.errors import ReportgenError
-from reportgen.executors import NoDeviceLeft
+from reportgen.executors import DeviceBusy, NoDeviceLeft
 from reportgen.fingerprint import file_sha256, weights_fingerprint
 from reportgen.jobs import AnalysisTask, DeviceJob, TaskOutcome, TransferTask, load_inputs
 from reportgen.manifest import Manifest, Run
@@ -133,7 +133,10 @@ class Devices(Protocol):
 
     def free(self) -> bool: ...
 
-    def submit(self, job: DeviceJob) -> Future: ...
+    def submit(self, job: DeviceJob) -> Future:
+        """Start ``job``; raises ``NoDeviceLeft`` when every worker has stopped, ``DeviceBusy``
+        when none can take it now (one that looked free had died and the others are busy)."""
+        ...
 
     def where(self, future: Future) -> str: ...
 
@@ -265,7 +268,7 @@ class Gatherer:
         runs are reported) and the others go on.  ``None`` if no task is left."""
         tasks = []
         for task in job.tasks:
-            if task.cached is not None:
+            if task.cached is not None or task.inputs is not None:  # nothing to read, or read
                 tasks.append(task)
                 continue
             try:
@@ -306,6 +309,9 @@ class Gatherer:
                 except NoDeviceLeft as error:
                     pending.appendleft(job)
                     self._fail_all(pending, str(error))
+                except DeviceBusy:
+                    pending.appendleft(job)  # handed out again once a running job is done
+                    break
             if not running:
                 self._fail_all(pending, "every device worker has stopped")
                 break

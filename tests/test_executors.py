@@ -8,6 +8,8 @@ import os
 import signal
 import threading
 import time
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ import pytest
 from conftest import SEEDED_TWINS, make_study
 
 from reportgen.errors import ReportgenError
-from reportgen.executors import DeviceWorkers, SerialFigures
+from reportgen.executors import DeviceBusy, DeviceWorkers, InProcessDevice, NoDeviceLeft, SerialFigures
 from reportgen.jobs import DeviceJob, TransferTask, load_inputs
 from reportgen.manifest import load_manifest
 from reportgen.pipeline import Caches, Gatherer, Silent
@@ -112,3 +114,85 @@ def test_a_worker_that_cannot_start_is_named_in_one_message():
     workers = DeviceWorkers(["cpu", "no-such-device"])
     with pytest.raises(ReportgenError, match="no-such-device.*could not start"):
         workers.start()
+
+
+class _BrokenPool:
+    """A worker pool whose process has died: it takes no more jobs."""
+
+    def submit(self, *args, **kwargs):
+        raise BrokenProcessPool("a process of the pool was terminated abruptly")
+
+    def shutdown(self, wait=True, cancel_futures=False):
+        pass
+
+
+class _BusyPool(_BrokenPool):
+    """A worker pool whose jobs never finish (within the test)."""
+
+    def submit(self, *args, **kwargs):
+        return Future()
+
+
+def test_a_worker_found_dead_while_the_other_is_full_leaves_the_job_waiting():
+    workers = DeviceWorkers(["cpu", "cpu"])  # no process starts before a job is submitted
+    dead, full = workers.workers
+    full.pool = _BusyPool()
+    full.futures = [full.pool.submit(), full.pool.submit()]  # two jobs in flight: full
+    dead.pool = _BrokenPool()  # its process died; the jobs it held are done (failed) already
+    assert workers.free()  # so it looks free
+    with pytest.raises(DeviceBusy):
+        workers.submit(DeviceJob(()))
+    assert not dead.alive and full.alive and workers.capacity == 2
+    full.pool, full.futures = _BrokenPool(), []
+    with pytest.raises(NoDeviceLeft):
+        workers.submit(DeviceJob(()))
+    workers.close()
+
+
+class _DeadWorkerFoundLate:
+    """Two workers as :class:`DeviceWorkers` has them, scripted: the first dies holding the first
+    job (its future fails), and the build learns it only when it hands that worker the next job
+    while the other is busy (``DeviceBusy``).  Jobs are computed for real on the CPU."""
+
+    capacity, batches, lost_errors = 4, 0, (BrokenProcessPool,)
+
+    def __init__(self):
+        self.device = InProcessDevice("cpu")
+        self.submitted: list[str] = []
+        self.busy_once = True
+
+    def free(self):
+        return True
+
+    def submit(self, job):
+        name = job.tasks[0].name
+        if not self.submitted:
+            self.submitted.append(name)
+            future = Future()
+            future.set_exception(BrokenProcessPool("a process of the pool was terminated abruptly"))
+            return future
+        if self.busy_once:
+            self.busy_once = False
+            raise DeviceBusy("every device worker left is busy")
+        self.submitted.append(name)
+        return self.device.submit(job)
+
+    def where(self, future):
+        return "the worker on cpu (worker 1)"
+
+    def lost(self, future):
+        pass
+
+    def close(self):
+        pass
+
+
+def test_the_runs_of_a_worker_found_dead_are_reported_and_the_waiting_job_runs_later(tmp_path):
+    devices = _DeadWorkerFoundLate()
+    gathered = _gather(tmp_path, devices, keep_going=True)
+    first = devices.submitted[0]
+    assert list(gathered.failed) == [first] and "stopped unexpectedly" in gathered.failed[first]
+    # The job that found every worker busy was handed out again, once, and finished.
+    assert sorted(devices.submitted) == sorted(RUNS)
+    assert sorted(gathered.results) == sorted(set(RUNS) - {first})
+    assert gathered.stages_computed["transfer"] == 3

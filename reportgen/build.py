@@ -155,6 +155,9 @@ class ExecutorChoice:
                 raise BuildError("--device and --jobs choose local devices and processes; on Ray the cluster's resources decide (see --ray-gpus)")
             if not 0 < self.ray_gpus <= 64:
                 raise BuildError(f"--ray-gpus {self.ray_gpus:g}: GPUs per device worker must be above 0 (0.5: two workers share a GPU)")
+            from reportgen.ray_executor import require_ray
+
+            require_ray()
         else:
             check_device_choice(self.device)
 

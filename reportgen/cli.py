@@ -126,8 +126,18 @@ def _build_options(command):
     return command
 
 
-def _run_build(manifest: Path, options: dict) -> None:
-    """One build with the shared options; prints the summary; exits non-zero if a pair failed."""
+def _run_build(manifest: Path, options: dict) -> bool:
+    """One build with the shared options; prints its summary; True when a pair failed."""
+    if options["executor"] == "ray":
+        from reportgen.build import ExecutorChoice
+
+        # What can be refused at once is refused here, before a process is started for it.
+        ExecutorChoice("ray", options["device"], options["jobs"], options["ray_address"], options["ray_gpus"]).check()
+        return _build_in_a_process_of_its_own(manifest, options)
+    return _build_here(manifest, options)
+
+
+def _build_here(manifest: Path, options: dict) -> bool:
     from reportgen.build import build as run_build
 
     if options["verbose"]:
@@ -155,7 +165,69 @@ def _run_build(manifest: Path, options: dict) -> None:
     click.echo(
         f"built {summary.site_dir}: {', '.join(parts)}; {summary.pages} pages, {_human_bytes(summary.site_bytes)}, {summary.seconds:.1f} s"
     )
-    return summary
+    return bool(summary.failed)
+
+
+# A process that is Ray's driver is ended by Ray, with exit status 1 and nothing said, when the
+# raylet of its node dies.  So a build on Ray runs in a process of its own, and this one, which
+# Ray does not know, says what happened.
+RAY_ENDED_THE_BUILD = (
+    "Ray ended the build's process (exit status {status}), as it does when the Ray node the build "
+    "runs on stops: its raylet was killed or ran out of memory, or the node was lost; the previous "
+    "site is unchanged"
+)
+
+
+def _build_in_a_process_of_its_own(manifest: Path, options: dict) -> bool:
+    """:func:`_build_here` in a child process (spawned: no Ray, torch or thread state shared),
+    which prints the progress and summary itself and sends back how the build ended."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_build_as_child, args=(manifest, options, sender), name="reportgen build")
+    child.start()
+    sender.close()
+    while True:
+        try:
+            child.join()
+            break
+        except KeyboardInterrupt:
+            continue  # Ctrl-C reached the child too: it stops the build and says so
+    try:
+        ended = receiver.recv()
+    except EOFError:  # it ended without a word
+        ended = None
+    if ended is None:
+        status = child.exitcode
+        if status is not None and status < 0:
+            raise ReportgenError(f"the build's process was killed (signal {-status}); the previous site is unchanged")
+        raise ReportgenError(RAY_ENDED_THE_BUILD.format(status=status))
+    outcome, *details = ended
+    if outcome == "interrupted":
+        raise KeyboardInterrupt
+    if outcome == "error":
+        message, exit_code = details
+        error = ReportgenError(message)
+        error.exit_code = exit_code
+        raise error
+    return bool(details[0])
+
+
+def _build_as_child(manifest: Path, options: dict, parent) -> None:
+    """The child's side of :func:`_build_in_a_process_of_its_own`."""
+    logging.basicConfig(level=logging.INFO if options["verbose"] else logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    try:
+        ended: tuple = ("finished", _build_here(manifest, options))
+    except ReportgenError as error:
+        ended = ("error", error.format_message(), error.exit_code)
+    except KeyboardInterrupt:
+        ended = ("interrupted",)
+    parent.send(ended)
+    parent.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # as run() does: no interpreter teardown after a build
 
 
 @main.command()
@@ -164,11 +236,11 @@ def _run_build(manifest: Path, options: dict) -> None:
 def build(manifest: Path, **options) -> None:
     """Build the site for MANIFEST."""
     try:
-        summary = _run_build(manifest, options)
+        failed = _run_build(manifest, options)
     except KeyboardInterrupt:
         click.echo("interrupted: the previous site is unchanged", err=True)
         sys.exit(130)
-    if summary.failed:
+    if failed:
         sys.exit(1)
 
 

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import logging
 import os
+import socket
 import tempfile
 from concurrent.futures import Future
 from pathlib import Path
@@ -43,12 +45,56 @@ SYSTEM_RETRIES = 3  # a job whose actor died is tried again this many times
 FIGURE_CPUS = 0.5
 
 
+NODE_DIED = (
+    "the Ray node this build's own process runs on has stopped (its raylet died: killed, out of "
+    "memory, or its node lost); the build cannot go on, and the previous site is unchanged"
+)
+
+
 def _lost_errors() -> tuple[type[BaseException], ...]:
     """What Ray raises for work whose process or node died (and stayed dead through its
     retries), as opposed to an error of the work itself."""
     from ray import exceptions
 
-    return (exceptions.RayActorError, exceptions.WorkerCrashedError, exceptions.NodeDiedError, exceptions.ObjectLostError)
+    return (
+        exceptions.RayActorError, exceptions.WorkerCrashedError, exceptions.NodeDiedError, exceptions.ObjectLostError,
+        exceptions.LocalRayletDiedError,
+    )
+
+
+def _driver_node_alive() -> bool:
+    """Whether the raylet of the node this process is Ray's driver on still answers.
+
+    When it has died, Ray ends the driver at its next use of the object store (submitting a
+    task, putting an object) with exit status 1 and nothing said: so the build asks before it
+    hands out work, and says what happened itself.  The raylet listens on a Unix socket, which
+    refuses connections (or is gone) once it has died."""
+    worker = getattr(getattr(_ray(), "_private", None), "worker", None)
+    path = getattr(getattr(getattr(worker, "global_worker", None), "node", None), "raylet_socket_name", None)
+    if not path:
+        return True  # not known (another Ray version): Ray's own errors will tell
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+    return True
+
+
+def _check_driver_node() -> None:
+    if not _driver_node_alive():
+        raise ReportgenError(NODE_DIED)
+
+
+def require_ray() -> None:
+    """Refuse ``--executor ray`` where Ray is not installed, before anything starts (without
+    importing it: that takes seconds)."""
+    try:
+        missing = importlib.util.find_spec("ray") is None
+    except ValueError:  # a module "ray" without a spec
+        missing = True
+    if missing:
+        raise ReportgenError(f"--executor ray needs Ray, which is not installed here: {RAY_INSTALL}")
 
 
 def _ray():
@@ -71,7 +117,8 @@ class RayCluster:
             return
         try:
             # Ray's own warnings (its start-up advice) stay out of the build's output.
-            ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+            # "local": a Ray of its own even where another runs here (None would join that one).
+            ray.init(address=address or "local", include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as error:
             where = f"at {address}" if address else "on this machine"
             raise ReportgenError(f"cannot start or reach a Ray cluster {where}: {error}") from None
@@ -161,6 +208,7 @@ class RayDevices:
         return any(self._load(index) < JOBS_PER_ACTOR for index in range(len(self.actors)))
 
     def submit(self, job: DeviceJob) -> Future:
+        _check_driver_node()
         index = min(range(len(self.actors)), key=self._load)
         ref = self.actors[index].run.remote(_in_memory(job))
         future = ref.future()
@@ -174,9 +222,13 @@ class RayDevices:
         return f"Ray device actor {self._owner.get(future, '?')}"
 
     def lost(self, future: Future) -> None:
-        pass  # Ray restarts a dead actor; only a job out of retries gets here
+        # Ray restarts a dead actor; only a job out of retries gets here, or every job when the
+        # driver's own node has died (its actors die with it).
+        _check_driver_node()
 
     def close(self) -> None:
+        if not _driver_node_alive():
+            return  # the actors died with their owner's node; asking Ray would end this process
         ray = _ray()
         for ref in list(self._refs.values()):  # jobs not finished: dropped, not retried on a new actor
             ray.cancel(ref)
@@ -204,6 +256,7 @@ class RayFigures:
         self.lost_errors = _lost_errors()
 
     def submit(self, transfer: TransferResult, analysis: AnalysisResult, params: Params, options: FigureOptions, folder: Path) -> Future:
+        _check_driver_node()
         transfer = dataclasses.replace(transfer, images=transfer.images.loaded())
         analysis = dataclasses.replace(analysis, arrays=analysis.arrays.loaded())
         ref = self._remote.remote(transfer, analysis, params, options)
@@ -215,7 +268,11 @@ class RayFigures:
             if drawn.cancelled():  # the build stopped waiting for it
                 return
             try:
-                figures, files = done.result()
+                try:
+                    figures, files = done.result()
+                except self.lost_errors:
+                    _check_driver_node()
+                    raise
                 for inner, data in files.items():
                     path = folder / inner
                     path.parent.mkdir(parents=True, exist_ok=True)
@@ -229,7 +286,7 @@ class RayFigures:
         return drawn
 
     def close(self, cancel: bool = False) -> None:
-        if cancel:
+        if cancel and _driver_node_alive():
             ray = _ray()
             for ref in list(self._refs.values()):
                 ray.cancel(ref, force=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -69,20 +69,26 @@ def _device_actor_pids() -> list[int]:
 
 
 class KillAnActor(Silent):
-    """Kills the device actor's process a moment after the second run is handed out."""
+    """Kills the device actor's process when the second run is handed out.
+
+    The build's thread waits here, so the first job has been submitted to the actor and the
+    second not yet: whatever the first job is doing then (the actor still starting, computing,
+    or done), the build still has work for the actor it kills.  No timer: the kill cannot come
+    too late on a fast machine, nor too early on a slow one."""
 
     def __init__(self):
         self.started, self.killed = 0, []
 
     def run_started(self, run, position, count, work):
         self.started += 1
-        if self.started == 2:
-            threading.Timer(0.5, self._kill).start()
-
-    def _kill(self):
-        for pid in _device_actor_pids():
-            os.kill(pid, signal.SIGKILL)
-            self.killed.append(pid)
+        if self.started != 2:
+            return
+        deadline = time.monotonic() + 120  # the actor's process is started by Ray, asynchronously
+        while not self.killed and time.monotonic() < deadline:
+            for pid in _device_actor_pids():
+                os.kill(pid, signal.SIGKILL)
+                self.killed.append(pid)
+            time.sleep(0.05)
 
 
 def test_an_actor_killed_during_the_build_is_restarted_and_nothing_is_lost(cluster, tmp_path):
@@ -125,3 +131,63 @@ def test_without_ray_the_ray_executor_says_how_to_install_it(tmp_path, monkeypat
     result = CliRunner().invoke(main, ["build", str(manifest), "-d", str(tmp_path / "site"), "--cache-dir", str(tmp_path / "cache"), "--executor", "ray"])
     assert result.exit_code != 0 and "pip install 'reportgen[ray]'" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "site").exists()
+
+
+def _descendants(root: int) -> set[int]:
+    """Every process below ``root`` (Linux)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = set(), [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def test_when_the_builds_ray_node_dies_it_says_so_and_the_previous_site_stays(fresh_study, tmp_path):
+    """Killing the dashboard agent of a Ray node makes its raylet exit: the node dies, and with
+    it the build's own process, which is Ray's driver there (Ray ends it with status 1)."""
+    import subprocess
+
+    before = snapshot(fresh_study.site)
+    text = fresh_study.manifest.read_text().replace("steps: 4", "steps: 100000")  # minutes of work
+    fresh_study.manifest.write_text(text)
+    command = [sys.executable, "-m", "reportgen", "build", str(fresh_study.manifest), "-d", str(fresh_study.site)]
+    command += ["--cache-dir", str(tmp_path / "cache"), "--executor", "ray"]
+    # A Ray of its own (the session's cluster is announced to child processes in RAY_ADDRESS).
+    environment = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
+    build = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=environment)
+    try:
+        output = []
+        for line in build.stderr:  # the build has started once a run is handed out
+            output.append(line)
+            if "computing" in line:
+                break
+        killed = []
+        deadline = time.monotonic() + 120
+        while not killed and time.monotonic() < deadline:
+            for pid in _descendants(build.pid):
+                try:
+                    if b"ray::DashboardAgent" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        os.kill(pid, signal.SIGKILL)
+                        killed.append(pid)
+                except OSError:
+                    continue
+            time.sleep(0.1)
+        assert killed, "no dashboard agent of the build's Ray was found"
+        stdout, stderr = build.communicate(timeout=180)
+    finally:
+        if build.poll() is None:
+            build.kill()
+    stderr = "".join(output) + stderr
+    assert build.returncode == 1, stderr
+    assert "Ray" in stderr and "node" in stderr and "the previous site is unchanged" in stderr
+    assert "Traceback" not in stderr and "built " not in stdout
+    assert snapshot(fresh_study.site) == before

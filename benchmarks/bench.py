@@ -40,8 +40,8 @@ from reportgen.manifest import Params
 from reportgen.ml.runtime import Runtime, resolve_device
 from reportgen.ml.losses import GatysObjective
 from reportgen.ml.optim import make_optimizer
-from reportgen.settings import transfer_settings
-from reportgen.settings import TransferSettings
+from reportgen.stages.settings import transfer_settings
+from reportgen.stages.settings import TransferSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENT = ROOT / "images/content/chelsea.png"
@@ -269,9 +269,9 @@ def figure_time(size: int, runtime: Runtime) -> dict:
     a 1-step transfer."""
     import dataclasses
 
-    from reportgen.drawing import draw_run
-    from reportgen.jobs import TransferTask, load_inputs
+    from reportgen.figures.draw import draw_run
     from reportgen.manifest import Run, load_manifest
+    from reportgen.stages.jobs import FigureJob, TransferTask, load_inputs
     from reportgen.ml.stages import analysis_stage, transfer_stage
 
     manifest = load_manifest(ROOT / "images/manifest.yaml")
@@ -280,19 +280,19 @@ def figure_time(size: int, runtime: Runtime) -> dict:
     transfer = transfer_stage([TransferTask("bench", run, load_inputs(run), None, ())], runtime)[0]
     analysis = analysis_stage(run.params, transfer, runtime)
     with tempfile.TemporaryDirectory() as folder:
-        figures = draw_run(transfer, analysis, run.params, Path(folder))
+        figures = draw_run(FigureJob(transfer, analysis, run.params, manifest.figures, Path(folder)))
     return {"size": size, "figures_s": figures.seconds, "analysis_s": analysis.seconds}
 
 
 def page_time(runtime: Runtime) -> float:
     """Seconds to render and write every page of the example site from cached results."""
-    from reportgen.build import build
-
+    from reportgen.build import BuildOptions, build
+    from reportgen.execute import ExecutorChoice
     with tempfile.TemporaryDirectory() as folder:
         cache = Path(folder) / "cache"
-        build(ROOT / "images/manifest.yaml", Path(folder) / "site", device=str(runtime.device), cache_dir=cache)
+        build(ROOT / "images/manifest.yaml", BuildOptions(Path(folder) / "site", ExecutorChoice(device=str(runtime.device)), cache_dir=cache))
         start = time.perf_counter()
-        build(ROOT / "images/manifest.yaml", Path(folder) / "site", device=str(runtime.device), cache_dir=cache)
+        build(ROOT / "images/manifest.yaml", BuildOptions(Path(folder) / "site", ExecutorChoice(device=str(runtime.device)), cache_dir=cache))
         return time.perf_counter() - start
 
 

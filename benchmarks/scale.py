@@ -39,8 +39,8 @@ BUILD = """
 import json, sys, time
 started = time.perf_counter()
 from pathlib import Path
-from reportgen.build import build
-summary = build(Path(sys.argv[1]), Path(sys.argv[2]), cache_dir=Path(sys.argv[3]))
+from reportgen.build import BuildOptions, build
+summary = build(Path(sys.argv[1]), BuildOptions(Path(sys.argv[2]), cache_dir=Path(sys.argv[3])))
 print(json.dumps({"phases": summary.phases, "seconds": time.perf_counter() - started, "site_bytes": summary.site_bytes,
                   "computed": len(summary.computed), "cached": len(summary.cached), "failed": len(summary.failed)}))
 """

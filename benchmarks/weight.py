@@ -5,7 +5,7 @@ large studies make of a thousand of them.
 
 Builds ``--pairs`` pairs of the repository's images (one L-BFGS step: the figures do not depend
 on how far the optimisation went) at each size, once as the defaults draw it and once with each
-setting below, and prints the bytes per run of each kind of file (``reportgen.weight``), and
+setting below, and prints the bytes per run of each kind of file (``reportgen.site.footprint``), and
 the weight a 1000-pair study would have.  Writes ``benchmarks/results/<date>-weight.json``.
 """
 
@@ -33,14 +33,14 @@ SETTINGS = {
 
 
 def build_weights(size: int, pairs: int, head: str, folder: Path, cache: Path) -> dict:
-    from reportgen.build import build
-
+    from reportgen.build import BuildOptions, build
+    from reportgen.execute import ExecutorChoice
     lines = [head + f"defaults: {{size: {size}, steps: 1}}", "pairs:"]
     for index, (content, style) in enumerate(PAIRS[:pairs]):
         lines += [f"  - id: pair-{index}", f"    content: {ROOT / 'images/content' / content}", f"    style: {ROOT / 'images/style' / style}"]
     manifest = folder / "manifest.yaml"
     manifest.write_text("\n".join(lines) + "\n")
-    summary = build(manifest, folder / "site", cache_dir=cache, jobs=0)
+    summary = build(manifest, BuildOptions(folder / "site", ExecutorChoice(jobs=0), cache_dir=cache))
     return {kind: size / pairs for kind, size in summary.weights.items()}
 
 

@@ -7,10 +7,15 @@ import os
 import sys
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import click
 
 from reportgen import __version__
 from reportgen.errors import ReportgenError
+
+if TYPE_CHECKING:
+    from reportgen.build import BuildOptions
 
 MANIFEST = click.Path(path_type=Path, dir_okay=False)
 
@@ -92,7 +97,7 @@ def main(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)
 
 
-def _build_options(command):
+def _shared_options(command):
     """The options ``build`` and ``serve`` share."""
     options = [
         click.option("-d", "--site-dir", type=click.Path(path_type=Path, file_okay=False), help="Where to write the site (default: ./site)."),
@@ -129,12 +134,29 @@ def _build_options(command):
 def _run_build(manifest: Path, options: dict) -> bool:
     """One build with the shared options; prints its summary; True when a pair failed."""
     if options["executor"] == "ray":
-        from reportgen.build import ExecutorChoice
-
         # What can be refused at once is refused here, before a process is started for it.
-        ExecutorChoice("ray", options["device"], options["jobs"], options["ray_address"], options["ray_gpus"]).check()
+        _build_options(options).executors.check()
         return _build_in_a_process_of_its_own(manifest, options)
     return _build_here(manifest, options)
+
+
+def _build_options(options: dict) -> BuildOptions:
+    """The command line's options as the build takes them."""
+    from reportgen.build import BuildOptions
+    from reportgen.execute import ExecutorChoice
+
+    executors = ExecutorChoice(
+        options["executor"], options["device"], options["jobs"], options["ray_address"], options["ray_gpus"]
+    )
+    return BuildOptions(
+        site_dir=options["site_dir"] or Path("site"),
+        executors=executors,
+        cache_dir=options["cache_dir"],
+        use_cache=not options["no_cache"],
+        keep_going=options["keep_going"],
+        strict=options["strict"],
+        base_url=options["base_url"],
+    )
 
 
 def _build_here(manifest: Path, options: dict) -> bool:
@@ -142,21 +164,7 @@ def _build_here(manifest: Path, options: dict) -> bool:
 
     if options["verbose"]:
         logging.getLogger().setLevel(logging.INFO)
-    summary = run_build(
-        manifest,
-        options["site_dir"],
-        device=options["device"],
-        jobs=options["jobs"],
-        executor=options["executor"],
-        ray_address=options["ray_address"],
-        ray_gpus=options["ray_gpus"],
-        cache_dir=options["cache_dir"],
-        use_cache=not options["no_cache"],
-        keep_going=options["keep_going"],
-        strict=options["strict"],
-        base_url=options["base_url"],
-        progress=TerminalProgress(options["quiet"]),
-    )
+    summary = run_build(manifest, _build_options(options), TerminalProgress(options["quiet"]))
     stages = summary.stages_computed
     made = f" ({stages['transfer']} transfers, {stages['analysis']} analyses, {stages['figures']} figure sets)" if summary.computed else ""
     parts = [f"{len(summary.computed)} computed{made}", f"{len(summary.cached)} from cache"]
@@ -232,7 +240,7 @@ def _build_as_child(manifest: Path, options: dict, parent) -> None:
 
 @main.command()
 @click.argument("manifest", type=MANIFEST)
-@_build_options
+@_shared_options
 def build(manifest: Path, **options) -> None:
     """Build the site for MANIFEST."""
     try:
@@ -246,7 +254,7 @@ def build(manifest: Path, **options) -> None:
 
 @main.command()
 @click.argument("manifest", type=MANIFEST)
-@_build_options
+@_shared_options
 @click.option("-a", "--dev-addr", default="127.0.0.1:8000", show_default=True, help="Address to serve on (host:port).")
 def serve(manifest: Path, dev_addr: str, **options) -> None:
     """Build MANIFEST, serve the site on localhost and rebuild when the manifest, an image or a
@@ -290,7 +298,7 @@ def check(manifest: Path) -> None:
 @click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False), help="The cache to empty (default: the one build uses).")
 def clean(cache_dir: Path | None) -> None:
     """Empty the result cache."""
-    from reportgen.cache import clear_cache, default_cache_dir
+    from reportgen.stages.cache import clear_cache, default_cache_dir
 
     root = cache_dir or default_cache_dir()
     count = clear_cache(root)

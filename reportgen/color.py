@@ -14,9 +14,12 @@ textures.  numpy only; images are (H, W, 3) uint8 RGB.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import numpy as np
 
-PRESERVE_COLOR = ("none", "luminance", "histogram")
+PreserveColor = Literal["none", "luminance", "histogram"]
+PRESERVE_COLOR: tuple[PreserveColor, ...] = get_args(PreserveColor)
 
 # RGB -> YIQ (NTSC 1953, as the paper uses), and its inverse.
 _YIQ = np.array([[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]])
@@ -69,7 +72,7 @@ def match_histogram(style: np.ndarray, content: np.ndarray) -> np.ndarray:
     return _to_uint8(mapped).reshape(style.shape)
 
 
-def prepare_inputs(content: np.ndarray, style: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
+def prepare_inputs(content: np.ndarray, style: np.ndarray, mode: PreserveColor) -> tuple[np.ndarray, np.ndarray]:
     """(content, style) as the network is to be fed them under colour preservation ``mode``."""
     if mode == "luminance":
         return grey(to_yiq(content)[..., 0]), grey(match_luminance(style, content))
@@ -78,7 +81,7 @@ def prepare_inputs(content: np.ndarray, style: np.ndarray, mode: str) -> tuple[n
     return content, style
 
 
-def restore_colour(result: np.ndarray, content: np.ndarray, mode: str) -> np.ndarray:
+def restore_colour(result: np.ndarray, content: np.ndarray, mode: PreserveColor) -> np.ndarray:
     """The picture to show for an optimised ``result``: under ``luminance`` its luminance joined
     to the chroma of ``content`` (the original content image, resized to the result's shape by
     the caller); otherwise ``result`` itself."""

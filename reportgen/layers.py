@@ -8,7 +8,8 @@ be validated without it.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
+from typing import Literal, get_args
 
 # Convolutions per block in VGG19 (configuration "E" of Simonyan & Zisserman).
 _CONVS_PER_BLOCK = (2, 2, 4, 4, 4)
@@ -31,7 +32,9 @@ def _build_tables() -> tuple[dict[str, int], dict[str, int]]:
 
 CONV_INDEX, CHANNELS = _build_tables()
 LAYER_NAMES: tuple[str, ...] = tuple(CONV_INDEX)
-ACTIVATIONS = ("relu", "conv")
+# Whether a layer name means the ReLU after the convolution (the paper) or the convolution.
+Activation = Literal["relu", "conv"]
+ACTIVATIONS: tuple[Activation, ...] = get_args(Activation)
 
 # The layers the seed notebook analyses, in network order: its five style layers and its
 # content layer.  Every pair gets a page for each of these, plus any other layer its
@@ -39,7 +42,7 @@ ACTIVATIONS = ("relu", "conv")
 ANALYSED_LAYERS: tuple[str, ...] = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv4_2", "conv5_1")
 
 
-def module_index(layer: str, activation: str) -> int:
+def module_index(layer: str, activation: Activation) -> int:
     """Index in ``vgg19().features`` of the module whose output *is* ``layer``.
 
     ``activation="conv"`` is the convolution itself, ``"relu"`` the ReLU that follows it (the

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from reportgen.errors import ReportgenError
 from reportgen.manifest import load_manifest
-from reportgen.render import templates_dir
+from reportgen.site.render import templates_dir
 
 
 def base_path(base_url: str | None) -> str:

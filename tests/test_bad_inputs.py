@@ -30,15 +30,16 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image, ImageCms, ImageFile
 
-import reportgen.build as build_module
+import reportgen.site.publish as publish_module
 import reportgen.images as images_module
-import reportgen.writer as writer_module
-from reportgen.build import build
+import reportgen.site.writer as writer_module
+from reportgen.build import BuildOptions, build
+from reportgen.execute import ExecutorChoice
 from reportgen.cli import main
 from reportgen.errors import BuildError, ImageError, ManifestError, ReportgenError
 from reportgen.images import MIN_SIDE, load_image, probe_image
 from reportgen.manifest import load_manifest
-from reportgen.writer import site_lock
+from reportgen.site.writer import site_lock
 
 # --------------------------------------------------------------------------------------------
 # Image files, made with numpy and Pillow
@@ -233,8 +234,8 @@ class Base:
 
     def cache_entries(self, cache: Path) -> dict[str, Path]:
         """The shared pair's entry of each stage in (a copy of) the shared cache."""
-        from reportgen.cache import run_keys
-        from reportgen.fingerprint import file_sha256, weights_fingerprint
+        from reportgen.stages.cache import run_keys
+        from reportgen.stages.fingerprint import file_sha256, weights_fingerprint
         from reportgen.manifest import load_manifest
 
         run = next(run for run in load_manifest(self.manifest).runs if run.name == "good")
@@ -282,7 +283,7 @@ def base(tmp_path_factory) -> Base:
     manifest.write_text(BASE_MANIFEST, encoding="utf-8")
     before = {name: file_state(folder / name) for name in ("content.png", "style.png", "manifest.yaml")}
     site, cache = root / "site", root / "cache"
-    summary = build(manifest, site, device="cpu", cache_dir=cache)
+    summary = build(manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=cache))
     assert summary.computed == ["good"] and not summary.failed
     assert (site / "pairs" / "good" / "result.png").is_file()
     # The build read its inputs and wrote nothing beside them.
@@ -923,7 +924,7 @@ def _recursive_alias(case: BuildCase) -> tuple[str, ...]:
 
 def _interrupted_while_writing(case: BuildCase) -> tuple[str, ...]:
     case.base.study(case.tmp / "study")
-    real_write = build_module._RenderedPages.write  # rendered, or linked from the cache
+    real_write = publish_module._RenderedPages.write  # rendered, or linked from the cache
     calls = []
 
     def write(self, *args, **kwargs):
@@ -932,7 +933,7 @@ def _interrupted_while_writing(case: BuildCase) -> tuple[str, ...]:
             raise KeyboardInterrupt
         return real_write(self, *args, **kwargs)
 
-    case.monkeypatch.setattr(build_module._RenderedPages, "write", write)
+    case.monkeypatch.setattr(publish_module._RenderedPages, "write", write)
     return ("interrupted", "unchanged")
 
 
@@ -997,10 +998,10 @@ def test_site_lock_refuses_a_concurrent_build(base, tmp_path):
     before = snapshot(site)
     with site_lock(site):
         with pytest.raises(BuildError, match="another reportgen build"):
-            build(manifest, site, device="cpu", cache_dir=base.cache)
+            build(manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=base.cache))
     assert snapshot(site) == before and leftovers(site) == []
     # Once the lock is released, the same build goes through.
-    summary = build(manifest, site, device="cpu", cache_dir=base.cache)
+    summary = build(manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=base.cache))
     assert summary.cached == ["good"] and (site / "pairs" / "good" / "index.html").is_file()
 
 
@@ -1036,11 +1037,11 @@ def test_keep_going_builds_the_good_pair_and_lists_the_bad(base, tmp_path):
     site = base.previous_site(tmp_path / "site")
     before = snapshot(site)
     with pytest.raises(ReportgenError, match="broken.png"):
-        build(manifest, site, device="cpu", cache_dir=base.cache)
+        build(manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=base.cache))
     assert snapshot(site) == before and leftovers(site) == []
 
     # With it: the good pair is written, the bad one is listed on the index page.
-    summary = build(manifest, site, device="cpu", cache_dir=base.cache, keep_going=True)
+    summary = build(manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=base.cache, keep_going=True))
     assert summary.cached == ["good"] and list(summary.failed) == ["bad"]
     assert "broken.png" in summary.failed["bad"]
     assert (site / "pairs" / "good" / "index.html").is_file()
@@ -1062,10 +1063,10 @@ def test_an_image_changed_between_builds_is_not_taken_from_the_cache(base, tmp_p
     folder = tmp_path / "study"
     manifest = base.study(folder)
     site = tmp_path / "site"
-    assert build(manifest, site, device="cpu", cache_dir=base.cache).cached == ["good"]
+    assert build(manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=base.cache)).cached == ["good"]
     write(folder / "content.png", truncated_png(noisy_gradient(64, 48, seed=9)))
     with pytest.raises(ReportgenError, match="content.png"):
-        build(manifest, site, device="cpu", cache_dir=base.cache)
+        build(manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=base.cache))
 
 
 @pytest.mark.parametrize("failure", ["rename-fails", "interrupted"])
@@ -1088,10 +1089,10 @@ def test_failure_while_writing_keeps_the_previous_site(failure, base, tmp_path, 
         def write(self, *args, **kwargs):  # the first page, rendered or from the cache
             raise KeyboardInterrupt
 
-        monkeypatch.setattr(build_module._RenderedPages, "write", write)
+        monkeypatch.setattr(publish_module._RenderedPages, "write", write)
         expected = KeyboardInterrupt
     with pytest.raises(expected):
-        build(manifest, site, device="cpu", cache_dir=base.cache)
+        build(manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=base.cache))
     assert snapshot(site) == before, "the previous site changed"
     assert leftovers(site) == []
 
@@ -1127,7 +1128,7 @@ def test_same_manifest_and_seed_give_identical_result_on_cpu(base, tmp_path, mon
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     monkeypatch.setenv("REPORTGEN_CACHE_DIR", str(tmp_path / "cache"))
     site = tmp_path / "site"
-    summary = build(base.manifest, site, device="cpu", use_cache=False)
+    summary = build(base.manifest, BuildOptions(site, ExecutorChoice(device="cpu"), use_cache=False))
     assert summary.computed == ["good"]
     first = (base.site / "pairs" / "good" / "result.png").read_bytes()
     assert (site / "pairs" / "good" / "result.png").read_bytes() == first
@@ -1177,7 +1178,7 @@ def test_corrupt_cache_entry_is_recomputed(stage, damage, base, tmp_path):
     shutil.copytree(base.cache, cache)
     damage(base.cache_entries(cache)[stage])
     site = tmp_path / "site"
-    summary = build(base.manifest, site, device="cpu", cache_dir=cache)
+    summary = build(base.manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=cache))
     assert summary.computed == ["good"] and not summary.failed
     assert summary.stages_computed == RECOMPUTED[stage]
     # The same files as the first build (the record and the pages show its timings).
@@ -1186,5 +1187,5 @@ def test_corrupt_cache_entry_is_recomputed(stage, damage, base, tmp_path):
 
     assert files(site / "pairs" / "good") == files(base.site / "pairs" / "good")
     # The damaged entry was replaced by a whole one: the next build takes everything from the cache.
-    again = build(base.manifest, tmp_path / "site2", device="cpu", cache_dir=cache)
+    again = build(base.manifest, BuildOptions(tmp_path / "site2", ExecutorChoice(device="cpu"), cache_dir=cache))
     assert again.cached == ["good"] and again.stages_computed == {"transfer": 0, "analysis": 0, "figures": 0}

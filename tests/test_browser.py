@@ -83,8 +83,8 @@ MAX_TABS = 30
 def site(tmp_path_factory) -> Path:
     """The tiny study, built for real: two pairs at 48 px and 3 steps, one coarse to fine with
     every step kept (the snapshot strip), one swept over style_weight."""
-    from reportgen.build import build
-
+    from reportgen.build import BuildOptions, build
+    from reportgen.execute import ExecutorChoice
     folder = tmp_path_factory.mktemp("browser-study")
     manifest = folder / "manifest.yaml"
     manifest.write_text(
@@ -112,7 +112,7 @@ def site(tmp_path_factory) -> Path:
         encoding="utf-8",
     )
     site_dir = folder / "site"
-    summary = build(manifest, site_dir, device="cpu", cache_dir=folder / "cache", jobs=2)  # figures in two processes
+    summary = build(manifest, BuildOptions(site_dir, ExecutorChoice(device="cpu", jobs=2), cache_dir=folder / "cache"))  # figures in two processes
     assert not summary.failed, summary
     assert (site_dir / "index.html").is_file() and (site_dir / LAYER_PAGE).is_file() and (site_dir / SCRIPT_PAGE).is_file()
     # Two scales of 3 steps: steps 0-5 and the result (an image equal to an earlier one is one file).

@@ -26,15 +26,15 @@ def _study_writer():
 
 @pytest.fixture(scope="module")
 def study_site(tmp_path_factory):
-    import reportgen.site
-    from reportgen.build import build
-
+    import reportgen.site.pages
+    from reportgen.build import BuildOptions, build
+    from reportgen.execute import ExecutorChoice
     folder = tmp_path_factory.mktemp("generated-study")
     manifest = _study_writer()(folder / "study", PAIRS, size=32, steps=2)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(reportgen.site, "CARDS_UP_TO", 3)
-        patch.setattr(reportgen.site, "TABLE_UP_TO", 3)
-        summary = build(manifest, folder / "site", device="cpu", cache_dir=folder / "cache", jobs=2)
+        patch.setattr(reportgen.site.pages, "CARDS_UP_TO", 3)
+        patch.setattr(reportgen.site.pages, "TABLE_UP_TO", 3)
+        summary = build(manifest, BuildOptions(folder / "site", ExecutorChoice(device="cpu", jobs=2), cache_dir=folder / "cache"))
     assert len(summary.computed) == PAIRS and not summary.failed
     return folder / "site"
 

@@ -15,18 +15,19 @@ from click.testing import CliRunner
 from PIL import Image
 
 from conftest import ANALYSED, IMAGES, Recomputed, STUDY_IDS, STYLE_LAYERS, make_study, snapshot, study_manifest_text, write_truncated_copy
-from reportgen.build import build
+from reportgen.build import BuildOptions, build
+from reportgen.execute import ExecutorChoice
 from reportgen.cli import main
 from reportgen.errors import BuildError, ManifestError, ReportgenError
 from reportgen.images import load_image
 from reportgen.layers import CHANNELS
-from reportgen.writer import site_lock
+from reportgen.site.writer import site_lock
 
 ROLES = ("content", "style", "result")
 
 
 def rebuild(study, manifest: Path | None = None, **options):
-    return build(manifest or study.manifest, study.site, device="cpu", cache_dir=study.cache, **options)
+    return build(manifest or study.manifest, BuildOptions(study.site, ExecutorChoice(device="cpu"), cache_dir=study.cache, **options))
 
 
 # --- the site contract ---------------------------------------------------------------------------
@@ -182,11 +183,11 @@ def test_changing_one_pairs_steps_recomputes_only_that_pair(fresh_study):
 
 
 def test_a_pair_listed_twice_is_computed_once(tmp_path):
-    from reportgen.build import build
-
+    from reportgen.build import BuildOptions, build
+    from reportgen.execute import ExecutorChoice
     twin = "  - id: cat-again\n    title: The cat once more\n    content: img/cat.png\n    style: img/strokes.jpg\n"
     manifest = make_study(tmp_path / "study", steps=2, size=32, extra_pairs=twin)
-    summary = build(manifest, tmp_path / "site", device="cpu", use_cache=False)
+    summary = build(manifest, BuildOptions(tmp_path / "site", ExecutorChoice(device="cpu"), use_cache=False))
     assert sorted(summary.computed) == ["cat", "cup"] and summary.cached == ["cat-again"]
     for pair_id in ("cat", "cat-again"):
         assert (tmp_path / "site" / "pairs" / pair_id / "result.png").is_file()
@@ -196,7 +197,8 @@ def test_a_pair_listed_twice_is_computed_once(tmp_path):
 
 def test_a_failed_run_listed_twice_is_tried_once(tmp_path, monkeypatch):
     import reportgen.ml.stages
-    from reportgen.build import build
+    from reportgen.build import BuildOptions, build
+    from reportgen.execute import ExecutorChoice
     from reportgen.errors import TransferError
 
     calls = []
@@ -208,7 +210,7 @@ def test_a_failed_run_listed_twice_is_tried_once(tmp_path, monkeypatch):
     monkeypatch.setattr(reportgen.ml.stages, "transfer_stage", failing)
     twin = "  - id: cat-again\n    content: img/cat.png\n    style: img/strokes.jpg\n"
     manifest = make_study(tmp_path / "study", steps=2, size=32, extra_pairs=twin)
-    summary = build(manifest, tmp_path / "site", device="cpu", use_cache=False, keep_going=True)
+    summary = build(manifest, BuildOptions(tmp_path / "site", ExecutorChoice(device="cpu"), use_cache=False, keep_going=True))
     assert calls == ["cat", "cup"]
     assert summary.failed == {name: "the loss became nan at step 1 of 2" for name in ("cat", "cup", "cat-again")}
 
@@ -300,7 +302,7 @@ def test_foreign_file_survives_a_rebuild(fresh_study, no_optimisation):
 def test_title_is_escaped(tmp_path, built_study, no_optimisation):
     manifest = make_study(tmp_path / "study", title='"<script>alert(1)</script>"')
     site = tmp_path / "site"
-    build(manifest, site, device="cpu", cache_dir=built_study.cache)
+    build(manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=built_study.cache))
     for page in (site / "index.html", site / "pairs" / "cat" / "index.html", site / "pairs" / "cat" / "conv1_1.html"):
         html = page.read_text(encoding="utf-8")
         assert "<script>alert(1)</script>" not in html, page

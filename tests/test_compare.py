@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from reportgen import compare
-from reportgen.compare import StudyStyles, _distances
+from reportgen.site import distances as compare
+from reportgen.site.distances import StudyStyles, _distances
 
 
 @dataclass

@@ -12,8 +12,9 @@ import pytest
 from PIL import Image
 
 from conftest import make_study
-from reportgen.build import build
-from reportgen.cache import run_keys
+from reportgen.build import BuildOptions, build
+from reportgen.execute import ExecutorChoice
+from reportgen.stages.cache import run_keys
 from reportgen.color import to_yiq
 from reportgen.manifest import PRESETS, Params
 
@@ -34,7 +35,7 @@ def controls_site(tmp_path_factory, session_cache):
     folder = tmp_path_factory.mktemp("controls")
     manifest = make_study(folder, size=48, steps=4, cup_extra=textwrap.indent(VARIANTS, "    "))
     site = folder / "site"
-    summary = build(manifest, site, device="cpu", cache_dir=session_cache, jobs=2)  # figures in two processes
+    summary = build(manifest, BuildOptions(site, ExecutorChoice(device="cpu", jobs=2), cache_dir=session_cache))  # figures in two processes
     assert not summary.failed, summary
     return site
 

@@ -17,10 +17,12 @@ import pytest
 from conftest import SEEDED_TWINS, make_study
 
 from reportgen.errors import ReportgenError
-from reportgen.executors import DeviceBusy, DeviceWorkers, InProcessDevice, NoDeviceLeft, SerialFigures
-from reportgen.jobs import DeviceJob, TransferTask, load_inputs
+from reportgen.execute.local import DeviceWorkers, InProcessDevice, SerialFigures
+from reportgen.stages.jobs import DeviceJob, TransferTask, load_inputs
 from reportgen.manifest import load_manifest
-from reportgen.pipeline import Caches, Gatherer, Silent
+from reportgen.stages.cache import Caches
+from reportgen.stages.jobs import DeviceBusy, NoDeviceLeft
+from reportgen.stages.pipeline import Gatherer, Silent
 
 RUNS = ["cat", "cup", "cat-again", "cup-again"]
 

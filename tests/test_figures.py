@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reportgen import figures, tiles
+from reportgen import tiles
+from reportgen.figures import raster
 
 
 @pytest.mark.parametrize(
@@ -22,9 +23,9 @@ def test_montage_puts_each_filter_in_its_tile(count, height, width):
     rng = np.random.default_rng(count)
     scaled = rng.integers(0, 256, (count, height, width), dtype=np.uint8)
     layout, reduced = tiles.montage_tiles(scaled)
-    canvas = figures.montage_canvas(reduced, layout, "viridis")
+    canvas = raster.montage_canvas(reduced, layout, "viridis")
     assert canvas.shape == (layout.size[1], layout.size[0], 3)
-    table = figures.colour_table("viridis")
+    table = raster.colour_table("viridis")
     covered = np.zeros(canvas.shape[:2], dtype=bool)
     for k in range(count):
         row, column = divmod(k, layout.columns)

@@ -47,13 +47,13 @@ def test_auto_means_every_visible_gpu():
 
 
 def test_a_gpu_build_records_its_device_and_memory_and_matches_the_cpu(tmp_path):
-    from reportgen.build import build
-
+    from reportgen.build import BuildOptions, build
+    from reportgen.execute import ExecutorChoice
     finals = {}
     for device in ("cpu", "cuda"):
         manifest = make_study(tmp_path / device, steps=10, size=48)
         manifest.write_text(manifest.read_text().replace("  steps: 10\n", "  steps: 10\n  optimizer: adam\n  precision: float32\n"))
-        build(manifest, tmp_path / device / "site", device=device, use_cache=False)
+        build(manifest, BuildOptions(tmp_path / device / "site", ExecutorChoice(device=device), use_cache=False))
         record = json.loads((tmp_path / device / "site" / "pairs" / "cat" / "data" / "pair.json").read_text())
         finals[device] = record["losses"]["final"]["total"]
         if device == "cuda":  # computed by a device worker process

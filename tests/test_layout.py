@@ -8,7 +8,8 @@ import re
 
 from conftest import REPO, STUDY_IDS
 
-from reportgen import layout, views
+from reportgen import paths as layout
+from reportgen.site import views
 
 TEMPLATES = REPO / "templates"
 
@@ -20,7 +21,7 @@ def _expected_run_files(record: dict) -> set[str]:
     files |= {snapshot["file"] for snapshot in record["snapshots"]}
     files |= {item["file"] for made in (record["reconstructions"] or {}).values() for item in made}
     for layer, info in record["layers"].items():
-        figures = layout.LayerFigures(layer)
+        figures = layout.LayerFiles(layer)
         files |= {figures.gram_heatmap, figures.gram_comparison, figures.correlation, figures.energy, figures.top_pairs}
         files |= {figures.maps(role) for role in layout.ROLES}
         files |= {figures.loss_curve} if info["is_style_layer"] else set()

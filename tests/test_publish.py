@@ -15,10 +15,10 @@ from conftest import snapshot
 
 
 def test_pages_files_and_base_url(fresh_study, tmp_path):
-    from reportgen.build import build
-
+    from reportgen.build import BuildOptions, build
+    from reportgen.execute import ExecutorChoice
     site = tmp_path / "published"
-    build(fresh_study.manifest, site, device="cpu", cache_dir=fresh_study.cache, base_url="https://someone.github.io/study/")
+    build(fresh_study.manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=fresh_study.cache, base_url="https://someone.github.io/study/"))
     assert (site / ".nojekyll").is_file()
     not_found = (site / "404.html").read_text()
     # 404.html is served at whatever path was missing: its links are absolute under the base URL.
@@ -53,12 +53,12 @@ def test_strict_build_fails_on_a_warning_and_keeps_the_previous_site(fresh_study
 
 def test_serve_rebuilds_an_edited_title_without_recomputing(fresh_study, monkeypatch):
     from reportgen import serve as serve_module
-    from reportgen.build import build
-
+    from reportgen.build import BuildOptions, build
+    from reportgen.execute import ExecutorChoice
     builds = []
 
     def rebuild():
-        builds.append(build(fresh_study.manifest, fresh_study.site, device="cpu", cache_dir=fresh_study.cache))
+        builds.append(build(fresh_study.manifest, BuildOptions(fresh_study.site, ExecutorChoice(device="cpu"), cache_dir=fresh_study.cache)))
 
     stop = threading.Event()
     urls: list[str] = []

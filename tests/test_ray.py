@@ -17,8 +17,10 @@ import pytest
 
 from conftest import SEEDED_TWINS, make_study, snapshot
 
-from reportgen.build import build
-from reportgen.pipeline import Silent
+from reportgen.build import BuildOptions, build
+
+from reportgen.execute import ExecutorChoice
+from reportgen.stages.pipeline import Silent
 
 ray = pytest.importorskip("ray", reason="Ray is an extra: pip install 'reportgen[ray]'")
 
@@ -46,7 +48,7 @@ def data_files(site: Path) -> dict[str, bytes]:
 
 def test_a_ray_build_gives_the_files_of_a_local_build(cluster, built_study, tmp_path):
     manifest = make_study(tmp_path / "study")  # the tiny study, built locally by built_study
-    on_ray = build(manifest, tmp_path / "ray", executor="ray", cache_dir=tmp_path / "ray-cache")
+    on_ray = build(manifest, BuildOptions(tmp_path / "ray", ExecutorChoice(executor="ray"), cache_dir=tmp_path / "ray-cache"))
     assert sorted(on_ray.computed) == ["cat", "cup"] and not on_ray.failed
     assert on_ray.stages_computed == {"transfer": 2, "analysis": 2, "figures": 2}
     files = data_files(tmp_path / "ray")
@@ -94,7 +96,7 @@ class KillAnActor(Silent):
 def test_an_actor_killed_during_the_build_is_restarted_and_nothing_is_lost(cluster, tmp_path):
     manifest = make_study(tmp_path / "study", size=32, steps=2, extra_pairs=SEEDED_TWINS)
     listener = KillAnActor()
-    summary = build(manifest, tmp_path / "site", executor="ray", cache_dir=tmp_path / "cache", progress=listener)
+    summary = build(manifest, BuildOptions(tmp_path / "site", ExecutorChoice(executor="ray"), cache_dir=tmp_path / "cache"), progress=listener)
     assert listener.killed, "no device actor was found to kill"
     assert not summary.failed and sorted(summary.computed) == ["cat", "cat-again", "cup", "cup-again"]
     assert summary.stages_computed == {"transfer": 4, "analysis": 4, "figures": 4}
@@ -114,7 +116,7 @@ def test_a_run_that_fails_by_itself_is_reported_once_and_not_retried(cluster, tm
     torch.save(state, study / "nan-weights.pth")
     broken = "  - id: broken\n    content: img/cat.png\n    style: img/mosaic.png\n    weights: nan-weights.pth\n"
     manifest = make_study(study, size=32, steps=2, extra_pairs=broken)
-    summary = build(manifest, tmp_path / "site", executor="ray", cache_dir=tmp_path / "cache", keep_going=True)
+    summary = build(manifest, BuildOptions(tmp_path / "site", ExecutorChoice(executor="ray"), cache_dir=tmp_path / "cache", keep_going=True))
     assert list(summary.failed) == ["broken"] and "the loss became nan" in summary.failed["broken"]
     assert sorted(summary.computed) == ["cat", "cup"] and summary.stages_computed["transfer"] == 2
     index = (tmp_path / "site" / "index.html").read_text()

@@ -24,8 +24,8 @@ VARIANTS = [f"style_weight-1e{k}" for k in (3, 4, 5, 6)]
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory, session_cache):
     """The tiny study with a third pair whose four variants come from a sweep."""
-    from reportgen.build import build
-
+    from reportgen.build import BuildOptions, build
+    from reportgen.execute import ExecutorChoice
     folder = tmp_path_factory.mktemp("swept")
     manifest = make_study(
         folder,
@@ -33,7 +33,7 @@ def swept(tmp_path_factory, session_cache):
         extra_pairs="  - id: cat-sweep\n    title: Cat, four betas\n    content: img/cat.png\n    style: img/mosaic.png\n" + SWEEP,
     )
     site = folder / "site"
-    summary = build(manifest, site, device="cpu", cache_dir=session_cache, jobs=2)  # figures in two processes
+    summary = build(manifest, BuildOptions(site, ExecutorChoice(device="cpu", jobs=2), cache_dir=session_cache))  # figures in two processes
     return site, summary
 
 
@@ -182,15 +182,15 @@ def test_index_links_an_archive_of_the_data(swept):
 def test_a_large_archive_comes_in_volumes_and_is_not_rewritten_unchanged(tmp_path, session_cache, monkeypatch):
     """No file over GitHub's 100 MB: volumes of whole runs (here at a limit every run exceeds);
     a rebuild that changes nothing links the volumes it kept and writes none."""
-    import reportgen.archive
-    from reportgen.build import build
-
-    monkeypatch.setattr(reportgen.archive, "VOLUME_BYTES", 1)  # every run over it: a volume each
+    import reportgen.site.archive
+    from reportgen.build import BuildOptions, build
+    from reportgen.execute import ExecutorChoice
+    monkeypatch.setattr(reportgen.site.archive, "VOLUME_BYTES", 1)  # every run over it: a volume each
     manifest = make_study(tmp_path / "study", steps=3)
     manifest.write_text(manifest.read_text().replace("defaults:\n", "data: {grams: false}\ndefaults:\n"))
     site, cache = tmp_path / "site", tmp_path / "cache"
     shutil.copytree(session_cache, cache)
-    build(manifest, site, device="cpu", cache_dir=cache)
+    build(manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=cache))
     parts = sorted(site.glob("data-*.zip"))
     assert [p.name for p in parts] == ["data-1-of-2.zip", "data-2-of-2.zip"] and not (site / "data.zip").exists()
     held = []
@@ -202,7 +202,7 @@ def test_a_large_archive_comes_in_volumes_and_is_not_rewritten_unchanged(tmp_pat
     index = (site / "index.html").read_text()
     assert all(f'href="{p.name}"' in index for p in parts)
     kept = {p: p.stat().st_mtime_ns for p in (cache / "archives").iterdir()}
-    build(manifest, site, device="cpu", cache_dir=cache)
+    build(manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=cache))
     assert {p: p.stat().st_mtime_ns for p in (cache / "archives").iterdir()} == kept
     # The site's volumes are the kept files themselves (hard links), not copies written anew.
     assert all(any((site / part.name).samefile(kept_file) for kept_file in kept) for part in parts)
@@ -227,13 +227,13 @@ def test_fewer_figures_for_a_large_study(tmp_path, session_cache):
     """figures: {montages: content, pair_sheets: false} draws the feature maps of the content
     layer only and no filter-pair sheets; the layer pages say so, link no filter where there are
     no montages, and the site is lighter."""
-    from reportgen.build import build
-
+    from reportgen.build import BuildOptions, build
+    from reportgen.execute import ExecutorChoice
     manifest = make_study(tmp_path / "study", steps=3)
-    full = build(manifest, tmp_path / "full", device="cpu", cache_dir=session_cache)
+    full = build(manifest, BuildOptions(tmp_path / "full", ExecutorChoice(device="cpu"), cache_dir=session_cache))
     manifest.write_text("figures: {montages: content, pair_sheets: false, quality: 40}\n" + manifest.read_text())
     site = tmp_path / "site"
-    summary = build(manifest, site, device="cpu", cache_dir=session_cache)
+    summary = build(manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=session_cache))
     assert summary.stages_computed == {"transfer": 0, "analysis": 0, "figures": 2}  # figures only
     cat = site / "pairs" / "cat"
     assert sorted(p.parent.name for p in cat.glob("*/maps-*.webp")) == ["conv4_2"] * 4  # three roles and the difference
@@ -248,12 +248,12 @@ def test_fewer_figures_for_a_large_study(tmp_path, session_cache):
 
 
 def test_a_site_over_the_limit_names_the_settings_that_would_fit(tmp_path, session_cache, monkeypatch, caplog):
-    import reportgen.build
-    from reportgen.build import build
-
-    monkeypatch.setattr(reportgen.build, "PAGES_WARNING_BYTES", 1_000_000)  # the tiny study weighs a few MB
+    import reportgen.site.publish
+    from reportgen.build import BuildOptions, build
+    from reportgen.execute import ExecutorChoice
+    monkeypatch.setattr(reportgen.site.publish, "PAGES_WARNING_BYTES", 1_000_000)  # the tiny study weighs a few MB
     manifest = make_study(tmp_path / "study", steps=3)
-    summary = build(manifest, tmp_path / "site", device="cpu", cache_dir=session_cache)
+    summary = build(manifest, BuildOptions(tmp_path / "site", ExecutorChoice(device="cpu"), cache_dir=session_cache))
     warning = next(message for message in summary.warnings if "GitHub Pages" in message)
     assert f"{summary.site_bytes / 1e6:.0f} MB" in warning and "Grams" in warning
     for setting in ("figures: {montages: content}", "figures: {montages: none}", "data: {grams: false, archive: false}", "data: {folder: ..., url: ...}"):
@@ -263,12 +263,12 @@ def test_a_site_over_the_limit_names_the_settings_that_would_fit(tmp_path, sessi
 def test_data_apart_from_the_site_with_links_to_their_url(tmp_path, session_cache):
     """data: {folder, url}: the Grams, records, exact images and archive go to their own folder;
     the pages show thumbnails and link the data where they are published."""
-    from reportgen.build import build
-
+    from reportgen.build import BuildOptions, build
+    from reportgen.execute import ExecutorChoice
     manifest = make_study(tmp_path / "study", steps=3)
     manifest.write_text("data: {folder: ../data-release, url: 'https://example.org/releases/v1'}\n" + manifest.read_text())
     site, data = tmp_path / "site", tmp_path / "data-release"
-    build(manifest, site, device="cpu", cache_dir=session_cache)
+    build(manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=session_cache))
     for pair_id in ("cat", "cup"):
         for inner in ("data/grams.npz", "data/pair.json", "content.png", "style.png", "result.png"):
             assert (data / "pairs" / pair_id / inner).is_file() and not (site / "pairs" / pair_id / inner).exists(), inner
@@ -279,7 +279,7 @@ def test_data_apart_from_the_site_with_links_to_their_url(tmp_path, session_cach
     assert 'href="https://example.org/releases/v1/data.zip"' in (site / "index.html").read_text()
     # Without a URL, the pages link the folder where it lies beside the site (file:// works).
     manifest.write_text(manifest.read_text().replace(", url: 'https://example.org/releases/v1'", ""))
-    build(manifest, site, device="cpu", cache_dir=session_cache)
+    build(manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=session_cache))
     page = (site / "pairs" / "cat" / "index.html").read_text()
     assert 'href="../../../data-release/pairs/cat/data/grams.npz"' in page
     assert (site / "pairs" / "cat" / "../../../data-release/pairs/cat/data/grams.npz").resolve().is_file()
@@ -288,14 +288,15 @@ def test_data_apart_from_the_site_with_links_to_their_url(tmp_path, session_cach
 def test_a_site_that_cannot_be_swapped_in_leaves_the_data_folder_as_it_was(tmp_path, session_cache, monkeypatch):
     """The data folder and the site change together: when the new site cannot take the old
     site's foreign files (a full disk), neither is replaced."""
-    from reportgen import writer as writer_module
-    from reportgen.build import build
+    from reportgen.site import writer as writer_module
+    from reportgen.build import BuildOptions, build
+    from reportgen.execute import ExecutorChoice
     from reportgen.errors import ReportgenError
 
     manifest = make_study(tmp_path / "study", steps=3)
     manifest.write_text("data: {folder: ../data-release}\n" + manifest.read_text())
     site, data = tmp_path / "site", tmp_path / "data-release"
-    build(manifest, site, device="cpu", cache_dir=session_cache)
+    build(manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=session_cache))
     (site / "CNAME").write_text("study.example.org\n")  # a foreign file: carried into each new site
     before = {path: path.read_bytes() for folder in (site, data) for path in folder.rglob("*") if path.is_file()}
     real = writer_module.SiteWriter._carry_foreign_files
@@ -308,18 +309,18 @@ def test_a_site_that_cannot_be_swapped_in_leaves_the_data_folder_as_it_was(tmp_p
     monkeypatch.setattr(writer_module.SiteWriter, "_carry_foreign_files", full_disk)
     manifest.write_text(manifest.read_text().replace("steps: 3", "steps: 4"))
     with pytest.raises(ReportgenError):
-        build(manifest, site, device="cpu", cache_dir=session_cache)
+        build(manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=session_cache))
     after = {path: path.read_bytes() for folder in (site, data) for path in folder.rglob("*") if path.is_file()}
     assert after == before
 
 
 def test_data_option_leaves_the_data_files_out(tmp_path, session_cache):
-    from reportgen.build import build
-
+    from reportgen.build import BuildOptions, build
+    from reportgen.execute import ExecutorChoice
     manifest = make_study(tmp_path / "study", steps=3)
     manifest.write_text("data: {grams: false, archive: false}\n" + manifest.read_text())
     site = tmp_path / "site"
-    build(manifest, site, device="cpu", cache_dir=session_cache)
+    build(manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=session_cache))
     assert not (site / "data.zip").exists() and not list(site.rglob("grams.npz"))
     assert (site / "pairs" / "cat" / "data" / "pair.json").is_file()
     assert "grams.npz" not in (site / "pairs" / "cat" / "index.html").read_text()
@@ -329,12 +330,13 @@ def test_reconstructions_show_what_each_representation_keeps(tmp_path, session_c
     """The paper's Figure 1, on request: five content and five style reconstructions from noise."""
     from PIL import Image
 
-    from reportgen.build import build
+    from reportgen.build import BuildOptions, build
 
+    from reportgen.execute import ExecutorChoice
     manifest = make_study(tmp_path / "study", steps=3, size=32)
     manifest.write_text(manifest.read_text().replace("    style: img/strokes.jpg\n", "    style: img/strokes.jpg\n    reconstructions: true\n", 1))
     site = tmp_path / "site"
-    build(manifest, site, device="cpu", cache_dir=session_cache)
+    build(manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=session_cache))
     record = json.loads((site / "pairs" / "cat" / "data" / "pair.json").read_text())
     made = record["reconstructions"]
     assert [item["layers"][-1] for item in made["content"]] == ["conv1_2", "conv2_2", "conv3_2", "conv4_2", "conv5_2"]

@@ -12,15 +12,17 @@ import pytest
 
 from conftest import REPO, STUDY_IDS, snapshot
 
-from reportgen.build import build
-from reportgen.fingerprint import STAGE_VERSIONS
+from reportgen.build import BuildOptions, build
+
+from reportgen.execute import ExecutorChoice
+from reportgen.stages.fingerprint import STAGE_VERSIONS
 
 NOTHING = {"transfer": 0, "analysis": 0, "figures": 0}
 RECORD = "data/pair.json"
 
 
-def rebuild(study, **options):
-    return build(study.manifest, study.site, device="cpu", cache_dir=study.cache, **options)
+def rebuild(study, jobs=None):
+    return build(study.manifest, BuildOptions(study.site, ExecutorChoice(device="cpu", jobs=jobs), cache_dir=study.cache))
 
 
 def files_of_runs(site) -> dict[str, bytes]:
@@ -58,12 +60,12 @@ def test_changing_top_pairs_runs_the_analysis_again_and_no_transfer(fresh_study,
 
 
 def test_a_template_change_renders_the_pages_and_computes_nothing(fresh_study, no_optimisation, monkeypatch, tmp_path):
-    import reportgen.render
+    import reportgen.site.render
 
     templates = shutil.copytree(REPO / "templates", tmp_path / "templates")
     base = templates / "base.html"
     base.write_text(base.read_text().replace("</body>", "<p id=changed-template>a changed template</p></body>"))
-    monkeypatch.setattr(reportgen.render, "templates_dir", lambda: templates)
+    monkeypatch.setattr(reportgen.site.render, "templates_dir", lambda: templates)
     summary = rebuild(fresh_study)
     assert summary.stages_computed == NOTHING and sorted(summary.cached) == sorted(STUDY_IDS)
     pages = [p for p in fresh_study.site.rglob("*.html") if p.name != "404.html"]
@@ -88,6 +90,6 @@ def test_labels_changed_in_the_manifest_show_without_any_recompute(fresh_study, 
 
 
 def test_the_figures_stage_never_imports_torch():
-    code = "import sys, reportgen.drawing, reportgen.executors, reportgen.pipeline; print('torch' in sys.modules)"
+    code = "import sys, reportgen.figures.draw, reportgen.execute.local, reportgen.stages.pipeline; print('torch' in sys.modules)"
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert shown.stdout.strip() == "False"

@@ -21,7 +21,8 @@ import torch
 from PIL import Image
 
 from conftest import IMAGES, STYLE_LAYERS, pastiche_name
-from reportgen.build import build
+from reportgen.build import BuildOptions, build
+from reportgen.execute import ExecutorChoice
 from reportgen.images import load_image
 from reportgen.manifest import Params
 
@@ -60,7 +61,7 @@ def judged_ratios(network, result: np.ndarray, content: np.ndarray, style: np.nd
 
 def transfer_at_defaults(runtime, content_name: str, style_name: str, size: int, steps: int | None = None):
     from reportgen.ml.stages import as_tensor
-    from reportgen.settings import transfer_settings
+    from reportgen.stages.settings import transfer_settings
     from reportgen.ml.transfer import run_transfer
 
     params = Params(size=size, **({"steps": steps} if steps else {}))
@@ -88,7 +89,7 @@ def test_a_build_at_the_defaults_is_stylised_and_recognisable(tmp_path, pastiche
         "pairs:\n  - id: cat-strokes\n    content: img/chelsea.png\n    style: img/brushstrokes.jpg\n    size: 64\n"
     )
     site = tmp_path / "site"
-    summary = build(tmp_path / "manifest.yaml", site, device="cpu", cache_dir=tmp_path / "cache")
+    summary = build(tmp_path / "manifest.yaml", BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=tmp_path / "cache"))
     assert summary.computed == ["cat-strokes"]
 
     pair = site / "pairs" / "cat-strokes"

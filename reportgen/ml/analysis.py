@@ -13,12 +13,12 @@ import numpy as np
 import torch
 
 from reportgen import tiles
-from reportgen.arrays import Arrays
+from reportgen.stages.arrays import Arrays
 from reportgen.grams import correlation, per_position, relative_distance, sorted_cells
-from reportgen.layout import ROLES
+from reportgen.paths import ROLES
 from reportgen.ml.losses import fit_to, gram
 from reportgen.ml.vgg import FeatureExtractor
-from reportgen.results import AnalysisResult, LayerAnalysis, Stylisation, gram_name, pair_tiles_name, tiles_name
+from reportgen.stages.results import AnalysisResult, LayerAnalysis, Stylisation, gram_name, pair_tiles_name, tiles_name
 
 TOP_CELLS = 20  # largest Gram cells listed per role and layer
 

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from reportgen.ml.vgg import FeatureExtractor
 
 if TYPE_CHECKING:
-    from reportgen.settings import TransferSettings
+    from reportgen.stages.settings import TransferSettings
 
 class _PositionsGram(torch.autograd.Function):
     """(B, N, C) -> (B, C, C): Xᵀ·X, with the backward as one product, dX = X·(dG + dGᵀ).

@@ -9,7 +9,7 @@ from importlib import metadata
 import torch
 
 from reportgen.errors import ReportgenError
-from reportgen.executors import DEVICE_CHOICES
+from reportgen.devices import DEVICE_CHOICES
 from reportgen.ml.vgg import FeatureExtractor
 from reportgen.ml.weights import LoadedWeights, load_weights
 

@@ -1,6 +1,6 @@
 """The two stages of a run that need the network: the transfer and the analysis.
 
-:func:`run_job` is what a device does with a :class:`reportgen.jobs.DeviceJob`, in the build's
+:func:`run_job` is what a device does with a :class:`reportgen.stages.jobs.DeviceJob`, in the build's
 own process or in a worker process of its own: optimise the job's transfers (as one batch where
 they can share it), then analyse each result.  Everything it returns is numpy.
 """
@@ -18,17 +18,17 @@ import numpy as np
 import torch
 
 from reportgen import color
-from reportgen.arrays import Arrays
+from reportgen.stages.arrays import Arrays
 from reportgen.errors import ReportgenError, TransferError
-from reportgen.jobs import DeviceJob, RunInputs, TaskOutcome, TransferTask
+from reportgen.stages.jobs import DeviceJob, RunInputs, TaskOutcome, TransferTask
 from reportgen.manifest import DEFAULT_STYLE_WEIGHT, Params
 from reportgen.ml.analysis import analyse
 from reportgen.ml.runtime import Runtime
 from reportgen.ml.transfer import TransferOutput, run_transfers
-from reportgen.results import (
+from reportgen.stages.results import (
     AnalysisResult, InputImage, LossHistory, Reconstruction, SnapshotInfo, TransferResult, reconstruction_name, snapshot_name,
 )
-from reportgen.settings import TransferSettings, transfer_settings
+from reportgen.stages.settings import TransferSettings, transfer_settings
 
 log = logging.getLogger(__name__)
 

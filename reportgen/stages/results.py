@@ -5,7 +5,7 @@
     figures   -> FigureSet        what the figures stage measured while drawing (scales, files)
 
 A result is saved as one JSON file (its small part) and, where it has arrays, one ``.npz``
-(:class:`reportgen.arrays.Arrays`, read on demand).  Nothing here names a pair, a title or a
+(:class:`reportgen.stages.arrays.Arrays`, read on demand).  Nothing here names a pair, a title or a
 file as the manifest writes it: those labels are joined when pages are built, so renaming a pair
 or moving an image reuses every stage.
 """
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from reportgen.arrays import Arrays
+from reportgen.stages.arrays import Arrays
 from reportgen.grams import GramCell, per_position
 from reportgen.tiles import MontageLayout, PairTiles
 
@@ -378,13 +378,13 @@ class LayerFigures:
 
 @dataclass(frozen=True)
 class FigureSet:
-    """The figures stage of one run: its folder (named by :mod:`reportgen.layout`) holds every
+    """The figures stage of one run: its folder (named by :mod:`reportgen.paths`) holds every
     image and figure file the run's pages show; this is what drawing them measured."""
 
     layers: dict[str, LayerFigures]
     seconds: float
     files: dict[str, int]  # every file of the run's folder (run-folder path) and its size
-    # sha256 of the files runs may share (reportgen.layout.shared_between_runs), hashed while
+    # sha256 of the files runs may share (reportgen.paths.shared_between_runs), hashed while
     # their bytes were at hand: the site writer stores files with equal bytes once.
     digests: dict[str, str] = dataclasses.field(default_factory=dict)
 

@@ -2,7 +2,7 @@
 each (or a share of one), figures as Ray tasks on CPUs.
 
 The build's own process is Ray's driver.  It plans, fills the cache and writes the site exactly as
-a local build does (:mod:`reportgen.pipeline`); only the executors are Ray's.  What travels:
+a local build does (:mod:`reportgen.stages.pipeline`); only the executors are Ray's.  What travels:
 
 * to a device actor, a job: its images as 8-bit arrays and, for analyses of cached transfers,
   their arrays; a weights file named in the manifest is put into Ray's object store once and
@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from reportgen.errors import ReportgenError
-from reportgen.executors import available_cores, yield_to_transfers
-from reportgen.jobs import DeviceJob, TaskOutcome
-from reportgen.manifest import BUILTIN_WEIGHTS, FigureOptions, Manifest, Params
-from reportgen.results import AnalysisResult, FigureSet, TransferResult
+from reportgen.execute.processes import available_cores, yield_to_transfers
+from reportgen.manifest import BUILTIN_WEIGHTS, Manifest
+from reportgen.stages.jobs import DeviceJob, FigureJob, TaskOutcome
+from reportgen.stages.results import FigureSet
 
 RAY_INSTALL = "pip install 'reportgen[ray]'"
 JOBS_PER_ACTOR = 2  # in flight per actor: one running, the next already there
@@ -236,14 +236,15 @@ class RayDevices:
             ray.kill(actor, no_restart=True)
 
 
-def _draw_remote(transfer: TransferResult, analysis: AnalysisResult, params: Params, options: FigureOptions) -> tuple[FigureSet, dict[str, bytes]]:
-    """A run's folder drawn on a Ray worker, returned as its files' bytes."""
-    from reportgen.drawing import draw_run
+def _draw_remote(job: FigureJob) -> tuple[FigureSet, dict[str, bytes]]:
+    """A run's folder drawn on a Ray worker (in a folder of its own there, whatever
+    ``job.folder`` says), returned as its files' bytes."""
+    from reportgen.figures.draw import draw_run
 
     yield_to_transfers()  # the node's transfers come first
 
     with tempfile.TemporaryDirectory(prefix="reportgen-figures-") as folder:
-        figures = draw_run(transfer, analysis, params, options, Path(folder))
+        figures = draw_run(dataclasses.replace(job, folder=Path(folder)))
         return figures, {inner: (Path(folder) / inner).read_bytes() for inner in figures.files}
 
 
@@ -255,11 +256,13 @@ class RayFigures:
         self._refs: dict[Future, Any] = {}  # drawings not finished
         self.lost_errors = _lost_errors()
 
-    def submit(self, transfer: TransferResult, analysis: AnalysisResult, params: Params, options: FigureOptions, folder: Path) -> Future:
+    def submit(self, job: FigureJob) -> Future:
         _check_driver_node()
-        transfer = dataclasses.replace(transfer, images=transfer.images.loaded())
-        analysis = dataclasses.replace(analysis, arrays=analysis.arrays.loaded())
-        ref = self._remote.remote(transfer, analysis, params, options)
+        folder = job.folder
+        # The arrays travel, not the driver's paths to them.
+        transfer = dataclasses.replace(job.transfer, images=job.transfer.images.loaded())
+        analysis = dataclasses.replace(job.analysis, arrays=job.analysis.arrays.loaded())
+        ref = self._remote.remote(dataclasses.replace(job, transfer=transfer, analysis=analysis))
         drawn: Future = Future()
         self._refs[drawn] = ref
 

@@ -1,6 +1,6 @@
 """The one table of file names: what a run's folder holds, and where each file of the site is.
 
-A run's folder is written once by the figures stage (:mod:`reportgen.drawing`), kept as a cache
+A run's folder is written once by the figures stage (:mod:`reportgen.figures.draw`), kept as a cache
 entry and copied as it is into the site as ``pairs/<run>/`` (``<run>`` is a pair id, or
 ``<pair id>/<variant id>``).  Every name below is a contract: of the cache (entries written by
 earlier builds), of the published site (links people keep) and of ``data/`` (read by other
@@ -57,7 +57,7 @@ def gram_key(role: str, layer: str) -> str:
 
 
 @dataclass(frozen=True)
-class LayerFigures:
+class LayerFiles:
     """The figures of one analysed layer, in the run-folder folder named after the layer."""
 
     layer: str

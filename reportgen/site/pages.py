@@ -2,9 +2,9 @@
 
 Pages are computed from the pair records (``data/pair.json``) alone, so a site can be rendered
 from cached results without torch.  Templates compute nothing: every path they link to comes
-finished from here (named by :mod:`reportgen.layout`), and so does every choice of what a page
+finished from here (named by :mod:`reportgen.paths`), and so does every choice of what a page
 shows; templates print values and loop.  What a run's page and its layer pages show is
-:mod:`reportgen.views`'; this module decides which pages there are and how they link together.
+:mod:`reportgen.site.views`'; this module decides which pages there are and how they link together.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any
 
-from reportgen import layout, views
+from reportgen import paths
+from reportgen.site import views
 from reportgen.layers import network_order
-from reportgen.layout import INDEX, NOT_FOUND, ROLES, LayerFigures, cross_pair_page, in_run, layer_page, run_page
-from reportgen.archive import Volume
-from reportgen.compare import StyleComparison
+from reportgen.paths import INDEX, NOT_FOUND, ROLES, LayerFiles, cross_pair_page, in_run, layer_page, run_page
+from reportgen.site.archive import Volume
+from reportgen.site.distances import StyleComparison
 from reportgen.manifest import Manifest, PairSpec
 
 LAYER_DESCRIPTIONS = {
@@ -43,7 +44,7 @@ def _page(manifest: Manifest, path: str, template: str, title: str, crumbs: list
     head_title = title if title == manifest.title else f"{title} · {manifest.title}"
     frame = {
         "site_title": manifest.title, "title": title, "head_title": head_title, "home": INDEX,
-        "stylesheet": layout.STYLESHEET, "favicon": layout.FAVICON, "crumbs": crumbs,
+        "stylesheet": paths.STYLESHEET, "favicon": paths.FAVICON, "crumbs": crumbs,
     }
     return Page(path, template, {**frame, **context})
 
@@ -69,7 +70,7 @@ def _neighbours(links: list[dict], position: int) -> dict:
 
 
 def _thumbs(name: str) -> dict[str, str]:
-    return {role: in_run(name, layout.thumbnail_file(role)) for role in ROLES}
+    return {role: in_run(name, paths.thumbnail_file(role)) for role in ROLES}
 
 
 def build_pages(
@@ -79,7 +80,7 @@ def build_pages(
 
     ``records`` maps run name (``pair`` or ``pair/variant``) -> record, in manifest order;
     ``failed`` maps the name of each run that could not be computed to why; ``comparisons`` maps
-    layer -> how alike the study's style images are there (:mod:`reportgen.compare`);
+    layer -> how alike the study's style images are there (:mod:`reportgen.site.distances`);
     ``downloads`` are the data archive's volumes; ``data_base`` is where the data files are
     published when not in the site (a URL, or a path from the site's root), else ``None``.
     """
@@ -128,7 +129,7 @@ def build_pages(
             entries=index_entries,
             as_table=len(index_entries) > CARDS_UP_TO,
             sort_keys=SORT_KEYS,
-            index_script=layout.INDEX_SCRIPT,
+            index_script=paths.INDEX_SCRIPT,
             layer_pages=[{"name": layer, "href": cross_pair_page(layer)} for layer in comparisons],
             downloads=[{"href": (data_base or "") + v.site_path, "label": _download_label(v, len(downloads))} for v in downloads],
         ),
@@ -212,7 +213,7 @@ def _variants_page(manifest: Manifest, pair, runs: list[tuple[str, dict]], faile
             {
                 "name": record["variant"],
                 "href": run_page(name),
-                "result": in_run(name, layout.thumbnail_file("result")),
+                "result": in_run(name, paths.thumbnail_file("result")),
                 "changed": changed,
                 "final": record["losses"]["final"],
                 "stylisation": views.stylisation_rows(record["stylisation"]),
@@ -304,9 +305,9 @@ def _cross_pair_pages(manifest: Manifest, records: dict[str, dict], comparisons:
             {
                 "title": record["title"],
                 "href": layer_page(name, layer),
-                "gram": in_run(name, LayerFigures(layer).gram_heatmap),
-                "result": in_run(name, layout.thumbnail_file("result")),
-                "style": in_run(name, layout.thumbnail_file("style")),
+                "gram": in_run(name, LayerFiles(layer).gram_heatmap),
+                "result": in_run(name, paths.thumbnail_file("result")),
+                "style": in_run(name, paths.thumbnail_file("style")),
                 "distance": record["stylisation"]["style_gram"].get(layer),
             }
             for name, record in records.items()
@@ -326,7 +327,7 @@ def _cross_pair_pages(manifest: Manifest, records: dict[str, dict], comparisons:
                 style_count=_plural(len(comparison.styles.identities), "style image"),
                 labels=comparison.styles.labels if as_table else None,
                 distance_rows=_distance_rows(comparison) if as_table else None,
-                distances_figure=None if as_table else layout.distances_figure(layer),
+                distances_figure=None if as_table else paths.distances_figure(layer),
                 nearest=None if as_table else _nearest_rows(comparison, records),
                 neighbours=_neighbours([{"href": cross_pair_page(other), "label": other} for other in layer_names], position),
             )

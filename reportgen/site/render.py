@@ -9,7 +9,7 @@ from pathlib import Path
 
 import jinja2
 
-from reportgen.layout import NOT_FOUND, asset
+from reportgen.paths import NOT_FOUND, asset
 
 
 def templates_dir() -> Path:
@@ -46,7 +46,7 @@ class Renderer:
         """Render ``template`` as the page at site path ``page``.
 
         ``aliases`` redirects links to files stored once for several pages (see
-        :meth:`reportgen.writer.SiteWriter.copy_tree`).  ``base_url`` gives each page a canonical
+        :meth:`reportgen.site.writer.SiteWriter.copy_tree`).  ``base_url`` gives each page a canonical
         link, and makes the links of ``404.html`` absolute: that page is served at whatever path
         was missing, where relative links would not resolve.
         """

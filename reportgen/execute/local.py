@@ -2,7 +2,7 @@
 device, figures in a pool of processes beside them.
 
 Every executor returns :class:`concurrent.futures.Future`\\ s, so the build waits on device jobs
-and figures alike (:mod:`reportgen.pipeline`).  Worker processes are spawned, never forked (a
+and figures alike (:mod:`reportgen.stages.pipeline`).  Worker processes are spawned, never forked (a
 forked copy of a process that has started torch's threads or CUDA is not safe), ignore Ctrl-C
 (the build cancels them and leaves the previous site as it was) and import torch only where they
 drive a device: the figure processes never do.
@@ -12,46 +12,22 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import re
 import signal
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from reportgen.errors import ReportgenError
-from reportgen.jobs import DeviceJob, TaskOutcome
-from reportgen.manifest import FigureOptions, Params
-from reportgen.results import AnalysisResult, FigureSet, TransferResult
+from reportgen.execute.processes import available_cores, yield_to_transfers
+from reportgen.stages.jobs import DeviceBusy, DeviceJob, FigureJob, NoDeviceLeft, TaskOutcome
+from reportgen.stages.results import FigureSet
 
 if TYPE_CHECKING:
     from reportgen.ml.runtime import Runtime
 
 JOBS_PER_WORKER = 2  # in flight per device worker: one running, the next already waiting
-DEVICE_CHOICES = "auto, cpu, cuda, cuda:N, or a comma-separated list such as cuda:0,cuda:2"
-_DEVICE = r"(cpu|cuda(:\d+)?)"
-_DEVICE_CHOICE = re.compile(rf"auto|{_DEVICE}(,{_DEVICE})*")
-
-
-def check_device_choice(choice: str) -> None:
-    """Refuse a ``--device`` value that names no device, before anything is computed (whether
-    the devices it names are present is asked of torch when the first run needs them)."""
-    if not _DEVICE_CHOICE.fullmatch(choice.replace(" ", "")):
-        raise ReportgenError(f"--device {choice!r} is not a device (allowed: {DEVICE_CHOICES})")
-
-
-def available_cores() -> int:
-    """The cores this process may run on (a container's or a job scheduler's share)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS
-        return os.cpu_count() or 1
-
-
-def default_figure_jobs(gpu_workers: int) -> int:
-    """Figure processes when ``--jobs`` is not given: the cores not busy feeding the GPUs."""
-    return max(1, available_cores() - gpu_workers)
 
 
 def _done(value: Any) -> Future:
@@ -66,20 +42,6 @@ def _failed(error: BaseException) -> Future:
     return future
 
 
-def yield_to_transfers() -> None:
-    """Make this process draw only with what the transfers leave of the CPU.
-
-    On a CPU build both want every core: at equal priority torch's threads wait on each other
-    whenever a figure process holds a core (a 32 px transfer took ten times as long), while
-    fewer torch threads would change the transfer's rounding, and a result would depend on what
-    else was running.  Linux's idle scheduling class gives a process the cores no one else
-    wants; elsewhere, the lowest priority."""
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, 0, 19)
-
-
 def _start_figure_process() -> None:
     _ignore_interrupts()
     yield_to_transfers()
@@ -91,15 +53,6 @@ def _ignore_interrupts() -> None:
 
 
 # ---- devices --------------------------------------------------------------------------------
-
-
-class NoDeviceLeft(Exception):
-    """Every device worker has stopped."""
-
-
-class DeviceBusy(Exception):
-    """No worker can take a job now: the one that looked free turned out to have died, and the
-    others are busy.  The job waits until a running one finishes (or its failure is reported)."""
 
 
 class InProcessDevice:
@@ -277,10 +230,10 @@ def _shut_down_now(pool: ProcessPoolExecutor) -> None:
 # ---- figures --------------------------------------------------------------------------------
 
 
-def _draw(transfer: TransferResult, analysis: AnalysisResult, params: Params, options: FigureOptions, folder: Path) -> FigureSet:
-    from reportgen.drawing import draw_run
+def _draw(job: FigureJob) -> FigureSet:
+    from reportgen.figures.draw import draw_run
 
-    return draw_run(transfer, analysis, params, options, folder)
+    return draw_run(job)
 
 
 class SerialFigures:
@@ -288,12 +241,11 @@ class SerialFigures:
 
     lost_errors: tuple[type[BaseException], ...] = ()
 
-    def submit(self, transfer: TransferResult, analysis: AnalysisResult, params: Params, options: FigureOptions, folder: Path) -> Future:
+    def submit(self, job: FigureJob) -> Future:
         try:
-            return _done(_draw(transfer, analysis, params, options, folder))
+            return _done(_draw(job))
         except Exception as error:
             return _failed(error)
-
 
     def close(self, cancel: bool = False) -> None:
         pass
@@ -308,17 +260,17 @@ class FigurePool:
         self.jobs = jobs
         self._pool: ProcessPoolExecutor | None = None
 
-    def submit(self, transfer: TransferResult, analysis: AnalysisResult, params: Params, options: FigureOptions, folder: Path) -> Future:
+    def submit(self, job: FigureJob) -> Future:
         if self._pool is None:
             context = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_start_figure_process)
         try:
-            future = self._pool.submit(_draw, transfer, analysis, params, options, folder)
+            future = self._pool.submit(_draw, job)
         except BrokenProcessPool:
             # A figure process was killed: the runs it had are reported by their futures; the
             # runs after them get a fresh pool.
             self._pool = None
-            return self.submit(transfer, analysis, params, options, folder)
+            return self.submit(job)
         return future
 
     def close(self, cancel: bool = False) -> None:

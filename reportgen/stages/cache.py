@@ -23,12 +23,14 @@ import os
 import shutil
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Generic, TypeVar
+from typing import Generic, TypeVar
 
-from reportgen.fingerprint import STAGE_VERSIONS, digest
 from reportgen.manifest import FigureOptions, Params
+from reportgen.stages.fingerprint import STAGE_VERSIONS, digest
+from reportgen.stages.results import AnalysisResult, FigureSet, TransferResult
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +154,48 @@ class StageCache(Generic[Result]):
         for folder in self._scratch:
             shutil.rmtree(folder, ignore_errors=True)
         self._scratch.clear()
+
+
+@dataclass
+class Caches:
+    """One :class:`StageCache` per stage, under one root (``None``: nothing kept)."""
+
+    root: Path | None
+    transfer: StageCache[TransferResult] = field(init=False)
+    analysis: StageCache[AnalysisResult] = field(init=False)
+    figures: StageCache[FigureSet] = field(init=False)
+    _scratch: Path | None = field(default=None, init=False)  # archives and distances, without a cache
+
+    def __post_init__(self) -> None:
+        self.transfer = StageCache(self.root, "transfer", TransferResult.load)
+        self.analysis = StageCache(self.root, "analysis", AnalysisResult.load)
+        self.figures = StageCache(self.root, "figures", FigureSet.load)
+
+    def archives(self) -> Path:
+        """Where the data archive's volumes are kept (:mod:`reportgen.site.archive`)."""
+        return self._folder("archives")
+
+    def pages(self) -> Path:
+        """Where rendered pages are kept, by a hash of all they depend on."""
+        return self._folder("pages")
+
+    def distances(self) -> Path:
+        """Where the distances between the study's style images and their figures are kept."""
+        return self._folder("distances")
+
+    def _folder(self, name: str) -> Path:
+        if self.root is not None:
+            return self.root / name
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="reportgen-scratch-"))
+        return self._scratch / name
+
+    def close(self) -> None:
+        for stage in STAGES:
+            getattr(self, stage).close()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
 
 def clear_cache(root: Path) -> int:

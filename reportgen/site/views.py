@@ -1,7 +1,7 @@
 """What the pages of one run show, from its record alone: the run's page and its layer pages.
 
 Every value a template prints is prepared here, links as finished site paths (names from
-:mod:`reportgen.layout`), choices of wording as finished text; :mod:`reportgen.site` decides which
+:mod:`reportgen.paths`), choices of wording as finished text; :mod:`reportgen.site.pages` decides which
 pages there are and joins these views to their frame.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
-from reportgen import layout
-from reportgen.layout import ROLES, LayerFigures, in_run, layer_page
+from reportgen import paths
+from reportgen.paths import ROLES, LayerFiles, in_run, layer_page
 from reportgen.manifest import Params
 
 DEFAULTS = Params()
@@ -81,8 +81,8 @@ def _images(name: str, record: dict, data_base: str | None) -> list[dict]:
     return [
         {
             "role": role,
-            "src": in_run(name, layout.thumbnail_file(role)) if data_base else in_run(name, layout.image_file(role)),
-            "href": (data_base or "") + in_run(name, layout.image_file(role)),
+            "src": in_run(name, paths.thumbnail_file(role)) if data_base else in_run(name, paths.image_file(role)),
+            "href": (data_base or "") + in_run(name, paths.image_file(role)),
             "width": (inputs["style"] if role == "style" else inputs["content"])["size"][0],
             "file": inputs[role]["file"] if role in inputs else None,
         }
@@ -149,7 +149,7 @@ def _data_files(name: str, grams_published: bool, data_base: str | None) -> dict
     def link(inner: str) -> dict:
         return {"href": (data_base or "") + in_run(name, inner), "name": posixpath.basename(inner)}
 
-    return {"grams": link(layout.GRAMS) if grams_published else None, "record": link(layout.RECORD)}
+    return {"grams": link(paths.GRAMS) if grams_published else None, "record": link(paths.RECORD)}
 
 
 def _provenance(record: dict) -> dict:
@@ -177,7 +177,7 @@ def run_view(name: str, record: dict, layers: list[dict], grams_published: bool,
         "snapshot_interval": _snapshot_interval(parameters["snapshot_every"]),
         "total_steps": len(record["losses"]["step"]),
         "reconstruction_rows": _reconstruction_rows(name, record),
-        "loss_curves": in_run(name, layout.LOSS_CURVES),
+        "loss_curves": in_run(name, paths.LOSS_CURVES),
         "curves_include_tv": bool(parameters["tv_weight"]),
         "loss_normalisation": LOSS_NORMALISATIONS.get(parameters["loss"], SEED_NORMALISATION),
         "scales_note": _scales_note(record),
@@ -216,7 +216,7 @@ def _pair_rows(cells: list, linked: bool) -> list[dict]:
     has montages to show it in."""
 
     def href(k: int) -> str | None:
-        return f"#{layout.filter_anchor(k)}" if linked else None
+        return f"#{paths.filter_anchor(k)}" if linked else None
 
     return [{"rank": rank, "i": i, "j": j, "value": value, "i_href": href(i), "j_href": href(j)} for rank, (i, j, value) in enumerate(cells, start=1)]
 
@@ -226,11 +226,11 @@ def _tile_links(montage: dict) -> dict | None:
     has a grid of its shape."""
     if montage["columns"] not in LINKED_GRID_COLUMNS or montage["rows"] not in LINKED_GRID_ROWS:
         return None
-    tiles = [{"id": layout.filter_anchor(k), "href": f"#{layout.filter_anchor(k)}", "label": f"filter {k}"} for k in range(montage["count"])]
+    tiles = [{"id": paths.filter_anchor(k), "href": f"#{paths.filter_anchor(k)}", "label": f"filter {k}"} for k in range(montage["count"])]
     return {"grid": f"cols-{montage['columns']} rows-{montage['rows']}", "tiles": tiles}
 
 
-def _montages(name: str, info: dict, files: LayerFigures, drawn: set[str]) -> list[dict]:
+def _montages(name: str, info: dict, files: LayerFiles, drawn: set[str]) -> list[dict]:
     """Every feature map of each image, one montage per role (none where the study's figure
     options leave this layer's montages out)."""
     montages = []
@@ -256,7 +256,7 @@ def layer_view(name: str, record: dict, layers: list[dict], layer: str) -> dict:
     figures, legends, rankings with their filter links, montages and the data of the filter
     viewer; ``layers`` are the links to the run's layer pages."""
     info = record["layers"][layer]
-    files = LayerFigures(layer)
+    files = LayerFiles(layer)
     scale = info["gram_scale"]
     block = scale["block"]
     drawn = set(record["files"])
@@ -281,9 +281,9 @@ def layer_view(name: str, record: dict, layers: list[dict], layer: str) -> dict:
             "low": -scale["limit"],
             "high": scale["limit"],
             "linear_below": scale["linear_below"],
-            "scale": layout.DIVERGING_SCALE,
+            "scale": paths.DIVERGING_SCALE,
         },
-        "correlation_legend": {"low": info["correlation_heatmap"]["low"], "scale": layout.MAGMA_SCALE},
+        "correlation_legend": {"low": info["correlation_heatmap"]["low"], "scale": paths.MAGMA_SCALE},
         "rankings": {
             "style_cells": _pair_rows(info["top_cells"]["style"], bool(montages)),
             **{f"{role}_pairs": _pair_rows(info["top_pairs"][role], bool(montages)) for role in ROLES},
@@ -291,8 +291,8 @@ def layer_view(name: str, record: dict, layers: list[dict], layer: str) -> dict:
         },
         "top_pair_count": len(info["top_pairs"]["style"]),
         "montage_columns": info["montage"]["style"]["columns"],
-        "filter_link_prefix": f"{layout.layer_page_name(layer)}#{layout.FILTER_ANCHOR_PREFIX}",
+        "filter_link_prefix": f"{paths.layer_page_name(layer)}#{paths.FILTER_ANCHOR_PREFIX}",
         "montages": montages,
         "layer_data": {"channels": info["channels"], "montage": info["montage"], "heatmap": info["correlation_heatmap"], "roles": [m["role"] for m in montages]},
-        "filter_script": layout.FILTER_SCRIPT,
+        "filter_script": paths.FILTER_SCRIPT,
     }

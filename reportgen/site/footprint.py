@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from reportgen.layout import ARCHIVE, ASSETS_DIR, CROSS_PAIR_DIR, GRAMS, RECORD, RUNS_DIR
+from reportgen.paths import ARCHIVE, ASSETS_DIR, CROSS_PAIR_DIR, GRAMS, RECORD, RUNS_DIR
 
 LIMIT_BYTES = 1_000_000_000  # GitHub Pages
 DATA_KINDS = ("Grams", "records", "archive")  # what `data: {...}` leaves out of the site

@@ -1,23 +1,31 @@
-"""The work a device is handed, and what it hands back (torch-free: the build plans with these).
+"""The work handed to the executors, what comes back, and what an executor promises
+(torch-free: the build plans with these).
 
 A :class:`DeviceJob` is one or more transfers that may share batched evaluations, each followed
 by the analyses its runs need; a transfer already in the cache comes as its result, and then
-only its analyses run.  Everything in a job pickles small: images as 8-bit arrays, cached
-results as the paths of their arrays.
+only its analyses run.  A :class:`FigureJob` is the drawing of one run's folder.  Everything in
+a job pickles small: images as 8-bit arrays, cached results as the paths of their arrays.
+
+The executors themselves (a worker per device, figure processes, Ray) are
+:mod:`reportgen.execute`'s; :class:`Devices` and :class:`Figures` say what the pipeline needs of
+them.
 """
 
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from reportgen import color
 from reportgen.images import LoadedImage, load_image, size_estimate
-from reportgen.manifest import Params, Run
-from reportgen.results import AnalysisResult, TransferResult
-from reportgen.settings import transfer_settings
+from reportgen.manifest import FigureOptions, Params, Run
+from reportgen.stages.results import AnalysisResult, TransferResult
+from reportgen.stages.settings import transfer_settings
 
 
 @dataclass(frozen=True)
@@ -95,3 +103,61 @@ class TaskOutcome:
     transfer: TransferResult | None = None
     analyses: dict[str, AnalysisResult] | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class FigureJob:
+    """The figures stage of one analysis: every file of the run's folder drawn into ``folder``
+    from its transfer and analysis, the montages the study's ``options`` ask for."""
+
+    transfer: TransferResult
+    analysis: AnalysisResult
+    params: Params
+    options: FigureOptions
+    folder: Path
+
+
+class NoDeviceLeft(Exception):
+    """Every device worker has stopped."""
+
+
+class DeviceBusy(Exception):
+    """No worker can take a job now: the one that looked free turned out to have died, and the
+    others are busy.  The job waits until a running one finishes (or its failure is reported)."""
+
+
+class Devices(Protocol):
+    """Where device jobs run (:mod:`reportgen.execute`): the build's own process, a worker
+    process per device, or Ray actors."""
+
+    capacity: int  # jobs it takes at once
+    batches: int  # workers that batch transfers (GPUs); 0: one transfer a job
+    lost_errors: tuple[type[BaseException], ...]  # what a job's future raises when its worker died
+
+    def free(self) -> bool: ...
+
+    def submit(self, job: DeviceJob) -> Future:
+        """Start ``job``; raises :class:`NoDeviceLeft` when every worker has stopped,
+        :class:`DeviceBusy` when none can take it now (one that looked free had died and the
+        others are busy)."""
+        ...
+
+    def where(self, future: Future) -> str:
+        """Which worker runs the job of ``future``, for messages."""
+        ...
+
+    def lost(self, future: Future) -> None:
+        """The worker of ``future`` died: give it no more jobs."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Figures(Protocol):
+    """Where figure jobs run: the build's own process, figure processes, or Ray tasks."""
+
+    lost_errors: tuple[type[BaseException], ...]
+
+    def submit(self, job: FigureJob) -> Future: ...
+
+    def close(self, cancel: bool = False) -> None: ...

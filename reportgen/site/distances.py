@@ -21,7 +21,7 @@ import numpy as np
 from reportgen.manifest import Manifest
 
 if TYPE_CHECKING:
-    from reportgen.pipeline import RunResults
+    from reportgen.stages.pipeline import RunResults
 
 DISTANCES_VERSION = 1  # of the cached distance matrices
 NEAREST = 5  # nearest styles listed for each style

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from reportgen.layout import ARCHIVE, GRAMS, RECORD, ROLES, archive_volume, image_file
+from reportgen.paths import ARCHIVE, GRAMS, RECORD, ROLES, archive_volume, image_file
 
 VOLUME_BYTES = 95_000_000
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from reportgen.fingerprint import STAGE_VERSIONS
-from reportgen.layout import reconstruction_file, snapshot_file
+from reportgen.stages.fingerprint import STAGE_VERSIONS
+from reportgen.paths import reconstruction_file, snapshot_file
 from reportgen.manifest import Manifest, Run
-from reportgen.results import AnalysisResult, FigureSet, TransferResult
+from reportgen.stages.results import AnalysisResult, FigureSet, TransferResult
 
 RECORD_FORMAT = 2  # 2: "stage_versions" in place of "results_version"
 

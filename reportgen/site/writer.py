@@ -52,7 +52,7 @@ class SiteWriter:
         self.staging: Path | None = None
         self.written: set[str] = set()
         # Site path of a file that was not written because the same bytes already were, -> the
-        # path that was written.  Pages link through this (see reportgen.render).
+        # path that was written.  Pages link through this (see reportgen.site.render).
         self.aliases: dict[str, str] = {}
         self._by_digest: dict[str, str] = {}
         self._folders: set[str] = set()  # made in the staging folder already

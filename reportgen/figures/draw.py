@@ -1,7 +1,7 @@
 """The figures stage: a run's folder, every file its pages show, drawn from its transfer and
 analysis results (no network, no torch: it runs in worker processes beside the transfers).
 
-The folder's files are named by :mod:`reportgen.layout`; it is kept as a cache entry and copied
+The folder's files are named by :mod:`reportgen.paths`; it is kept as a cache entry and copied
 as it is into the site as ``pairs/<run>/`` (``data/pair.json`` is written there, from the stage
 results, when the site is built).
 """
@@ -16,12 +16,34 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from reportgen import figures, grams
-from reportgen.arrays import Arrays
+from reportgen import grams
+from reportgen.figures import plots, raster
 from reportgen.images import save_png
-from reportgen.layout import GRAMS, LOSS_CURVES, ROLES, shared_between_runs, LayerFigures as LayerFiles, gram_key, image_file, reconstruction_file, snapshot_file, thumbnail_file
 from reportgen.manifest import FigureOptions, Params
-from reportgen.results import AnalysisResult, FigureSet, LayerFigures, TransferResult, gram_name, pair_tiles_name, reconstruction_name, snapshot_name, tiles_name
+from reportgen.paths import (
+    GRAMS,
+    LOSS_CURVES,
+    ROLES,
+    LayerFiles,
+    gram_key,
+    image_file,
+    reconstruction_file,
+    shared_between_runs,
+    snapshot_file,
+    thumbnail_file,
+)
+from reportgen.stages.arrays import Arrays
+from reportgen.stages.jobs import FigureJob
+from reportgen.stages.results import (
+    AnalysisResult,
+    FigureSet,
+    LayerFigures,
+    gram_name,
+    pair_tiles_name,
+    reconstruction_name,
+    snapshot_name,
+    tiles_name,
+)
 
 
 def _made(folder: Path, inner: str) -> Path:
@@ -31,17 +53,18 @@ def _made(folder: Path, inner: str) -> Path:
     return path
 
 
-def draw_run(transfer: TransferResult, analysis: AnalysisResult, params: Params, options: FigureOptions, folder: Path) -> FigureSet:
-    """Write every image, figure and data file of one run into ``folder``, the feature-map
-    montages of the layers ``options`` names."""
+def draw_run(job: FigureJob) -> FigureSet:
+    """Write every image, figure and data file of one run into ``job.folder``, the feature-map
+    montages of the layers its options name."""
+    transfer, analysis, params, options, folder = job.transfer, job.analysis, job.params, job.options, job.folder
     started = time.perf_counter()
     images = transfer.images.loaded()
     arrays = analysis.arrays.loaded()
     for role in ROLES:
         save_png(images[role], _made(folder, image_file(role)))
-        figures.thumbnail(images[role], _made(folder, thumbnail_file(role)))
+        raster.thumbnail(images[role], _made(folder, thumbnail_file(role)))
     history = transfer.losses.as_columns()
-    figures.loss_curves(history, [scale.first_step for scale in transfer.scales[1:]], _made(folder, LOSS_CURVES))
+    plots.loss_curves(history, [scale.first_step for scale in transfer.scales[1:]], _made(folder, LOSS_CURVES))
     layers = {layer: _draw_layer(analysis, arrays, params, options, history, folder, layer) for layer in analysis.layers}
     for snapshot in transfer.snapshots:
         _webp(images[snapshot_name(snapshot.step)], _made(folder, snapshot_file(snapshot.step)), quality=85)
@@ -58,7 +81,7 @@ def draw_run(transfer: TransferResult, analysis: AnalysisResult, params: Params,
 
 
 def _webp(pixels: np.ndarray, path: Path, quality: int) -> None:
-    Image.fromarray(pixels, "RGB").save(path, format="WEBP", quality=quality, method=figures.WEBP_METHOD)
+    Image.fromarray(pixels, "RGB").save(path, format="WEBP", quality=quality, method=raster.WEBP_METHOD)
 
 
 def _draw_layer(analysis: AnalysisResult, arrays: Arrays, params: Params, options: FigureOptions, history: dict, folder: Path, layer: str) -> LayerFigures:
@@ -70,17 +93,17 @@ def _draw_layer(analysis: AnalysisResult, arrays: Arrays, params: Params, option
     per_position = {role: grams.per_position(arrays[gram_name(role, layer)], math.prod(info.map_sizes[role])) for role in ("style", "result")}
     style_gram = arrays[gram_name("style", layer)]
     quality = {"quality": options.quality} if options.quality else {}
-    figures.gram_heatmap(style_gram, f"Gram matrix of the style image at {layer}", folder / files.gram_heatmap, **quality)
-    figures.energy_bars(np.diag(per_position["style"]), np.diag(per_position["result"]), layer, folder / files.energy)
+    plots.gram_heatmap(style_gram, f"Gram matrix of the style image at {layer}", folder / files.gram_heatmap, **quality)
+    plots.energy_bars(np.diag(per_position["style"]), np.diag(per_position["result"]), layer, folder / files.energy)
     if layer in params.style_layer_weights:
-        figures.layer_loss_curve(history["step"], history["style"][layer], layer, folder / files.loss_curve)
+        plots.layer_loss_curve(history["step"], history["style"][layer], layer, folder / files.loss_curve)
     if options.montages_at(layer, params.content_layer):
         for role in ROLES:
-            figures.feature_montage(arrays[tiles_name(role, layer)], info.montages[role], folder / files.maps(role), **quality)
+            raster.feature_montage(arrays[tiles_name(role, layer)], info.montages[role], folder / files.maps(role), **quality)
         if "difference" in info.montages:
-            figures.difference_montage(arrays[tiles_name("difference", layer)], info.montages["difference"], folder / files.difference, **quality)
+            raster.difference_montage(arrays[tiles_name("difference", layer)], info.montages["difference"], folder / files.difference, **quality)
     if options.pair_sheets:
-        figures.filter_pairs_figure(info.pair_tiles, arrays[pair_tiles_name(layer)], info.top_pairs["style"], folder / files.top_pairs, **quality)
-    scale = figures.gram_comparison(per_position["style"], per_position["result"], layer, folder / files.gram_comparison, **quality)
-    placement = figures.correlation_heatmap(grams.correlation(style_gram), layer, folder / files.correlation, **quality)
+        raster.filter_pairs_figure(info.pair_tiles, arrays[pair_tiles_name(layer)], info.top_pairs["style"], folder / files.top_pairs, **quality)
+    scale = raster.gram_comparison(per_position["style"], per_position["result"], layer, folder / files.gram_comparison, **quality)
+    placement = raster.correlation_heatmap(grams.correlation(style_gram), layer, folder / files.correlation, **quality)
     return LayerFigures(scale, placement)

@@ -1,0 +1,182 @@
+"""Figures drawn pixel by pixel with numpy and Pillow: montages of feature maps, the filter-pair
+sheet, the Gram matrices cell by cell, thumbnails.
+
+Hundreds of feature maps become one montage built from the tiles the analysis kept
+(:mod:`reportgen.tiles`; a matplotlib axes grid of 512 maps takes minutes).  Exact pixels (the
+network's inputs and the result) are PNG, written by the figures stage itself; montages,
+matrices and thumbnails, which only need to look right, are WebP.  matplotlib lends its colour
+maps and its symmetric-log scale; it draws nothing here.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from pathlib import Path
+
+import matplotlib
+import matplotlib.colors
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from reportgen.grams import GramCell
+from reportgen.stages.results import GramScale, HeatmapPlacement
+from reportgen.tiles import MontageLayout, PairTiles
+
+MONTAGE_QUALITY = 70
+WEBP_METHOD = 1  # encoder effort 0..6: 1 is about 3x faster than 4 for a few percent more bytes
+THUMB_SIDE = 320
+BACKGROUND = (255, 255, 255)
+
+# (256, 3) uint8 lookup tables of the colormaps the montages and matrices use, made once.
+COLOUR_TABLES = {
+    name: (matplotlib.colormaps[name](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
+    for name in ("viridis", "magma", "RdBu_r")
+}
+
+
+def colour_table(name: str = "viridis") -> np.ndarray:
+    """(256, 3) uint8 lookup table of one of :data:`COLOUR_TABLES`."""
+    return COLOUR_TABLES[name]
+
+
+def montage_canvas(tiles: np.ndarray, layout: MontageLayout, colours: str) -> np.ndarray:
+    """(C, h, w) uint8 tiles -> (height, width, 3) uint8 image of them in filter order, row-major,
+    coloured with ``colours`` on a white background, laid out by ``layout``."""
+    count = tiles.shape[0]
+    coloured = colour_table(colours)[tiles]  # (C, h, w, 3)
+    # A grid of tile-plus-gap cells, filled and then unfolded into rows of pixels in one go.
+    cell_height, cell_width = layout.tile_height + layout.gap, layout.tile_width + layout.gap
+    grid = np.empty((layout.rows * layout.columns, cell_height, cell_width, 3), dtype=np.uint8)
+    grid[...] = BACKGROUND
+    grid[:count, : layout.tile_height, : layout.tile_width] = coloured
+    canvas = grid.reshape(layout.rows, layout.columns, cell_height, cell_width, 3).transpose(0, 2, 1, 3, 4)
+    canvas = canvas.reshape(layout.rows * cell_height, layout.columns * cell_width, 3)
+    width_px, height_px = layout.size
+    return np.ascontiguousarray(canvas[:height_px, :width_px])
+
+
+def _write_montage(tiles: np.ndarray, layout: MontageLayout, colours: str, path: Path, quality: int = MONTAGE_QUALITY) -> None:
+    """The :func:`montage_canvas` of (C, h, w) uint8 tiles, each tile numbered, as WebP."""
+    image = Image.fromarray(montage_canvas(tiles, layout, colours), "RGB")
+    if layout.tile_height >= 24:
+        _label_tiles(image, layout)
+    image.save(path, format="WEBP", quality=quality, method=WEBP_METHOD)
+
+
+def feature_montage(tiles: np.ndarray, layout: MontageLayout, path: Path, quality: int = MONTAGE_QUALITY) -> None:
+    """Every map of a layer (:func:`reportgen.tiles.feature_tiles`) in one WebP montage."""
+    _write_montage(tiles, layout, "viridis", path, quality)
+
+
+def difference_montage(tiles: np.ndarray, layout: MontageLayout, path: Path, quality: int = MONTAGE_QUALITY) -> None:
+    """result − content for every map (:func:`reportgen.tiles.difference_tiles`): blue lower,
+    red higher, white equal, laid out like :func:`feature_montage`."""
+    _write_montage(tiles, layout, "RdBu_r", path, quality)
+
+
+@lru_cache(maxsize=8)
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    return ImageFont.load_default(size=size)
+
+
+@lru_cache(maxsize=2048)
+def _label(number: int, size: int) -> Image.Image:
+    """White digits with a black outline on transparency; drawn once, pasted into every montage."""
+    font = _font(size)
+    left, top, right, bottom = font.getbbox(str(number), stroke_width=2)
+    label = Image.new("RGBA", (right - left, bottom - top), (0, 0, 0, 0))
+    ImageDraw.Draw(label).text((-left, -top), str(number), fill=(255, 255, 255, 255), font=font, stroke_width=2, stroke_fill=(0, 0, 0, 255))
+    return label
+
+
+def _label_tiles(image: Image.Image, layout: MontageLayout) -> None:
+    """Put each filter's index in its tile's corner, so a map can be found by its number."""
+    size = 10 if layout.tile_height < 48 else 12
+    for k in range(layout.count):
+        row, column = divmod(k, layout.columns)
+        label = _label(k, size)
+        image.paste(label, (column * (layout.tile_width + layout.gap) + 1, row * (layout.tile_height + layout.gap) + 1), label)
+
+
+def filter_pairs_figure(placement: PairTiles, tiles: np.ndarray, pairs: tuple[GramCell, ...], path: Path, quality: int = MONTAGE_QUALITY) -> None:
+    """The seed's "top matched filters": for each pair (i, j), maps i and j side by side, from
+    the tiles of :func:`reportgen.tiles.pair_tiles`."""
+    tile_w, tile_h = placement.width, placement.height
+    caption = 22
+    pad = 8
+    font = _font(13)
+    captions = [(f"#{row + 1}  filter {cell.i}   G = {cell.value:.4g}", f"#{row + 1}  filter {cell.j}") for row, cell in enumerate(pairs)]
+    # A column is as wide as its widest caption when the maps are small (deep layers), so that
+    # the left caption does not run into the right one.
+    column_w = max([tile_w, *(math.ceil(font.getlength(text)) + pad for texts in captions for text in texts)])
+    sheet = Image.new("RGB", (2 * column_w + 3 * pad, len(pairs) * (tile_h + caption + pad) + pad), BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+    coloured = dict(zip(placement.filters, colour_table()[tiles]))
+    for row, cell in enumerate(pairs):
+        top = pad + row * (tile_h + caption + pad)
+        for column, k in enumerate((cell.i, cell.j)):
+            left = pad + column * (column_w + pad)
+            sheet.paste(Image.fromarray(coloured[k], "RGB"), (left, top + caption))
+            draw.text((left, top + 3), captions[row][column], fill=(20, 20, 20), font=font)
+    sheet.save(path, format="WEBP", quality=quality, method=WEBP_METHOD)
+
+def _matrix_panel(scaled: np.ndarray, colours: str) -> np.ndarray:
+    """(C, C) values in 0..1 -> (C, C, 3) uint8, one pixel per cell.  The page enlarges it with
+    ``image-rendering: pixelated``, which costs no bytes."""
+    indices = np.clip(np.round(scaled * 255), 0, 255).astype(np.uint8)
+    return colour_table(colours)[indices]
+
+
+MATRIX_QUALITY = 70  # WebP quality of the cell-by-cell matrices (noise-like: bytes grow fast with it)
+COMPARISON_SIDE = 256  # the Gram comparison shows at most this many rows and columns
+
+
+def _block_mean(matrix: np.ndarray, block: int) -> np.ndarray:
+    """(C, C) -> (C/block, C/block): the mean of each block × block square of cells."""
+    if block == 1:
+        return matrix
+    side = matrix.shape[0] // block
+    return matrix[: side * block, : side * block].reshape(side, block, side, block).mean(axis=(1, 3))
+
+
+def gram_comparison(style_gram: np.ndarray, result_gram: np.ndarray, layer: str, path: Path, quality: int = MATRIX_QUALITY) -> GramScale:
+    """Style Gram, result Gram and result − style side by side, on one colour scale.
+
+    Both are (C, C) and already divided by their number of positions (the images differ in
+    size).  One diverging scale centred on 0, linear up to a thousandth of the largest magnitude
+    and logarithmic beyond (a few cells are orders of magnitude above the rest), serves all three
+    panels, so a colour means the same value everywhere.  Drawn cell by cell with numpy, a pixel
+    square per cell: a plotting library adds nothing here but seconds.  Returns the scale.
+    """
+    # Above 256 filters, blocks of cells are averaged: three 512x512 panels of noise-like values
+    # are a megabyte per layer as WebP, and the cell-level view is the correlation map's job.
+    block = max(1, style_gram.shape[0] // COMPARISON_SIDE)
+    matrices = [_block_mean(m, block) for m in (style_gram, result_gram, result_gram - style_gram)]
+    limit = float(max(np.abs(m).max() for m in matrices) or 1.0)
+    norm = matplotlib.colors.SymLogNorm(linthresh=limit * 1e-3, vmin=-limit, vmax=limit)
+    panels = [_matrix_panel(np.asarray(norm(matrix)), "RdBu_r") for matrix in matrices]
+    gap = np.full((panels[0].shape[0], max(2, style_gram.shape[0] // 32), 3), 255, dtype=np.uint8)
+    Image.fromarray(np.hstack([panels[0], gap, panels[1], gap, panels[2]]), "RGB").save(path, format="WEBP", quality=quality, method=WEBP_METHOD)
+    return GramScale(limit, limit * 1e-3, block)
+
+
+def correlation_heatmap(correlation: np.ndarray, layer: str, path: Path, quality: int = MATRIX_QUALITY) -> HeatmapPlacement:
+    """The normalised Gram G_ij / sqrt(G_ii·G_jj) of the style image (cosine of filter pairs), a
+    pixel square per cell, dark 0 (or below) to light 1.
+
+    Returns where the matrix sits in the image (pixels from the top left) so that the page can
+    tell which cell the pointer is over.
+    """
+    channels = correlation.shape[0]
+    low = min(0.0, float(correlation.min()))
+    panel = _matrix_panel((correlation - low) / (1.0 - low), "magma")
+    Image.fromarray(panel, "RGB").save(path, format="WEBP", quality=quality, method=WEBP_METHOD)
+    side = channels
+    return HeatmapPlacement((side, side), (0, 0, side, side), channels, low)
+
+def thumbnail(pixels: np.ndarray, path: Path, side: int = THUMB_SIDE) -> None:
+    """(H, W, 3) uint8 -> a WebP no larger than ``side`` on its longer side."""
+    image = Image.fromarray(pixels, "RGB")
+    image.thumbnail((side, side), Image.Resampling.LANCZOS)
+    image.save(path, format="WEBP", quality=85, method=WEBP_METHOD)

@@ -1,0 +1,48 @@
+"""The manifest: a YAML study read into frozen specs.
+
+:mod:`~reportgen.manifest.model` holds the specs, :mod:`~reportgen.manifest.checks` the checks of
+single values, :mod:`~reportgen.manifest.load` the walk over the schema that reports every problem
+at once.  What the rest of reportgen uses is re-exported here.
+"""
+
+from reportgen.manifest.load import load_manifest
+from reportgen.manifest.model import (
+    BUILTIN_WEIGHTS,
+    DEFAULT_LR,
+    DEFAULT_STYLE_WEIGHT,
+    PARAM_NAMES,
+    PRESETS,
+    FigureOptions,
+    Init,
+    Link,
+    Loss,
+    Manifest,
+    Montages,
+    Optimizer,
+    PairSpec,
+    Params,
+    Precision,
+    Run,
+    Variant,
+)
+
+__all__ = [
+    "BUILTIN_WEIGHTS",
+    "DEFAULT_LR",
+    "DEFAULT_STYLE_WEIGHT",
+    "PARAM_NAMES",
+    "PRESETS",
+    "FigureOptions",
+    "Init",
+    "Link",
+    "Loss",
+    "Manifest",
+    "Montages",
+    "Optimizer",
+    "PairSpec",
+    "Params",
+    "Precision",
+    "Run",
+    "Variant",
+    "load_manifest",
+]

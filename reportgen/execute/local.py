@@ -106,13 +106,9 @@ def _start_device_worker(device: str, threads: int) -> None:
     """In a device worker process: its runtime, on its device."""
     _ignore_interrupts()
     global _worker_runtime
-    import torch
+    from reportgen.ml.runtime import worker_runtime
 
-    from reportgen.ml.runtime import Runtime
-
-    if threads:
-        torch.set_num_threads(threads)
-    _worker_runtime = Runtime(torch.device(device))
+    _worker_runtime = worker_runtime(device, threads)
 
 
 def _device_job(job: DeviceJob) -> list[TaskOutcome]:

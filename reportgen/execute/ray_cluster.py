@@ -135,18 +135,16 @@ class _DeviceActor:
 
     def __init__(self, weight_files: dict[str, Any]):
         import ray
-        import torch
 
-        from reportgen.ml.runtime import Runtime
+        from reportgen.ml.runtime import worker_runtime
 
-        device = torch.device("cuda", 0) if ray.get_gpu_ids() else torch.device("cpu")
-        if device.type == "cpu":
-            # Every core of the node, as a local build's torch has them (Ray would give one):
-            # the thread count changes a transfer's rounding, and a cluster's results should be
-            # the ones a local build gives.
-            torch.set_num_threads(available_cores())
+        on_gpu = bool(ray.get_gpu_ids())  # Ray made the GPU it gave the only one visible
+        # On a CPU, every core of the node, as a local build's torch has them (Ray would give
+        # one): the thread count changes a transfer's rounding, and a cluster's results should
+        # be the ones a local build gives.
+        threads = 0 if on_gpu else available_cores()
         local = {choice: str(_node_copy(choice, ray.get(ref))) for choice, ref in weight_files.items()}
-        self.runtime = Runtime(device, weight_files=local)
+        self.runtime = worker_runtime("cuda:0" if on_gpu else "cpu", threads, local)
 
     def run(self, job: DeviceJob) -> list[TaskOutcome]:
         from reportgen.ml.stages import run_job

@@ -51,6 +51,14 @@ def _indexed(device: torch.device) -> torch.device:
     return torch.device("cuda", 0) if device.type == "cuda" and device.index is None else device
 
 
+def worker_runtime(device: str, threads: int = 0, weight_files: dict[str, str] | None = None) -> Runtime:
+    """The runtime of a worker process bound to ``device`` for life (a local device worker, a
+    Ray actor); ``threads``: torch's CPU threads (0: torch's own choice)."""
+    if threads:
+        torch.set_num_threads(threads)
+    return Runtime(torch.device(device), weight_files=dict(weight_files or {}))
+
+
 def _channels_last(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.contiguous(memory_format=torch.channels_last) if tensor.dim() == 4 else tensor
 

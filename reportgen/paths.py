@@ -15,10 +15,13 @@ No numpy, no torch: everyone may import this, down to the manifest.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from reportgen.layers import LAYER_NAMES
 
-ROLES = ("content", "style", "result")  # the three images of a run, and of every layer's figures
+# The three images of a run, and of every layer's figures.
+Role = Literal["content", "style", "result"]
+ROLES: tuple[Role, ...] = get_args(Role)
 
 # ---- a run's folder -------------------------------------------------------------------------
 

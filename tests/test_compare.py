@@ -123,7 +123,7 @@ def _run(style: str, content: str, preserve_color: str):
     params = SimpleNamespace(activation="relu", preserve_color=preserve_color)
     run = SimpleNamespace(params=params, pair=SimpleNamespace(style=f"images/{style}", content=f"images/{content}"))
     image = lambda name: SimpleNamespace(sha256=f"sha-{name}", size=(32, 24))  # noqa: E731
-    transfer = SimpleNamespace(style=image(style), content=image(content), weights={"sha256": "w"})
+    transfer = SimpleNamespace(style=image(style), content=image(content), weights=SimpleNamespace(sha256="w"))
     return run, SimpleNamespace(transfer=transfer)
 
 

@@ -104,7 +104,7 @@ def test_pair_table_agrees_with_the_exported_grams(swept):
         grams = np.load(folder / "data" / "grams.npz")
         page = (folder / "index.html").read_text()
         for layer, shown in record["stylisation"]["style_gram"].items():
-            sizes = record["layers"][layer]["map_size"]
+            sizes = record["layers"][layer]["map_sizes"]
             per_position = {role: grams[f"{role}/{layer}"].astype(np.float64) / (sizes[role][0] * sizes[role][1]) for role in ("style", "result", "content")}
             style_norm = np.linalg.norm(per_position["style"])
             for role in ("result", "content"):

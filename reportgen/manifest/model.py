@@ -171,18 +171,6 @@ class Run:
     def title(self) -> str:
         return f"{self.pair.title} · {self.variant.id}" if self.variant else self.pair.title
 
-    @property
-    def labels(self) -> dict[str, Any]:
-        """What a run's record takes from the manifest as it is now, not from when it was
-        computed: renaming or retitling a pair reuses its cached result."""
-        return {
-            "id": self.pair.id,
-            "variant": self.variant.id if self.variant else None,
-            "changed": list(self.variant.changed) if self.variant else [],
-            "title": self.title,
-            "notes": self.pair.notes,
-        }
-
 
 @dataclass(frozen=True)
 class FigureOptions:

@@ -18,7 +18,16 @@ from reportgen.grams import correlation, per_position, relative_distance, sorted
 from reportgen.paths import ROLES
 from reportgen.ml.losses import fit_to, gram
 from reportgen.ml.vgg import FeatureExtractor
-from reportgen.stages.results import AnalysisResult, LayerAnalysis, Stylisation, gram_name, pair_tiles_name, tiles_name
+from reportgen.stages.results import (
+    AnalysisResult,
+    GramDistances,
+    LayerAnalysis,
+    MapDistances,
+    Stylisation,
+    gram_name,
+    pair_tiles_name,
+    tiles_name,
+)
 
 TOP_CELLS = 20  # largest Gram cells listed per role and layer
 
@@ -90,15 +99,18 @@ def _stylisation(
         width, height = layers[layer].map_sizes[role]
         return per_position(arrays[gram_name(role, layer)], width * height)
 
-    style_gram = {}
+    style_gram: dict[str, GramDistances] = {}
     for layer in style_layers:
         target = gram_per_position("style", layer)
-        style_gram[layer] = {role: relative_distance(gram_per_position(role, layer), target) for role in ("result", "content")}
+        style_gram[layer] = GramDistances(
+            result=relative_distance(gram_per_position("result", layer), target),
+            content=relative_distance(gram_per_position("content", layer), target),
+        )
     content, style = images["content"], images["style"]
     style_features = extractor(extractor.preprocessing.to_network(fit_to(style.float(), content.shape[2:])))[content_layer][0]
     target = content_maps["content"].astype(np.float64)
-    content_features = {
-        "result": relative_distance(content_maps["result"].astype(np.float64), target),
-        "style": relative_distance(style_features.double().cpu().numpy(), target),
-    }
+    content_features = MapDistances(
+        result=relative_distance(content_maps["result"].astype(np.float64), target),
+        style=relative_distance(style_features.double().cpu().numpy(), target),
+    )
     return Stylisation(style_gram, content_features)

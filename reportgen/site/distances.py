@@ -67,7 +67,7 @@ def study_styles(manifest: Manifest, results: dict[str, "RunResults"]) -> StudyS
     identities, labels, holders = [], [], []
     for name, run_results in results.items():
         transfer, params = run_results.transfer, runs[name].params
-        fed_as = [transfer.style.sha256, list(transfer.style.size), transfer.weights["sha256"], params.activation]
+        fed_as = [transfer.style.sha256, list(transfer.style.size), transfer.weights.sha256, params.activation]
         if params.preserve_color != "none":  # the style was fed in the content's colours
             fed_as += [params.preserve_color, transfer.content.sha256]
         identity = json.dumps(fed_as)

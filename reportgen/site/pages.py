@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from reportgen import paths
-from reportgen.site import views
 from reportgen.layers import network_order
+from reportgen.manifest import Link, Manifest, PairSpec
 from reportgen.paths import INDEX, NOT_FOUND, ROLES, LayerFiles, cross_pair_page, in_run, layer_page, run_page
+from reportgen.site import views
 from reportgen.site.archive import Volume
 from reportgen.site.distances import StyleComparison
-from reportgen.manifest import Manifest, PairSpec
+from reportgen.site.record import RunRecord
+from reportgen.site.views import View
 
 LAYER_DESCRIPTIONS = {
     "conv1_1": "the first layer: responds to colours and fine edges at full resolution",
@@ -38,7 +40,7 @@ class Page:
     context: dict[str, Any]
 
 
-def _page(manifest: Manifest, path: str, template: str, title: str, crumbs: list[dict], **context: Any) -> Page:
+def _page(manifest: Manifest, path: str, template: str, title: str, crumbs: list[View], **context: Any) -> Page:
     """A page with what ``base.html`` shows on every page: the browser's title, the way home and
     the stylesheet."""
     head_title = title if title == manifest.title else f"{title} · {manifest.title}"
@@ -49,11 +51,11 @@ def _page(manifest: Manifest, path: str, template: str, title: str, crumbs: list
     return Page(path, template, {**frame, **context})
 
 
-def _crumbs(*items: tuple[str, str | None]) -> list[dict]:
+def _crumbs(*items: tuple[str, str | None]) -> list[View]:
     return [{"label": label, "href": href} for label, href in items]
 
 
-def _links(links) -> list[dict]:
+def _links(links: tuple[Link, ...]) -> list[View]:
     return [{"label": link.label, "url": link.url} for link in links]
 
 
@@ -61,7 +63,7 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'s' if count != 1 else ''}"
 
 
-def _neighbours(links: list[dict], position: int) -> dict:
+def _neighbours(links: list[View], position: int) -> View:
     """The links before and after ``position`` in ``links`` (``None`` at either end)."""
     return {
         "previous": links[position - 1] if position > 0 else None,
@@ -74,11 +76,16 @@ def _thumbs(name: str) -> dict[str, str]:
 
 
 def build_pages(
-    manifest: Manifest, records: dict[str, dict], failed: dict[str, str], comparisons: dict[str, StyleComparison], downloads: list[Volume], data_base: str | None = None
+    manifest: Manifest,
+    records: dict[str, RunRecord],
+    failed: dict[str, str],
+    comparisons: dict[str, StyleComparison],
+    downloads: list[Volume],
+    data_base: str | None = None,
 ) -> list[Page]:
     """Every page of the site.
 
-    ``records`` maps run name (``pair`` or ``pair/variant``) -> record, in manifest order;
+    ``records`` maps run name (``pair`` or ``pair/variant``) -> its record, in manifest order;
     ``failed`` maps the name of each run that could not be computed to why; ``comparisons`` maps
     layer -> how alike the study's style images are there (:mod:`reportgen.site.distances`);
     ``downloads`` are the data archive's volumes; ``data_base`` is where the data files are
@@ -86,7 +93,7 @@ def build_pages(
     """
     pages: list[Page] = []
 
-    def finished(pair) -> list[str]:
+    def finished(pair: PairSpec) -> list[str]:
         names = [f"{pair.id}/{v.id}" for v in pair.variants] if pair.variants else [pair.id]
         return [name for name in names if name in records]
 
@@ -114,7 +121,7 @@ def build_pages(
         if pair.variants:
             pages.append(_variants_page(manifest, pair, [(name, records[name]) for name in done], entry["failed"], neighbours))
         for name in done:
-            pages.extend(_run_pages(manifest, pair, records[name], name, neighbours if not pair.variants else None, set(comparisons), data_base))
+            pages.extend(_run_pages(manifest, pair, records[name], neighbours if not pair.variants else None, set(comparisons), data_base))
     pages.insert(
         0,
         _page(
@@ -166,27 +173,27 @@ def _search_text(manifest: Manifest, pair: PairSpec) -> str:
     return " ".join([pair.id, pair.title, pair.notes or "", *files]).lower()
 
 
-def _index_card(pair, name: str, record: dict) -> dict:
+def _index_card(pair: PairSpec, name: str, record: RunRecord) -> View:
     """What the index shows of a pair with pages: its first run's thumbnails, a line about it and
     the numbers it can be sorted by."""
     thumbs = _thumbs(name)
-    captions = {role: role for role in ROLES}
-    final = record["losses"]["final"]["total"]
+    captions: dict[str, str] = {role: role for role in ROLES}
+    final = record.final.total
     if pair.variants:
-        captions["result"] = f"result ({record['variant']})"
+        captions["result"] = f"result ({record.variant})"
         summary = _plural(len(pair.variants), "variant")
     else:
-        summary = f"{record['parameters']['steps']} steps · final loss {final:.4g}"
-    width, height = record["inputs"]["content"]["size"]
-    moved = record["stylisation"]
-    ratios = [d["result"] / d["content"] for d in moved["style_gram"].values() if d["content"] > 0]
-    features = moved["content_features"]
+        summary = f"{record.parameters.steps} steps · final loss {final:.4g}"
+    width, height = record.inputs["content"].image.size
+    moved = record.stylisation
+    ratios = [d.result / d.content for d in moved.style_gram.values() if d.content > 0]
+    features = moved.content_features
     measures = {
         "loss": final,
         "style": sum(ratios) / len(ratios) if ratios else None,
-        "content": features["result"] / features["style"] if features["style"] > 0 else None,
+        "content": features.result / features.style if features.style > 0 else None,
         "size": width * height,
-        "steps": len(record["losses"]["step"]),
+        "steps": record.steps,
     }
     return {
         "triptych": [{"role": role, "src": thumbs[role], "caption": captions[role]} for role in ROLES],
@@ -203,21 +210,24 @@ def _index_card(pair, name: str, record: dict) -> dict:
     }
 
 
-def _variants_page(manifest: Manifest, pair, runs: list[tuple[str, dict]], failed: list[dict], neighbours: dict) -> Page:
+def _variants_page(
+    manifest: Manifest, pair: PairSpec, runs: list[tuple[str, RunRecord]], failed: list[View], neighbours: View
+) -> Page:
     """The contact sheet of a pair with variants: each variant's result, losses and changes."""
     first_name, first = runs[0]
     sheet = []
     for name, record in runs:
-        changed = {key: views.format_value(record["parameters"][key]) for key in record["changed"]}
+        parameters = record.parameters.as_dict()
+        changed = {key: views.format_value(parameters[key]) for key in record.changed}
         sheet.append(
             {
-                "name": record["variant"],
+                "name": record.variant,
                 "href": run_page(name),
                 "result": in_run(name, paths.thumbnail_file("result")),
                 "changed": changed,
-                "final": record["losses"]["final"],
-                "stylisation": views.stylisation_rows(record["stylisation"]),
-                "content_distance": record["stylisation"]["content_features"]["result"],
+                "final": {"total": record.final.total, "content": record.final.content},
+                "stylisation": views.stylisation_rows(record.stylisation),
+                "content_distance": record.stylisation.content_features.result,
             }
         )
     # Columns: every style layer any variant uses (a variant may change style_layers).
@@ -234,7 +244,7 @@ def _variants_page(manifest: Manifest, pair, runs: list[tuple[str, dict]], faile
         _crumbs(("Study", INDEX), (pair.title, None)),
         notes=pair.notes,
         links=_links(pair.links),
-        inputs=[{"role": role, "src": thumbs[role], "file": first["inputs"][role]["file"]} for role in ("content", "style")],
+        inputs=[{"role": role, "src": thumbs[role], "file": first.inputs[role].file} for role in ("content", "style")],
         run_count=_plural(len(sheet), "run"),
         sheet=sheet,
         style_layers=style_layers,
@@ -244,26 +254,30 @@ def _variants_page(manifest: Manifest, pair, runs: list[tuple[str, dict]], faile
 
 
 def _run_pages(
-    manifest: Manifest, spec: PairSpec, record: dict, name: str, neighbours: dict | None, compared_layers: set[str], data_base: str | None
+    manifest: Manifest,
+    spec: PairSpec,
+    record: RunRecord,
+    neighbours: View | None,
+    compared_layers: set[str],
+    data_base: str | None,
 ) -> list[Page]:
     """The page of one run (a pair, or one variant) and its layer pages.  ``compared_layers``
     are those with a cross-pair page (layers every run analyses)."""
-    pair_title = spec.title
-    if record["variant"]:
-        trail = [("Study", INDEX), (pair_title, run_page(record["id"])), (record["variant"], run_page(name))]
-    else:
-        trail = [("Study", INDEX), (pair_title, run_page(name))]
-    layers = views.layer_links(name, record)
+    name = record.name
+    trail: list[tuple[str, str | None]] = [("Study", INDEX), (spec.title, run_page(record.id))]
+    if record.variant:
+        trail.append((record.variant, run_page(name)))
+    layers = views.layer_links(record)
     pages = [
         _page(
             manifest,
             run_page(name),
             "pair.html",
-            record["title"],
+            record.title,
             _crumbs(*trail[:-1], (trail[-1][0], None)),
             neighbours=neighbours or {"previous": None, "next": None},
             links=_links(spec.links),
-            **views.run_view(name, record, layers, manifest.publish_grams, data_base),
+            **views.run_view(record, layers, manifest.publish_grams, data_base),
         )
     ]
     strip_links = [{"href": other["href"], "label": other["name"]} for other in layers]
@@ -273,13 +287,13 @@ def _run_pages(
                 manifest,
                 layer["href"],
                 "layer.html",
-                f"{layer['name']} · {record['title']}",
+                f"{layer['name']} · {record.title}",
                 _crumbs(*trail, (layer["name"], None)),
                 layer=layer,
                 description=LAYER_DESCRIPTIONS.get(layer["name"], ""),
                 neighbours=_neighbours(strip_links, position),
                 cross_pair=cross_pair_page(layer["name"]) if layer["name"] in compared_layers else None,
-                **views.layer_view(name, record, layers, layer["name"]),
+                **views.layer_view(record, layers, layer["name"]),
             )
         )
     return pages
@@ -294,7 +308,7 @@ def distances_as_table(comparison: StyleComparison) -> bool:
     return len(comparison.styles.identities) <= TABLE_UP_TO
 
 
-def _cross_pair_pages(manifest: Manifest, records: dict[str, dict], comparisons: dict[str, StyleComparison]) -> list[Page]:
+def _cross_pair_pages(manifest: Manifest, records: dict[str, RunRecord], comparisons: dict[str, StyleComparison]) -> list[Page]:
     """``layers/<layer>.html``: every run's style Gram and result at one layer, and how alike the
     style images are there: a table of distances for a small study; for a large one, the
     distances as an image ordered by their clustering, and each style's nearest styles."""
@@ -303,15 +317,15 @@ def _cross_pair_pages(manifest: Manifest, records: dict[str, dict], comparisons:
     for position, (layer, comparison) in enumerate(comparisons.items()):
         rows = [
             {
-                "title": record["title"],
+                "title": record.title,
                 "href": layer_page(name, layer),
                 "gram": in_run(name, LayerFiles(layer).gram_heatmap),
                 "result": in_run(name, paths.thumbnail_file("result")),
                 "style": in_run(name, paths.thumbnail_file("style")),
-                "distance": record["stylisation"]["style_gram"].get(layer),
+                "distance": _distance(record, layer),
             }
             for name, record in records.items()
-            if layer in record["layers"]
+            if layer in record.layers
         ]
         as_table = distances_as_table(comparison)
         pages.append(
@@ -338,7 +352,12 @@ def _cross_pair_pages(manifest: Manifest, records: dict[str, dict], comparisons:
 DISTANCE_SHADES = 10  # style.css shades the cells of a distance matrix d0 (alike) .. d9
 
 
-def _distance_rows(comparison: StyleComparison) -> list[dict]:
+def _distance(record: RunRecord, layer: str) -> View | None:
+    gram = record.stylisation.style_gram.get(layer)
+    return views.distances(gram) if gram else None
+
+
+def _distance_rows(comparison: StyleComparison) -> list[View]:
     """The distance matrix between the study's style images, each cell with its shade."""
     return [
         {"label": label, "cells": [{"value": float(value), "shade": f"d{min(int(value * 5), DISTANCE_SHADES - 1)}"} for value in row]}
@@ -346,14 +365,14 @@ def _distance_rows(comparison: StyleComparison) -> list[dict]:
     ]
 
 
-def _nearest_rows(comparison: StyleComparison, records: dict[str, dict]) -> list[dict]:
+def _nearest_rows(comparison: StyleComparison, records: dict[str, RunRecord]) -> list[View]:
     """Each style image, in the order of the clustering, with its nearest styles; every style
     links to the layer page of the first run that uses it."""
     styles, layer = comparison.styles, comparison.layer
 
-    def link(index: int) -> dict:
+    def link(index: int) -> View:
         name = styles.runs[index]
-        return {"label": styles.labels[index], "title": records[name]["title"], "href": layer_page(name, layer)}
+        return {"label": styles.labels[index], "title": records[name].title, "href": layer_page(name, layer)}
 
     return [
         {**link(index), "nearest": [{**link(other), "distance": float(comparison.matrix[index, other])} for other in comparison.nearest(index)]}

@@ -40,7 +40,7 @@ from reportgen.site.distances import keep as keep_comparisons
 from reportgen.site.footprint import LIMIT_BYTES, advice, weigh
 from reportgen.site.footprint import describe as describe_weights
 from reportgen.site.pages import Page, build_pages, distances_as_table, not_found_page, sitemap
-from reportgen.site.record import run_record
+from reportgen.site.record import RunRecord
 from reportgen.site.render import Renderer
 from reportgen.site.writer import SiteWriter, site_lock
 from reportgen.stages.cache import Caches
@@ -82,9 +82,9 @@ def publish(
     runs = {run.name: run for run in manifest.runs}
     with times.timed("records"):
         records = {
-            name: run_record(runs[name], manifest, r.transfer, r.analysis, r.figures) for name, r in gathered.results.items()
+            name: RunRecord.of(runs[name], manifest, r.transfer, r.analysis, r.figures) for name, r in gathered.results.items()
         }
-        record_files = {name: json.dumps(record, indent=1) for name, record in records.items()}  # data/pair.json
+        record_files = {name: json.dumps(record.as_json(), indent=1) for name, record in records.items()}  # data/pair.json
     renderer = Renderer()
     with times.timed("comparisons"):
         comparisons = style_comparisons(manifest, gathered.results, caches.distances())

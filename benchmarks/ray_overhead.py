@@ -43,39 +43,97 @@ def timed(command: list[str]) -> float:
 
 
 def build(manifest: Path, folder: Path, name: str, *options: str) -> float:
-    return timed([sys.executable, "-m", "reportgen", "build", str(manifest), "-d", str(folder / f"{name}-site"), "--cache-dir", str(folder / f"{name}-cache"), "-q", *options])
+    return timed(
+        [
+            sys.executable,
+            "-m",
+            "reportgen",
+            "build",
+            str(manifest),
+            "-d",
+            str(folder / f"{name}-site"),
+            "--cache-dir",
+            str(folder / f"{name}-cache"),
+            "-q",
+            *options,
+        ]
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--pairs", type=int, default=12)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--gpu-shares", type=float, nargs="*", default=[1.0, 0.5, 0.25])
     args = parser.parse_args()
-    results: dict = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "cores": os.cpu_count(), "pairs": args.pairs, "size": args.size, "steps": args.steps}
+    results: dict = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "cores": os.cpu_count(),
+        "pairs": args.pairs,
+        "size": args.size,
+        "steps": args.steps,
+    }
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         manifest = write_study(folder / "study", args.pairs, args.size, args.steps)
         local = build(manifest, folder, "local", "--device", "auto")
         print(f"local executor, cold: {local:.1f} s ({local / args.pairs:.2f} s a run)", flush=True)
         started = time.perf_counter()
-        subprocess.run([RAY, "start", "--head", "--include-dashboard=false", "--disable-usage-stats"], check=True, capture_output=True)
+        subprocess.run(
+            [RAY, "start", "--head", "--include-dashboard=false", "--disable-usage-stats"],
+            check=True,
+            capture_output=True,
+        )
         results["ray_start_s"] = time.perf_counter() - started
         print(f"ray start --head: {results['ray_start_s']:.1f} s", flush=True)
         try:
             on_ray = build(manifest, folder, "ray", "--executor", "ray", "--ray-address", "auto")
-            print(f"Ray executor, cold: {on_ray:.1f} s ({on_ray / args.pairs:.2f} s a run)", flush=True)
+            print(
+                f"Ray executor, cold: {on_ray:.1f} s ({on_ray / args.pairs:.2f} s a run)",
+                flush=True,
+            )
             overhead = (on_ray - local) / args.pairs
-            results.update({"local_s": local, "ray_s": on_ray, "overhead_s_per_run": overhead, "overhead_fraction": overhead / (local / args.pairs)})
-            print(f"overhead: {overhead:+.2f} s a run, {results['overhead_fraction']:+.1%} of a local run", flush=True)
+            results.update(
+                {
+                    "local_s": local,
+                    "ray_s": on_ray,
+                    "overhead_s_per_run": overhead,
+                    "overhead_fraction": overhead / (local / args.pairs),
+                }
+            )
+            print(
+                f"overhead: {overhead:+.2f} s a run, {results['overhead_fraction']:+.1%} of a "
+                "local run",
+                flush=True,
+            )
             gpus = _cluster_gpus()
             if gpus:
                 results["gpu_shares"] = []
                 for share in args.gpu_shares:
-                    seconds = build(manifest, folder, f"share-{share}", "--executor", "ray", "--ray-address", "auto", "--ray-gpus", str(share))
-                    results["gpu_shares"].append({"gpus_per_actor": share, "seconds": seconds, "runs_per_s": args.pairs / seconds})
-                    print(f"  {share:g} GPU per actor: {args.pairs / seconds:.2f} runs/s", flush=True)
+                    seconds = build(
+                        manifest,
+                        folder,
+                        f"share-{share}",
+                        "--executor",
+                        "ray",
+                        "--ray-address",
+                        "auto",
+                        "--ray-gpus",
+                        str(share),
+                    )
+                    results["gpu_shares"].append(
+                        {
+                            "gpus_per_actor": share,
+                            "seconds": seconds,
+                            "runs_per_s": args.pairs / seconds,
+                        }
+                    )
+                    print(
+                        f"  {share:g} GPU per actor: {args.pairs / seconds:.2f} runs/s", flush=True
+                    )
         finally:
             subprocess.run([RAY, "stop", "--force"], capture_output=True)
     save_results(results, "ray-overhead")

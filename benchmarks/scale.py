@@ -47,7 +47,12 @@ print(json.dumps({"phases": summary.phases, "seconds": time.perf_counter() - sta
 
 
 def timed_build(manifest: Path, site: Path, cache: Path) -> dict:
-    shown = subprocess.run([sys.executable, "-c", BUILD, str(manifest), str(site), str(cache)], check=True, capture_output=True, text=True)
+    shown = subprocess.run(
+        [sys.executable, "-c", BUILD, str(manifest), str(site), str(cache)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(shown.stdout.strip().splitlines()[-1])
 
 
@@ -59,19 +64,37 @@ def _table(title: str, rows: dict[int, dict]) -> None:
         cells = "  ".join(f"{row['phases'][phase] / pairs:11.4f}" for phase in phases)
         print(f"{pairs:5d}  {cells}  {row['seconds'] / pairs:11.4f}")
     small, large = min(rows), max(rows)
-    ratios = {phase: (rows[large]["phases"][phase] / large) / max(rows[small]["phases"][phase] / small, 1e-9) for phase in phases}
+    ratios = {
+        phase: (rows[large]["phases"][phase] / large)
+        / max(rows[small]["phases"][phase] / small, 1e-9)
+        for phase in phases
+    }
     ratios["total"] = (rows[large]["seconds"] / large) / (rows[small]["seconds"] / small)
-    print(f"{large} against {small}: " + ", ".join(f"{phase} {ratio:.2f}" for phase, ratio in ratios.items()))
+    print(
+        f"{large} against {small}: "
+        + ", ".join(f"{phase} {ratio:.2f}" for phase, ratio in ratios.items())
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--pairs", type=int, nargs="+", default=[100, 300, 1000])
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=2)
-    parser.add_argument("--keep", type=Path, help="keep the largest study's folder here (its site, for the browser)")
+    parser.add_argument(
+        "--keep", type=Path, help="keep the largest study's folder here (its site, for the browser)"
+    )
     args = parser.parse_args()
-    results: dict = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "cores": os.cpu_count(), "size": args.size, "steps": args.steps, "cold": {}, "cached": {}}
+    results: dict = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "cores": os.cpu_count(),
+        "size": args.size,
+        "steps": args.steps,
+        "cold": {},
+        "cached": {},
+    }
     for pairs in sorted(args.pairs):
         folder = Path(tempfile.mkdtemp(prefix=f"scale-{pairs}-"))
         try:
@@ -79,10 +102,16 @@ def main() -> None:
             for kind in ("cold", "cached"):
                 row = timed_build(manifest, folder / "site", folder / "cache")
                 results[kind][pairs] = row
-                print(f"{pairs} pairs, {kind}: {row['seconds']:.1f} s, site {row['site_bytes'] / 1e6:.0f} MB ({row['computed']} computed, {row['failed']} failed)", flush=True)
+                print(
+                    f"{pairs} pairs, {kind}: {row['seconds']:.1f} s, site "
+                    f"{row['site_bytes'] / 1e6:.0f} MB ({row['computed']} computed, {row['failed']} failed)",
+                    flush=True,
+                )
             if args.keep and pairs == max(args.pairs):
                 shutil.rmtree(args.keep, ignore_errors=True)
-                shutil.copytree(folder / "site", args.keep, copy_function=os.link)  # no bytes copied
+                shutil.copytree(
+                    folder / "site", args.keep, copy_function=os.link
+                )  # no bytes copied
         finally:
             shutil.rmtree(folder, ignore_errors=True)
     for kind in ("cold", "cached"):

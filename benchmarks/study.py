@@ -43,7 +43,8 @@ def write_study(folder: Path, pairs: int, size: int = 32, steps: int = 2, extra:
     images.mkdir(parents=True, exist_ok=True)
     lines = [
         f"title: Generated study of {pairs} pairs",
-        "description: Crops of the repository's sample images, one content and one style file per pair.",
+        "description: Crops of the repository's sample images, one content and one style file per "
+        "pair.",
         "defaults:",
         f"  size: {size}",
         f"  steps: {steps}",
@@ -67,7 +68,9 @@ def write_study(folder: Path, pairs: int, size: int = 32, steps: int = 2, extra:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("folder", type=Path)
     parser.add_argument("--pairs", type=int, default=100)
     parser.add_argument("--size", type=int, default=32)

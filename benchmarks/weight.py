@@ -22,7 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from recorded import save_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-PAIRS = [("chelsea.png", "brushstrokes.jpg"), ("coffee.png", "mosaic.png"), ("rocket.jpg", "hubble_deep_field.jpg"), ("astronaut.png", "ihc.jpg")]
+PAIRS = [
+    ("chelsea.png", "brushstrokes.jpg"),
+    ("coffee.png", "mosaic.png"),
+    ("rocket.jpg", "hubble_deep_field.jpg"),
+    ("astronaut.png", "ihc.jpg"),
+]
 SETTINGS = {
     "defaults": "",
     "montages: content": "figures: {montages: content}\n",
@@ -35,21 +40,34 @@ SETTINGS = {
 def build_weights(size: int, pairs: int, head: str, folder: Path, cache: Path) -> dict:
     from reportgen.build import BuildOptions, build
     from reportgen.execute import ExecutorChoice
+
     lines = [head + f"defaults: {{size: {size}, steps: 1}}", "pairs:"]
     for index, (content, style) in enumerate(PAIRS[:pairs]):
-        lines += [f"  - id: pair-{index}", f"    content: {ROOT / 'images/content' / content}", f"    style: {ROOT / 'images/style' / style}"]
+        lines += [
+            f"  - id: pair-{index}",
+            f"    content: {ROOT / 'images/content' / content}",
+            f"    style: {ROOT / 'images/style' / style}",
+        ]
     manifest = folder / "manifest.yaml"
     manifest.write_text("\n".join(lines) + "\n")
-    summary = build(manifest, BuildOptions(folder / "site", ExecutorChoice(jobs=0), cache_dir=cache))
+    summary = build(
+        manifest, BuildOptions(folder / "site", ExecutorChoice(jobs=0), cache_dir=cache)
+    )
     return {kind: size / pairs for kind, size in summary.weights.items()}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     parser.add_argument("--pairs", type=int, default=3, choices=range(1, len(PAIRS) + 1))
     args = parser.parse_args()
-    results: dict = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "pairs": args.pairs, "sizes": {}}
+    results: dict = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "pairs": args.pairs,
+        "sizes": {},
+    }
     with tempfile.TemporaryDirectory() as scratch:
         cache = Path(scratch) / "cache"
         for size in args.sizes:
@@ -60,7 +78,11 @@ def main() -> None:
                 weights = build_weights(size, args.pairs, head, folder, cache)
                 results["sizes"][size][name] = weights
                 total = sum(weights.values())
-                print(f"\n{size} px, {name}: {total / 1e6:.2f} MB a run; a 1000-pair study about {total * 1000 / 1e9:.2f} GB", flush=True)
+                print(
+                    f"\n{size} px, {name}: {total / 1e6:.2f} MB a run; a 1000-pair study about "
+                    f"{total * 1000 / 1e9:.2f} GB",
+                    flush=True,
+                )
                 for kind, size_bytes in sorted(weights.items(), key=lambda item: -item[1]):
                     print(f"  {kind:22s} {size_bytes / 1e3:9.0f} KB")
     save_results(results, "weight")

@@ -32,15 +32,18 @@ def smooth_noise(rng, size, cells):
 # --------------------------------------------------------------------------
 
 # Bold night-sky palette: deep blues, cobalt, turquoise, chrome yellow, orange.
-STROKE_PALETTE = np.array([
-    (18, 38, 110),    # ultramarine
-    (30, 80, 170),    # cobalt
-    (60, 140, 210),   # cerulean
-    (40, 170, 170),   # turquoise
-    (250, 210, 40),   # chrome yellow
-    (245, 140, 25),   # orange
-    (235, 240, 200),  # pale cream
-], dtype=np.float32)
+STROKE_PALETTE = np.array(
+    [
+        (18, 38, 110),  # ultramarine
+        (30, 80, 170),  # cobalt
+        (60, 140, 210),  # cerulean
+        (40, 170, 170),  # turquoise
+        (250, 210, 40),  # chrome yellow
+        (245, 140, 25),  # orange
+        (235, 240, 200),  # pale cream
+    ],
+    dtype=np.float32,
+)
 
 
 def flow_angle(rng, size):
@@ -112,16 +115,19 @@ def make_brushstrokes(seed=7, n_strokes=4200, scale=2):
 # Stained-glass mosaic
 # --------------------------------------------------------------------------
 
-GLASS_PALETTE = np.array([
-    (220, 30, 40),    # ruby
-    (250, 170, 20),   # amber
-    (250, 225, 60),   # lemon
-    (30, 150, 70),    # emerald
-    (20, 90, 200),    # sapphire
-    (40, 190, 220),   # sky
-    (140, 50, 170),   # amethyst
-    (240, 100, 30),   # orange
-], dtype=np.float32)
+GLASS_PALETTE = np.array(
+    [
+        (220, 30, 40),  # ruby
+        (250, 170, 20),  # amber
+        (250, 225, 60),  # lemon
+        (30, 150, 70),  # emerald
+        (20, 90, 200),  # sapphire
+        (40, 190, 220),  # sky
+        (140, 50, 170),  # amethyst
+        (240, 100, 30),  # orange
+    ],
+    dtype=np.float32,
+)
 
 
 def make_mosaic(seed=11, grid=13, border=5.0):
@@ -137,7 +143,7 @@ def make_mosaic(seed=11, grid=13, border=5.0):
     d1 = np.full((SIZE, SIZE), np.inf, dtype=np.float32)
     d2 = np.full((SIZE, SIZE), np.inf, dtype=np.float32)
     owner = np.zeros((SIZE, SIZE), dtype=np.int32)
-    for i, (sx, sy) in enumerate(zip(seeds_x, seeds_y)):
+    for i, (sx, sy) in enumerate(zip(seeds_x, seeds_y, strict=True)):
         d = np.hypot(x - sx, y - sy)
         closer = d < d1
         d2 = np.where(closer, d1, np.minimum(d2, d))

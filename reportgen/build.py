@@ -57,7 +57,11 @@ class BuildSummary:
     seconds: float = 0.0
 
 
-def build(manifest_path: Path, options: BuildOptions = BuildOptions(), progress: BuildProgress | None = None) -> BuildSummary:
+def build(
+    manifest_path: Path,
+    options: BuildOptions = BuildOptions(),
+    progress: BuildProgress | None = None,
+) -> BuildSummary:
     """Build the site of ``manifest_path`` as ``options`` say; ``progress`` hears of each run."""
     started = time.perf_counter()
     options.executors.check()
@@ -73,10 +77,24 @@ def build(manifest_path: Path, options: BuildOptions = BuildOptions(), progress:
         with _os_errors_reported(), site_lock(site_dir), data_folder_lock(manifest, site_dir):
             # The executors are stopped (a Ray of the build's own shut down) before the site is
             # written: once it is swapped in, the build is done.
-            with summary.phases.timed("stages"), Executors(options.executors, manifest, listener) as executors:
-                gatherer = Gatherer(manifest, caches, executors.devices, executors.figures, listener, options.keep_going)
+            with (
+                summary.phases.timed("stages"),
+                Executors(options.executors, manifest, listener) as executors,
+            ):
+                gatherer = Gatherer(
+                    manifest,
+                    caches,
+                    executors.devices,
+                    executors.figures,
+                    listener,
+                    options.keep_going,
+                )
                 gathered = gatherer.gather()
-            summary.computed, summary.cached, summary.failed = gathered.computed, gathered.cached, gathered.failed
+            summary.computed, summary.cached, summary.failed = (
+                gathered.computed,
+                gathered.cached,
+                gathered.failed,
+            )
             summary.stages_computed = gathered.stages_computed
             published = publish(
                 manifest,
@@ -86,9 +104,15 @@ def build(manifest_path: Path, options: BuildOptions = BuildOptions(), progress:
                 options.base_url,
                 times=summary.phases,
                 draw_distances=_draw_distances,
-                before_commit=(lambda: _refuse_warnings(warnings)) if options.strict else (lambda: None),
+                before_commit=(lambda: _refuse_warnings(warnings))
+                if options.strict
+                else (lambda: None),
             )
-            summary.pages, summary.weights, summary.site_bytes = published.pages, published.weights, published.site_bytes
+            summary.pages, summary.weights, summary.site_bytes = (
+                published.pages,
+                published.weights,
+                published.site_bytes,
+            )
     finally:
         logging.getLogger("reportgen").removeHandler(warnings)
         caches.close()
@@ -100,7 +124,9 @@ def build(manifest_path: Path, options: BuildOptions = BuildOptions(), progress:
 def _draw_distances(comparison: StyleComparison, path: Path) -> None:
     from reportgen.figures.plots import distance_clustermap  # matplotlib, only when drawing
 
-    distance_clustermap(comparison.matrix, comparison.order, comparison.merges, comparison.layer, path)
+    distance_clustermap(
+        comparison.matrix, comparison.order, comparison.merges, comparison.layer, path
+    )
 
 
 @contextlib.contextmanager
@@ -110,7 +136,9 @@ def _os_errors_reported() -> Iterator[None]:
         yield
     except OSError as error:
         where = f"{error.filename}: " if error.filename else ""
-        raise BuildError(f"{where}{error.strerror or error}; the previous site is unchanged") from None
+        raise BuildError(
+            f"{where}{error.strerror or error}; the previous site is unchanged"
+        ) from None
 
 
 class _WarningCounter(logging.Handler):
@@ -128,6 +156,6 @@ def _refuse_warnings(warnings: _WarningCounter) -> None:
     if warnings.messages:
         count = len(warnings.messages)
         raise BuildError(
-            f"--strict: {count} warning{'s' if count != 1 else ''}; the previous site is unchanged:\n  "
-            + "\n  ".join(warnings.messages)
+            f"--strict: {count} warning{'s' if count != 1 else ''}; the previous site is "
+            "unchanged:\n  " + "\n  ".join(warnings.messages)
         )

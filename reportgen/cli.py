@@ -6,7 +6,6 @@ import logging
 import os
 import sys
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import click
@@ -35,7 +34,9 @@ class TerminalProgress:
         self._count = count
         self._close_bar()
         if not self.quiet:
-            click.echo(f"[{position + 1}/{count}] {run.name}: {self._describe(run, work)}", err=True)
+            click.echo(
+                f"[{position + 1}/{count}] {run.name}: {self._describe(run, work)}", err=True
+            )
 
     @staticmethod
     def _describe(run, work: str) -> str:
@@ -46,14 +47,18 @@ class TerminalProgress:
         if work == "figures":
             return "drawing figures (transfer and analysis from cache)"
         p = run.params
-        scales = f", coarse to fine from {p.coarse_to_fine} px" if 0 < p.coarse_to_fine < p.size else ""
+        scales = (
+            f", coarse to fine from {p.coarse_to_fine} px" if 0 < p.coarse_to_fine < p.size else ""
+        )
         return f"computing ({p.steps} steps{' a scale' if scales else ''}, {p.size} px{scales})"
 
     def phase(self, run, phase, done, total):
         if not self.interactive or phase != "transfer":
             return
         if self._bar is None:
-            self._bar = click.progressbar(length=total, label=f"  {run.name}", file=sys.stderr, show_pos=True, show_eta=True)
+            self._bar = click.progressbar(
+                length=total, label=f"  {run.name}", file=sys.stderr, show_pos=True, show_eta=True
+            )
             self._bar.__enter__()
         self._bar.update(done - self._bar.pos)
         if done >= total:
@@ -86,7 +91,9 @@ def _human_bytes(count: int) -> str:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="reportgen")
-@click.option("-v", "--verbose", is_flag=True, help="Log details (image conversions, cache decisions).")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Log details (image conversions, cache decisions)."
+)
 def main(verbose: bool) -> None:
     """Neural style transfer studies as static HTML reports.
 
@@ -94,37 +101,86 @@ def main(verbose: bool) -> None:
     VGG19 for each, analyses the content and style representations layer by layer and writes a
     static site with one page per pair and per layer.
     """
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
 
 
 def _shared_options(command):
     """The options ``build`` and ``serve`` share."""
     options = [
-        click.option("-d", "--site-dir", type=click.Path(path_type=Path, file_okay=False), help="Where to write the site (default: ./site)."),
         click.option(
-            "--device", default="auto", show_default=True,
-            help="auto (every GPU, else the CPU), cpu, cuda (every GPU), cuda:N, or a list: cuda:0,cuda:2. One worker process per GPU.",
+            "-d",
+            "--site-dir",
+            type=click.Path(path_type=Path, file_okay=False),
+            help="Where to write the site (default: ./site).",
         ),
         click.option(
-            "-j", "--jobs", type=click.IntRange(min=0),
-            help="Processes drawing figures beside the transfers (default: the cores not feeding a GPU; 0: none, draw in the build's process).",
+            "--device",
+            default="auto",
+            show_default=True,
+            help="auto (every GPU, else the CPU), cpu, cuda (every GPU), cuda:N, or a list: "
+            "cuda:0,cuda:2. One worker process per GPU.",
         ),
         click.option(
-            "--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-            help="local: this machine's devices; ray: transfers and figures as tasks on a Ray cluster (pip install 'reportgen[ray]').",
+            "-j",
+            "--jobs",
+            type=click.IntRange(min=0),
+            help="Processes drawing figures beside the transfers (default: the cores not feeding "
+            "a GPU; 0: none, draw in the build's process).",
         ),
-        click.option("--ray-address", help="The Ray cluster to use (auto: the one `ray start` runs here; default: start a local one for the build)."),
         click.option(
-            "--ray-gpus", type=float, default=1.0, show_default=True,
+            "--executor",
+            type=click.Choice(["local", "ray"]),
+            default="local",
+            show_default=True,
+            help="local: this machine's devices; ray: transfers and figures as tasks on a Ray "
+            "cluster (pip install 'reportgen[ray]').",
+        ),
+        click.option(
+            "--ray-address",
+            help="The Ray cluster to use (auto: the one `ray start` runs here; default: start a "
+            "local one for the build).",
+        ),
+        click.option(
+            "--ray-gpus",
+            type=float,
+            default=1.0,
+            show_default=True,
             help="GPUs per Ray device worker; 0.5 lets two share a GPU (small runs).",
         ),
-        click.option("--base-url", help="Where the site will be published (https://user.github.io/repo/ or /repo/); used for 404.html, canonical links and sitemap.xml."),
-        click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False), help="Where finished results are kept (default: $REPORTGEN_CACHE_DIR or ~/.cache/reportgen)."),
+        click.option(
+            "--base-url",
+            help="Where the site will be published (https://user.github.io/repo/ or /repo/); used "
+            "for 404.html, canonical links and sitemap.xml.",
+        ),
+        click.option(
+            "--cache-dir",
+            type=click.Path(path_type=Path, file_okay=False),
+            help="Where finished results are kept (default: $REPORTGEN_CACHE_DIR or "
+            "~/.cache/reportgen).",
+        ),
         click.option("--no-cache", is_flag=True, help="Recompute every pair and keep nothing."),
-        click.option("--keep-going", is_flag=True, help="Build the other pairs when one fails; the failed ones are listed on the index page."),
-        click.option("--strict", is_flag=True, help="Fail the build on any warning (the previous site stays)."),
+        click.option(
+            "--keep-going",
+            is_flag=True,
+            help="Build the other pairs when one fails; the failed ones are listed on the index "
+            "page.",
+        ),
+        click.option(
+            "--strict",
+            is_flag=True,
+            help="Fail the build on any warning (the previous site stays).",
+        ),
         click.option("-q", "--quiet", is_flag=True, help="Print only the summary and errors."),
-        click.option("-v", "--verbose", is_flag=True, help="Log details (image conversions, cache decisions)."),
+        click.option(
+            "-v",
+            "--verbose",
+            is_flag=True,
+            help="Log details (image conversions, cache decisions).",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -146,7 +202,11 @@ def _build_options(options: dict) -> BuildOptions:
     from reportgen.execute import ExecutorChoice
 
     executors = ExecutorChoice(
-        options["executor"], options["device"], options["jobs"], options["ray_address"], options["ray_gpus"]
+        options["executor"],
+        options["device"],
+        options["jobs"],
+        options["ray_address"],
+        options["ray_gpus"],
     )
     return BuildOptions(
         site_dir=options["site_dir"] or Path("site"),
@@ -166,12 +226,18 @@ def _build_here(manifest: Path, options: dict) -> bool:
         logging.getLogger().setLevel(logging.INFO)
     summary = run_build(manifest, _build_options(options), TerminalProgress(options["quiet"]))
     stages = summary.stages_computed
-    made = f" ({stages['transfer']} transfers, {stages['analysis']} analyses, {stages['figures']} figure sets)" if summary.computed else ""
+    made = (
+        f" ({stages['transfer']} transfers, {stages['analysis']} analyses, {stages['figures']} "
+        "figure sets)"
+        if summary.computed
+        else ""
+    )
     parts = [f"{len(summary.computed)} computed{made}", f"{len(summary.cached)} from cache"]
     if summary.failed:
         parts.append(f"{len(summary.failed)} failed")
     click.echo(
-        f"built {summary.site_dir}: {', '.join(parts)}; {summary.pages} pages, {_human_bytes(summary.site_bytes)}, {summary.seconds:.1f} s"
+        f"built {summary.site_dir}: {', '.join(parts)}; {summary.pages} pages, "
+        f"{_human_bytes(summary.site_bytes)}, {summary.seconds:.1f} s"
     )
     return bool(summary.failed)
 
@@ -193,7 +259,9 @@ def _build_in_a_process_of_its_own(manifest: Path, options: dict) -> bool:
 
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_build_as_child, args=(manifest, options, sender), name="reportgen build")
+    child = context.Process(
+        target=_build_as_child, args=(manifest, options, sender), name="reportgen build"
+    )
     child.start()
     sender.close()
     while True:
@@ -209,7 +277,9 @@ def _build_in_a_process_of_its_own(manifest: Path, options: dict) -> bool:
     if ended is None:
         status = child.exitcode
         if status is not None and status < 0:
-            raise ReportgenError(f"the build's process was killed (signal {-status}); the previous site is unchanged")
+            raise ReportgenError(
+                f"the build's process was killed (signal {-status}); the previous site is unchanged"
+            )
         raise ReportgenError(RAY_ENDED_THE_BUILD.format(status=status))
     outcome, *details = ended
     if outcome == "interrupted":
@@ -224,7 +294,11 @@ def _build_in_a_process_of_its_own(manifest: Path, options: dict) -> bool:
 
 def _build_as_child(manifest: Path, options: dict, parent) -> None:
     """The child's side of :func:`_build_in_a_process_of_its_own`."""
-    logging.basicConfig(level=logging.INFO if options["verbose"] else logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO if options["verbose"] else logging.WARNING,
+        format="%(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
     try:
         ended: tuple = ("finished", _build_here(manifest, options))
     except ReportgenError as error:
@@ -255,7 +329,13 @@ def build(manifest: Path, **options) -> None:
 @main.command()
 @click.argument("manifest", type=MANIFEST)
 @_shared_options
-@click.option("-a", "--dev-addr", default="127.0.0.1:8000", show_default=True, help="Address to serve on (host:port).")
+@click.option(
+    "-a",
+    "--dev-addr",
+    default="127.0.0.1:8000",
+    show_default=True,
+    help="Address to serve on (host:port).",
+)
 def serve(manifest: Path, dev_addr: str, **options) -> None:
     """Build MANIFEST, serve the site on localhost and rebuild when the manifest, an image or a
     template changes (results come from the cache)."""
@@ -276,7 +356,9 @@ def serve(manifest: Path, dev_addr: str, **options) -> None:
             port=int(port),
             base_url=options["base_url"],
             on_ready=lambda url: click.echo(f"serving {site_dir} at {url} (Ctrl-C to stop)"),
-            on_error=lambda message: click.echo(f"Error: {message}; still serving the last good site", err=True),
+            on_error=lambda message: click.echo(
+                f"Error: {message}; still serving the last good site", err=True
+            ),
         )
     except KeyboardInterrupt:
         click.echo("stopped")
@@ -295,7 +377,11 @@ def check(manifest: Path) -> None:
 
 
 @main.command()
-@click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False), help="The cache to empty (default: the one build uses).")
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The cache to empty (default: the one build uses).",
+)
 def clean(cache_dir: Path | None) -> None:
     """Empty the result cache."""
     from reportgen.stages.cache import clear_cache, default_cache_dir

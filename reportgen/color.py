@@ -22,7 +22,9 @@ PreserveColor = Literal["none", "luminance", "histogram"]
 PRESERVE_COLOR: tuple[PreserveColor, ...] = get_args(PreserveColor)
 
 # RGB -> YIQ (NTSC 1953, as the paper uses), and its inverse.
-_YIQ = np.array([[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]])
+_YIQ = np.array(
+    [[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]]
+)
 _RGB = np.linalg.inv(_YIQ)
 
 
@@ -46,7 +48,8 @@ def grey(luminance: np.ndarray) -> np.ndarray:
 
 
 def match_luminance(style: np.ndarray, content: np.ndarray) -> np.ndarray:
-    """The style's luminance (H, W), shifted and scaled to the content's mean and standard deviation."""
+    """The style's luminance (H, W), shifted and scaled to the content's mean and standard
+    deviation."""
     style_y, content_y = to_yiq(style)[..., 0], to_yiq(content)[..., 0]
     spread = style_y.std()
     scale = content_y.std() / spread if spread > 1e-6 else 1.0  # a flat style stays flat
@@ -67,12 +70,16 @@ def match_histogram(style: np.ndarray, content: np.ndarray) -> np.ndarray:
     source = style.reshape(-1, 3).astype(np.float64)
     target = content.reshape(-1, 3).astype(np.float64)
     source_mean, target_mean = source.mean(axis=0), target.mean(axis=0)
-    transform = _symmetric_power(np.cov(target, rowvar=False), 0.5) @ _symmetric_power(np.cov(source, rowvar=False), -0.5)
+    transform = _symmetric_power(np.cov(target, rowvar=False), 0.5) @ _symmetric_power(
+        np.cov(source, rowvar=False), -0.5
+    )
     mapped = (source - source_mean) @ transform.T + target_mean
     return _to_uint8(mapped).reshape(style.shape)
 
 
-def prepare_inputs(content: np.ndarray, style: np.ndarray, mode: PreserveColor) -> tuple[np.ndarray, np.ndarray]:
+def prepare_inputs(
+    content: np.ndarray, style: np.ndarray, mode: PreserveColor
+) -> tuple[np.ndarray, np.ndarray]:
     """(content, style) as the network is to be fed them under colour preservation ``mode``."""
     if mode == "luminance":
         return grey(to_yiq(content)[..., 0]), grey(match_luminance(style, content))

@@ -23,7 +23,7 @@ class GramCell:
         return [self.i, self.j, self.value]
 
     @classmethod
-    def from_list(cls, cell: list) -> "GramCell":
+    def from_list(cls, cell: list) -> GramCell:
         i, j, value = cell
         return cls(int(i), int(j), float(value))
 
@@ -66,6 +66,6 @@ def sorted_cells(gram: np.ndarray, count: int, off_diagonal: bool) -> list[GramC
 
 
 def relative_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """‖a − b‖ / ‖b‖ (Frobenius), the distance used to say how far one representation is from another."""
+    """‖a − b‖ / ‖b‖ (Frobenius), the distance used to say how far one representation is from
+    another."""
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
-

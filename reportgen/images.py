@@ -66,7 +66,9 @@ def _to_rgb(image: Image.Image, notes: list[str]) -> Image.Image:
         finite = np.isfinite(values)
         if not finite.any():
             raise ValueError("no finite pixel values")
-        values = np.where(finite, values, np.nanmin(np.where(finite, values, np.nan)))  # NaN/inf count as the minimum
+        values = np.where(
+            finite, values, np.nanmin(np.where(finite, values, np.nan))
+        )  # NaN/inf count as the minimum
         low, high = float(values.min()), float(values.max())
         span = high - low if high > low else 1.0
         gray = np.round((values - low) / span * 255).astype(np.uint8)
@@ -84,7 +86,9 @@ def _to_rgb(image: Image.Image, notes: list[str]) -> Image.Image:
         try:
             source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
             mode = image.mode if image.mode in ("RGB", "CMYK", "L") else "RGB"
-            image = ImageCms.profileToProfile(image.convert(mode), source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+            image = ImageCms.profileToProfile(
+                image.convert(mode), source, ImageCms.createProfile("sRGB"), outputMode="RGB"
+            )
             notes.append("converted from its ICC profile to sRGB")
         except (ImageCms.PyCMSError, OSError):
             notes.append("embedded ICC profile unreadable; colours taken as sRGB")
@@ -120,7 +124,11 @@ def load_image(path: Path, longest_side: int, shape: tuple[int, int] | None = No
             if image.format == "JPEG":
                 # Decode at 1/2, 1/4 or 1/8 scale when that still leaves at least twice the output.
                 swapped = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
-                want = target_size(height, width, longest_side) if swapped else target_size(width, height, longest_side)
+                want = (
+                    target_size(height, width, longest_side)
+                    if swapped
+                    else target_size(width, height, longest_side)
+                )
                 if shape is not None:
                     want = (shape[1], shape[0]) if swapped else shape
                 image.draft("RGB", (want[0] * 2, want[1] * 2))
@@ -131,25 +139,38 @@ def load_image(path: Path, longest_side: int, shape: tuple[int, int] | None = No
     except ImageError:
         raise
     except Image.DecompressionBombError:
-        raise ImageError(f"{path}: refused as a possible decompression bomb (over {MAX_PIXELS / 1e6:.0f} megapixels)") from None
+        raise ImageError(
+            f"{path}: refused as a possible decompression bomb (over {MAX_PIXELS / 1e6:.0f} "
+            "megapixels)"
+        ) from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageError(f"{path}: damaged or truncated image ({error})") from None
 
     if min(original_size) < MIN_SIDE:
-        raise ImageError(f"{path}: {original_size[0]}x{original_size[1]} is too small; the shorter side must be at least {MIN_SIDE} px")
+        raise ImageError(
+            f"{path}: {original_size[0]}x{original_size[1]} is too small; the shorter side must "
+            f"be at least {MIN_SIDE} px"
+        )
     size = shape or target_size(*rgb.size, longest_side)
     if min(size) < MIN_SIDE:
         raise ImageError(
-            f"{path}: at size {longest_side} it becomes {size[0]}x{size[1]}; the shorter side must be at "
+            f"{path}: at size {longest_side} it becomes {size[0]}x{size[1]}; the shorter side "
+            "must be at "
             f"least {MIN_SIDE} px (raise size, or crop the image)"
         )
     if size != rgb.size:
         rgb = rgb.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
     for note in notes:
         log.info("%s: %s", path, note)
-    return LoadedImage(path, np.asarray(rgb, dtype=np.uint8).copy(), hashlib.sha256(data).hexdigest(), original_size, tuple(notes))
+    return LoadedImage(
+        path,
+        np.asarray(rgb, dtype=np.uint8).copy(),
+        hashlib.sha256(data).hexdigest(),
+        original_size,
+        tuple(notes),
+    )
 
 
 def _oriented_size(width: int, height: int, image: Image.Image) -> tuple[int, int]:
@@ -184,11 +205,20 @@ def probe_image(path: Path) -> str | None:
     except UnidentifiedImageError:
         return f"not an image Pillow can read: {path}"
     except Image.DecompressionBombError:
-        return f"{path}: refused as a possible decompression bomb (over {MAX_PIXELS / 1e6:.0f} megapixels)"
+        return (
+            f"{path}: refused as a possible decompression bomb "
+            f"(over {MAX_PIXELS / 1e6:.0f} megapixels)"
+        )
     except (OSError, SyntaxError, ValueError) as error:
         return f"cannot read image {path} ({error})"
     if width * height > MAX_PIXELS:
-        return f"{path}: {width}x{height} is over the limit of {MAX_PIXELS / 1e6:.0f} megapixels (a possible decompression bomb)"
+        return (
+            f"{path}: {width}x{height} is over the limit of {MAX_PIXELS / 1e6:.0f} megapixels "
+            "(a possible decompression bomb)"
+        )
     if min(width, height) < MIN_SIDE:
-        return f"{path}: {width}x{height} is too small; the shorter side must be at least {MIN_SIDE} px"
+        return (
+            f"{path}: {width}x{height} is too small; the shorter side must be "
+            f"at least {MIN_SIDE} px"
+        )
     return None

@@ -20,7 +20,9 @@ def _build_tables() -> tuple[dict[str, int], dict[str, int]]:
     conv_index: dict[str, int] = {}
     channels: dict[str, int] = {}
     index = 0
-    for block, (n_convs, width) in enumerate(zip(_CONVS_PER_BLOCK, (64, 128, 256, 512, 512)), 1):
+    for block, (n_convs, width) in enumerate(
+        zip(_CONVS_PER_BLOCK, (64, 128, 256, 512, 512), strict=True), 1
+    ):
         for conv in range(1, n_convs + 1):
             name = f"conv{block}_{conv}"
             conv_index[name] = index
@@ -39,7 +41,14 @@ ACTIVATIONS: tuple[Activation, ...] = get_args(Activation)
 # The layers the seed notebook analyses, in network order: its five style layers and its
 # content layer.  Every pair gets a page for each of these, plus any other layer its
 # parameters use.
-ANALYSED_LAYERS: tuple[str, ...] = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv4_2", "conv5_1")
+ANALYSED_LAYERS: tuple[str, ...] = (
+    "conv1_1",
+    "conv2_1",
+    "conv3_1",
+    "conv4_1",
+    "conv4_2",
+    "conv5_1",
+)
 
 
 def module_index(layer: str, activation: Activation) -> int:

@@ -50,7 +50,8 @@ def snapshot_file(step: int) -> str:
 
 
 def reconstruction_file(kind: str, deepest_layer: str) -> str:
-    """The image rebuilt from the ``kind`` (content or style) representation up to ``deepest_layer``."""
+    """The image rebuilt from the ``kind`` (content or style) representation up to
+    ``deepest_layer``."""
     return f"{RECONSTRUCTIONS_DIR}/{kind}-{deepest_layer}.webp"
 
 
@@ -124,6 +125,8 @@ ARCHIVE = "data.zip"  # every run's data files and exact images, when they fit i
 def archive_volume(number: int, count: int) -> str:
     """Volume ``number`` (from 1) of an archive of ``count`` volumes (each under 100 MB)."""
     return f"data-{number:0{len(str(count))}d}-of-{count}.zip"
+
+
 SITEMAP = "sitemap.xml"
 NO_JEKYLL = ".nojekyll"  # GitHub Pages: serve the files as they are
 ASSETS_DIR = "assets"  # templates/static/, copied as it is
@@ -181,11 +184,20 @@ FILTER_ANCHOR_PREFIX = "f"  # also parsed by filters.js: #f12 opens filter 12, #
 
 
 def filter_anchor(filter_index: int) -> str:
-    """The id of filter ``filter_index``'s tile on a layer page: ``<layer>.html#f12`` links to it."""
+    """The id of filter ``filter_index``'s tile on a layer page: ``<layer>.html#f12`` links to
+    it."""
     return f"{FILTER_ANCHOR_PREFIX}{filter_index}"
 
 
 # Variant ids become folders in their pair's folder, where a pair without variants keeps its
 # figure folders (named after layers), data and thumbnails; nor may they look like the site's own.
-RESERVED_NAMES = (DATA_DIR, THUMBS_DIR, SNAPSHOTS_DIR, RECONSTRUCTIONS_DIR, INDEX.removesuffix(".html"), CROSS_PAIR_DIR, ASSETS_DIR)
+RESERVED_NAMES = (
+    DATA_DIR,
+    THUMBS_DIR,
+    SNAPSHOTS_DIR,
+    RECONSTRUCTIONS_DIR,
+    INDEX.removesuffix(".html"),
+    CROSS_PAIR_DIR,
+    ASSETS_DIR,
+)
 RESERVED_VARIANT_IDS = frozenset({*LAYER_NAMES, *RESERVED_NAMES})

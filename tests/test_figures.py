@@ -29,10 +29,17 @@ def test_montage_puts_each_filter_in_its_tile(count, height, width):
     covered = np.zeros(canvas.shape[:2], dtype=bool)
     for k in range(count):
         row, column = divmod(k, layout.columns)
-        top, left = row * (layout.tile_height + layout.gap), column * (layout.tile_width + layout.gap)
+        top, left = (
+            row * (layout.tile_height + layout.gap),
+            column * (layout.tile_width + layout.gap),
+        )
         tile = canvas[top : top + layout.tile_height, left : left + layout.tile_width]
         method = Image.Resampling.BOX if layout.tile_width < width else Image.Resampling.NEAREST
-        expected = table[np.asarray(Image.fromarray(scaled[k]).resize((layout.tile_width, layout.tile_height), method))]
+        expected = table[
+            np.asarray(
+                Image.fromarray(scaled[k]).resize((layout.tile_width, layout.tile_height), method)
+            )
+        ]
         # (Enlarging, Pillow and the montage's numpy gather pick the same source pixels except
         # where a tile pixel's centre falls exactly halfway between two; these sizes have none.)
         assert np.array_equal(tile, expected), k

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 from torch import nn
 
-from reportgen.layers import ANALYSED_LAYERS, CHANNELS, CONV_INDEX, LAYER_NAMES, module_index, network_order
+from reportgen.layers import (
+    ANALYSED_LAYERS,
+    CHANNELS,
+    CONV_INDEX,
+    LAYER_NAMES,
+    module_index,
+    network_order,
+)
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +23,11 @@ def tv_features() -> nn.Sequential:
 
 
 def test_sixteen_conv_layers_in_network_order():
-    expected = [f"conv{b}_{c}" for b, n in zip(range(1, 6), (2, 2, 4, 4, 4)) for c in range(1, n + 1)]
+    expected = [
+        f"conv{b}_{c}"
+        for b, n in zip(range(1, 6), (2, 2, 4, 4, 4), strict=True)
+        for c in range(1, n + 1)
+    ]
     assert list(LAYER_NAMES) == expected
     assert list(CONV_INDEX) == expected
     assert set(CHANNELS) == set(expected)
@@ -47,9 +58,15 @@ def test_module_index_relu_and_conv(tv_features, layer):
 
 
 def test_known_indices():
-    # torchvision's vgg19().features: 0 conv1_1, 2 conv1_2, 4 pool, 5 conv2_1, ..., 21 conv4_2, 28 conv5_1.
+    # torchvision's vgg19().features: 0 conv1_1, 2 conv1_2, 4 pool, 5 conv2_1, ..., 21 conv4_2, 28
+    # conv5_1.
     assert (CONV_INDEX["conv1_1"], CONV_INDEX["conv2_1"], CONV_INDEX["conv3_1"]) == (0, 5, 10)
-    assert (CONV_INDEX["conv4_1"], CONV_INDEX["conv4_2"], CONV_INDEX["conv5_1"], CONV_INDEX["conv5_4"]) == (19, 21, 28, 34)
+    assert (
+        CONV_INDEX["conv4_1"],
+        CONV_INDEX["conv4_2"],
+        CONV_INDEX["conv5_1"],
+        CONV_INDEX["conv5_4"],
+    ) == (19, 21, 28, 34)
     assert module_index("conv4_2", "relu") == 22
 
 
@@ -67,7 +84,12 @@ def test_analysed_layers_are_the_seed_layers():
 
 
 def test_network_order_sorts_by_depth_and_deduplicates():
-    assert network_order(["conv5_1", "conv1_1", "conv4_2", "conv1_1", "conv3_4"]) == ["conv1_1", "conv3_4", "conv4_2", "conv5_1"]
+    assert network_order(["conv5_1", "conv1_1", "conv4_2", "conv1_1", "conv3_4"]) == [
+        "conv1_1",
+        "conv3_4",
+        "conv4_2",
+        "conv5_1",
+    ]
 
 
 def test_build_features_has_torchvision_structure(tv_features):
@@ -75,11 +97,14 @@ def test_build_features_has_torchvision_structure(tv_features):
 
     ours = build_features(len(tv_features))
     assert len(ours) == len(tv_features)
-    for index, (mine, theirs) in enumerate(zip(ours, tv_features)):
+    for index, (mine, theirs) in enumerate(zip(ours, tv_features, strict=True)):
         assert type(mine) is type(theirs), index
         if isinstance(theirs, nn.Conv2d):
             assert (mine.in_channels, mine.out_channels, mine.kernel_size, mine.padding) == (
-                theirs.in_channels, theirs.out_channels, theirs.kernel_size, theirs.padding
+                theirs.in_channels,
+                theirs.out_channels,
+                theirs.kernel_size,
+                theirs.padding,
             ), index
         if isinstance(theirs, nn.MaxPool2d):
             assert (mine.kernel_size, mine.stride) == (theirs.kernel_size, theirs.stride)

@@ -17,12 +17,22 @@ TEMPLATES = REPO / "templates"
 def _expected_run_files(record: dict) -> set[str]:
     """The run-folder paths the layout gives a run with this record."""
     files = {layout.RECORD, layout.GRAMS, layout.LOSS_CURVES}
-    files |= {name for role in layout.ROLES for name in (layout.image_file(role), layout.thumbnail_file(role))}
+    files |= {
+        name
+        for role in layout.ROLES
+        for name in (layout.image_file(role), layout.thumbnail_file(role))
+    }
     files |= {snapshot["file"] for snapshot in record["snapshots"]}
     files |= {item["file"] for made in (record["reconstructions"] or {}).values() for item in made}
     for layer, info in record["layers"].items():
         figures = layout.LayerFiles(layer)
-        files |= {figures.gram_heatmap, figures.gram_comparison, figures.correlation, figures.energy, figures.top_pairs}
+        files |= {
+            figures.gram_heatmap,
+            figures.gram_comparison,
+            figures.correlation,
+            figures.energy,
+            figures.top_pairs,
+        }
         files |= {figures.maps(role) for role in layout.ROLES}
         files |= {figures.loss_curve} if info["is_style_layer"] else set()
         files |= {figures.difference} if info["is_content_layer"] else set()
@@ -43,7 +53,9 @@ def test_every_file_of_a_run_folder_is_named_by_the_layout(built_study):
 # A Jinja2 expression or statement: {{ ... }} or {% ... %}.
 JINJA_CODE = re.compile(r"{{(.*?)}}|{%(.*?)%}", re.S)
 # A quoted string that names a file (has an extension) or a folder of the site.
-PATH_LITERAL = re.compile(r"""['"][^'"]*(\.(html|png|webp|json|npz|zip|css|js)|\b(pairs|layers|assets|thumbs|data)/)[^'"]*['"]""")
+PATH_LITERAL = re.compile(
+    r"""['"][^'"]*(\.(html|png|webp|json|npz|zip|css|js)|\b(pairs|layers|assets|thumbs|data)/)[^'"]*['"]"""
+)
 
 
 def test_templates_build_no_paths():
@@ -62,5 +74,9 @@ def test_templates_build_no_paths():
 
 def test_filter_links_rely_only_on_grids_the_stylesheet_has():
     stylesheet = (TEMPLATES / "static" / "style.css").read_text()
-    assert {int(n) for n in re.findall(r"\.cols-(\d+)\s*{", stylesheet)} == set(views.LINKED_GRID_COLUMNS)
-    assert {int(n) for n in re.findall(r"\.rows-(\d+)\s*{", stylesheet)} == set(views.LINKED_GRID_ROWS)
+    assert {int(n) for n in re.findall(r"\.cols-(\d+)\s*{", stylesheet)} == set(
+        views.LINKED_GRID_COLUMNS
+    )
+    assert {int(n) for n in re.findall(r"\.rows-(\d+)\s*{", stylesheet)} == set(
+        views.LINKED_GRID_ROWS
+    )

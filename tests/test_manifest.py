@@ -1,4 +1,5 @@
-"""The manifest: every problem located (file:line:col key.path), all reported at once; defaults resolve."""
+"""The manifest: every problem located (file:line:col key.path), all reported at once; defaults
+resolve."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import IMAGES, write_truncated_copy
+
 from reportgen.errors import ManifestError
 from reportgen.manifest import DEFAULT_LR, DEFAULT_STYLE_WEIGHT, PRESETS, Params, load_manifest
 
@@ -18,7 +19,8 @@ MARK = "#!"  # the line a problem must be reported on carries this comment
 
 @pytest.fixture
 def folder(tmp_path) -> Path:
-    """A manifest folder with two good images, a text file named like an image, and a damaged PNG."""
+    """A manifest folder with two good images, a text file named like an image, and a damaged
+    PNG."""
     (tmp_path / "img").mkdir()
     shutil.copyfile(IMAGES / "content" / "chelsea.png", tmp_path / "img" / "c.png")
     shutil.copyfile(IMAGES / "style" / "mosaic.png", tmp_path / "img" / "s.png")
@@ -33,7 +35,9 @@ def write(folder: Path, text: str, name: str = "manifest.yaml") -> Path:
 
 
 def marked_line(text: str) -> int:
-    lines = [number for number, line in enumerate(textwrap.dedent(text).splitlines(), 1) if MARK in line]
+    lines = [
+        number for number, line in enumerate(textwrap.dedent(text).splitlines(), 1) if MARK in line
+    ]
     assert len(lines) == 1, "each case marks exactly one line"
     return lines[0]
 
@@ -48,14 +52,34 @@ PAIR = """\
 BAD_MANIFESTS = [
     ("unknown-top-level-key", "titel: Study  #!\npairs:\n" + PAIR, "titel", "unknown key"),
     ("unknown-pair-key", "pairs:\n" + PAIR + "    stpes: 3  #!\n", "pairs[0].stpes", "unknown key"),
-    ("wrong-type-steps", "pairs:\n" + PAIR + "    steps: many  #!\n", "pairs[0].steps", "must be an integer"),
-    ("wrong-type-in-defaults", "defaults:\n  size: [48]  #!\npairs:\n" + PAIR, "defaults.size", "must be an integer"),
+    (
+        "wrong-type-steps",
+        "pairs:\n" + PAIR + "    steps: many  #!\n",
+        "pairs[0].steps",
+        "must be an integer",
+    ),
+    (
+        "wrong-type-in-defaults",
+        "defaults:\n  size: [48]  #!\npairs:\n" + PAIR,
+        "defaults.size",
+        "must be an integer",
+    ),
     ("boolean-seed", "pairs:\n" + PAIR + "    seed: yes  #!\n", "pairs[0].seed", "boolean"),
     ("size-too-small", "pairs:\n" + PAIR + "    size: 8  #!\n", "pairs[0].size", "out of range"),
-    ("size-too-large", "defaults:\n  size: 5000  #!\npairs:\n" + PAIR, "defaults.size", "out of range"),
+    (
+        "size-too-large",
+        "defaults:\n  size: 5000  #!\npairs:\n" + PAIR,
+        "defaults.size",
+        "out of range",
+    ),
     ("steps-zero", "defaults:\n  steps: 0  #!\npairs:\n" + PAIR, "defaults.steps", "out of range"),
     ("negative-lr", "pairs:\n" + PAIR + "    lr: -1  #!\n", "pairs[0].lr", "out of range"),
-    ("unknown-optimizer", "pairs:\n" + PAIR + "    optimizer: sgd  #!\n", "pairs[0].optimizer", "not allowed"),
+    (
+        "unknown-optimizer",
+        "pairs:\n" + PAIR + "    optimizer: sgd  #!\n",
+        "pairs[0].optimizer",
+        "not allowed",
+    ),
     (
         "unknown-style-layer",
         "pairs:\n" + PAIR + "    style_layers: {conv1_1: 1.0, conv9_9: 0.5}  #!\n",
@@ -68,40 +92,146 @@ BAD_MANIFESTS = [
         "defaults.style_layers.conv1_1",
         "must be a number",
     ),
-    ("unknown-content-layer", "pairs:\n" + PAIR + "    content_layer: conv4_9  #!\n", "pairs[0].content_layer", "unknown layer"),
-    ("id-with-dots", "pairs:\n" + PAIR.replace("id: a", "id: ../../x  #!"), "pairs[0].id", "not a valid id"),
-    ("id-with-space-and-capitals", "pairs:\n" + PAIR.replace("id: a", "id: Bad Id  #!"), "pairs[0].id", "not a valid id"),
-    ("duplicate-id", "pairs:\n" + PAIR + PAIR.replace("id: a", "id: a  #!"), "pairs[1].id", "duplicate id"),
-    ("duplicate-top-level-yaml-key", "title: one\ntitle: two  #!\npairs:\n" + PAIR, "title", "duplicate key 'title'"),
-    ("duplicate-pair-yaml-key", "pairs:\n" + PAIR + "    steps: 3\n    steps: 4  #!\n", "pairs[0].steps", "duplicate key 'steps'"),
-    ("missing-image-file", "pairs:\n" + PAIR.replace("img/c.png", "img/gone.png  #!"), "pairs[0].content", "file not found"),
+    (
+        "unknown-content-layer",
+        "pairs:\n" + PAIR + "    content_layer: conv4_9  #!\n",
+        "pairs[0].content_layer",
+        "unknown layer",
+    ),
+    (
+        "id-with-dots",
+        "pairs:\n" + PAIR.replace("id: a", "id: ../../x  #!"),
+        "pairs[0].id",
+        "not a valid id",
+    ),
+    (
+        "id-with-space-and-capitals",
+        "pairs:\n" + PAIR.replace("id: a", "id: Bad Id  #!"),
+        "pairs[0].id",
+        "not a valid id",
+    ),
+    (
+        "duplicate-id",
+        "pairs:\n" + PAIR + PAIR.replace("id: a", "id: a  #!"),
+        "pairs[1].id",
+        "duplicate id",
+    ),
+    (
+        "duplicate-top-level-yaml-key",
+        "title: one\ntitle: two  #!\npairs:\n" + PAIR,
+        "title",
+        "duplicate key 'title'",
+    ),
+    (
+        "duplicate-pair-yaml-key",
+        "pairs:\n" + PAIR + "    steps: 3\n    steps: 4  #!\n",
+        "pairs[0].steps",
+        "duplicate key 'steps'",
+    ),
+    (
+        "missing-image-file",
+        "pairs:\n" + PAIR.replace("img/c.png", "img/gone.png  #!"),
+        "pairs[0].content",
+        "file not found",
+    ),
     (
         "url-as-image-path",
         "pairs:\n" + PAIR.replace("img/s.png", "https://example.org/s.png  #!"),
         "pairs[0].style",
         "is a URL",
     ),
-    ("not-an-image", "pairs:\n" + PAIR.replace("img/c.png", "img/notes.png  #!"), "pairs[0].content", "not an image"),
-    ("missing-style", "pairs:\n" + PAIR.replace("id: a", "id: a  #!").replace("    style: img/s.png\n", ""), "pairs[0].style", "missing"),
-    ("missing-weights-file", "pairs:\n" + PAIR + "    weights: models/vgg.pth  #!\n", "pairs[0].weights", "file not found"),
+    (
+        "not-an-image",
+        "pairs:\n" + PAIR.replace("img/c.png", "img/notes.png  #!"),
+        "pairs[0].content",
+        "not an image",
+    ),
+    (
+        "missing-style",
+        "pairs:\n" + PAIR.replace("id: a", "id: a  #!").replace("    style: img/s.png\n", ""),
+        "pairs[0].style",
+        "missing",
+    ),
+    (
+        "missing-weights-file",
+        "pairs:\n" + PAIR + "    weights: models/vgg.pth  #!\n",
+        "pairs[0].weights",
+        "file not found",
+    ),
     ("empty-pairs", "title: Study\npairs: []  #!\n", "pairs", "non-empty list"),
     ("pairs-not-a-list", "title: Study\npairs: a and b  #!\n", "pairs", "non-empty list"),
     ("yaml-syntax-error", "pairs:\n" + PAIR + "    title: a: b  #!\n", None, "not valid YAML"),
     ("yaml-tab-indent", "pairs:\n" + PAIR + "\tsteps: 3  #!\n", None, "not valid YAML"),
-    ("unknown-loss", "pairs:\n" + PAIR + "    loss: gram  #!\n", "pairs[0].loss", "not allowed (allowed: relative, seed)"),
-    ("unknown-colour-mode", "pairs:\n" + PAIR + "    preserve_color: yes  #!\n", "pairs[0].preserve_color", "allowed: none, luminance, histogram"),
-    ("style-scale-word", "pairs:\n" + PAIR + "    style_scale: big  #!\n", "pairs[0].style_scale", "or content"),
-    ("style-scale-too-large", "defaults:\n  style_scale: 20  #!\npairs:\n" + PAIR, "defaults.style_scale", "out of range"),
-    ("style-image-too-large", "pairs:\n" + PAIR.replace("id: a", "id: a  #!") + "    size: 2048\n    style_scale: 4\n", "pairs[0]", "8192 px style image"),
-    ("coarse-to-fine-too-small", "pairs:\n" + PAIR + "    coarse_to_fine: 8  #!\n", "pairs[0].coarse_to_fine", "first scale's longest side"),
-    ("negative-tv-weight", "pairs:\n" + PAIR + "    tv_weight: -1  #!\n", "pairs[0].tv_weight", "out of range"),
-    ("too-many-snapshots", "pairs:\n" + PAIR.replace("id: a", "id: a  #!") + "    steps: 5000\n    snapshot_every: 1\n", "pairs[0]", "at most 100, snapshot_every 50"),
-    ("negative-snapshots", "pairs:\n" + PAIR + "    snapshot_every: -5  #!\n", "pairs[0].snapshot_every", "out of range"),
-    ("unknown-preset", "defaults:\n  preset: neural-style  #!\npairs:\n" + PAIR, "defaults.preset", "allowed: seed"),
+    (
+        "unknown-loss",
+        "pairs:\n" + PAIR + "    loss: gram  #!\n",
+        "pairs[0].loss",
+        "not allowed (allowed: relative, seed)",
+    ),
+    (
+        "unknown-colour-mode",
+        "pairs:\n" + PAIR + "    preserve_color: yes  #!\n",
+        "pairs[0].preserve_color",
+        "allowed: none, luminance, histogram",
+    ),
+    (
+        "style-scale-word",
+        "pairs:\n" + PAIR + "    style_scale: big  #!\n",
+        "pairs[0].style_scale",
+        "or content",
+    ),
+    (
+        "style-scale-too-large",
+        "defaults:\n  style_scale: 20  #!\npairs:\n" + PAIR,
+        "defaults.style_scale",
+        "out of range",
+    ),
+    (
+        "style-image-too-large",
+        "pairs:\n" + PAIR.replace("id: a", "id: a  #!") + "    size: 2048\n    style_scale: 4\n",
+        "pairs[0]",
+        "8192 px style image",
+    ),
+    (
+        "coarse-to-fine-too-small",
+        "pairs:\n" + PAIR + "    coarse_to_fine: 8  #!\n",
+        "pairs[0].coarse_to_fine",
+        "first scale's longest side",
+    ),
+    (
+        "negative-tv-weight",
+        "pairs:\n" + PAIR + "    tv_weight: -1  #!\n",
+        "pairs[0].tv_weight",
+        "out of range",
+    ),
+    (
+        "too-many-snapshots",
+        "pairs:\n"
+        + PAIR.replace("id: a", "id: a  #!")
+        + "    steps: 5000\n    snapshot_every: 1\n",
+        "pairs[0]",
+        "at most 100, snapshot_every 50",
+    ),
+    (
+        "negative-snapshots",
+        "pairs:\n" + PAIR + "    snapshot_every: -5  #!\n",
+        "pairs[0].snapshot_every",
+        "out of range",
+    ),
+    (
+        "unknown-preset",
+        "defaults:\n  preset: neural-style  #!\npairs:\n" + PAIR,
+        "defaults.preset",
+        "allowed: seed",
+    ),
 ]
 
 
-@pytest.mark.parametrize("text, key_path, words", [case[1:] for case in BAD_MANIFESTS], ids=[case[0] for case in BAD_MANIFESTS])
+@pytest.mark.parametrize(
+    "text, key_path, words",
+    [case[1:] for case in BAD_MANIFESTS],
+    ids=[case[0] for case in BAD_MANIFESTS],
+)
 def test_bad_manifest_is_located(folder, text, key_path, words):
     path = write(folder, text)
     line = marked_line(text)
@@ -134,7 +264,9 @@ def test_duplicate_yaml_key_names_its_key_path(folder, text, key_path):
     with pytest.raises(ManifestError) as caught:
         load_manifest(write(folder, text))
     (problem,) = caught.value.problems
-    assert re.match(rf"manifest\.yaml:{marked_line(text)}:\d+ {re.escape(key_path)}: duplicate key", problem), problem
+    assert re.match(
+        rf"manifest\.yaml:{marked_line(text)}:\d+ {re.escape(key_path)}: duplicate key", problem
+    ), problem
 
 
 def test_every_problem_is_reported_at_once(folder):
@@ -165,7 +297,7 @@ def test_every_problem_is_reported_at_once(folder):
         (12, "pairs[1].size"),
     ]
     assert len(problems) == len(expected), problems
-    for problem, (line, key_path) in zip(problems, expected):  # in file order
+    for problem, (line, key_path) in zip(problems, expected, strict=True):  # in file order
         assert re.match(rf"manifest\.yaml:{line}:\d+ {re.escape(key_path)}: ", problem), problem
     assert "7 problems" in caught.value.message
 
@@ -178,7 +310,8 @@ def test_missing_manifest_file_is_named(tmp_path):
 
 
 def test_damaged_image_is_not_refused_by_the_manifest(folder):
-    """Only the header is read at check time; the damaged pixels are the build's to report (see test_build)."""
+    """Only the header is read at check time; the damaged pixels are the build's to report (see
+    test_build)."""
     write_truncated_copy(IMAGES / "content" / "chelsea.png", folder / "img" / "cut.png")
     manifest = load_manifest(write(folder, "pairs:\n" + PAIR.replace("img/c.png", "img/cut.png")))
     assert manifest.pairs[0].content == (folder / "img" / "cut.png").resolve()
@@ -214,8 +347,13 @@ def test_defaults_then_pair_overrides_then_builtin(folder):
     assert (first.params.steps, second.params.steps) == (9, 7)
     assert first.params.size == second.params.size == 40
     assert first.params.optimizer == second.params.optimizer == "adam"
-    assert (first.params.lr, second.params.lr) == (2.5, DEFAULT_LR["adam"])  # the default of the optimizer chosen
-    assert first.params.style_weight == second.params.style_weight == 1e5  # "1e5" (YAML 1.1 string) read as a number
+    assert (first.params.lr, second.params.lr) == (
+        2.5,
+        DEFAULT_LR["adam"],
+    )  # the default of the optimizer chosen
+    assert (
+        first.params.style_weight == second.params.style_weight == 1e5
+    )  # "1e5" (YAML 1.1 string) read as a number
     assert first.params.style_layer_weights == {"conv3_1": 1.0}
     assert second.params.style_layers == (("conv1_1", 0.5), ("conv2_1", 1.0))  # network order
     assert second.params.content_layer == builtin.content_layer == "conv4_2"
@@ -225,11 +363,27 @@ def test_defaults_then_pair_overrides_then_builtin(folder):
 
 def test_builtin_defaults_are_the_papers():
     params = Params()
-    assert params.content_layer == "conv4_2" and params.activation == "relu" and params.weights == "caffe"
-    assert params.style_layer_weights == {"conv1_1": 1.0, "conv2_1": 0.8, "conv3_1": 0.5, "conv4_1": 0.3, "conv5_1": 0.1}
+    assert (
+        params.content_layer == "conv4_2"
+        and params.activation == "relu"
+        and params.weights == "caffe"
+    )
+    assert params.style_layer_weights == {
+        "conv1_1": 1.0,
+        "conv2_1": 0.8,
+        "conv3_1": 0.5,
+        "conv4_1": 0.3,
+        "conv5_1": 0.1,
+    }
     assert params.loss == "relative" and params.optimizer == "lbfgs" and params.lr == 1.0
     assert params.content_weight == 1.0 and params.style_weight == DEFAULT_STYLE_WEIGHT["relative"]
-    assert (params.style_scale, params.preserve_color, params.tv_weight, params.coarse_to_fine, params.snapshot_every) == (1.0, "none", 0.0, 0, 0)
+    assert (
+        params.style_scale,
+        params.preserve_color,
+        params.tv_weight,
+        params.coarse_to_fine,
+        params.snapshot_every,
+    ) == (1.0, "none", 0.0, 0, 0)
 
 
 def test_weight_and_step_defaults_follow_the_loss_and_optimizer(folder):
@@ -268,14 +422,27 @@ def test_the_seed_preset_sets_the_notebooks_recipe_and_written_keys_override_it(
     """
     a, b = load_manifest(write(folder, text)).pairs
     seed = a.params
-    assert seed.preset == "seed" and seed.loss == "seed" and seed.optimizer == "adam" and seed.lr == 0.003
+    assert (
+        seed.preset == "seed"
+        and seed.loss == "seed"
+        and seed.optimizer == "adam"
+        and seed.lr == 0.003
+    )
     assert seed.style_weight == 1e6 and seed.content_weight == 1.0 and seed.style_scale == "content"
-    assert seed.precision == "float32" and seed.init == "content" and seed.content_layer == "conv4_2"
+    assert (
+        seed.precision == "float32" and seed.init == "content" and seed.content_layer == "conv4_2"
+    )
     assert seed.steps == 200 and seed.size == 96  # written beside the preset, and untouched by it
-    assert b.params.lr == 0.01 and b.params.loss == "seed"  # the pair's own key over defaults' preset
+    assert (
+        b.params.lr == 0.01 and b.params.loss == "seed"
+    )  # the pair's own key over defaults' preset
     ours = b.variants[0]
     # A variant's preset applies at the variant, over the pair's values; its own keys win again.
-    assert ours.params.lr == 0.003 and ours.params.loss == "relative" and ours.params.style_weight == 5.0
+    assert (
+        ours.params.lr == 0.003
+        and ours.params.loss == "relative"
+        and ours.params.style_weight == 5.0
+    )
     assert ours.changed == ("preset", "loss", "style_weight")
     assert PRESETS["seed"]["steps"] == 5000
 
@@ -317,10 +484,24 @@ def test_coarse_to_fine_values(folder, written, resolved):
 
 
 def test_style_scale_and_colour_and_snapshots_are_read(folder):
-    text = "pairs:\n" + PAIR + "    style_scale: 0.5\n    preserve_color: luminance\n    snapshot_every: 25\n    tv_weight: 2\n"
+    text = (
+        "pairs:\n"
+        + PAIR
+        + "    style_scale: 0.5\n    preserve_color: luminance\n    snapshot_every: 25\n    tv_weight: 2\n"
+    )
     params = load_manifest(write(folder, text)).pairs[0].params
-    assert (params.style_scale, params.style_side(), params.preserve_color, params.snapshot_every, params.tv_weight) == (0.5, 256, "luminance", 25, 2.0)
-    fitted = load_manifest(write(folder, "pairs:\n" + PAIR + "    style_scale: content\n")).pairs[0].params
+    assert (
+        params.style_scale,
+        params.style_side(),
+        params.preserve_color,
+        params.snapshot_every,
+        params.tv_weight,
+    ) == (0.5, 256, "luminance", 25, 2.0)
+    fitted = (
+        load_manifest(write(folder, "pairs:\n" + PAIR + "    style_scale: content\n"))
+        .pairs[0]
+        .params
+    )
     assert fitted.style_scale == "content"
 
 
@@ -344,7 +525,9 @@ def test_relative_paths_resolve_against_the_manifest_folder(folder, tmp_path, mo
     assert via_relative.pairs[0].style == pair.style
 
 
-def test_input_files_are_recorded_relative_when_the_manifest_is_named_via_dotdot(folder, tmp_path, monkeypatch):
+def test_input_files_are_recorded_relative_when_the_manifest_is_named_via_dotdot(
+    folder, tmp_path, monkeypatch
+):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)

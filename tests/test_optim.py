@@ -76,11 +76,13 @@ def test_lbfgs_path_does_not_depend_on_the_scale_of_the_loss(scale):
     d, t = quadratic()
     reference = lbfgs_path(d, t, 15)
     scaled = lbfgs_path(d, t, 15, scale=scale)
-    for step, (mine, theirs) in enumerate(zip(scaled, reference)):
+    for step, (mine, theirs) in enumerate(zip(scaled, reference, strict=True)):
         relative = (mine - theirs).norm() / (theirs - START).norm()
         assert relative < 2e-5, (step, float(relative))
     # And the path is a real one: the loss has fallen 10,000-fold.
-    assert (loss_and_gradient(scaled[-1], d, t)[0] < 1e-4 * loss_and_gradient(start(), d, t)[0]).all()
+    assert (
+        loss_and_gradient(scaled[-1], d, t)[0] < 1e-4 * loss_and_gradient(start(), d, t)[0]
+    ).all()
 
 
 def test_lbfgs_path_is_identical_under_power_of_two_scaling():
@@ -88,7 +90,7 @@ def test_lbfgs_path_is_identical_under_power_of_two_scaling():
     d, t = quadratic()
     reference = lbfgs_path(d, t, 15)
     for scale in (2.0**-30, 2.0**20):
-        for mine, theirs in zip(lbfgs_path(d, t, 15, scale=scale), reference):
+        for mine, theirs in zip(lbfgs_path(d, t, 15, scale=scale), reference, strict=True):
             assert torch.equal(mine, theirs)
 
 
@@ -124,10 +126,14 @@ def test_lbfgs_first_step_is_a_probe_of_one_grey_level_whatever_the_gradient_sca
         optimizer.step(gradient.float(), loss.float())
         move = (x - START).double()
         rms = move.pow(2).mean(dim=(1, 2, 3)).sqrt()
-        assert torch.allclose(rms, torch.full((B,), PROBE_LEVELS / 255, dtype=torch.float64), rtol=1e-4), scale
+        assert torch.allclose(
+            rms, torch.full((B,), PROBE_LEVELS / 255, dtype=torch.float64), rtol=1e-4
+        ), scale
         # Along -g: the move is a negative multiple of the gradient, image by image.
         for i in range(B):
-            cosine = torch.nn.functional.cosine_similarity(move[i].flatten(), -gradient[i].flatten(), dim=0)
+            cosine = torch.nn.functional.cosine_similarity(
+                move[i].flatten(), -gradient[i].flatten(), dim=0
+            )
             assert cosine > 1 - 1e-6, (scale, i)
 
 
@@ -157,7 +163,8 @@ def test_unbounded_lbfgs_leaves_the_box_for_targets_outside_it():
 
 
 def test_adam_stays_in_the_box():
-    """bounded=True clips every Adam step to [0, 1]; targets beyond it pin the values to the bound."""
+    """bounded=True clips every Adam step to [0, 1]; targets beyond it pin the values to the
+    bound."""
     d, t = quadratic(seed=1, outside=0.25)
     outside = (t < 0) | (t > 1)
     x = start()
@@ -284,7 +291,11 @@ def test_lbfgs_on_a_non_convex_loss_stays_finite_and_descends(bounded):
         assert (now <= best + 1e-4 * best.abs()).all()  # the optimiser compares losses in float32
         best = torch.minimum(best, now)
     # At least half of the way from the start to the lowest value the loss could take.
-    assert (best < initial - 0.5 * (initial - lowest_possible)).all(), (initial, best, lowest_possible)
+    assert (best < initial - 0.5 * (initial - lowest_possible)).all(), (
+        initial,
+        best,
+        lowest_possible,
+    )
 
 
 # --- make_optimizer ------------------------------------------------------------------------------

@@ -10,15 +10,23 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import snapshot
 
 
 def test_pages_files_and_base_url(fresh_study, tmp_path):
     from reportgen.build import BuildOptions, build
     from reportgen.execute import ExecutorChoice
+
     site = tmp_path / "published"
-    build(fresh_study.manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=fresh_study.cache, base_url="https://someone.github.io/study/"))
+    build(
+        fresh_study.manifest,
+        BuildOptions(
+            site,
+            ExecutorChoice(device="cpu"),
+            cache_dir=fresh_study.cache,
+            base_url="https://someone.github.io/study/",
+        ),
+    )
     assert (site / ".nojekyll").is_file()
     not_found = (site / "404.html").read_text()
     # 404.html is served at whatever path was missing: its links are absolute under the base URL.
@@ -41,13 +49,49 @@ def test_strict_build_fails_on_a_warning_and_keeps_the_previous_site(fresh_study
     from PIL import Image
 
     frames = [Image.new("RGB", (48, 48), colour) for colour in ((200, 30, 30), (30, 30, 200))]
-    frames[0].save(fresh_study.manifest.parent / "img" / "cat.png", format="GIF", save_all=True, append_images=frames[1:])
-    result = CliRunner().invoke(main, ["build", str(fresh_study.manifest), "-d", str(fresh_study.site), "--device", "cpu", "--cache-dir", str(fresh_study.cache), "--strict", "-q"])
+    frames[0].save(
+        fresh_study.manifest.parent / "img" / "cat.png",
+        format="GIF",
+        save_all=True,
+        append_images=frames[1:],
+    )
+    result = CliRunner().invoke(
+        main,
+        [
+            "build",
+            str(fresh_study.manifest),
+            "-d",
+            str(fresh_study.site),
+            "--device",
+            "cpu",
+            "--cache-dir",
+            str(fresh_study.cache),
+            "--strict",
+            "-q",
+        ],
+    )
     assert result.exit_code != 0, result.output
-    assert "--strict" in result.output and "animated" in result.output and "Traceback" not in result.output
+    assert (
+        "--strict" in result.output
+        and "animated" in result.output
+        and "Traceback" not in result.output
+    )
     assert snapshot(fresh_study.site) == before
     # Without --strict the same build goes through, warning included.
-    result = CliRunner().invoke(main, ["build", str(fresh_study.manifest), "-d", str(fresh_study.site), "--device", "cpu", "--cache-dir", str(fresh_study.cache), "-q"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "build",
+            str(fresh_study.manifest),
+            "-d",
+            str(fresh_study.site),
+            "--device",
+            "cpu",
+            "--cache-dir",
+            str(fresh_study.cache),
+            "-q",
+        ],
+    )
     assert result.exit_code == 0, result.output
 
 
@@ -55,16 +99,32 @@ def test_serve_rebuilds_an_edited_title_without_recomputing(fresh_study, monkeyp
     from reportgen import serve as serve_module
     from reportgen.build import BuildOptions, build
     from reportgen.execute import ExecutorChoice
+
     builds = []
 
     def rebuild():
-        builds.append(build(fresh_study.manifest, BuildOptions(fresh_study.site, ExecutorChoice(device="cpu"), cache_dir=fresh_study.cache)))
+        builds.append(
+            build(
+                fresh_study.manifest,
+                BuildOptions(
+                    fresh_study.site, ExecutorChoice(device="cpu"), cache_dir=fresh_study.cache
+                ),
+            )
+        )
 
     stop = threading.Event()
     urls: list[str] = []
     thread = threading.Thread(
         target=serve_module.serve,
-        kwargs=dict(manifest_path=fresh_study.manifest, site_dir=fresh_study.site, rebuild=rebuild, port=0, base_url="/study/", on_ready=urls.append, stop=stop),
+        kwargs=dict(
+            manifest_path=fresh_study.manifest,
+            site_dir=fresh_study.site,
+            rebuild=rebuild,
+            port=0,
+            base_url="/study/",
+            on_ready=urls.append,
+            stop=stop,
+        ),
         daemon=True,
     )
     thread.start()
@@ -79,7 +139,9 @@ def test_serve_rebuilds_an_edited_title_without_recomputing(fresh_study, monkeyp
         # Outside the base path: not found.
         with pytest.raises(urllib.error.HTTPError):
             urllib.request.urlopen(base.replace("/study/", "/elsewhere.html"))
-        text = fresh_study.manifest.read_text().replace("title: Tiny study", "title: Edited while serving")
+        text = fresh_study.manifest.read_text().replace(
+            "title: Tiny study", "title: Edited while serving"
+        )
         time.sleep(0.05)
         fresh_study.manifest.write_text(text)
         deadline = time.monotonic() + 20
@@ -97,7 +159,9 @@ def test_serve_rebuilds_an_edited_title_without_recomputing(fresh_study, monkeyp
 
 
 def test_pages_workflow_publishes_hidden_files():
-    workflow = (Path(__file__).resolve().parents[1] / ".github" / "workflows" / "pages.yml").read_text()
+    workflow = (
+        Path(__file__).resolve().parents[1] / ".github" / "workflows" / "pages.yml"
+    ).read_text()
     assert "actions/upload-pages-artifact" in workflow and "actions/deploy-pages" in workflow
     assert "include-hidden-files: true" in workflow
     assert "reportgen build" in workflow and "--strict" in workflow

@@ -14,16 +14,13 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import SEEDED_TWINS, make_study, snapshot
 
 from reportgen.build import BuildOptions, build
-
 from reportgen.execute import ExecutorChoice
 from reportgen.stages.pipeline import Silent
 
 ray = pytest.importorskip("ray", reason="Ray is an extra: pip install 'reportgen[ray]'")
-
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +28,9 @@ def cluster():
     """Two nodes of one CPU each; the build's process is the driver."""
     from ray.cluster_utils import Cluster
 
-    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    nodes = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
+    )
     nodes.add_node(num_cpus=1)
     ray.init(address=nodes.address, log_to_driver=False)
     try:
@@ -43,12 +42,21 @@ def cluster():
 
 def data_files(site: Path) -> dict[str, bytes]:
     """The exact images and Grams of every run (what must not depend on where it ran)."""
-    return {path: data for path, data in snapshot(site / "pairs").items() if path.endswith(("result.png", "content.png", "style.png", "grams.npz"))}
+    return {
+        path: data
+        for path, data in snapshot(site / "pairs").items()
+        if path.endswith(("result.png", "content.png", "style.png", "grams.npz"))
+    }
 
 
 def test_a_ray_build_gives_the_files_of_a_local_build(cluster, built_study, tmp_path):
     manifest = make_study(tmp_path / "study")  # the tiny study, built locally by built_study
-    on_ray = build(manifest, BuildOptions(tmp_path / "ray", ExecutorChoice(executor="ray"), cache_dir=tmp_path / "ray-cache"))
+    on_ray = build(
+        manifest,
+        BuildOptions(
+            tmp_path / "ray", ExecutorChoice(executor="ray"), cache_dir=tmp_path / "ray-cache"
+        ),
+    )
     assert sorted(on_ray.computed) == ["cat", "cup"] and not on_ray.failed
     assert on_ray.stages_computed == {"transfer": 2, "analysis": 2, "figures": 2}
     files = data_files(tmp_path / "ray")
@@ -96,15 +104,28 @@ class KillAnActor(Silent):
 def test_an_actor_killed_during_the_build_is_restarted_and_nothing_is_lost(cluster, tmp_path):
     manifest = make_study(tmp_path / "study", size=32, steps=2, extra_pairs=SEEDED_TWINS)
     listener = KillAnActor()
-    summary = build(manifest, BuildOptions(tmp_path / "site", ExecutorChoice(executor="ray"), cache_dir=tmp_path / "cache"), progress=listener)
+    summary = build(
+        manifest,
+        BuildOptions(
+            tmp_path / "site", ExecutorChoice(executor="ray"), cache_dir=tmp_path / "cache"
+        ),
+        progress=listener,
+    )
     assert listener.killed, "no device actor was found to kill"
-    assert not summary.failed and sorted(summary.computed) == ["cat", "cat-again", "cup", "cup-again"]
+    assert not summary.failed and sorted(summary.computed) == [
+        "cat",
+        "cat-again",
+        "cup",
+        "cup-again",
+    ]
     assert summary.stages_computed == {"transfer": 4, "analysis": 4, "figures": 4}
     for name in ("cat", "cat-again", "cup", "cup-again"):
         assert (tmp_path / "site" / "pairs" / name / "result.png").is_file()
 
 
-def test_a_run_that_fails_by_itself_is_reported_once_and_not_retried(cluster, tmp_path, caffe_weights):
+def test_a_run_that_fails_by_itself_is_reported_once_and_not_retried(
+    cluster, tmp_path, caffe_weights
+):
     import torch
 
     # Weights of the manifest's own, with one NaN: the loss is NaN from the first step.  The file
@@ -116,7 +137,15 @@ def test_a_run_that_fails_by_itself_is_reported_once_and_not_retried(cluster, tm
     torch.save(state, study / "nan-weights.pth")
     broken = "  - id: broken\n    content: img/cat.png\n    style: img/mosaic.png\n    weights: nan-weights.pth\n"
     manifest = make_study(study, size=32, steps=2, extra_pairs=broken)
-    summary = build(manifest, BuildOptions(tmp_path / "site", ExecutorChoice(executor="ray"), cache_dir=tmp_path / "cache", keep_going=True))
+    summary = build(
+        manifest,
+        BuildOptions(
+            tmp_path / "site",
+            ExecutorChoice(executor="ray"),
+            cache_dir=tmp_path / "cache",
+            keep_going=True,
+        ),
+    )
     assert list(summary.failed) == ["broken"] and "the loss became nan" in summary.failed["broken"]
     assert sorted(summary.computed) == ["cat", "cup"] and summary.stages_computed["transfer"] == 2
     index = (tmp_path / "site" / "index.html").read_text()
@@ -130,7 +159,19 @@ def test_without_ray_the_ray_executor_says_how_to_install_it(tmp_path, monkeypat
 
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails, as where it is not installed
     manifest = make_study(tmp_path / "study", size=32, steps=2)
-    result = CliRunner().invoke(main, ["build", str(manifest), "-d", str(tmp_path / "site"), "--cache-dir", str(tmp_path / "cache"), "--executor", "ray"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "build",
+            str(manifest),
+            "-d",
+            str(tmp_path / "site"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--executor",
+            "ray",
+        ],
+    )
     assert result.exit_code != 0 and "pip install 'reportgen[ray]'" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "site").exists()
 
@@ -153,7 +194,9 @@ def _descendants(root: int) -> set[int]:
     return found
 
 
-def test_when_the_builds_ray_node_dies_it_says_so_and_the_previous_site_stays(fresh_study, tmp_path):
+def test_when_the_builds_ray_node_dies_it_says_so_and_the_previous_site_stays(
+    fresh_study, tmp_path
+):
     """Killing the dashboard agent of a Ray node makes its raylet exit: the node dies, and with
     it the build's own process, which is Ray's driver there (Ray ends it with status 1)."""
     import subprocess
@@ -161,11 +204,21 @@ def test_when_the_builds_ray_node_dies_it_says_so_and_the_previous_site_stays(fr
     before = snapshot(fresh_study.site)
     text = fresh_study.manifest.read_text().replace("steps: 4", "steps: 100000")  # minutes of work
     fresh_study.manifest.write_text(text)
-    command = [sys.executable, "-m", "reportgen", "build", str(fresh_study.manifest), "-d", str(fresh_study.site)]
+    command = [
+        sys.executable,
+        "-m",
+        "reportgen",
+        "build",
+        str(fresh_study.manifest),
+        "-d",
+        str(fresh_study.site),
+    ]
     command += ["--cache-dir", str(tmp_path / "cache"), "--executor", "ray"]
     # A Ray of its own (the session's cluster is announced to child processes in RAY_ADDRESS).
     environment = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
-    build = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=environment)
+    build = subprocess.Popen(
+        command, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=environment
+    )
     try:
         output = []
         for line in build.stderr:  # the build has started once a run is handed out

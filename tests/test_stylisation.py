@@ -18,9 +18,9 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from conftest import IMAGES, STYLE_LAYERS, pastiche_name
 from PIL import Image
 
-from conftest import IMAGES, STYLE_LAYERS, pastiche_name
 from reportgen.build import BuildOptions, build
 from reportgen.execute import ExecutorChoice
 from reportgen.images import load_image
@@ -32,15 +32,22 @@ C_BOUND = 0.8
 CAFFE_MEAN_BGR = torch.tensor([103.939, 116.779, 123.68]).view(1, 3, 1, 1)
 
 
-def judged_ratios(network, result: np.ndarray, content: np.ndarray, style: np.ndarray) -> tuple[float, float]:
+def judged_ratios(
+    network, result: np.ndarray, content: np.ndarray, style: np.ndarray
+) -> tuple[float, float]:
     """(S, C) as benchmarks/quality.py defines them: the result's mean relative Gram distance to
     the style over the content image's, and its relative conv4_2 distance to the content over
     the style image's (fitted to the content's shape)."""
 
     def features(pixels):
-        x = torch.from_numpy(pixels.astype(np.float32)).permute(2, 0, 1).unsqueeze(0).flip(1) - CAFFE_MEAN_BGR
+        x = (
+            torch.from_numpy(pixels.astype(np.float32)).permute(2, 0, 1).unsqueeze(0).flip(1)
+            - CAFFE_MEAN_BGR
+        )
         with torch.no_grad():
-            return network.forward(x, [pastiche_name(layer) for layer in [*STYLE_LAYERS, "conv4_2"]])
+            return network.forward(
+                x, [pastiche_name(layer) for layer in [*STYLE_LAYERS, "conv4_2"]]
+            )
 
     def gram(f):
         flat = f[0].reshape(f.shape[1], -1).double()
@@ -53,22 +60,33 @@ def judged_ratios(network, result: np.ndarray, content: np.ndarray, style: np.nd
     names = [pastiche_name(layer) for layer in STYLE_LAYERS]
     moved = np.mean([distance(gram(r[n]), gram(s[n])) for n in names])
     start = np.mean([distance(gram(c[n]), gram(s[n])) for n in names])
-    fitted = np.asarray(Image.fromarray(style).resize(content.shape[1::-1], Image.Resampling.LANCZOS))
+    fitted = np.asarray(
+        Image.fromarray(style).resize(content.shape[1::-1], Image.Resampling.LANCZOS)
+    )
     away = distance(r["block4_relu2"], c["block4_relu2"])
     painting = distance(features(fitted)["block4_relu2"], c["block4_relu2"])
     return moved / start, away / painting
 
 
-def transfer_at_defaults(runtime, content_name: str, style_name: str, size: int, steps: int | None = None):
+def transfer_at_defaults(
+    runtime, content_name: str, style_name: str, size: int, steps: int | None = None
+):
     from reportgen.ml.stages import as_tensor
-    from reportgen.stages.settings import transfer_settings
     from reportgen.ml.transfer import run_transfer
+    from reportgen.stages.settings import transfer_settings
 
     params = Params(size=size, **({"steps": steps} if steps else {}))
     content = load_image(IMAGES / "content" / content_name, size).pixels
     style = load_image(IMAGES / "style" / style_name, params.style_side()).pixels
-    extractor = runtime.extractor(params.weights, params.activation, [params.content_layer, *params.style_layer_weights])
-    output = run_transfer(extractor, as_tensor(content, runtime.device), as_tensor(style, runtime.device), transfer_settings(params, "float32"))
+    extractor = runtime.extractor(
+        params.weights, params.activation, [params.content_layer, *params.style_layer_weights]
+    )
+    output = run_transfer(
+        extractor,
+        as_tensor(content, runtime.device),
+        as_tensor(style, runtime.device),
+        transfer_settings(params, "float32"),
+    )
     return output.result_rgb[0].permute(1, 2, 0).numpy(), content, style
 
 
@@ -86,15 +104,22 @@ def test_a_build_at_the_defaults_is_stylised_and_recognisable(tmp_path, pastiche
     shutil.copyfile(IMAGES / "content" / "chelsea.png", tmp_path / "img" / "chelsea.png")
     shutil.copyfile(IMAGES / "style" / "brushstrokes.jpg", tmp_path / "img" / "brushstrokes.jpg")
     (tmp_path / "manifest.yaml").write_text(
-        "pairs:\n  - id: cat-strokes\n    content: img/chelsea.png\n    style: img/brushstrokes.jpg\n    size: 64\n"
+        "pairs:\n  - id: cat-strokes\n    content: img/chelsea.png\n    style: "
+        "img/brushstrokes.jpg\n    size: 64\n"
     )
     site = tmp_path / "site"
-    summary = build(tmp_path / "manifest.yaml", BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=tmp_path / "cache"))
+    summary = build(
+        tmp_path / "manifest.yaml",
+        BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=tmp_path / "cache"),
+    )
     assert summary.computed == ["cat-strokes"]
 
     pair = site / "pairs" / "cat-strokes"
     record = json.loads((pair / "data" / "pair.json").read_text())
-    assert record["parameters"]["steps"] == Params().steps and record["parameters"]["style_weight"] == Params().style_weight
+    assert (
+        record["parameters"]["steps"] == Params().steps
+        and record["parameters"]["style_weight"] == Params().style_weight
+    )
     grams = record["stylisation"]["style_gram"]
     assert set(grams) == set(STYLE_LAYERS)
     # Every style layer's Gram moved towards the style's; on average to under half the way.
@@ -103,19 +128,30 @@ def test_a_build_at_the_defaults_is_stylised_and_recognisable(tmp_path, pastiche
     content = record["stylisation"]["content_features"]
     assert 0 < content["result"] < 0.8 * content["style"], content
 
-    pixels = {role: np.asarray(Image.open(pair / f"{role}.png")) for role in ("content", "style", "result")}
-    s_ratio, c_ratio = judged_ratios(pastiche_vgg, pixels["result"], pixels["content"], pixels["style"])
+    pixels = {
+        role: np.asarray(Image.open(pair / f"{role}.png"))
+        for role in ("content", "style", "result")
+    }
+    s_ratio, c_ratio = judged_ratios(
+        pastiche_vgg, pixels["result"], pixels["content"], pixels["style"]
+    )
     assert s_ratio <= S_BOUND and c_ratio <= C_BOUND, (s_ratio, c_ratio)
     assert np.abs(pixels["result"].astype(float) - pixels["content"]).mean() > 10  # visibly changed
 
 
-@pytest.mark.parametrize("content_name, style_name", [("coffee.png", "mosaic.png"), ("chelsea.png", "brushstrokes.jpg")])
-def test_the_same_weights_stylise_alike_at_two_sizes(runtime, pastiche_vgg, content_name, style_name):
+@pytest.mark.parametrize(
+    "content_name, style_name", [("coffee.png", "mosaic.png"), ("chelsea.png", "brushstrokes.jpg")]
+)
+def test_the_same_weights_stylise_alike_at_two_sizes(
+    runtime, pastiche_vgg, content_name, style_name
+):
     """At 48 and 96 px (four times the positions) the defaults' stylisation agrees within 0.12
     in S ratio and 0.2 in C ratio, and both sizes stay within the bounds."""
     judged = {}
     for size in (48, 96):
-        result, content, style = transfer_at_defaults(runtime, content_name, style_name, size, steps=150)
+        result, content, style = transfer_at_defaults(
+            runtime, content_name, style_name, size, steps=150
+        )
         judged[size] = judged_ratios(pastiche_vgg, result, content, style)
     (small_s, small_c), (large_s, large_c) = judged[48], judged[96]
     assert abs(large_s - small_s) <= 0.12, judged

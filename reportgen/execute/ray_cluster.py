@@ -57,7 +57,10 @@ def _lost_errors() -> tuple[type[BaseException], ...]:
     from ray import exceptions
 
     return (
-        exceptions.RayActorError, exceptions.WorkerCrashedError, exceptions.NodeDiedError, exceptions.ObjectLostError,
+        exceptions.RayActorError,
+        exceptions.WorkerCrashedError,
+        exceptions.NodeDiedError,
+        exceptions.ObjectLostError,
         exceptions.LocalRayletDiedError,
     )
 
@@ -70,7 +73,9 @@ def _driver_node_alive() -> bool:
     hands out work, and says what happened itself.  The raylet listens on a Unix socket, which
     refuses connections (or is gone) once it has died."""
     worker = getattr(getattr(_ray(), "_private", None), "worker", None)
-    path = getattr(getattr(getattr(worker, "global_worker", None), "node", None), "raylet_socket_name", None)
+    path = getattr(
+        getattr(getattr(worker, "global_worker", None), "node", None), "raylet_socket_name", None
+    )
     if not path:
         return True  # not known (another Ray version): Ray's own errors will tell
     with socket.socket(socket.AF_UNIX) as probe:
@@ -94,14 +99,18 @@ def require_ray() -> None:
     except ValueError:  # a module "ray" without a spec
         missing = True
     if missing:
-        raise ReportgenError(f"--executor ray needs Ray, which is not installed here: {RAY_INSTALL}")
+        raise ReportgenError(
+            f"--executor ray needs Ray, which is not installed here: {RAY_INSTALL}"
+        )
 
 
 def _ray():
     try:
         import ray
     except ImportError:
-        raise ReportgenError(f"--executor ray needs Ray, which is not installed here: {RAY_INSTALL}") from None
+        raise ReportgenError(
+            f"--executor ray needs Ray, which is not installed here: {RAY_INSTALL}"
+        ) from None
     return ray
 
 
@@ -118,7 +127,12 @@ class RayCluster:
         try:
             # Ray's own warnings (its start-up advice) stay out of the build's output.
             # "local": a Ray of its own even where another runs here (None would join that one).
-            ray.init(address=address or "local", include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+            ray.init(
+                address=address or "local",
+                include_dashboard=False,
+                logging_level=logging.ERROR,
+                log_to_driver=False,
+            )
         except (ConnectionError, RuntimeError, ValueError) as error:
             where = f"at {address}" if address else "on this machine"
             raise ReportgenError(f"cannot start or reach a Ray cluster {where}: {error}") from None
@@ -143,7 +157,9 @@ class _DeviceActor:
         # one): the thread count changes a transfer's rounding, and a cluster's results should
         # be the ones a local build gives.
         threads = 0 if on_gpu else available_cores()
-        local = {choice: str(_node_copy(choice, ray.get(ref))) for choice, ref in weight_files.items()}
+        local = {
+            choice: str(_node_copy(choice, ray.get(ref))) for choice, ref in weight_files.items()
+        }
         self.runtime = worker_runtime("cuda:0" if on_gpu else "cpu", threads, local)
 
     def run(self, job: DeviceJob) -> list[TaskOutcome]:
@@ -155,7 +171,9 @@ class _DeviceActor:
 def _node_copy(choice: str, data: bytes) -> Path:
     """A weights file on this node: one copy per content, shared by the node's actors and their
     restarts, under the file's own name (the record names the weights as written)."""
-    folder = Path(tempfile.gettempdir()) / f"reportgen-weights-{hashlib.sha256(data).hexdigest()[:24]}"
+    folder = (
+        Path(tempfile.gettempdir()) / f"reportgen-weights-{hashlib.sha256(data).hexdigest()[:24]}"
+    )
     path = folder / Path(choice).name
     if not path.is_file():
         folder.mkdir(exist_ok=True)
@@ -169,7 +187,11 @@ def _node_copy(choice: str, data: bytes) -> Path:
 def _in_memory(job: DeviceJob) -> DeviceJob:
     """A job whose cached transfers carry their arrays, not the driver's path to them."""
     tasks = tuple(
-        dataclasses.replace(task, cached=dataclasses.replace(task.cached, images=task.cached.images.loaded())) if task.cached else task
+        dataclasses.replace(
+            task, cached=dataclasses.replace(task.cached, images=task.cached.images.loaded())
+        )
+        if task.cached
+        else task
         for task in job.tasks
     )
     return DeviceJob(tasks)
@@ -187,9 +209,16 @@ class RayDevices:
             count, options = max(1, int(gpus / num_gpus)), {"num_gpus": num_gpus, "num_cpus": 1}
         else:
             count, options = max(1, int(resources.get("CPU", 1)) // 2), {"num_cpus": 1}
-        weights = {p.weights for run in manifest.runs for p in (run.params,) if p.weights not in BUILTIN_WEIGHTS}
+        weights = {
+            p.weights
+            for run in manifest.runs
+            for p in (run.params,)
+            if p.weights not in BUILTIN_WEIGHTS
+        }
         weight_files = {choice: ray.put(Path(choice).read_bytes()) for choice in sorted(weights)}
-        actor = ray.remote(_DeviceActor).options(max_restarts=-1, max_task_retries=SYSTEM_RETRIES, **options)
+        actor = ray.remote(_DeviceActor).options(
+            max_restarts=-1, max_task_retries=SYSTEM_RETRIES, **options
+        )
         self.actors = [actor.remote(weight_files) for _ in range(count)]
         self.batches = count if gpus else 0  # GPUs batch transfers
         self.lost_errors = _lost_errors()
@@ -228,7 +257,9 @@ class RayDevices:
         if not _driver_node_alive():
             return  # the actors died with their owner's node; asking Ray would end this process
         ray = _ray()
-        for ref in list(self._refs.values()):  # jobs not finished: dropped, not retried on a new actor
+        for ref in list(
+            self._refs.values()
+        ):  # jobs not finished: dropped, not retried on a new actor
             ray.cancel(ref)
         for actor in self.actors:
             ray.kill(actor, no_restart=True)

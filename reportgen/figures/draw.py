@@ -56,7 +56,13 @@ def _made(folder: Path, inner: str) -> Path:
 def draw_run(job: FigureJob) -> FigureSet:
     """Write every image, figure and data file of one run into ``job.folder``, the feature-map
     montages of the layers its options name."""
-    transfer, analysis, params, options, folder = job.transfer, job.analysis, job.params, job.options, job.folder
+    transfer, analysis, params, options, folder = (
+        job.transfer,
+        job.analysis,
+        job.params,
+        job.options,
+        job.folder,
+    )
     started = time.perf_counter()
     images = transfer.images.loaded()
     arrays = analysis.arrays.loaded()
@@ -64,46 +70,116 @@ def draw_run(job: FigureJob) -> FigureSet:
         save_png(images[role], _made(folder, image_file(role)))
         raster.thumbnail(images[role], _made(folder, thumbnail_file(role)))
     history = transfer.losses.as_columns()
-    plots.loss_curves(history, [scale.first_step for scale in transfer.scales[1:]], _made(folder, LOSS_CURVES))
-    layers = {layer: _draw_layer(analysis, arrays, params, options, history, folder, layer) for layer in analysis.layers}
+    plots.loss_curves(
+        history, [scale.first_step for scale in transfer.scales[1:]], _made(folder, LOSS_CURVES)
+    )
+    layers = {
+        layer: _draw_layer(analysis, arrays, params, options, history, folder, layer)
+        for layer in analysis.layers
+    }
     for snapshot in transfer.snapshots:
-        _webp(images[snapshot_name(snapshot.step)], _made(folder, snapshot_file(snapshot.step)), quality=85)
+        _webp(
+            images[snapshot_name(snapshot.step)],
+            _made(folder, snapshot_file(snapshot.step)),
+            quality=85,
+        )
     for item in transfer.reconstructions or ():
         pixels = images[reconstruction_name(item.kind, item.layers[-1])]
         _webp(pixels, _made(folder, reconstruction_file(item.kind, item.layers[-1])), quality=90)
     np.savez_compressed(
         _made(folder, GRAMS),
-        **{gram_key(role, layer): arrays[gram_name(role, layer)] for layer in analysis.layers for role in ROLES},
+        **{
+            gram_key(role, layer): arrays[gram_name(role, layer)]
+            for layer in analysis.layers
+            for role in ROLES
+        },
     )
-    files = {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
-    digests = {inner: hashlib.sha256((folder / inner).read_bytes()).hexdigest() for inner in files if shared_between_runs(inner)}
+    files = {
+        p.relative_to(folder).as_posix(): p.stat().st_size
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+    digests = {
+        inner: hashlib.sha256((folder / inner).read_bytes()).hexdigest()
+        for inner in files
+        if shared_between_runs(inner)
+    }
     return FigureSet(layers, time.perf_counter() - started, files, digests)
 
 
 def _webp(pixels: np.ndarray, path: Path, quality: int) -> None:
-    Image.fromarray(pixels, "RGB").save(path, format="WEBP", quality=quality, method=raster.WEBP_METHOD)
+    Image.fromarray(pixels, "RGB").save(
+        path, format="WEBP", quality=quality, method=raster.WEBP_METHOD
+    )
 
 
-def _draw_layer(analysis: AnalysisResult, arrays: Arrays, params: Params, options: FigureOptions, history: dict, folder: Path, layer: str) -> LayerFigures:
+def _draw_layer(
+    analysis: AnalysisResult,
+    arrays: Arrays,
+    params: Params,
+    options: FigureOptions,
+    history: dict,
+    folder: Path,
+    layer: str,
+) -> LayerFigures:
     """Every figure of one layer; returns the scales the page needs to explain them."""
     info = analysis.layers[layer]
     files = LayerFiles(layer)
     (folder / files.folder).mkdir(exist_ok=True)
     # Grams per position, since the style image's size differs from the content's and result's.
-    per_position = {role: grams.per_position(arrays[gram_name(role, layer)], math.prod(info.map_sizes[role])) for role in ("style", "result")}
+    per_position = {
+        role: grams.per_position(arrays[gram_name(role, layer)], math.prod(info.map_sizes[role]))
+        for role in ("style", "result")
+    }
     style_gram = arrays[gram_name("style", layer)]
     quality = {"quality": options.quality} if options.quality else {}
-    plots.gram_heatmap(style_gram, f"Gram matrix of the style image at {layer}", folder / files.gram_heatmap, **quality)
-    plots.energy_bars(np.diag(per_position["style"]), np.diag(per_position["result"]), layer, folder / files.energy)
+    plots.gram_heatmap(
+        style_gram,
+        f"Gram matrix of the style image at {layer}",
+        folder / files.gram_heatmap,
+        **quality,
+    )
+    plots.energy_bars(
+        np.diag(per_position["style"]),
+        np.diag(per_position["result"]),
+        layer,
+        folder / files.energy,
+    )
     if layer in params.style_layer_weights:
-        plots.layer_loss_curve(history["step"], history["style"][layer], layer, folder / files.loss_curve)
+        plots.layer_loss_curve(
+            history["step"], history["style"][layer], layer, folder / files.loss_curve
+        )
     if options.montages_at(layer, params.content_layer):
         for role in ROLES:
-            raster.feature_montage(arrays[tiles_name(role, layer)], info.montages[role], folder / files.maps(role), **quality)
+            raster.feature_montage(
+                arrays[tiles_name(role, layer)],
+                info.montages[role],
+                folder / files.maps(role),
+                **quality,
+            )
         if "difference" in info.montages:
-            raster.difference_montage(arrays[tiles_name("difference", layer)], info.montages["difference"], folder / files.difference, **quality)
+            raster.difference_montage(
+                arrays[tiles_name("difference", layer)],
+                info.montages["difference"],
+                folder / files.difference,
+                **quality,
+            )
     if options.pair_sheets:
-        raster.filter_pairs_figure(info.pair_tiles, arrays[pair_tiles_name(layer)], info.top_pairs["style"], folder / files.top_pairs, **quality)
-    scale = raster.gram_comparison(per_position["style"], per_position["result"], layer, folder / files.gram_comparison, **quality)
-    placement = raster.correlation_heatmap(grams.correlation(style_gram), layer, folder / files.correlation, **quality)
+        raster.filter_pairs_figure(
+            info.pair_tiles,
+            arrays[pair_tiles_name(layer)],
+            info.top_pairs["style"],
+            folder / files.top_pairs,
+            **quality,
+        )
+    scale = raster.gram_comparison(
+        per_position["style"],
+        per_position["result"],
+        layer,
+        folder / files.gram_comparison,
+        **quality,
+    )
+    placement = raster.correlation_heatmap(
+        grams.correlation(style_gram), layer, folder / files.correlation, **quality
+    )
     return LayerFigures(scale, placement)

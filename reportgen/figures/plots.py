@@ -32,13 +32,22 @@ LOSS_MARGINS = {"left": 0.115, "right": 0.979, "bottom": 0.145, "top": 0.962}
 # look for overlaps that these plots never have.
 TITLE = {"fontsize": 11, "y": 1.0}
 
+
 def gram_heatmap(gram: np.ndarray, title: str, path: Path, quality: int = HEATMAP_QUALITY) -> None:
     """A seaborn heatmap of a raw (C, C) Gram matrix, as the seed draws its style representation."""
     channels = gram.shape[0]
     figure = Figure(figsize=(6.4, 5.4), dpi=100)  # not pyplot's: no global registry to share
     axes = figure.subplots()
     tick_step = max(1, channels // 8)
-    sns.heatmap(gram, ax=axes, square=True, xticklabels=tick_step, yticklabels=tick_step, cbar_kws={"shrink": 0.8}, rasterized=True)
+    sns.heatmap(
+        gram,
+        ax=axes,
+        square=True,
+        xticklabels=tick_step,
+        yticklabels=tick_step,
+        cbar_kws={"shrink": 0.8},
+        rasterized=True,
+    )
     axes.set_title(title, **TITLE)
     axes.set_xlabel("filter j")
     axes.set_ylabel("filter i")
@@ -46,7 +55,9 @@ def gram_heatmap(gram: np.ndarray, title: str, path: Path, quality: int = HEATMA
     figure.savefig(path, format="webp", pil_kwargs={"quality": quality, "method": WEBP_METHOD})
 
 
-def energy_bars(style_energy: np.ndarray, result_energy: np.ndarray, layer: str, path: Path) -> None:
+def energy_bars(
+    style_energy: np.ndarray, result_energy: np.ndarray, layer: str, path: Path
+) -> None:
     """Each filter's energy G_ii / positions, sorted by the style image's, with the result's
     energy for the same filters on top."""
     order = np.argsort(-style_energy, kind="stable")
@@ -54,15 +65,32 @@ def energy_bars(style_energy: np.ndarray, result_energy: np.ndarray, layer: str,
     figure = Figure(figsize=(7.2, 3.2), dpi=100)  # not pyplot's: no global registry to share
     axes = figure.subplots()
     # One filled staircase, not 512 bar artists: the same picture in a tenth of the time.
-    axes.stairs(style_energy[order], np.arange(len(order) + 1) - 0.5, fill=True, color="#4c72b0", label="style image")
-    axes.plot(ranks, result_energy[order], ".", markersize=2.5, color="#dd8452", label="result (same filter)")
+    axes.stairs(
+        style_energy[order],
+        np.arange(len(order) + 1) - 0.5,
+        fill=True,
+        color="#4c72b0",
+        label="style image",
+    )
+    axes.plot(
+        ranks,
+        result_energy[order],
+        ".",
+        markersize=2.5,
+        color="#dd8452",
+        label="result (same filter)",
+    )
     # Log above a power of ten well below the typical energy, linear below it, so silent filters
     # (energy 0) still show.  Ticks at 0 and at the decades from that power up: left to itself the
     # locator also puts decades inside the linear part, where their labels overlap the 0.
-    exponent = math.floor(math.log10(max(float(style_energy[order][len(order) // 2]) * 1e-3, 1e-12)))
+    exponent = math.floor(
+        math.log10(max(float(style_energy[order][len(order) // 2]) * 1e-3, 1e-12))
+    )
     top = max(float(style_energy.max()), float(result_energy.max()), 10.0**exponent)
     axes.set_yscale("symlog", linthresh=10.0**exponent)
-    axes.yaxis.set_major_locator(FixedLocator([0.0, *(10.0**k for k in range(exponent, math.ceil(math.log10(top)) + 1))]))
+    axes.yaxis.set_major_locator(
+        FixedLocator([0.0, *(10.0**k for k in range(exponent, math.ceil(math.log10(top)) + 1))])
+    )
     axes.set_ylim(0, top * 2)
     axes.set_xlim(-1, len(order))
     axes.set_xlabel("filters, sorted by the style image's energy")
@@ -92,8 +120,10 @@ def loss_curves(history: dict, scale_starts: list[int], path: Path) -> None:
     """Total, content, per-layer style and (when used) total-variation loss, weighted, over the
     optimisation, log scale.  ``history`` has the columns of a record's ``losses``; a dotted
     line marks the first step of each later scale of a coarse-to-fine run."""
+
     def positive(values: list[float]) -> np.ndarray:
-        # A log axis cannot show 0 (the content loss at step 1 when starting from the content image).
+        # A log axis cannot show 0 (the content loss at step 1 when starting from the content
+        # image).
         array = np.asarray(values, dtype=float)
         return np.where(array > 0, array, np.nan)
 
@@ -101,12 +131,27 @@ def loss_curves(history: dict, scale_starts: list[int], path: Path) -> None:
     figure = Figure(figsize=(7.2, 4.0), dpi=100)  # not pyplot's: no global registry to share
     axes = figure.subplots()
     axes.plot(steps, positive(history["total"]), color="black", linewidth=2, label="total")
-    axes.plot(steps, positive(history["content"]), color="#1f77b4", linewidth=1.6, label="content (α·L_content)")
+    axes.plot(
+        steps,
+        positive(history["content"]),
+        color="#1f77b4",
+        linewidth=1.6,
+        label="content (α·L_content)",
+    )
     palette = sns.color_palette("flare", len(history["style"]))
-    for colour, (layer, values) in zip(palette, history["style"].items()):
-        axes.plot(steps, positive(values), color=colour, linewidth=1.2, label=f"style {layer} (β·w·E)")
+    for colour, (layer, values) in zip(palette, history["style"].items(), strict=True):
+        axes.plot(
+            steps, positive(values), color=colour, linewidth=1.2, label=f"style {layer} (β·w·E)"
+        )
     if any(history.get("tv", ())):
-        axes.plot(steps, positive(history["tv"]), color="#2ca02c", linewidth=1.2, linestyle="--", label="total variation")
+        axes.plot(
+            steps,
+            positive(history["tv"]),
+            color="#2ca02c",
+            linewidth=1.2,
+            linestyle="--",
+            label="total variation",
+        )
     for start in scale_starts:
         axes.axvline(start - 0.5, color="#777777", linewidth=0.8, linestyle=":")
     axes.set_yscale("log")
@@ -118,7 +163,9 @@ def loss_curves(history: dict, scale_starts: list[int], path: Path) -> None:
     figure.savefig(path, format="png")
 
 
-def distance_clustermap(matrix: np.ndarray, order: list[int], merges: np.ndarray, layer: str, path: Path) -> None:
+def distance_clustermap(
+    matrix: np.ndarray, order: list[int], merges: np.ndarray, layer: str, path: Path
+) -> None:
     """The distances between a study's style images (N, N) as an image, rows and columns in the
     order of their clustering (``order``, from the scipy linkage ``merges``), with its dendrogram
     on the left, as seaborn's clustermap draws it (drawn here directly: seaborn's mesh of a
@@ -132,16 +179,29 @@ def distance_clustermap(matrix: np.ndarray, order: list[int], merges: np.ndarray
     axes = figure.add_axes((0.19, 0.08, 0.68, 0.84))
     bar = figure.add_axes((0.89, 0.08, 0.02, 0.84))
     shown = matrix[np.ix_(order, order)]
-    image = axes.imshow(shown, cmap="viridis_r", interpolation="nearest", aspect="auto", vmin=0, vmax=max(float(shown.max()), 1e-12))
+    image = axes.imshow(
+        shown,
+        cmap="viridis_r",
+        interpolation="nearest",
+        aspect="auto",
+        vmin=0,
+        vmax=max(float(shown.max()), 1e-12),
+    )
     axes.set_xticks([])
     axes.set_yticks([])
-    axes.set_xlabel(f"{count} style images, in the order of the clustering (nearest styles side by side)")
+    axes.set_xlabel(
+        f"{count} style images, in the order of the clustering (nearest styles side by side)"
+    )
     axes.set_title(f"Distances between the study's style Grams at {layer}", **TITLE)
     figure.colorbar(image, cax=bar, label="distance between the Grams (0: the same)")
     if len(merges):
         tree_lines = dendrogram(merges, orientation="left", no_plot=True)
-        # scipy puts the k-th leaf of ``order`` at 5 + 10·k: the image's row k, counted from the top.
-        segments = [np.column_stack([dcoord, np.asarray(icoord) / 10]) for icoord, dcoord in zip(tree_lines["icoord"], tree_lines["dcoord"])]
+        # scipy puts the k-th leaf of ``order`` at 5 + 10·k: the image's row k, counted from the
+        # top.
+        segments = [
+            np.column_stack([dcoord, np.asarray(icoord) / 10])
+            for icoord, dcoord in zip(tree_lines["icoord"], tree_lines["dcoord"], strict=True)
+        ]
         tree.add_collection(LineCollection(segments, colors="#444444", linewidths=0.6))
         tree.set_ylim(count, 0)
         tree.set_xlim(max(float(merges[:, 2].max()), 1e-12) * 1.02, 0)

@@ -50,13 +50,21 @@ def montage_canvas(tiles: np.ndarray, layout: MontageLayout, colours: str) -> np
     grid = np.empty((layout.rows * layout.columns, cell_height, cell_width, 3), dtype=np.uint8)
     grid[...] = BACKGROUND
     grid[:count, : layout.tile_height, : layout.tile_width] = coloured
-    canvas = grid.reshape(layout.rows, layout.columns, cell_height, cell_width, 3).transpose(0, 2, 1, 3, 4)
+    canvas = grid.reshape(layout.rows, layout.columns, cell_height, cell_width, 3).transpose(
+        0, 2, 1, 3, 4
+    )
     canvas = canvas.reshape(layout.rows * cell_height, layout.columns * cell_width, 3)
     width_px, height_px = layout.size
     return np.ascontiguousarray(canvas[:height_px, :width_px])
 
 
-def _write_montage(tiles: np.ndarray, layout: MontageLayout, colours: str, path: Path, quality: int = MONTAGE_QUALITY) -> None:
+def _write_montage(
+    tiles: np.ndarray,
+    layout: MontageLayout,
+    colours: str,
+    path: Path,
+    quality: int = MONTAGE_QUALITY,
+) -> None:
     """The :func:`montage_canvas` of (C, h, w) uint8 tiles, each tile numbered, as WebP."""
     image = Image.fromarray(montage_canvas(tiles, layout, colours), "RGB")
     if layout.tile_height >= 24:
@@ -64,12 +72,16 @@ def _write_montage(tiles: np.ndarray, layout: MontageLayout, colours: str, path:
     image.save(path, format="WEBP", quality=quality, method=WEBP_METHOD)
 
 
-def feature_montage(tiles: np.ndarray, layout: MontageLayout, path: Path, quality: int = MONTAGE_QUALITY) -> None:
+def feature_montage(
+    tiles: np.ndarray, layout: MontageLayout, path: Path, quality: int = MONTAGE_QUALITY
+) -> None:
     """Every map of a layer (:func:`reportgen.tiles.feature_tiles`) in one WebP montage."""
     _write_montage(tiles, layout, "viridis", path, quality)
 
 
-def difference_montage(tiles: np.ndarray, layout: MontageLayout, path: Path, quality: int = MONTAGE_QUALITY) -> None:
+def difference_montage(
+    tiles: np.ndarray, layout: MontageLayout, path: Path, quality: int = MONTAGE_QUALITY
+) -> None:
     """result − content for every map (:func:`reportgen.tiles.difference_tiles`): blue lower,
     red higher, white equal, laid out like :func:`feature_montage`."""
     _write_montage(tiles, layout, "RdBu_r", path, quality)
@@ -86,7 +98,14 @@ def _label(number: int, size: int) -> Image.Image:
     font = _font(size)
     left, top, right, bottom = font.getbbox(str(number), stroke_width=2)
     label = Image.new("RGBA", (right - left, bottom - top), (0, 0, 0, 0))
-    ImageDraw.Draw(label).text((-left, -top), str(number), fill=(255, 255, 255, 255), font=font, stroke_width=2, stroke_fill=(0, 0, 0, 255))
+    ImageDraw.Draw(label).text(
+        (-left, -top),
+        str(number),
+        fill=(255, 255, 255, 255),
+        font=font,
+        stroke_width=2,
+        stroke_fill=(0, 0, 0, 255),
+    )
     return label
 
 
@@ -96,23 +115,43 @@ def _label_tiles(image: Image.Image, layout: MontageLayout) -> None:
     for k in range(layout.count):
         row, column = divmod(k, layout.columns)
         label = _label(k, size)
-        image.paste(label, (column * (layout.tile_width + layout.gap) + 1, row * (layout.tile_height + layout.gap) + 1), label)
+        image.paste(
+            label,
+            (
+                column * (layout.tile_width + layout.gap) + 1,
+                row * (layout.tile_height + layout.gap) + 1,
+            ),
+            label,
+        )
 
 
-def filter_pairs_figure(placement: PairTiles, tiles: np.ndarray, pairs: tuple[GramCell, ...], path: Path, quality: int = MONTAGE_QUALITY) -> None:
+def filter_pairs_figure(
+    placement: PairTiles,
+    tiles: np.ndarray,
+    pairs: tuple[GramCell, ...],
+    path: Path,
+    quality: int = MONTAGE_QUALITY,
+) -> None:
     """The seed's "top matched filters": for each pair (i, j), maps i and j side by side, from
     the tiles of :func:`reportgen.tiles.pair_tiles`."""
     tile_w, tile_h = placement.width, placement.height
     caption = 22
     pad = 8
     font = _font(13)
-    captions = [(f"#{row + 1}  filter {cell.i}   G = {cell.value:.4g}", f"#{row + 1}  filter {cell.j}") for row, cell in enumerate(pairs)]
+    captions = [
+        (f"#{row + 1}  filter {cell.i}   G = {cell.value:.4g}", f"#{row + 1}  filter {cell.j}")
+        for row, cell in enumerate(pairs)
+    ]
     # A column is as wide as its widest caption when the maps are small (deep layers), so that
     # the left caption does not run into the right one.
-    column_w = max([tile_w, *(math.ceil(font.getlength(text)) + pad for texts in captions for text in texts)])
-    sheet = Image.new("RGB", (2 * column_w + 3 * pad, len(pairs) * (tile_h + caption + pad) + pad), BACKGROUND)
+    column_w = max(
+        [tile_w, *(math.ceil(font.getlength(text)) + pad for texts in captions for text in texts)]
+    )
+    sheet = Image.new(
+        "RGB", (2 * column_w + 3 * pad, len(pairs) * (tile_h + caption + pad) + pad), BACKGROUND
+    )
     draw = ImageDraw.Draw(sheet)
-    coloured = dict(zip(placement.filters, colour_table()[tiles]))
+    coloured = dict(zip(placement.filters, colour_table()[tiles], strict=True))
     for row, cell in enumerate(pairs):
         top = pad + row * (tile_h + caption + pad)
         for column, k in enumerate((cell.i, cell.j)):
@@ -121,6 +160,7 @@ def filter_pairs_figure(placement: PairTiles, tiles: np.ndarray, pairs: tuple[Gr
             draw.text((left, top + 3), captions[row][column], fill=(20, 20, 20), font=font)
     sheet.save(path, format="WEBP", quality=quality, method=WEBP_METHOD)
 
+
 def _matrix_panel(scaled: np.ndarray, colours: str) -> np.ndarray:
     """(C, C) values in 0..1 -> (C, C, 3) uint8, one pixel per cell.  The page enlarges it with
     ``image-rendering: pixelated``, which costs no bytes."""
@@ -128,7 +168,9 @@ def _matrix_panel(scaled: np.ndarray, colours: str) -> np.ndarray:
     return colour_table(colours)[indices]
 
 
-MATRIX_QUALITY = 70  # WebP quality of the cell-by-cell matrices (noise-like: bytes grow fast with it)
+MATRIX_QUALITY = (
+    70  # WebP quality of the cell-by-cell matrices (noise-like: bytes grow fast with it)
+)
 COMPARISON_SIDE = 256  # the Gram comparison shows at most this many rows and columns
 
 
@@ -137,10 +179,18 @@ def _block_mean(matrix: np.ndarray, block: int) -> np.ndarray:
     if block == 1:
         return matrix
     side = matrix.shape[0] // block
-    return matrix[: side * block, : side * block].reshape(side, block, side, block).mean(axis=(1, 3))
+    return (
+        matrix[: side * block, : side * block].reshape(side, block, side, block).mean(axis=(1, 3))
+    )
 
 
-def gram_comparison(style_gram: np.ndarray, result_gram: np.ndarray, layer: str, path: Path, quality: int = MATRIX_QUALITY) -> GramScale:
+def gram_comparison(
+    style_gram: np.ndarray,
+    result_gram: np.ndarray,
+    layer: str,
+    path: Path,
+    quality: int = MATRIX_QUALITY,
+) -> GramScale:
     """Style Gram, result Gram and result − style side by side, on one colour scale.
 
     Both are (C, C) and already divided by their number of positions (the images differ in
@@ -157,11 +207,15 @@ def gram_comparison(style_gram: np.ndarray, result_gram: np.ndarray, layer: str,
     norm = matplotlib.colors.SymLogNorm(linthresh=limit * 1e-3, vmin=-limit, vmax=limit)
     panels = [_matrix_panel(np.asarray(norm(matrix)), "RdBu_r") for matrix in matrices]
     gap = np.full((panels[0].shape[0], max(2, style_gram.shape[0] // 32), 3), 255, dtype=np.uint8)
-    Image.fromarray(np.hstack([panels[0], gap, panels[1], gap, panels[2]]), "RGB").save(path, format="WEBP", quality=quality, method=WEBP_METHOD)
+    Image.fromarray(np.hstack([panels[0], gap, panels[1], gap, panels[2]]), "RGB").save(
+        path, format="WEBP", quality=quality, method=WEBP_METHOD
+    )
     return GramScale(limit, limit * 1e-3, block)
 
 
-def correlation_heatmap(correlation: np.ndarray, layer: str, path: Path, quality: int = MATRIX_QUALITY) -> HeatmapPlacement:
+def correlation_heatmap(
+    correlation: np.ndarray, layer: str, path: Path, quality: int = MATRIX_QUALITY
+) -> HeatmapPlacement:
     """The normalised Gram G_ij / sqrt(G_ii·G_jj) of the style image (cosine of filter pairs), a
     pixel square per cell, dark 0 (or below) to light 1.
 
@@ -174,6 +228,7 @@ def correlation_heatmap(correlation: np.ndarray, layer: str, path: Path, quality
     Image.fromarray(panel, "RGB").save(path, format="WEBP", quality=quality, method=WEBP_METHOD)
     side = channels
     return HeatmapPlacement((side, side), (0, 0, side, side), channels, low)
+
 
 def thumbnail(pixels: np.ndarray, path: Path, side: int = THUMB_SIDE) -> None:
     """(H, W, 3) uint8 -> a WebP no larger than ``side`` on its longer side."""

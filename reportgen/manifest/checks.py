@@ -31,7 +31,7 @@ def _is_number(value: Any) -> bool:
 
 
 def integer(low: int, high: int) -> Checker:
-    def check(item: Located, _: "CheckContext") -> tuple[Any, str | None]:
+    def check(item: Located, _: CheckContext) -> tuple[Any, str | None]:
         value = item.value
         if isinstance(value, float) and value.is_integer():
             value = int(value)
@@ -47,7 +47,7 @@ def integer(low: int, high: int) -> Checker:
 def number(low: float, high: float, positive: bool = False) -> Checker:
     allowed = f"> 0 and <= {high:g}" if positive else f"{low:g}..{high:g}"
 
-    def check(item: Located, _: "CheckContext") -> tuple[Any, str | None]:
+    def check(item: Located, _: CheckContext) -> tuple[Any, str | None]:
         value = item.value
         if isinstance(value, str):
             try:  # YAML 1.1 reads 1e6 (no dot) as a string; accept what plainly is a number
@@ -65,7 +65,7 @@ def number(low: float, high: float, positive: bool = False) -> Checker:
 
 
 def choice(*choices: str) -> Checker:
-    def check(item: Located, _: "CheckContext") -> tuple[Any, str | None]:
+    def check(item: Located, _: CheckContext) -> tuple[Any, str | None]:
         if item.value not in choices:
             return None, f"{describe(item.value)} is not allowed (allowed: {', '.join(choices)})"
         return item.value, None
@@ -73,26 +73,33 @@ def choice(*choices: str) -> Checker:
     return check
 
 
-def boolean(item: Located, _: "CheckContext") -> tuple[Any, str | None]:
+def boolean(item: Located, _: CheckContext) -> tuple[Any, str | None]:
     if not isinstance(item.value, bool):
         return None, f"must be true or false, not {describe(item.value)}"
     return item.value, None
 
 
-def layer(item: Located, _: "CheckContext") -> tuple[Any, str | None]:
+def layer(item: Located, _: CheckContext) -> tuple[Any, str | None]:
     if item.value not in LAYER_NAMES:
-        return None, f"unknown layer {describe(item.value)} (allowed: conv1_1..conv5_4, e.g. conv4_2)"
+        return (
+            None,
+            f"unknown layer {describe(item.value)} (allowed: conv1_1..conv5_4, e.g. conv4_2)",
+        )
     return item.value, None
 
 
-def style_layers(item: Located, context: "CheckContext") -> tuple[Any, str | None]:
+def style_layers(item: Located, context: CheckContext) -> tuple[Any, str | None]:
     if not isinstance(item.value, dict) or not item.value:
         return None, "must be a mapping of layer name to weight, e.g. {conv1_1: 1.0, conv2_1: 0.8}"
     weights = {}
     for name, weight_item in item.value.items():
         mark = item.key_marks[name]
         if name not in LAYER_NAMES:
-            context.problem(mark, f"{context.path}.{name}", f"unknown layer {name!r} (allowed: conv1_1..conv5_4)")
+            context.problem(
+                mark,
+                f"{context.path}.{name}",
+                f"unknown layer {name!r} (allowed: conv1_1..conv5_4)",
+            )
             continue
         weight, problem = number(0, 1e12)(weight_item, context)
         if problem:
@@ -106,23 +113,26 @@ def style_layers(item: Located, context: "CheckContext") -> tuple[Any, str | Non
     return tuple((name, weights[name]) for name in network_order(weights)), None
 
 
-def weights(item: Located, context: "CheckContext") -> tuple[Any, str | None]:
+def weights(item: Located, context: CheckContext) -> tuple[Any, str | None]:
     value = item.value
     if not isinstance(value, str) or not value:
-        return None, f"must be 'caffe', 'torchvision' or a path to a state dict, not {describe(value)}"
+        return (
+            None,
+            f"must be 'caffe', 'torchvision' or a path to a state dict, not {describe(value)}",
+        )
     if value in BUILTIN_WEIGHTS:
         return value, None
     path, problem = context.file(value)
     return (str(path) if path else None), problem
 
 
-def text(item: Located, _: "CheckContext") -> tuple[Any, str | None]:
+def text(item: Located, _: CheckContext) -> tuple[Any, str | None]:
     if not isinstance(item.value, (str, int, float)) or isinstance(item.value, bool):
         return None, f"must be text, not {describe(item.value)}"
     return str(item.value), None
 
 
-def image_path(item: Located, context: "CheckContext") -> tuple[Any, str | None]:
+def image_path(item: Located, context: CheckContext) -> tuple[Any, str | None]:
     if not isinstance(item.value, str) or not item.value.strip():
         return None, f"must be the path of an image file, not {describe(item.value)}"
     path, problem = context.file(item.value)
@@ -133,21 +143,34 @@ def image_path(item: Located, context: "CheckContext") -> tuple[Any, str | None]
     return path, problem
 
 
-def links(item: Located, context: "CheckContext") -> tuple[Any, str | None]:
+def links(item: Located, context: CheckContext) -> tuple[Any, str | None]:
     """``{label: url}``; each URL must be http(s) or relative (no javascript:, data:, file:)."""
     if not isinstance(item.value, dict):
-        return None, "must be a mapping of label to URL, e.g. {source: https://example.org/painting}"
+        return (
+            None,
+            "must be a mapping of label to URL, e.g. {source: https://example.org/painting}",
+        )
     links = []
     for label, url_item in item.value.items():
         url = url_item.value
         scheme = URL_PATTERN.match(url) if isinstance(url, str) else None
         # Browsers read a backslash as a slash, so "\\evil.example" is "//evil.example".
-        allowed = isinstance(url, str) and url.strip() == url and url and "\\" not in url and (
-            (scheme is None and ":" not in url.split("/")[0] and not url.startswith("//"))
-            or url.lower().startswith(("http://", "https://"))
+        allowed = (
+            isinstance(url, str)
+            and url.strip() == url
+            and url
+            and "\\" not in url
+            and (
+                (scheme is None and ":" not in url.split("/")[0] and not url.startswith("//"))
+                or url.lower().startswith(("http://", "https://"))
+            )
         )
         if not allowed:
-            context.problem(url_item.mark, f"{context.path}.{label}", f"{describe(url)} is not allowed (allowed: http://, https:// or a relative URL)")
+            context.problem(
+                url_item.mark,
+                f"{context.path}.{label}",
+                f"{describe(url)} is not allowed (allowed: http://, https:// or a relative URL)",
+            )
             continue
         links.append(Link(str(label), url))
     if len(links) != len(item.value):
@@ -155,15 +178,19 @@ def links(item: Located, context: "CheckContext") -> tuple[Any, str | None]:
     return tuple(links), None
 
 
-def style_scale(item: Located, context: "CheckContext") -> tuple[Any, str | None]:
+def style_scale(item: Located, context: CheckContext) -> tuple[Any, str | None]:
     if item.value == "content":
         return "content", None
     if isinstance(item.value, str) or not _is_number(item.value):
-        return None, f"must be a number or 'content', not {describe(item.value)} (allowed: 0.05..8, or content)"
+        return (
+            None,
+            f"must be a number or 'content', not {describe(item.value)} (allowed: 0.05..8, or "
+            "content)",
+        )
     return number(0.05, 8)(item, context)
 
 
-def coarse_to_fine(item: Located, context: "CheckContext") -> tuple[Any, str | None]:
+def coarse_to_fine(item: Located, context: CheckContext) -> tuple[Any, str | None]:
     """``false`` or 0: off; ``true``: from 128 px; a number: the first scale's longest side."""
     if item.value is False:
         return 0, None
@@ -173,31 +200,42 @@ def coarse_to_fine(item: Located, context: "CheckContext") -> tuple[Any, str | N
         return 0, None
     value, problem = integer(32, 4096)(item, context)
     if problem:
-        return None, f"{problem.split(' (')[0]} (allowed: false, true (= {COARSE_TO_FINE_START}), or the first scale's longest side in px, 32..4096)"
+        return (
+            None,
+            f"{problem.split(' (')[0]} (allowed: false, true (= {COARSE_TO_FINE_START}), or the "
+            "first scale's longest side in px, 32..4096)",
+        )
     return value, None
 
 
-
-def folder(item: Located, context: "CheckContext") -> tuple[Any, str | None]:
+def folder(item: Located, context: CheckContext) -> tuple[Any, str | None]:
     """A folder to write into, relative to the manifest (it need not exist yet)."""
     if not isinstance(item.value, str) or not item.value.strip() or URL_PATTERN.match(item.value):
-        return None, f"must be the path of a folder, relative to the manifest, not {describe(item.value)}"
+        return (
+            None,
+            f"must be the path of a folder, relative to the manifest, not {describe(item.value)}",
+        )
     path = (context.root / os.path.expanduser(item.value)).resolve()
     if path.exists() and not path.is_dir():
         return None, f"{path} exists and is not a folder"
     return path, None
 
 
-def base_url(item: Located, _: "CheckContext") -> tuple[Any, str | None]:
+def base_url(item: Located, _: CheckContext) -> tuple[Any, str | None]:
     """Where a folder will be published: http(s), or a path relative to the site's root."""
     value = item.value
     if not isinstance(value, str) or not value.strip() or "\\" in value or value.strip() != value:
         return None, f"must be a URL, not {describe(value)}"
     scheme = URL_PATTERN.match(value)
-    if (scheme and not value.lower().startswith(("http://", "https://"))) or (not scheme and ":" in value.split("/")[0]):
-        return None, f"{describe(value)} is not allowed (allowed: http://, https:// or a path relative to the site)"
+    if (scheme and not value.lower().startswith(("http://", "https://"))) or (
+        not scheme and ":" in value.split("/")[0]
+    ):
+        return (
+            None,
+            f"{describe(value)} is not allowed (allowed: http://, https:// or a path relative to "
+            "the site)",
+        )
     return value.rstrip("/") + "/", None
-
 
 
 def describe(value: Any) -> str:
@@ -226,12 +264,18 @@ class CheckContext:
     def problem(self, mark: Mark | None, key_path: str, message: str) -> None:
         line, column = (mark.line, mark.column) if mark else (0, 0)
         where = f"{self.path_of_file.name}:{line}:{column}" if mark else self.path_of_file.name
-        self.problems.append((line, column, f"{where} {key_path}: {message}" if key_path else f"{where}: {message}"))
+        self.problems.append(
+            (line, column, f"{where} {key_path}: {message}" if key_path else f"{where}: {message}")
+        )
 
     def file(self, written: str) -> tuple[Path | None, str | None]:
         """Resolve a path written in the manifest; report URLs, missing and unreadable files."""
         if URL_PATTERN.match(written):
-            return None, f"{written!r} is a URL; download the file and give its path relative to the manifest"
+            return (
+                None,
+                f"{written!r} is a URL; download the file and give its path relative to the "
+                "manifest",
+            )
         path = (self.root / os.path.expanduser(written)).resolve()
         if not path.exists():
             return None, f"file not found: {path}"

@@ -101,7 +101,7 @@ def _sweep_id(values: dict[str, Any]) -> str:
     return "-".join(f"{name}-{short(value)}" for name, value in values.items())
 
 
-def _variants(item: Located, context: "CheckContext") -> tuple[Any, str | None]:
+def _variants(item: Located, context: CheckContext) -> tuple[Any, str | None]:
     """``variants:`` -> [(id, overrides, mark)], each override checked like a parameter."""
     if not isinstance(item.value, list) or not item.value:
         return None, "must be a non-empty list of {id: ..., parameter: value, ...}"
@@ -110,7 +110,9 @@ def _variants(item: Located, context: "CheckContext") -> tuple[Any, str | None]:
     for index, variant_item in enumerate(item.value):
         path = f"{base_path}[{index}]"
         if not isinstance(variant_item.value, dict):
-            context.problem(variant_item.mark, path, "must be a mapping with an id and the parameters to change")
+            context.problem(
+                variant_item.mark, path, "must be a mapping with an id and the parameters to change"
+            )
             continue
         values = _check_mapping(variant_item, {"id": checks.text, **PARAM_CHECKS}, path, context)
         if "id" not in variant_item.value:
@@ -120,16 +122,25 @@ def _variants(item: Located, context: "CheckContext") -> tuple[Any, str | None]:
     return variants, None
 
 
-def _sweep(item: Located, context: "CheckContext") -> tuple[Any, str | None]:
+def _sweep(item: Located, context: CheckContext) -> tuple[Any, str | None]:
     """``sweep: {parameter: [v1, v2, ...]}`` -> [(id, overrides, mark)], the Cartesian product."""
     if not isinstance(item.value, dict) or not item.value:
-        return None, "must be a mapping of parameter to a list of values, e.g. {style_weight: [1.0e3, 1.0e4]}"
+        return (
+            None,
+            "must be a mapping of parameter to a list of values, e.g. {style_weight: [1.0e3, "
+            "1.0e4]}",
+        )
     axes: dict[str, list[Any]] = {}
     base_path = context.path
     for name, values_item in item.value.items():
         path = f"{base_path}.{name}"
         if name not in PARAM_CHECKS or name == "style_layers":
-            context.problem(item.key_marks[name], path, f"cannot sweep over {name!r} (allowed: {', '.join(k for k in PARAM_CHECKS if k != 'style_layers')})")
+            context.problem(
+                item.key_marks[name],
+                path,
+                f"cannot sweep over {name!r} (allowed: "
+                f"{', '.join(k for k in PARAM_CHECKS if k != 'style_layers')})",
+            )
             continue
         if not isinstance(values_item.value, list) or not values_item.value:
             context.problem(values_item.mark, path, "must be a non-empty list of values")
@@ -143,27 +154,48 @@ def _sweep(item: Located, context: "CheckContext") -> tuple[Any, str | None]:
             else:
                 checked.append(value)
         axes[name] = checked
-    if len(axes) != len(item.value) or any(len(v) != len(item.value[k].value) for k, v in axes.items()):
+    if len(axes) != len(item.value) or any(
+        len(v) != len(item.value[k].value) for k, v in axes.items()
+    ):
         return None, None
-    combinations = [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
+    combinations = [
+        dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())
+    ]
     return [(_sweep_id(values), values, item.mark) for values in combinations], None
 
 
 PAIR_CHECKS: dict[str, Checker] = {
-    "id": checks.text, "title": checks.text, "notes": checks.text, "content": checks.image_path, "style": checks.image_path, "links": checks.links,
-    "variants": _variants, "sweep": _sweep,
+    "id": checks.text,
+    "title": checks.text,
+    "notes": checks.text,
+    "content": checks.image_path,
+    "style": checks.image_path,
+    "links": checks.links,
+    "variants": _variants,
+    "sweep": _sweep,
 }
 TOP_KEYS = ("title", "description", "links", "data", "figures", "defaults", "pairs")
 
 
-
-DATA_CHECKS: dict[str, Checker] = {"grams": checks.boolean, "archive": checks.boolean, "folder": checks.folder, "url": checks.base_url}
-FIGURES_CHECKS: dict[str, Checker] = {"montages": checks.choice(*MONTAGES), "pair_sheets": checks.boolean, "quality": checks.integer(10, 100)}
-
+DATA_CHECKS: dict[str, Checker] = {
+    "grams": checks.boolean,
+    "archive": checks.boolean,
+    "folder": checks.folder,
+    "url": checks.base_url,
+}
+FIGURES_CHECKS: dict[str, Checker] = {
+    "montages": checks.choice(*MONTAGES),
+    "pair_sheets": checks.boolean,
+    "quality": checks.integer(10, 100),
+}
 
 
 def _check_mapping(
-    item: Located, checks: dict[str, Checker], key_path: str, context: CheckContext, allowed_extra: tuple[str, ...] = ()
+    item: Located,
+    checks: dict[str, Checker],
+    key_path: str,
+    context: CheckContext,
+    allowed_extra: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Check every key of a mapping; unknown keys are problems.  Returns the valid values."""
     values = {}
@@ -204,19 +236,27 @@ def load_manifest(path: Path) -> Manifest:
 
     manifest = _validate(root, path, context)
     if context.problems:
-        raise ManifestError([message for _, _, message in sorted(context.problems, key=lambda p: (p[0], p[1]))])
+        raise ManifestError(
+            [message for _, _, message in sorted(context.problems, key=lambda p: (p[0], p[1]))]
+        )
     assert manifest is not None
     return manifest
 
 
 def _validate(root: Located | None, path: Path, context: CheckContext) -> Manifest | None:
     if root is None or not isinstance(root.value, dict):
-        context.problem(root.mark if root else Mark(1, 1), "", "the manifest must be a mapping with a 'pairs:' list")
+        context.problem(
+            root.mark if root else Mark(1, 1),
+            "",
+            "the manifest must be a mapping with a 'pairs:' list",
+        )
         return None
     top = root.value
     for key in top:
         if key not in TOP_KEYS:
-            context.problem(root.key_marks[key], key, f"unknown key (allowed: {', '.join(TOP_KEYS)})")
+            context.problem(
+                root.key_marks[key], key, f"unknown key (allowed: {', '.join(TOP_KEYS)})"
+            )
     title = _optional_text(top, "title", context) or "Style transfer study"
     description = _optional_text(top, "description", context) or ""
     links: tuple[Link, ...] = ()
@@ -233,9 +273,15 @@ def _validate(root: Located | None, path: Path, context: CheckContext) -> Manife
         if isinstance(item.value, dict):
             data = _check_mapping(item, DATA_CHECKS, "data", context)
             if "url" in item.value and "folder" not in item.value:
-                context.problem(item.key_marks["url"], "data.url", "says where data.folder is published; give data.folder too")
+                context.problem(
+                    item.key_marks["url"],
+                    "data.url",
+                    "says where data.folder is published; give data.folder too",
+                )
         else:
-            context.problem(item.mark, "data", "must be a mapping, e.g. {grams: false, archive: false}")
+            context.problem(
+                item.mark, "data", "must be a mapping, e.g. {grams: false, archive: false}"
+            )
 
     figures: dict[str, Any] = {}
     if "figures" in top:
@@ -243,7 +289,9 @@ def _validate(root: Located | None, path: Path, context: CheckContext) -> Manife
         if isinstance(item.value, dict):
             figures = _check_mapping(item, FIGURES_CHECKS, "figures", context)
         else:
-            context.problem(item.mark, "figures", "must be a mapping, e.g. {montages: content, quality: 50}")
+            context.problem(
+                item.mark, "figures", "must be a mapping, e.g. {montages: content, quality: 50}"
+            )
 
     defaults: dict[str, Any] = {}
     if "defaults" in top:
@@ -266,7 +314,9 @@ def _validate(root: Located | None, path: Path, context: CheckContext) -> Manife
     for index, pair_item in enumerate(pairs_item.value):
         key_path = f"pairs[{index}]"
         if not isinstance(pair_item.value, dict):
-            context.problem(pair_item.mark, key_path, "must be a mapping with id, content and style")
+            context.problem(
+                pair_item.mark, key_path, "must be a mapping with id, content and style"
+            )
             continue
         own = _check_mapping(pair_item, {**PAIR_CHECKS, **PARAM_CHECKS}, key_path, context)
         missing = [key for key in ("id", "content", "style") if key not in pair_item.value]
@@ -277,21 +327,31 @@ def _validate(root: Located | None, path: Path, context: CheckContext) -> Manife
             id_mark = pair_item.value["id"].mark
             if not ID_PATTERN.fullmatch(pair_id):
                 context.problem(
-                    id_mark, f"{key_path}.id",
-                    f"{pair_id!r} is not a valid id (allowed: lowercase letters, digits, '-' and '_', "
+                    id_mark,
+                    f"{key_path}.id",
+                    f"{pair_id!r} is not a valid id (allowed: lowercase letters, digits, '-' and "
+                    "'_', "
                     "starting with a letter or digit, at most 64 characters; it becomes a URL)",
                 )
                 pair_id = None
             elif pair_id in seen_ids:
-                context.problem(id_mark, f"{key_path}.id", f"duplicate id {pair_id!r} (first used at line {seen_ids[pair_id]})")
+                context.problem(
+                    id_mark,
+                    f"{key_path}.id",
+                    f"duplicate id {pair_id!r} (first used at line {seen_ids[pair_id]})",
+                )
                 pair_id = None
             else:
                 seen_ids[pair_id] = id_mark.line
         if pair_id is None or "content" not in own or "style" not in own:
             continue
-        settings = _merge(defaults, _with_preset({k: v for k, v in own.items() if k in PARAM_CHECKS}))
+        settings = _merge(
+            defaults, _with_preset({k: v for k, v in own.items() if k in PARAM_CHECKS})
+        )
         params = Params(**settings)
-        variants = _resolve_variants(own.get("variants", []) + own.get("sweep", []), settings, key_path, context)
+        variants = _resolve_variants(
+            own.get("variants", []) + own.get("sweep", []), settings, key_path, context
+        )
         if not variants and not _usable(params, pair_item.mark, key_path, context):
             continue
         pairs.append(
@@ -308,20 +368,34 @@ def _validate(root: Located | None, path: Path, context: CheckContext) -> Manife
             )
         )
     return Manifest(
-        path=path, title=title, description=description, pairs=tuple(pairs), links=links,
-        publish_grams=data.get("grams", True), publish_archive=data.get("archive", True), figures=FigureOptions(**figures),
-        data_folder=data.get("folder"), data_url=data.get("url"),
+        path=path,
+        title=title,
+        description=description,
+        pairs=tuple(pairs),
+        links=links,
+        publish_grams=data.get("grams", True),
+        publish_archive=data.get("archive", True),
+        figures=FigureOptions(**figures),
+        data_folder=data.get("folder"),
+        data_url=data.get("url"),
     )
 
 
-def _resolve_variants(raw: list[tuple[str, dict, Mark]], base: dict[str, Any], key_path: str, context: CheckContext) -> tuple[Variant, ...]:
+def _resolve_variants(
+    raw: list[tuple[str, dict, Mark]], base: dict[str, Any], key_path: str, context: CheckContext
+) -> tuple[Variant, ...]:
     """Turn checked ``variants:``/``sweep:`` entries into :class:`Variant` objects; ids must be
     valid, unique within the pair and not a reserved folder name."""
     variants = []
     seen: set[str] = set()
     for variant_id, overrides, mark in raw:
         if not ID_PATTERN.fullmatch(variant_id) or variant_id in RESERVED_VARIANT_IDS:
-            context.problem(mark, f"{key_path}.variants", f"{variant_id!r} is not a valid variant id (allowed: like a pair id, and not a layer name or one of {', '.join(RESERVED_NAMES)})")
+            context.problem(
+                mark,
+                f"{key_path}.variants",
+                f"{variant_id!r} is not a valid variant id (allowed: like a pair id, and not a "
+                f"layer name or one of {', '.join(RESERVED_NAMES)})",
+            )
             continue
         if variant_id in seen:
             context.problem(mark, f"{key_path}.variants", f"duplicate variant id {variant_id!r}")
@@ -334,18 +408,25 @@ def _resolve_variants(raw: list[tuple[str, dict, Mark]], base: dict[str, Any], k
     return tuple(variants)
 
 
-def _usable(params: Params, mark: Mark, key_path: str, context: CheckContext, prefix: str = "") -> bool:
+def _usable(
+    params: Params, mark: Mark, key_path: str, context: CheckContext, prefix: str = ""
+) -> bool:
     """Problems of a run's settings taken together (each value alone was checked already)."""
     problems = []
     if params.content_weight == 0 and params.style_weight == 0:
         problems.append("content_weight and style_weight are both 0: nothing to optimise")
     if params.snapshot_every and params.steps / params.snapshot_every > MAX_SNAPSHOTS:
         problems.append(
-            f"snapshot_every {params.snapshot_every} keeps {params.steps // params.snapshot_every} images a scale "
-            f"(allowed: at most {MAX_SNAPSHOTS}, snapshot_every {math.ceil(params.steps / MAX_SNAPSHOTS)} or more at {params.steps} steps)"
+            f"snapshot_every {params.snapshot_every} keeps "
+            f"{params.steps // params.snapshot_every} images a scale "
+            f"(allowed: at most {MAX_SNAPSHOTS}, snapshot_every "
+            f"{math.ceil(params.steps / MAX_SNAPSHOTS)} or more at {params.steps} steps)"
         )
     if not 16 <= params.style_side() <= 4096:
-        problems.append(f"style_scale {params.style_scale:g} at size {params.size} gives a {params.style_side()} px style image (allowed: 16..4096)")
+        problems.append(
+            f"style_scale {params.style_scale:g} at size {params.size} gives a "
+            f"{params.style_side()} px style image (allowed: 16..4096)"
+        )
     for problem in problems:
         context.problem(mark, key_path, prefix + problem)
     return not problems

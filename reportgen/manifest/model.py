@@ -31,6 +31,7 @@ DEFAULT_LR: dict[Optimizer, float] = {"lbfgs": 1.0, "adam": 0.02}
 # Stands for "the default of the loss (or optimiser) chosen" in Params; never a valid value.
 OF_THE_CHOICE = math.nan
 
+
 @dataclass(frozen=True)
 class Params:
     """The resolved settings of one transfer: built-in defaults < ``defaults:`` < the pair.
@@ -48,7 +49,11 @@ class Params:
     content_layer: str = "conv4_2"
     # The seed's style layers and weights w_l, in network order.
     style_layers: tuple[tuple[str, float], ...] = (
-        ("conv1_1", 1.0), ("conv2_1", 0.8), ("conv3_1", 0.5), ("conv4_1", 0.3), ("conv5_1", 0.1),
+        ("conv1_1", 1.0),
+        ("conv2_1", 0.8),
+        ("conv3_1", 0.5),
+        ("conv4_1", 0.3),
+        ("conv5_1", 0.1),
     )
     init: Init = "content"
     seed: int = 0
@@ -85,7 +90,11 @@ class Params:
 
     def style_side(self) -> int:
         """The style image's longest side, px, unless it takes the content's shape."""
-        return round(self.size * self.style_scale) if isinstance(self.style_scale, float) else self.size
+        return (
+            round(self.size * self.style_scale)
+            if isinstance(self.style_scale, float)
+            else self.size
+        )
 
     def as_dict(self) -> dict[str, Any]:
         values = {name: getattr(self, name) for name in PARAM_NAMES}
@@ -179,7 +188,9 @@ class FigureOptions:
 
     montages: Montages = "all"  # the layers whose feature maps get montages
     pair_sheets: bool = True  # the maps of each layer's top filter pairs, side by side
-    quality: int | None = None  # WebP quality of montages, matrices and heatmaps; None: each its own
+    quality: int | None = (
+        None  # WebP quality of montages, matrices and heatmaps; None: each its own
+    )
 
     def montages_at(self, layer: str, content_layer: str) -> bool:
         return self.montages == "all" or (self.montages == "content" and layer == content_layer)
@@ -205,7 +216,8 @@ class Manifest:
         return self.path.parent
 
     def weights_as_written(self, weights: str) -> str:
-        """``caffe``/``torchvision``, or a weights file relative to the manifest (never absolute)."""
+        """``caffe``/``torchvision``, or a weights file relative to the manifest (never
+        absolute)."""
         return weights if weights in BUILTIN_WEIGHTS else self.relative(Path(weights))
 
     @property

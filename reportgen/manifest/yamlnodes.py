@@ -19,7 +19,7 @@ class Mark:
     column: int  # 1-based
 
     @classmethod
-    def of(cls, node: yaml.Node) -> "Mark":
+    def of(cls, node: yaml.Node) -> Mark:
         return cls(node.start_mark.line + 1, node.start_mark.column + 1)
 
 
@@ -47,7 +47,8 @@ def load_located(text: str) -> tuple[Located | None, list[tuple[Mark, str, str]]
     """Parse ``text`` with the safe loader.
 
     Returns the root (``None`` for an empty document) and the problems found on the way (repeated
-    keys, merge keys, aliases), each as (position, key path such as ``pairs[0].steps``, message).  Raises :class:`YamlSyntaxError` for malformed YAML.
+    keys, merge keys, aliases), each as (position, key path such as ``pairs[0].steps``,
+    message).  Raises :class:`YamlSyntaxError` for malformed YAML.
     """
     loader = yaml.SafeLoader(text)
     try:
@@ -65,13 +66,21 @@ def load_located(text: str) -> tuple[Located | None, list[tuple[Mark, str, str]]
         loader.dispose()
 
 
-def _convert(loader: yaml.SafeLoader, node: yaml.Node, problems: list[tuple[Mark, str, str]], seen: set[int], path: str) -> Located:
+def _convert(
+    loader: yaml.SafeLoader,
+    node: yaml.Node,
+    problems: list[tuple[Mark, str, str]],
+    seen: set[int],
+    path: str,
+) -> Located:
     mark = Mark.of(node)
     # An alias (*name) makes the composer hand out the anchored node again.  Aliases are
     # refused: a manifest has defaults: for sharing, and an alias can refer to itself or nest
     # into an exponentially large document.
     if id(node) in seen and isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
-        problems.append((mark, path, "YAML aliases (*name) are not supported; put shared settings in defaults:"))
+        problems.append(
+            (mark, path, "YAML aliases (*name) are not supported; put shared settings in defaults:")
+        )
         return Located(None, mark)
     seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
@@ -79,18 +88,37 @@ def _convert(loader: yaml.SafeLoader, node: yaml.Node, problems: list[tuple[Mark
         key_marks: dict[str, Mark] = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
-                problems.append((Mark.of(key_node), path, "YAML merge keys (<<) are not supported; put shared settings in defaults:"))
+                problems.append(
+                    (
+                        Mark.of(key_node),
+                        path,
+                        "YAML merge keys (<<) are not supported; put shared settings in defaults:",
+                    )
+                )
                 continue
             key = loader.construct_object(key_node, deep=True)
             key = repr(key) if isinstance(key, (list, dict)) else str(key)
             if key in mapping:
                 first = key_marks[key].line
-                problems.append((Mark.of(key_node), f"{path}.{key}" if path else key, f"duplicate key {key!r} (first given at line {first})"))
+                problems.append(
+                    (
+                        Mark.of(key_node),
+                        f"{path}.{key}" if path else key,
+                        f"duplicate key {key!r} (first given at line {first})",
+                    )
+                )
                 continue
-            mapping[key] = _convert(loader, value_node, problems, seen, f"{path}.{key}" if path else key)
+            mapping[key] = _convert(
+                loader, value_node, problems, seen, f"{path}.{key}" if path else key
+            )
             key_marks[key] = Mark.of(key_node)
         return Located(mapping, mark, key_marks)
     if isinstance(node, yaml.SequenceNode):
-        return Located([_convert(loader, item, problems, seen, f"{path}[{index}]") for index, item in enumerate(node.value)], mark)
+        return Located(
+            [
+                _convert(loader, item, problems, seen, f"{path}[{index}]")
+                for index, item in enumerate(node.value)
+            ],
+            mark,
+        )
     return Located(loader.construct_object(node, deep=True), mark)
-

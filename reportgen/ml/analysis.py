@@ -13,11 +13,11 @@ import numpy as np
 import torch
 
 from reportgen import tiles
-from reportgen.stages.arrays import Arrays
 from reportgen.grams import correlation, per_position, relative_distance, sorted_cells
-from reportgen.paths import ROLES
 from reportgen.ml.losses import fit_to, gram
 from reportgen.ml.vgg import FeatureExtractor
+from reportgen.paths import ROLES
+from reportgen.stages.arrays import Arrays
 from reportgen.stages.results import (
     AnalysisResult,
     GramDistances,
@@ -51,33 +51,51 @@ def analyse(
     0..255 on the extractor's device; ``top_pairs`` filter pairs are ranked per role and layer.
     """
     started = time.perf_counter()
-    features = {role: extractor(extractor.preprocessing.to_network(rgb.float())) for role, rgb in images.items()}
+    features = {
+        role: extractor(extractor.preprocessing.to_network(rgb.float()))
+        for role, rgb in images.items()
+    }
     arrays: dict[str, np.ndarray] = {}
     layers: dict[str, LayerAnalysis] = {}
     content_maps: dict[str, np.ndarray] = {}
     for layer in extractor.layers:
-        maps = {role: features[role][layer][0].float().contiguous().cpu().numpy() for role in ROLES}  # (C, H, W)
+        maps = {
+            role: features[role][layer][0].float().contiguous().cpu().numpy() for role in ROLES
+        }  # (C, H, W)
         grams = {role: raw_gram(features[role][layer][0]).cpu().numpy() for role in ROLES}  # (C, C)
         montages = {}
         for role in ROLES:
             montages[role], arrays[tiles_name(role, layer)] = tiles.feature_tiles(maps[role])
             arrays[gram_name(role, layer)] = grams[role]
         if layer == content_layer:
-            montages["difference"], arrays[tiles_name("difference", layer)] = tiles.difference_tiles(maps["content"], maps["result"])
+            montages["difference"], arrays[tiles_name("difference", layer)] = (
+                tiles.difference_tiles(maps["content"], maps["result"])
+            )
             content_maps = maps
-        ranked = {role: tuple(sorted_cells(grams[role], top_pairs, off_diagonal=True)) for role in ROLES}
-        pair_tiles, arrays[pair_tiles_name(layer)] = tiles.pair_tiles(maps["style"], list(ranked["style"]))
+        ranked = {
+            role: tuple(sorted_cells(grams[role], top_pairs, off_diagonal=True)) for role in ROLES
+        }
+        pair_tiles, arrays[pair_tiles_name(layer)] = tiles.pair_tiles(
+            maps["style"], list(ranked["style"])
+        )
         layers[layer] = LayerAnalysis(
             layer=layer,
             channels=grams["style"].shape[0],
             map_sizes={role: (maps[role].shape[2], maps[role].shape[1]) for role in ROLES},
-            top_cells={role: tuple(sorted_cells(grams[role], TOP_CELLS, off_diagonal=False)) for role in ROLES},
+            top_cells={
+                role: tuple(sorted_cells(grams[role], TOP_CELLS, off_diagonal=False))
+                for role in ROLES
+            },
             top_pairs=ranked,
-            top_pairs_normalised=tuple(sorted_cells(correlation(grams["style"]), top_pairs, off_diagonal=True)),
+            top_pairs_normalised=tuple(
+                sorted_cells(correlation(grams["style"]), top_pairs, off_diagonal=True)
+            ),
             montages=montages,
             pair_tiles=pair_tiles,
         )
-    stylisation = _stylisation(extractor, layers, arrays, content_maps, images, style_layers, content_layer)
+    stylisation = _stylisation(
+        extractor, layers, arrays, content_maps, images, style_layers, content_layer
+    )
     return AnalysisResult(layers, stylisation, time.perf_counter() - started, Arrays(arrays))
 
 
@@ -107,7 +125,9 @@ def _stylisation(
             content=relative_distance(gram_per_position("content", layer), target),
         )
     content, style = images["content"], images["style"]
-    style_features = extractor(extractor.preprocessing.to_network(fit_to(style.float(), content.shape[2:])))[content_layer][0]
+    style_features = extractor(
+        extractor.preprocessing.to_network(fit_to(style.float(), content.shape[2:]))
+    )[content_layer][0]
     target = content_maps["content"].astype(np.float64)
     content_features = MapDistances(
         result=relative_distance(content_maps["result"].astype(np.float64), target),

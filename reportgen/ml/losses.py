@@ -22,9 +22,10 @@
     The seed notebook's loss, exactly: ``α · mean((F − P)²) + β · Σ w_l · mean((G − A)²) / (C·H·W)``
     with raw Grams ``G = F·Fᵀ`` (the style image fitted to the content's shape, as the notebook
     and ``preset: seed`` do; a style image of another size has its Gram counted as if it had
-    the result's number of positions).  Its activations are measured as for ImageNet-standardised input
-    (see :attr:`Preprocessing.standard_unit`), the input the notebook's torchvision weights take,
-    so its α and β keep their balance on the original Caffe weights.  Its style term grows with
+    the result's number of positions).  Its activations are measured as for
+    ImageNet-standardised input (see :attr:`Preprocessing.standard_unit`), the input the
+    notebook's torchvision weights take, so its α and β keep their balance on the original Caffe
+    weights.  Its style term grows with
     the number of positions, so its balance changes with the image size.
 
 Both may add ``tv_weight · mean((Δx)² + (Δy)²)``, the squared total variation of the 0..1 image
@@ -46,6 +47,7 @@ from reportgen.ml.vgg import FeatureExtractor
 
 if TYPE_CHECKING:
     from reportgen.stages.settings import TransferSettings
+
 
 class _PositionsGram(torch.autograd.Function):
     """(B, N, C) -> (B, C, C): Xᵀ·X, with the backward as one product, dX = X·(dG + dGᵀ).
@@ -83,7 +85,9 @@ def fit_to(style: torch.Tensor, shape: torch.Size | tuple[int, int]) -> torch.Te
     """(1, 3, h, w) RGB 0..255 -> (1, 3, H, W) for ``shape`` (H, W): the style image resized to
     the content's shape (antialiased bilinear, rounded to 8-bit levels), as the content term's
     normaliser and the pages' "how far the result moved" both take it."""
-    resized = F.interpolate(style.float(), size=tuple(shape), mode="bilinear", antialias=True, align_corners=False)
+    resized = F.interpolate(
+        style.float(), size=tuple(shape), mode="bilinear", antialias=True, align_corners=False
+    )
     return resized.round().clamp(0, 255)
 
 
@@ -112,7 +116,13 @@ class LossTerms:
 class GatysObjective:
     """The weighted loss of an image against one content and one style target, computed once."""
 
-    def __init__(self, extractor: FeatureExtractor, content: torch.Tensor, style: torch.Tensor, settings: "TransferSettings"):
+    def __init__(
+        self,
+        extractor: FeatureExtractor,
+        content: torch.Tensor,
+        style: torch.Tensor,
+        settings: TransferSettings,
+    ):
         """``content`` and ``style`` are (1, 3, H, W) RGB in 0..1 (their sizes may differ)."""
         self.extractor = extractor
         self.settings = settings
@@ -130,23 +140,37 @@ class GatysObjective:
                 fitted_content = self._features(fitted, exact=True)[settings.content_layer]
             # The pair's own distances: the style image's from the content's maps, and the
             # content image's Grams from the style's.
-            content_distance = (fitted_content - self.content_target).square().sum().clamp_min(1e-30)
-            self.content_scale = torch.tensor([settings.content_weight], device=device) / content_distance
+            content_distance = (
+                (fitted_content - self.content_target).square().sum().clamp_min(1e-30)
+            )
+            self.content_scale = (
+                torch.tensor([settings.content_weight], device=device) / content_distance
+            )
             self.style_scales = {}
-            for (layer, weight), target in zip(layers.items(), self.style_targets.values()):
-                style_distance = (normalised_gram(own_features[layer]) - target).square().sum().clamp_min(1e-30)
-                self.style_scales[layer] = torch.tensor([settings.style_weight * weight], device=device) / style_distance
+            for (layer, weight), target in zip(
+                layers.items(), self.style_targets.values(), strict=True
+            ):
+                style_distance = (
+                    (normalised_gram(own_features[layer]) - target).square().sum().clamp_min(1e-30)
+                )
+                self.style_scales[layer] = (
+                    torch.tensor([settings.style_weight * weight], device=device) / style_distance
+                )
         else:
             # The seed's: activations in ImageNet-standard units, raw Grams, means of squares.
             unit = extractor.preprocessing.standard_unit
             # Raw Grams sum over positions: a style image of another size (the notebook always
             # fitted it to the content's shape) is counted as if it had the result's positions.
             self.style_targets = {
-                layer: gram(style_features[layer]) * (own_features[layer][0, 0].numel() / style_features[layer][0, 0].numel())
+                layer: gram(style_features[layer])
+                * (own_features[layer][0, 0].numel() / style_features[layer][0, 0].numel())
                 for layer in layers
             }
             self.content_scale = torch.tensor([settings.content_weight / unit**2], device=device)
-            self.style_scales = {layer: torch.tensor([settings.style_weight * weight / unit**4], device=device) for layer, weight in layers.items()}
+            self.style_scales = {
+                layer: torch.tensor([settings.style_weight * weight / unit**4], device=device)
+                for layer, weight in layers.items()
+            }
         self.tv_weight = torch.tensor([settings.tv_weight], device=device)
         self.uses_tv = settings.tv_weight > 0  # known here, so a step never asks the device
 
@@ -159,7 +183,7 @@ class GatysObjective:
         return {layer: value.float() for layer, value in features.items()}
 
     @classmethod
-    def stack(cls, objectives: list["GatysObjective"]) -> "GatysObjective":
+    def stack(cls, objectives: list[GatysObjective]) -> GatysObjective:
         """One objective for a batch: the i-th image of a batch is scored by ``objectives[i]``.
 
         Targets are stacked along the batch dimension and the weights become (B,) vectors; the
@@ -167,13 +191,23 @@ class GatysObjective:
         """
         first = objectives[0]
         stacked = cls.__new__(cls)
-        stacked.extractor, stacked.settings, stacked.loss = first.extractor, first.settings, first.loss
+        stacked.extractor, stacked.settings, stacked.loss = (
+            first.extractor,
+            first.settings,
+            first.loss,
+        )
         stacked.content_scale = torch.cat([o.content_scale for o in objectives])
-        stacked.style_scales = {layer: torch.cat([o.style_scales[layer] for o in objectives]) for layer in first.style_scales}
+        stacked.style_scales = {
+            layer: torch.cat([o.style_scales[layer] for o in objectives])
+            for layer in first.style_scales
+        }
         stacked.tv_weight = torch.cat([o.tv_weight for o in objectives])
         stacked.uses_tv = any(o.uses_tv for o in objectives)
         stacked.content_target = torch.cat([o.content_target for o in objectives])  # (B, C, H, W)
-        stacked.style_targets = {layer: torch.cat([o.style_targets[layer] for o in objectives]) for layer in first.style_targets}  # (B, C, C)
+        stacked.style_targets = {
+            layer: torch.cat([o.style_targets[layer] for o in objectives])
+            for layer in first.style_targets
+        }  # (B, C, C)
         return stacked
 
     def __call__(self, images: torch.Tensor, exact: bool = False) -> LossTerms:
@@ -184,17 +218,26 @@ class GatysObjective:
         features = self._features(images, exact)
         result = features[self.settings.content_layer]
         if self.loss == "relative":
-            content = self.content_scale * (result - self.content_target).square().sum(dim=(1, 2, 3))
+            content = self.content_scale * (result - self.content_target).square().sum(
+                dim=(1, 2, 3)
+            )
             style = {
-                layer: scale * (normalised_gram(features[layer]) - self.style_targets[layer]).square().sum(dim=(1, 2))
+                layer: scale
+                * (normalised_gram(features[layer]) - self.style_targets[layer])
+                .square()
+                .sum(dim=(1, 2))
                 for layer, scale in self.style_scales.items()
             }
         else:
-            content = self.content_scale * (result - self.content_target).square().mean(dim=(1, 2, 3))
+            content = self.content_scale * (result - self.content_target).square().mean(
+                dim=(1, 2, 3)
+            )
             style = {}
             for layer, scale in self.style_scales.items():
                 _, channels, height, width = features[layer].shape
                 difference = gram(features[layer]) - self.style_targets[layer]
-                style[layer] = scale * difference.square().mean(dim=(1, 2)) / (channels * height * width)
+                style[layer] = (
+                    scale * difference.square().mean(dim=(1, 2)) / (channels * height * width)
+                )
         tv = self.tv_weight * total_variation(images) if self.uses_tv else torch.zeros_like(content)
         return LossTerms(content + sum(style.values()) + tv, content, style, tv)

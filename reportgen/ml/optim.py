@@ -3,10 +3,10 @@
 The transfer optimises images of RGB values in 0..1, shape (B, 3, H, W), one loss per image.
 Both optimisers here take the gradient of the summed losses (each image's gradient depends only
 on its own loss), move every image by its own rule, and (unless told not to) project the result
-back into the box [0, 1]: a pixel outside it would be clipped when the picture is saved, and a result whose style
-lives in values that cannot be shown is not the result the optimiser found (measured: 9% of
-the values of an unconstrained L-BFGS run left the box, and clipping them raised the loss of
-the saved picture by 70%).
+back into the box [0, 1]: a pixel outside it would be clipped when the picture is saved, and a
+result whose style lives in values that cannot be shown is not the result the optimiser found
+(measured: 9% of the values of an unconstrained L-BFGS run left the box, and clipping them raised
+the loss of the saved picture by 70%).
 
 Why not ``torch.optim.LBFGS``: without a line search its behaviour depends on the scale of the
 loss.  Its first step is ``-g`` whenever ``|g|_1 < 1``, and it discards every curvature pair
@@ -62,18 +62,28 @@ class BatchLBFGS:
     :attr:`best` holds the images at their lowest accepted loss.
     """
 
-    def __init__(self, images: torch.Tensor, lr: torch.Tensor, bounded: bool = True, history: int = 50):
+    def __init__(
+        self, images: torch.Tensor, lr: torch.Tensor, bounded: bool = True, history: int = 50
+    ):
         self.images = images
         self.bounded = bounded
         self.lr = lr.to(images.device, torch.float32)
         self.history = history
-        self.pairs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (s, y, rho), each (B, N) or (B,)
+        self.pairs: list[
+            tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+        ] = []  # (s, y, rho), each (B, N) or (B,)
         batch = images.shape[0]
-        self.gamma = torch.zeros(batch, device=images.device)  # sᵀy / yᵀy of the newest pair; 0: none yet
+        self.gamma = torch.zeros(
+            batch, device=images.device
+        )  # sᵀy / yᵀy of the newest pair; 0: none yet
         self.rejections = torch.zeros(batch, dtype=torch.long, device=images.device)
-        self.probe_scale = torch.ones(batch, device=images.device)  # halved each time a probe is rejected
+        self.probe_scale = torch.ones(
+            batch, device=images.device
+        )  # halved each time a probe is rejected
         self.last_length = torch.zeros(batch, device=images.device)  # RMS of the last step taken
-        self.retreated = torch.zeros(batch, dtype=torch.bool, device=images.device)  # the last step went back
+        self.retreated = torch.zeros(
+            batch, dtype=torch.bool, device=images.device
+        )  # the last step went back
         self.accepted: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # (x, g, loss)
 
     @property
@@ -91,7 +101,9 @@ class BatchLBFGS:
             return self.images.detach(), loss.detach()
         kept_x, _, kept_loss = self.accepted
         better = loss.detach() <= kept_loss
-        images = torch.where(better[:, None], self.images.detach().reshape(better.shape[0], -1), kept_x)
+        images = torch.where(
+            better[:, None], self.images.detach().reshape(better.shape[0], -1), kept_x
+        )
         return images.view_as(self.images), torch.where(better, loss.detach(), kept_loss)
 
     @torch.no_grad()
@@ -114,26 +126,47 @@ class BatchLBFGS:
             base_g = torch.where(better[:, None], g, kept_g)
             base_loss = torch.where(better, loss, kept_loss)
         self.accepted = (base_x, base_g, base_loss)
-        self.rejections = torch.where(better, torch.zeros_like(self.rejections), self.rejections + 1)
+        self.rejections = torch.where(
+            better, torch.zeros_like(self.rejections), self.rejections + 1
+        )
 
         held = self._held(base_x, base_g)
         free_g = torch.where(held, torch.zeros_like(base_g), base_g)
-        direction = torch.where(held, torch.zeros_like(base_g), self._quasi_newton_direction(free_g))
+        direction = torch.where(
+            held, torch.zeros_like(base_g), self._quasi_newton_direction(free_g)
+        )
         # Where no curvature is known yet, where the direction does not descend (a history spoilt
         # by noise) or after repeated rejections, probe by steepest descent and start afresh.
         usable = (self.gamma > 0) & ((direction * free_g).sum(dim=1) < 0) & (self.rejections < 8)
         if not bool(usable.all()):
             self._forget(~usable)
-            self.rejections = torch.where(usable, self.rejections, torch.zeros_like(self.rejections))
+            self.rejections = torch.where(
+                usable, self.rejections, torch.zeros_like(self.rejections)
+            )
         # A probe that raised the loss is retried at half the size, until one is accepted.
-        self.probe_scale = torch.where(better, torch.ones_like(self.probe_scale), self.probe_scale * torch.where(usable, 1.0, 0.5))
-        size = PROBE_LEVELS / 255 * g.shape[1] ** 0.5 * self.probe_scale / free_g.norm(dim=1).clamp_min(1e-30)
+        self.probe_scale = torch.where(
+            better,
+            torch.ones_like(self.probe_scale),
+            self.probe_scale * torch.where(usable, 1.0, 0.5),
+        )
+        size = (
+            PROBE_LEVELS
+            / 255
+            * g.shape[1] ** 0.5
+            * self.probe_scale
+            / free_g.norm(dim=1).clamp_min(1e-30)
+        )
         probe = -free_g * size[:, None]
         step = direction * self.lr[:, None]
         length = step.square().mean(dim=1).sqrt()
         growth = torch.where(self.retreated, 1.0, MAX_GROWTH)  # after a retreat: no longer than it
         limit = (growth * self.last_length).clamp_min(PROBE_LEVELS / 255)
-        step = step * torch.where(length > limit, limit / length.clamp_min(1e-30), torch.ones_like(length))[:, None]
+        step = (
+            step
+            * torch.where(length > limit, limit / length.clamp_min(1e-30), torch.ones_like(length))[
+                :, None
+            ]
+        )
         forward = base_x + torch.where(usable[:, None], step, probe)
         halfway = base_x + 0.5 * (x - base_x)  # after a rejected step: back towards the kept point
         retreat = ~better & usable
@@ -169,11 +202,14 @@ class BatchLBFGS:
     def _forget(self, images: torch.Tensor) -> None:
         """Drop the history of the images where ``images`` (B,) is true."""
         keep = (~images).float()
-        self.pairs = [(s * keep[:, None], y * keep[:, None], rho * keep) for s, y, rho in self.pairs]
+        self.pairs = [
+            (s * keep[:, None], y * keep[:, None], rho * keep) for s, y, rho in self.pairs
+        ]
         self.gamma = self.gamma * keep
 
     def _quasi_newton_direction(self, g: torch.Tensor) -> torch.Tensor:
-        """-H·g by the two-loop recursion, H the inverse-Hessian estimate of each image's history."""
+        """-H·g by the two-loop recursion, H the inverse-Hessian estimate of each image's
+        history."""
         q = g.clone()
         alphas = []
         for s, y, rho in reversed(self.pairs):
@@ -181,7 +217,7 @@ class BatchLBFGS:
             q -= alpha[:, None] * y
             alphas.append(alpha)
         r = q * self.gamma[:, None]
-        for (s, y, rho), alpha in zip(self.pairs, reversed(alphas)):
+        for (s, y, rho), alpha in zip(self.pairs, reversed(alphas), strict=True):
             beta = rho * (y * r).sum(dim=1)
             r += s * (alpha - beta)[:, None]
         return -r
@@ -195,7 +231,12 @@ class BatchAdam:
     """
 
     def __init__(
-        self, images: torch.Tensor, lr: torch.Tensor, bounded: bool = True, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8
+        self,
+        images: torch.Tensor,
+        lr: torch.Tensor,
+        bounded: bool = True,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
     ):
         self.images = images
         self.bounded = bounded
@@ -231,7 +272,9 @@ class BatchAdam:
             self.images.clamp_(0, 1)
 
 
-def make_optimizer(name: str, images: torch.Tensor, lr: torch.Tensor, bounded: bool = True) -> BatchLBFGS | BatchAdam:
+def make_optimizer(
+    name: str, images: torch.Tensor, lr: torch.Tensor, bounded: bool = True
+) -> BatchLBFGS | BatchAdam:
     """``bounded``: project on [0, 1] after every step (off only to reproduce code that did not)."""
     if name == "lbfgs":
         return BatchLBFGS(images, lr, bounded)

@@ -8,8 +8,8 @@ from importlib import metadata
 
 import torch
 
-from reportgen.errors import ReportgenError
 from reportgen.devices import DEVICE_CHOICES
+from reportgen.errors import ReportgenError
 from reportgen.ml.vgg import FeatureExtractor
 from reportgen.ml.weights import LoadedWeights, load_weights
 from reportgen.stages.results import DeviceInfo
@@ -23,12 +23,18 @@ def resolve_device(choice: str) -> torch.device:
     try:
         device = torch.device(choice)
     except RuntimeError:
-        raise ReportgenError(f"--device {choice!r} is not a device (allowed: {DEVICE_CHOICES})") from None
+        raise ReportgenError(
+            f"--device {choice!r} is not a device (allowed: {DEVICE_CHOICES})"
+        ) from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ReportgenError(f"--device {choice}: no CUDA device is available here; use --device cpu")
+            raise ReportgenError(
+                f"--device {choice}: no CUDA device is available here; use --device cpu"
+            )
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ReportgenError(f"--device {choice}: only {torch.cuda.device_count()} CUDA device(s) present")
+            raise ReportgenError(
+                f"--device {choice}: only {torch.cuda.device_count()} CUDA device(s) present"
+            )
     elif device.type != "cpu":
         raise ReportgenError(f"--device {choice!r} is not supported (allowed: {DEVICE_CHOICES})")
     return device
@@ -52,7 +58,9 @@ def _indexed(device: torch.device) -> torch.device:
     return torch.device("cuda", 0) if device.type == "cuda" and device.index is None else device
 
 
-def worker_runtime(device: str, threads: int = 0, weight_files: dict[str, str] | None = None) -> Runtime:
+def worker_runtime(
+    device: str, threads: int = 0, weight_files: dict[str, str] | None = None
+) -> Runtime:
     """The runtime of a worker process bound to ``device`` for life (a local device worker, a
     Ray actor); ``threads``: torch's CPU threads (0: torch's own choice)."""
     if threads:
@@ -93,7 +101,8 @@ class Runtime:
 
     @property
     def has_native_bfloat16(self) -> bool:
-        """Whether this device multiplies bfloat16 natively (else autocast would emulate it, slowly)."""
+        """Whether this device multiplies bfloat16 natively (else autocast would emulate it,
+        slowly)."""
         if self.device.type == "cuda":
             return torch.cuda.get_device_capability(self.device) >= (8, 0)  # Ampere and later
         get_capabilities = getattr(torch.cpu, "get_capabilities", None)  # torch >= 2.10
@@ -103,7 +112,8 @@ class Runtime:
         return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
 
     def precision(self, choice: str) -> str:
-        """A manifest's ``precision`` resolved on this device: ``auto`` is bfloat16 where it is native."""
+        """A manifest's ``precision`` resolved on this device: ``auto`` is bfloat16 where it is
+        native."""
         if choice != "auto":
             return choice
         return "bfloat16" if self.has_native_bfloat16 else "float32"
@@ -114,8 +124,13 @@ class Runtime:
             # Moved once; every extractor built from them shares these tensors.  Convolution
             # kernels are channels-last, as are the images the extractor is fed (see
             # FeatureExtractor.forward): the layout oneDNN and cuDNN run fastest.
-            state = {key: _channels_last(tensor.to(self.device)) for key, tensor in loaded.state_dict.items()}
-            self._weights[choice] = LoadedWeights(loaded.name, state, loaded.preprocessing, loaded.sha256, loaded.source)
+            state = {
+                key: _channels_last(tensor.to(self.device))
+                for key, tensor in loaded.state_dict.items()
+            }
+            self._weights[choice] = LoadedWeights(
+                loaded.name, state, loaded.preprocessing, loaded.sha256, loaded.source
+            )
         return self._weights[choice]
 
     def extractor(self, weights: str, activation: str, layers: list[str]) -> FeatureExtractor:
@@ -126,7 +141,11 @@ class Runtime:
 
     def describe(self) -> DeviceInfo:
         """Device and library versions, for the provenance record."""
-        name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else (platform.processor() or platform.machine())
+        name = (
+            torch.cuda.get_device_name(self.device)
+            if self.device.type == "cuda"
+            else (platform.processor() or platform.machine())
+        )
         return DeviceInfo(
             device=str(self.device),
             device_name=name,

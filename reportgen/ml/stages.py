@@ -1,8 +1,8 @@
 """The two stages of a run that need the network: the transfer and the analysis.
 
-:func:`run_job` is what a device does with a :class:`reportgen.stages.jobs.DeviceJob`, in the build's
-own process or in a worker process of its own: optimise the job's transfers (as one batch where
-they can share it), then analyse each result.  Everything it returns is numpy.
+:func:`run_job` is what a device does with a :class:`reportgen.stages.jobs.DeviceJob`, in the
+build's own process or in a worker process of its own: optimise the job's transfers (as one batch
+where they can share it), then analyse each result.  Everything it returns is numpy.
 """
 
 from __future__ import annotations
@@ -12,22 +12,29 @@ import logging
 import resource
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from reportgen import color
-from reportgen.stages.arrays import Arrays
 from reportgen.errors import ReportgenError, TransferError
-from reportgen.stages.jobs import DeviceJob, RunInputs, TaskOutcome, TransferTask
 from reportgen.manifest import DEFAULT_STYLE_WEIGHT, Params
 from reportgen.ml.analysis import analyse
 from reportgen.ml.runtime import Runtime
 from reportgen.ml.transfer import TransferOutput, run_transfers
+from reportgen.stages.arrays import Arrays
+from reportgen.stages.jobs import DeviceJob, RunInputs, TaskOutcome, TransferTask
 from reportgen.stages.results import (
+    AnalysisResult,
+    InputImage,
+    LossHistory,
+    Reconstruction,
+    SnapshotInfo,
+    TransferResult,
     WeightsUsed,
-    AnalysisResult, InputImage, LossHistory, Reconstruction, SnapshotInfo, TransferResult, reconstruction_name, snapshot_name,
+    reconstruction_name,
+    snapshot_name,
 )
 from reportgen.stages.settings import TransferSettings, transfer_settings
 
@@ -39,10 +46,18 @@ PhaseProgress = Callable[[str, int, int], None]
 
 def as_tensor(pixels: np.ndarray, device: torch.device) -> torch.Tensor:
     """(H, W, 3) uint8 -> (1, 3, H, W) float32 in 0..255 on ``device``."""
-    return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).unsqueeze(0).to(device, torch.float32).contiguous()
+    return (
+        torch.from_numpy(np.ascontiguousarray(pixels))
+        .permute(2, 0, 1)
+        .unsqueeze(0)
+        .to(device, torch.float32)
+        .contiguous()
+    )
 
 
-def run_job(job: DeviceJob, runtime: Runtime, progress: PhaseProgress | None = None) -> list[TaskOutcome]:
+def run_job(
+    job: DeviceJob, runtime: Runtime, progress: PhaseProgress | None = None
+) -> list[TaskOutcome]:
     """Every transfer and analysis of ``job``; a task that fails gets an outcome with its error
     and the others go on.  A batch that fails as a whole is tried again one transfer at a time,
     so that each task reports its own error."""
@@ -54,9 +69,19 @@ def run_job(job: DeviceJob, runtime: Runtime, progress: PhaseProgress | None = N
     for batch in (batch for batch in batches.values() if len(batch) > 1):
         try:
             with out_of_memory_reported(batch[0].name, batch[0].params.size, len(batch)):
-                transfers.update(zip((t.key for t in batch), transfer_stage(batch, runtime, progress)))
+                transfers.update(
+                    zip(
+                        (t.key for t in batch),
+                        transfer_stage(batch, runtime, progress),
+                        strict=True,
+                    )
+                )
         except ReportgenError as error:
-            log.warning("a batch of %d runs failed (%s); computing them one at a time", len(batch), error.message)
+            log.warning(
+                "a batch of %d runs failed (%s); computing them one at a time",
+                len(batch),
+                error.message,
+            )
     for task in pending:
         if task.key not in transfers:
             try:
@@ -72,7 +97,10 @@ def run_job(job: DeviceJob, runtime: Runtime, progress: PhaseProgress | None = N
             continue
         try:
             with out_of_memory_reported(task.name, task.params.size):
-                analyses = {analysis.key: analysis_stage(analysis.params, transfer, runtime) for analysis in task.analyses}
+                analyses = {
+                    analysis.key: analysis_stage(analysis.params, transfer, runtime)
+                    for analysis in task.analyses
+                }
         except ReportgenError as error:
             outcomes.append(TaskOutcome(task.key, error=error.message))
             continue
@@ -90,28 +118,44 @@ def out_of_memory_reported(name: str, size: int, count: int = 1):
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         together = f" ({count} runs at once)" if count > 1 else ""
-        raise TransferError(f"out of memory computing {name} at size {size}{together}; lower size, or build with --device cpu") from None
+        raise TransferError(
+            f"out of memory computing {name} at size {size}{together}; lower size, or build with "
+            "--device cpu"
+        ) from None
 
 
-def transfer_stage(tasks: list[TransferTask], runtime: Runtime, progress: PhaseProgress | None = None) -> list[TransferResult]:
+def transfer_stage(
+    tasks: list[TransferTask], runtime: Runtime, progress: PhaseProgress | None = None
+) -> list[TransferResult]:
     """The transfers of ``tasks`` (one task, or several sharing a batch signature) as one batch."""
     report = progress or (lambda phase, done, total: None)
     device = runtime.device
     params = tasks[0].params
-    extractor = runtime.extractor(params.weights, params.activation, [params.content_layer, *params.style_layer_weights])
-    settings = [transfer_settings(task.params, runtime.precision(task.params.precision)) for task in tasks]
-    items = [(as_tensor(task.inputs.content_fed, device), as_tensor(task.inputs.style_fed, device), s) for task, s in zip(tasks, settings)]
+    extractor = runtime.extractor(
+        params.weights, params.activation, [params.content_layer, *params.style_layer_weights]
+    )
+    settings = [
+        transfer_settings(task.params, runtime.precision(task.params.precision)) for task in tasks
+    ]
+    items = [
+        (as_tensor(task.inputs.content_fed, device), as_tensor(task.inputs.style_fed, device), s)
+        for task, s in zip(tasks, settings, strict=True)
+    ]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    outputs = run_transfers(extractor, items, progress=lambda done, total, _: report("transfer", done, total))
+    outputs = run_transfers(
+        extractor, items, progress=lambda done, total, _: report("transfer", done, total)
+    )
     results = []
-    for task, setting, output in zip(tasks, settings, outputs):
+    for task, setting, output in zip(tasks, settings, outputs, strict=True):
         images, snapshots = _transfer_images(task.inputs, task.params.preserve_color, output)
         timings = {"load": task.inputs.load_seconds, "transfer": output.seconds}
         reconstructions = None
         if task.params.reconstructions:
             started = time.perf_counter()
-            reconstructions = _reconstructions(task.inputs, task.params, setting, runtime, images, report)
+            reconstructions = _reconstructions(
+                task.inputs, task.params, setting, runtime, images, report
+            )
             timings["reconstructions"] = time.perf_counter() - started
         weights = runtime.weights(task.params.weights)
         results.append(
@@ -141,15 +185,24 @@ def analysis_stage(params: Params, transfer: TransferResult, runtime: Runtime) -
     are none of the network's doing)."""
     extractor = runtime.extractor(params.weights, params.activation, params.analysed_layers)
     images = transfer.images
-    tensors = {role: as_tensor(images[name], runtime.device) for role, name in (("content", "content"), ("style", "style"), ("result", "optimised"))}
-    return analyse(extractor, tensors, params.top_pairs, params.content_layer, list(params.style_layer_weights))
+    tensors = {
+        role: as_tensor(images[name], runtime.device)
+        for role, name in (("content", "content"), ("style", "style"), ("result", "optimised"))
+    }
+    return analyse(
+        extractor, tensors, params.top_pairs, params.content_layer, list(params.style_layer_weights)
+    )
 
 
 def _input(image) -> InputImage:
-    return InputImage(image.sha256, tuple(image.original_size), tuple(image.size), tuple(image.notes))
+    return InputImage(
+        image.sha256, tuple(image.original_size), tuple(image.size), tuple(image.notes)
+    )
 
 
-def _transfer_images(inputs: RunInputs, preserve_color: str, output: TransferOutput) -> tuple[dict[str, np.ndarray], tuple[SnapshotInfo, ...]]:
+def _transfer_images(
+    inputs: RunInputs, preserve_color: str, output: TransferOutput
+) -> tuple[dict[str, np.ndarray], tuple[SnapshotInfo, ...]]:
     """The images a transfer leaves: inputs as fed, the optimised picture, the picture as saved
     (colours restored) and the snapshots, shown in the colours the result will have."""
     optimised = output.result_rgb[0].permute(1, 2, 0).numpy()  # (H, W, 3) uint8
@@ -165,10 +218,16 @@ def _transfer_images(inputs: RunInputs, preserve_color: str, output: TransferOut
         pixels = snapshot.pixels
         if preserve_color == "luminance":
             height, width = pixels.shape[:2]
-            chroma = content if content.shape[:2] == (height, width) else _resized(content, width, height)
+            chroma = (
+                content
+                if content.shape[:2] == (height, width)
+                else _resized(content, width, height)
+            )
             pixels = color.restore_colour(pixels, chroma, preserve_color)
         images[snapshot_name(snapshot.step)] = pixels
-        snapshots.append(SnapshotInfo(snapshot.step, (pixels.shape[1], pixels.shape[0]), snapshot.total))
+        snapshots.append(
+            SnapshotInfo(snapshot.step, (pixels.shape[1], pixels.shape[0]), snapshot.total)
+        )
     return images, tuple(snapshots)
 
 
@@ -185,7 +244,12 @@ STYLE_RECONSTRUCTION_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv
 
 
 def _reconstructions(
-    inputs: RunInputs, params: Params, settings: TransferSettings, runtime: Runtime, images: dict[str, np.ndarray], report: PhaseProgress
+    inputs: RunInputs,
+    params: Params,
+    settings: TransferSettings,
+    runtime: Runtime,
+    images: dict[str, np.ndarray],
+    report: PhaseProgress,
 ) -> tuple[Reconstruction, ...]:
     """Images rebuilt from white noise out of one representation each (content at one layer, or
     style over a growing set of layers), with the run's optimiser, steps and seed; their pixels
@@ -197,7 +261,10 @@ def _reconstructions(
     # The style jobs have no content term, so the style weight's size does not matter (both
     # optimisers ignore the loss's scale); the loss's own default keeps the numbers familiar.
     style_weight = DEFAULT_STYLE_WEIGHT[params.loss]
-    jobs += [("style", STYLE_RECONSTRUCTION_LAYERS[: count + 1], 0.0, style_weight) for count in range(len(STYLE_RECONSTRUCTION_LAYERS))]
+    jobs += [
+        ("style", STYLE_RECONSTRUCTION_LAYERS[: count + 1], 0.0, style_weight)
+        for count in range(len(STYLE_RECONSTRUCTION_LAYERS))
+    ]
     made = []
     for index, (kind, layers, content_weight, style_weight) in enumerate(jobs):
         report("reconstructions", index, len(jobs))
@@ -216,11 +283,17 @@ def _reconstructions(
             seed=params.seed,
             precision=settings.precision,
         )
-        extractor = runtime.extractor(params.weights, params.activation, [job_settings.content_layer, *job_settings.style_layers])
+        extractor = runtime.extractor(
+            params.weights,
+            params.activation,
+            [job_settings.content_layer, *job_settings.style_layers],
+        )
         # Both start from noise of the content image's size (the seed's noise): content jobs match
         # its maps at one layer, style jobs the style image's Grams (their content term is off).
         output = run_transfers(extractor, [(content, style, job_settings)])[0]
-        images[reconstruction_name(kind, layers[-1])] = output.result_rgb[0].permute(1, 2, 0).numpy()
+        images[reconstruction_name(kind, layers[-1])] = (
+            output.result_rgb[0].permute(1, 2, 0).numpy()
+        )
         made.append(Reconstruction(kind, tuple(layers), output.final.total))
     report("reconstructions", len(jobs), len(jobs))
     return tuple(made)

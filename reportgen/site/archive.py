@@ -13,9 +13,9 @@ import hashlib
 import os
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from reportgen.paths import ARCHIVE, GRAMS, RECORD, ROLES, archive_volume, image_file
 
@@ -36,11 +36,18 @@ class ArchivedRun:
         return ([GRAMS] if with_grams else []) + [image_file(role) for role in ROLES]
 
     def size(self, with_grams: bool) -> int:
-        return len(self.record) + sum((self.folder / inner).stat().st_size for inner in self.files(with_grams))
+        return len(self.record) + sum(
+            (self.folder / inner).stat().st_size for inner in self.files(with_grams)
+        )
 
     def identity(self, with_grams: bool) -> list[str]:
         """What decides this run's bytes in a volume: the entry its files come from, the record."""
-        return [self.name, self.folder.parent.name, hashlib.sha256(self.record.encode()).hexdigest(), str(with_grams)]
+        return [
+            self.name,
+            self.folder.parent.name,
+            hashlib.sha256(self.record.encode()).hexdigest(),
+            str(with_grams),
+        ]
 
 
 @dataclass(frozen=True)
@@ -53,7 +60,9 @@ class Volume:
     bytes: int
 
 
-def volumes(runs: list[ArchivedRun], with_grams: bool, keep_in: Path, place: Callable[[str], Path]) -> list[Volume]:
+def volumes(
+    runs: list[ArchivedRun], with_grams: bool, keep_in: Path, place: Callable[[str], Path]
+) -> list[Volume]:
     """The archive's volumes: those kept in ``keep_in`` by an earlier build, the others written
     where ``place(site path)`` says (the new site: they are kept once it is swapped in)."""
     groups: list[list[ArchivedRun]] = [[]]
@@ -67,14 +76,20 @@ def volumes(runs: list[ArchivedRun], with_grams: bool, keep_in: Path, place: Cal
         filled += size
     made = []
     for number, group in enumerate(groups, start=1):
-        key = hashlib.sha256("\n".join(" ".join(run.identity(with_grams)) for run in group).encode()).hexdigest()
+        key = hashlib.sha256(
+            "\n".join(" ".join(run.identity(with_grams)) for run in group).encode()
+        ).hexdigest()
         kept = keep_in / f"{key}.zip"
         site_path = ARCHIVE if len(groups) == 1 else archive_volume(number, len(groups))
         new = not kept.is_file()
         file = place(site_path) if new else kept
         if new:
             _write(group, with_grams, file)
-        made.append(Volume(site_path, file, kept, new, tuple(run.name for run in group), file.stat().st_size))
+        made.append(
+            Volume(
+                site_path, file, kept, new, tuple(run.name for run in group), file.stat().st_size
+            )
+        )
     return made
 
 

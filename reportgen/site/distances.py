@@ -25,8 +25,12 @@ if TYPE_CHECKING:
 
 DISTANCES_VERSION = 1  # of the cached distance matrices
 NEAREST = 5  # nearest styles listed for each style
-TILE_BYTES = 128 << 20  # the Grams multiplied at once, in float64: 64 styles × 512² (4× as many columns)
-IN_MEMORY_BYTES = 2 << 30  # a layer's stacked Grams in float64 up to this (1000 × 512²); float32 beyond
+TILE_BYTES = (
+    128 << 20
+)  # the Grams multiplied at once, in float64: 64 styles × 512² (4× as many columns)
+IN_MEMORY_BYTES = (
+    2 << 30
+)  # a layer's stacked Grams in float64 up to this (1000 × 512²); float32 beyond
 
 
 @dataclass(frozen=True)
@@ -61,13 +65,18 @@ class StyleComparison:
         return [int(k) for k in closest if k != index][:count]
 
 
-def study_styles(manifest: Manifest, results: dict[str, "RunResults"]) -> StudyStyles:
+def study_styles(manifest: Manifest, results: dict[str, RunResults]) -> StudyStyles:
     runs = {run.name: run for run in manifest.runs}
     seen: set[str] = set()
     identities, labels, holders = [], [], []
     for name, run_results in results.items():
         transfer, params = run_results.transfer, runs[name].params
-        fed_as = [transfer.style.sha256, list(transfer.style.size), transfer.weights.sha256, params.activation]
+        fed_as = [
+            transfer.style.sha256,
+            list(transfer.style.size),
+            transfer.weights.sha256,
+            params.activation,
+        ]
         if params.preserve_color != "none":  # the style was fed in the content's colours
             fed_as += [params.preserve_color, transfer.content.sha256]
         identity = json.dumps(fed_as)
@@ -81,11 +90,13 @@ def study_styles(manifest: Manifest, results: dict[str, "RunResults"]) -> StudyS
     return StudyStyles(identities, _distinct(labels, holders, runs, results), holders, study)
 
 
-def _distinct(labels: list[str], holders: list[str], runs: dict, results: dict[str, "RunResults"]) -> list[str]:
+def _distinct(
+    labels: list[str], holders: list[str], runs: dict, results: dict[str, RunResults]
+) -> list[str]:
     """The file names, with how the style was fed where a name stands for several styles."""
     repeated = {label for label, count in Counter(labels).items() if count > 1}
     shown = []
-    for label, name in zip(labels, holders):
+    for label, name in zip(labels, holders, strict=True):
         if label in repeated:
             params, size = runs[name].params, results[name].transfer.style.size
             how = [f"{size[0]}×{size[1]}", params.activation]
@@ -96,7 +107,9 @@ def _distinct(labels: list[str], holders: list[str], runs: dict, results: dict[s
     return shown
 
 
-def style_comparisons(manifest: Manifest, results: dict[str, "RunResults"], keep_in: Path | None) -> dict[str, StyleComparison]:
+def style_comparisons(
+    manifest: Manifest, results: dict[str, RunResults], keep_in: Path | None
+) -> dict[str, StyleComparison]:
     """For each layer every run analyses: how alike the study's style images are there.
     ``keep_in`` holds the distances of the last build (``None``: nothing kept); :func:`keep`
     keeps these."""
@@ -113,7 +126,9 @@ def style_comparisons(manifest: Manifest, results: dict[str, "RunResults"], keep
     return comparisons
 
 
-def _distances(styles: StudyStyles, results: dict[str, "RunResults"], layer: str, keep_in: Path | None) -> np.ndarray:
+def _distances(
+    styles: StudyStyles, results: dict[str, RunResults], layer: str, keep_in: Path | None
+) -> np.ndarray:
     """(N, N) distances at ``layer``: those of styles the last build had from the cache, the
     others computed."""
     count = len(styles.identities)
@@ -124,9 +139,13 @@ def _distances(styles: StudyStyles, results: dict[str, "RunResults"], layer: str
             with np.load(kept) as stored:
                 known = {identity: k for k, identity in enumerate(stored["identities"].tolist())}
                 old_matrix = stored["matrix"]
-            here = [(k, known[identity]) for k, identity in enumerate(styles.identities) if identity in known]
+            here = [
+                (k, known[identity])
+                for k, identity in enumerate(styles.identities)
+                if identity in known
+            ]
             if here:
-                new_index, old_index = map(np.array, zip(*here))
+                new_index, old_index = map(np.array, zip(*here, strict=True))
                 matrix[np.ix_(new_index, new_index)] = old_matrix[np.ix_(old_index, old_index)]
         except (OSError, ValueError, KeyError):
             pass  # a damaged file: everything is computed again
@@ -143,7 +162,7 @@ def _distances(styles: StudyStyles, results: dict[str, "RunResults"], layer: str
     return matrix
 
 
-def _stacked_grams(runs: list[str], results: dict[str, "RunResults"], layer: str) -> np.ndarray:
+def _stacked_grams(runs: list[str], results: dict[str, RunResults], layer: str) -> np.ndarray:
     """(N, D) the Gram of each run's style at ``layer``, a row each: float64 unless a large
     study's would not fit in memory (the analysis computed them in float32, so float32 loses
     nothing; only the products need float64)."""
@@ -170,29 +189,44 @@ def _distances_of_the_last(stacked: np.ndarray, known: int) -> np.ndarray:
         for span_start, span_stop in ((0, known), (start, count)):
             for first in range(span_start, span_stop, 4 * tile):
                 columns = slice(first, min(first + 4 * tile, span_stop))
-                distances = _symmetric_distances(rows, stacked[columns].astype(np.float64, copy=False), norms[start:stop], norms[columns])
+                distances = _symmetric_distances(
+                    rows,
+                    stacked[columns].astype(np.float64, copy=False),
+                    norms[start:stop],
+                    norms[columns],
+                )
                 computed[start:stop, columns] = distances
                 computed[columns, start:stop] = distances.T
     return computed
 
 
-def _symmetric_distances(a: np.ndarray, b: np.ndarray, a_norms: np.ndarray, b_norms: np.ndarray) -> np.ndarray:
+def _symmetric_distances(
+    a: np.ndarray, b: np.ndarray, a_norms: np.ndarray, b_norms: np.ndarray
+) -> np.ndarray:
     """‖a_i − b_j‖ / ((‖a_i‖ + ‖b_j‖) / 2) for every row i of ``a`` (M, D) and j of ``b`` (K, D),
     from one matrix product: ‖a − b‖² = ‖a‖² + ‖b‖² − 2 a·b."""
     squared = a_norms[:, None] ** 2 + b_norms[None, :] ** 2 - 2 * (a @ b.T)
     scale = (a_norms[:, None] + b_norms[None, :]) / 2
-    return np.divide(np.sqrt(np.clip(squared, 0, None)), scale, out=np.zeros_like(scale), where=scale > 0)
+    return np.divide(
+        np.sqrt(np.clip(squared, 0, None)), scale, out=np.zeros_like(scale), where=scale > 0
+    )
 
 
 def keep(comparisons: dict[str, StyleComparison], keep_in: Path) -> None:
     """Keep each layer's distances for the next build (after this one's site is swapped in)."""
     for layer, comparison in comparisons.items():
-        _keep(comparison.styles.kept_file(keep_in, layer), comparison.styles.identities, comparison.matrix)
+        _keep(
+            comparison.styles.kept_file(keep_in, layer),
+            comparison.styles.identities,
+            comparison.matrix,
+        )
 
 
 def _keep(path: Path, identities: list[str], matrix: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".distances-", suffix=".npz", delete=False) as handle:
+    with tempfile.NamedTemporaryFile(
+        dir=path.parent, prefix=".distances-", suffix=".npz", delete=False
+    ) as handle:
         np.savez(handle, identities=np.array(identities), matrix=matrix)
     Path(handle.name).replace(path)
 
@@ -215,5 +249,7 @@ def _clustering(matrix: np.ndarray) -> tuple[list[int], np.ndarray]:
 
 def digest(comparison: StyleComparison) -> str:
     """What a layer's figure of distances depends on: its styles and their distances."""
-    payload = json.dumps([comparison.layer, comparison.styles.identities, comparison.styles.labels]).encode()
+    payload = json.dumps(
+        [comparison.layer, comparison.styles.identities, comparison.styles.labels]
+    ).encode()
     return hashlib.sha256(payload + comparison.matrix.round(6).tobytes()).hexdigest()[:24]

@@ -26,14 +26,29 @@ _KINDS = (
     ("Gram comparisons", lambda path: path.endswith("/grams-compare.webp")),
     ("correlation heatmaps", lambda path: path.endswith("/correlation-style.webp")),
     ("Gram heatmaps", lambda path: path.endswith("/gram-style.webp")),
-    ("plots", lambda path: path.endswith((".png",)) and posixpath.basename(path) in ("energy.png", "loss.png", "losses.png")),
-    ("exact images", lambda path: path.startswith(f"{RUNS_DIR}/") and posixpath.basename(path) in ("content.png", "style.png", "result.png")),
+    (
+        "plots",
+        lambda path: (
+            path.endswith((".png",))
+            and posixpath.basename(path) in ("energy.png", "loss.png", "losses.png")
+        ),
+    ),
+    (
+        "exact images",
+        lambda path: (
+            path.startswith(f"{RUNS_DIR}/")
+            and posixpath.basename(path) in ("content.png", "style.png", "result.png")
+        ),
+    ),
     ("thumbnails", lambda path: "/thumbs/" in path),
     ("snapshots", lambda path: "/snapshots/" in path),
     ("reconstructions", lambda path: "/reconstructions/" in path),
     ("Grams", lambda path: path.endswith(GRAMS)),
     ("records", lambda path: path.endswith(RECORD)),
-    ("archive", lambda path: path == ARCHIVE or (path.startswith("data-") and path.endswith(".zip"))),
+    (
+        "archive",
+        lambda path: path == ARCHIVE or (path.startswith("data-") and path.endswith(".zip")),
+    ),
     ("study-wide figures", lambda path: path.startswith(f"{CROSS_PAIR_DIR}/")),
     ("assets", lambda path: path.startswith(f"{ASSETS_DIR}/")),
 )
@@ -74,9 +89,17 @@ def advice(weights: Counter, beyond_content: int) -> list[str]:
         ("data: {grams: false, archive: false}", total - weights["Grams"] - weights["archive"]),
         ("data: {folder: ..., url: ...}", total - data),
         ("figures: {montages: none} and data: {folder: ..., url: ...}", total - montages - data),
-        ("figures: {montages: none, pair_sheets: false, quality: 40} and data: {folder: ..., url: ...}", total - montages - data - sheets - _lower_quality_saving(weights)),
+        (
+            "figures: {montages: none, pair_sheets: false, quality: 40} and data: {folder: ..., "
+            "url: ...}",
+            total - montages - data - sheets - _lower_quality_saving(weights),
+        ),
     ]
-    return [f"{setting} leaves about {left / 1e6:.0f} MB" for setting, left in sorted(options, key=lambda item: item[1]) if left < total]
+    return [
+        f"{setting} leaves about {left / 1e6:.0f} MB"
+        for setting, left in sorted(options, key=lambda item: item[1])
+        if left < total
+    ]
 
 
 # What quality 40 leaves of the WebP matrices and heatmaps that default to 70-72: 0.73 at 256 px
@@ -85,7 +108,9 @@ QUALITY_40_SHARE = 0.73
 
 
 def _lower_quality_saving(weights: Counter) -> float:
-    return (1 - QUALITY_40_SHARE) * sum(weights[kind] for kind in ("correlation heatmaps", "Gram comparisons", "Gram heatmaps"))
+    return (1 - QUALITY_40_SHARE) * sum(
+        weights[kind] for kind in ("correlation heatmaps", "Gram comparisons", "Gram heatmaps")
+    )
 
 
 def describe(weights: Counter) -> str:

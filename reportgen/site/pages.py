@@ -16,7 +16,16 @@ from typing import Any
 from reportgen import paths
 from reportgen.layers import network_order
 from reportgen.manifest import Link, Manifest, PairSpec
-from reportgen.paths import INDEX, NOT_FOUND, ROLES, LayerFiles, cross_pair_page, in_run, layer_page, run_page
+from reportgen.paths import (
+    INDEX,
+    NOT_FOUND,
+    ROLES,
+    LayerFiles,
+    cross_pair_page,
+    in_run,
+    layer_page,
+    run_page,
+)
 from reportgen.site import views
 from reportgen.site.archive import Volume
 from reportgen.site.distances import StyleComparison
@@ -40,13 +49,20 @@ class Page:
     context: dict[str, Any]
 
 
-def _page(manifest: Manifest, path: str, template: str, title: str, crumbs: list[View], **context: Any) -> Page:
+def _page(
+    manifest: Manifest, path: str, template: str, title: str, crumbs: list[View], **context: Any
+) -> Page:
     """A page with what ``base.html`` shows on every page: the browser's title, the way home and
     the stylesheet."""
     head_title = title if title == manifest.title else f"{title} · {manifest.title}"
     frame = {
-        "site_title": manifest.title, "title": title, "head_title": head_title, "home": INDEX,
-        "stylesheet": paths.STYLESHEET, "favicon": paths.FAVICON, "crumbs": crumbs,
+        "site_title": manifest.title,
+        "title": title,
+        "head_title": head_title,
+        "home": INDEX,
+        "stylesheet": paths.STYLESHEET,
+        "favicon": paths.FAVICON,
+        "crumbs": crumbs,
     }
     return Page(path, template, {**frame, **context})
 
@@ -119,9 +135,26 @@ def build_pages(
             continue
         neighbours = _neighbours(pair_links, position[pair.id])
         if pair.variants:
-            pages.append(_variants_page(manifest, pair, [(name, records[name]) for name in done], entry["failed"], neighbours))
+            pages.append(
+                _variants_page(
+                    manifest,
+                    pair,
+                    [(name, records[name]) for name in done],
+                    entry["failed"],
+                    neighbours,
+                )
+            )
         for name in done:
-            pages.extend(_run_pages(manifest, pair, records[name], neighbours if not pair.variants else None, set(comparisons), data_base))
+            pages.extend(
+                _run_pages(
+                    manifest,
+                    pair,
+                    records[name],
+                    neighbours if not pair.variants else None,
+                    set(comparisons),
+                    data_base,
+                )
+            )
     pages.insert(
         0,
         _page(
@@ -138,7 +171,13 @@ def build_pages(
             sort_keys=SORT_KEYS,
             index_script=paths.INDEX_SCRIPT,
             layer_pages=[{"name": layer, "href": cross_pair_page(layer)} for layer in comparisons],
-            downloads=[{"href": (data_base or "") + v.site_path, "label": _download_label(v, len(downloads))} for v in downloads],
+            downloads=[
+                {
+                    "href": (data_base or "") + v.site_path,
+                    "label": _download_label(v, len(downloads)),
+                }
+                for v in downloads
+            ],
         ),
     )
     pages.extend(_cross_pair_pages(manifest, records, comparisons))
@@ -151,7 +190,8 @@ def _download_label(volume: Volume, count: int) -> str:
     if count == 1:
         return f"{posixpath.basename(volume.site_path)} ({size})"
     held = volume.runs[0] if len(volume.runs) == 1 else f"{volume.runs[0]} … {volume.runs[-1]}"
-    return f"{posixpath.basename(volume.site_path)} ({size}: {_plural(len(volume.runs), 'run')}, {held})"
+    runs = _plural(len(volume.runs), "run")
+    return f"{posixpath.basename(volume.site_path)} ({size}: {runs}, {held})"
 
 
 CARDS_UP_TO = 30  # pairs the index shows as cards; a larger study gets a compact table
@@ -196,7 +236,9 @@ def _index_card(pair: PairSpec, name: str, record: RunRecord) -> View:
         "steps": record.steps,
     }
     return {
-        "triptych": [{"role": role, "src": thumbs[role], "caption": captions[role]} for role in ROLES],
+        "triptych": [
+            {"role": role, "src": thumbs[role], "caption": captions[role]} for role in ROLES
+        ],
         "size": f"{width}×{height}",
         "summary": summary,
         "measures": measures,
@@ -211,7 +253,11 @@ def _index_card(pair: PairSpec, name: str, record: RunRecord) -> View:
 
 
 def _variants_page(
-    manifest: Manifest, pair: PairSpec, runs: list[tuple[str, RunRecord]], failed: list[View], neighbours: View
+    manifest: Manifest,
+    pair: PairSpec,
+    runs: list[tuple[str, RunRecord]],
+    failed: list[View],
+    neighbours: View,
 ) -> Page:
     """The contact sheet of a pair with variants: each variant's result, losses and changes."""
     first_name, first = runs[0]
@@ -244,7 +290,10 @@ def _variants_page(
         _crumbs(("Study", INDEX), (pair.title, None)),
         notes=pair.notes,
         links=_links(pair.links),
-        inputs=[{"role": role, "src": thumbs[role], "file": first.inputs[role].file} for role in ("content", "style")],
+        inputs=[
+            {"role": role, "src": thumbs[role], "file": first.inputs[role].file}
+            for role in ("content", "style")
+        ],
         run_count=_plural(len(sheet), "run"),
         sheet=sheet,
         style_layers=style_layers,
@@ -292,14 +341,18 @@ def _run_pages(
                 layer=layer,
                 description=LAYER_DESCRIPTIONS.get(layer["name"], ""),
                 neighbours=_neighbours(strip_links, position),
-                cross_pair=cross_pair_page(layer["name"]) if layer["name"] in compared_layers else None,
+                cross_pair=cross_pair_page(layer["name"])
+                if layer["name"] in compared_layers
+                else None,
                 **views.layer_view(record, layers, layer["name"]),
             )
         )
     return pages
 
 
-TABLE_UP_TO = 40  # style images whose distances a layer page shows as a table; more: a clustered image
+TABLE_UP_TO = (
+    40  # style images whose distances a layer page shows as a table; more: a clustered image
+)
 
 
 def distances_as_table(comparison: StyleComparison) -> bool:
@@ -308,7 +361,9 @@ def distances_as_table(comparison: StyleComparison) -> bool:
     return len(comparison.styles.identities) <= TABLE_UP_TO
 
 
-def _cross_pair_pages(manifest: Manifest, records: dict[str, RunRecord], comparisons: dict[str, StyleComparison]) -> list[Page]:
+def _cross_pair_pages(
+    manifest: Manifest, records: dict[str, RunRecord], comparisons: dict[str, StyleComparison]
+) -> list[Page]:
     """``layers/<layer>.html``: every run's style Gram and result at one layer, and how alike the
     style images are there: a table of distances for a small study; for a large one, the
     distances as an image ordered by their clustering, and each style's nearest styles."""
@@ -343,7 +398,10 @@ def _cross_pair_pages(manifest: Manifest, records: dict[str, RunRecord], compari
                 distance_rows=_distance_rows(comparison) if as_table else None,
                 distances_figure=None if as_table else paths.distances_figure(layer),
                 nearest=None if as_table else _nearest_rows(comparison, records),
-                neighbours=_neighbours([{"href": cross_pair_page(other), "label": other} for other in layer_names], position),
+                neighbours=_neighbours(
+                    [{"href": cross_pair_page(other), "label": other} for other in layer_names],
+                    position,
+                ),
             )
         )
     return pages
@@ -360,8 +418,14 @@ def _distance(record: RunRecord, layer: str) -> View | None:
 def _distance_rows(comparison: StyleComparison) -> list[View]:
     """The distance matrix between the study's style images, each cell with its shade."""
     return [
-        {"label": label, "cells": [{"value": float(value), "shade": f"d{min(int(value * 5), DISTANCE_SHADES - 1)}"} for value in row]}
-        for label, row in zip(comparison.styles.labels, comparison.matrix)
+        {
+            "label": label,
+            "cells": [
+                {"value": float(value), "shade": f"d{min(int(value * 5), DISTANCE_SHADES - 1)}"}
+                for value in row
+            ],
+        }
+        for label, row in zip(comparison.styles.labels, comparison.matrix, strict=True)
     ]
 
 
@@ -372,10 +436,20 @@ def _nearest_rows(comparison: StyleComparison, records: dict[str, RunRecord]) ->
 
     def link(index: int) -> View:
         name = styles.runs[index]
-        return {"label": styles.labels[index], "title": records[name].title, "href": layer_page(name, layer)}
+        return {
+            "label": styles.labels[index],
+            "title": records[name].title,
+            "href": layer_page(name, layer),
+        }
 
     return [
-        {**link(index), "nearest": [{**link(other), "distance": float(comparison.matrix[index, other])} for other in comparison.nearest(index)]}
+        {
+            **link(index),
+            "nearest": [
+                {**link(other), "distance": float(comparison.matrix[index, other])}
+                for other in comparison.nearest(index)
+            ],
+        }
         for index in comparison.order
     ]
 
@@ -383,7 +457,13 @@ def _nearest_rows(comparison: StyleComparison, records: dict[str, RunRecord]) ->
 def not_found_page(manifest: Manifest) -> Page:
     """GitHub Pages serves ``404.html`` for any missing path, at that path: the renderer makes
     its links absolute with the base URL (without one they are relative to the site root)."""
-    return _page(manifest, NOT_FOUND, "404.html", "Page not found", _crumbs(("Study", INDEX), ("Not found", None)))
+    return _page(
+        manifest,
+        NOT_FOUND,
+        "404.html",
+        "Page not found",
+        _crumbs(("Study", INDEX), ("Not found", None)),
+    )
 
 
 def sitemap(base_url: str, paths: list[str]) -> str:
@@ -392,4 +472,6 @@ def sitemap(base_url: str, paths: list[str]) -> str:
 
     root = base_url.rstrip("/") + "/"
     urls = "".join(f"  <url><loc>{escape(root + path)}</loc></url>\n" for path in sorted(paths))
-    return f'<?xml version="1.0" encoding="UTF-8"?>\n<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n{urls}</urlset>\n'
+    head = '<?xml version="1.0" encoding="UTF-8"?>\n'
+    namespace = "http://www.sitemaps.org/schemas/sitemap/0.9"
+    return f'{head}<urlset xmlns="{namespace}">\n{urls}</urlset>\n'

@@ -82,9 +82,12 @@ def publish(
     runs = {run.name: run for run in manifest.runs}
     with times.timed("records"):
         records = {
-            name: RunRecord.of(runs[name], manifest, r.transfer, r.analysis, r.figures) for name, r in gathered.results.items()
+            name: RunRecord.of(runs[name], manifest, r.transfer, r.analysis, r.figures)
+            for name, r in gathered.results.items()
         }
-        record_files = {name: json.dumps(record.as_json(), indent=1) for name, record in records.items()}  # data/pair.json
+        record_files = {
+            name: json.dumps(record.as_json(), indent=1) for name, record in records.items()
+        }  # data/pair.json
     renderer = Renderer()
     with times.timed("comparisons"):
         comparisons = style_comparisons(manifest, gathered.results, caches.distances())
@@ -93,16 +96,28 @@ def publish(
     apart = manifest.data_folder is not None
     data_dir = manifest.data_folder if manifest.data_folder is not None else site_dir
     # The files of a run's folder that are data: with a data folder, they go there.
-    data_files = {image_file(role) for role in ROLES} | ({GRAMS} if manifest.publish_grams else set()) if apart else set()
+    data_files = (
+        {image_file(role) for role in ROLES} | ({GRAMS} if manifest.publish_grams else set())
+        if apart
+        else set()
+    )
     with contextlib.ExitStack() as stack:
         writer = stack.enter_context(SiteWriter(site_dir))
-        data = stack.enter_context(SiteWriter(manifest.data_folder)) if manifest.data_folder is not None else writer
+        data = (
+            stack.enter_context(SiteWriter(manifest.data_folder))
+            if manifest.data_folder is not None
+            else writer
+        )
         with times.timed("files"):
             for name, results in gathered.results.items():
                 # The Grams are in every run's folder; they are published only when asked for.
                 skip = {GRAMS} | data_files if apart or not manifest.publish_grams else set()
                 writer.copy_tree(
-                    results.folder, run_dir(name), skip=skip, shareable=shared_between_runs, digests=results.figures.digests
+                    results.folder,
+                    run_dir(name),
+                    skip=skip,
+                    shareable=shared_between_runs,
+                    digests=results.figures.digests,
                 )
                 if apart:
                     data.copy_tree(results.folder, run_dir(name), keep=data_files)
@@ -110,7 +125,10 @@ def publish(
         downloads = []
         with times.timed("archive"):
             if records and manifest.publish_archive:
-                archived = [ArchivedRun(name, results.folder, record_files[name]) for name, results in gathered.results.items()]
+                archived = [
+                    ArchivedRun(name, results.folder, record_files[name])
+                    for name, results in gathered.results.items()
+                ]
                 downloads = volumes(archived, manifest.publish_grams, caches.archives(), data.path)
                 for volume in downloads:
                     if volume.new:
@@ -123,14 +141,26 @@ def publish(
         with times.timed("pages"):
             for site_path, source in renderer.static_files():
                 writer.write(site_path, source.read_bytes())
-            pages = build_pages(manifest, records, gathered.failed, comparisons, downloads, _data_base(manifest, site_dir))
+            pages = build_pages(
+                manifest,
+                records,
+                gathered.failed,
+                comparisons,
+                downloads,
+                _data_base(manifest, site_dir),
+            )
             pages.append(not_found_page(manifest))
             rendered = _RenderedPages(renderer, writer.aliases, base_url, caches.pages())
             for page in pages:
                 to_keep += [(site_dir / path, kept) for path, kept in rendered.write(page, writer)]
             writer.write(NO_JEKYLL, "")
-            if base_url and base_url.startswith(("http://", "https://")):  # a sitemap needs absolute URLs
-                writer.write(SITEMAP, sitemap(base_url, [page.path for page in pages if page.path != NOT_FOUND]))
+            if base_url and base_url.startswith(
+                ("http://", "https://")
+            ):  # a sitemap needs absolute URLs
+                writer.write(
+                    SITEMAP,
+                    sitemap(base_url, [page.path for page in pages if page.path != NOT_FOUND]),
+                )
         with times.timed("commit"):
             weights = _weigh(manifest, writer)
             before_commit()
@@ -153,7 +183,9 @@ def _data_base(manifest: Manifest, site_dir: Path) -> str | None:
     ``data.url``, or the data folder's path from the site's root."""
     if manifest.data_folder is None:
         return None
-    return manifest.data_url or Path(os.path.relpath(manifest.data_folder, site_dir)).as_posix() + "/"
+    return (
+        manifest.data_url or Path(os.path.relpath(manifest.data_folder, site_dir)).as_posix() + "/"
+    )
 
 
 def _weigh(manifest: Manifest, writer: SiteWriter) -> dict[str, int]:
@@ -165,7 +197,8 @@ def _weigh(manifest: Manifest, writer: SiteWriter) -> dict[str, int]:
     site_bytes = sum(weights.values())
     if site_bytes > PAGES_WARNING_BYTES:
         log.warning(
-            "the site weighs %.0f MB (%s); GitHub Pages publishes up to %.0f MB. In the manifest: %s",
+            "the site weighs %.0f MB (%s); GitHub Pages publishes up to %.0f MB. In the manifest: "
+            "%s",
             site_bytes / 1e6,
             describe_weights(weights),
             LIMIT_BYTES / 1e6,
@@ -182,7 +215,10 @@ def data_folder_lock(manifest: Manifest, site_dir: Path) -> Iterator[None]:
         yield
         return
     if folder == site_dir or folder.is_relative_to(site_dir) or site_dir.is_relative_to(folder):
-        raise BuildError(f"data.folder {folder} and the site folder {site_dir} must be apart, neither inside the other")
+        raise BuildError(
+            f"data.folder {folder} and the site folder {site_dir} must be apart, neither inside "
+            "the other"
+        )
     with site_lock(folder):
         yield
 
@@ -207,18 +243,32 @@ class _RenderedPages:
     and base URL are those of a page rendered before is taken from the cache (a rebuild of a
     large study renders only the pages that changed; rendering is most of its time)."""
 
-    def __init__(self, renderer: Renderer, aliases: dict[str, str], base_url: str | None, keep_in: Path):
-        self.renderer, self.aliases, self.base_url, self.keep_in = renderer, aliases, base_url, keep_in
+    def __init__(
+        self, renderer: Renderer, aliases: dict[str, str], base_url: str | None, keep_in: Path
+    ):
+        self.renderer, self.aliases, self.base_url, self.keep_in = (
+            renderer,
+            aliases,
+            base_url,
+            keep_in,
+        )
         self.common = json.dumps([renderer.digest(), sorted(aliases.items()), base_url])
 
     def write(self, page: Page, writer: SiteWriter) -> list[tuple[str, Path]]:
         """Put ``page`` into the site; returns what to keep once the site is in place."""
-        payload = json.dumps([self.common, page.template, page.path, page.context], sort_keys=True, default=str)
+        payload = json.dumps(
+            [self.common, page.template, page.path, page.context], sort_keys=True, default=str
+        )
         kept = self.keep_in / f"{hashlib.sha256(payload.encode()).hexdigest()}.html"
         if kept.is_file():
             writer.link(page.path, kept)
             return []
-        writer.write(page.path, self.renderer.render(page.template, page.path, page.context, self.aliases, self.base_url))
+        writer.write(
+            page.path,
+            self.renderer.render(
+                page.template, page.path, page.context, self.aliases, self.base_url
+            ),
+        )
         return [(page.path, kept)]
 
 
@@ -234,7 +284,10 @@ def _distance_figures(
             continue
         site_path = distances_figure(layer)
         # Drawn by the figures' code: a new version of it draws them again.
-        kept = keep_in / f"{layer}-{comparison_digest(comparison)}-figures{STAGE_VERSIONS['figures']}.webp"
+        kept = (
+            keep_in
+            / f"{layer}-{comparison_digest(comparison)}-figures{STAGE_VERSIONS['figures']}.webp"
+        )
         if kept.is_file():
             writer.link(site_path, kept)
             continue

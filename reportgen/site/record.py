@@ -104,7 +104,12 @@ class RunRecord:
 
     @classmethod
     def of(
-        cls, run: Run, manifest: Manifest, transfer: TransferResult, analysis: AnalysisResult, figures: FigureSet
+        cls,
+        run: Run,
+        manifest: Manifest,
+        transfer: TransferResult,
+        analysis: AnalysisResult,
+        figures: FigureSet,
     ) -> RunRecord:
         params = run.params
         timings = {**transfer.timings, "analysis": analysis.seconds, "figures": figures.seconds}
@@ -133,7 +138,9 @@ class RunRecord:
                 "content": InputRecord(manifest.relative(run.pair.content), transfer.content),
                 "style": InputRecord(manifest.relative(run.pair.style), transfer.style),
             },
-            parameters=dataclasses.replace(params, weights=manifest.weights_as_written(params.weights)),
+            parameters=dataclasses.replace(
+                params, weights=manifest.weights_as_written(params.weights)
+            ),
             weights=transfer.weights,
             precision=transfer.precision,
             device=transfer.device,
@@ -161,7 +168,10 @@ class RunRecord:
             "changed": list(self.changed),
             "title": self.title,
             "notes": self.notes,
-            "inputs": {role: {"file": item.file, **item.image.as_dict()} for role, item in self.inputs.items()},
+            "inputs": {
+                role: {"file": item.file, **item.image.as_dict()}
+                for role, item in self.inputs.items()
+            },
             "parameters": self.parameters.as_dict(),
             "weights": self.weights.as_dict(),
             "activation": self.parameters.activation,
@@ -173,7 +183,12 @@ class RunRecord:
             "losses": {**self.losses.as_columns(), "final": self.final.as_dict()},
             "scales": [scale.as_dict() for scale in self.scales],
             "snapshots": [
-                {"step": shot.step, "file": snapshot_file(shot.step), "size": list(shot.size), "total": shot.total}
+                {
+                    "step": shot.step,
+                    "file": snapshot_file(shot.step),
+                    "size": list(shot.size),
+                    "total": shot.total,
+                }
                 for shot in self.snapshots
             ],
             "stylisation": self.stylisation.as_dict(),
@@ -207,7 +222,10 @@ class RunRecord:
             losses=LossHistory.from_columns(losses),
             final=StepRecord.from_dict(losses["final"]),
             scales=tuple(Scale(**scale) for scale in data["scales"]),
-            snapshots=tuple(SnapshotInfo(s["step"], (s["size"][0], s["size"][1]), s["total"]) for s in data["snapshots"]),
+            snapshots=tuple(
+                SnapshotInfo(s["step"], (s["size"][0], s["size"][1]), s["total"])
+                for s in data["snapshots"]
+            ),
             stylisation=Stylisation.from_dict(data["stylisation"]),
             layers={layer: _layer(info) for layer, info in data["layers"].items()},
             reconstructions=_reconstructions(data["reconstructions"]),
@@ -243,13 +261,18 @@ def _layer(values: dict[str, Any]) -> LayerRecord:
     return LayerRecord(
         channels=values["channels"],
         map_sizes={role: (size[0], size[1]) for role, size in values["map_sizes"].items()},
-        montages={kind: MontageLayout.from_dict(layout) for kind, layout in values["montages"].items()},
+        montages={
+            kind: MontageLayout.from_dict(layout) for kind, layout in values["montages"].items()
+        },
         top_pairs={role: cells(listed) for role, listed in values["top_pairs"].items()},
         top_cells={role: cells(listed) for role, listed in values["top_cells"].items()},
         top_pairs_normalised=cells(values["top_pairs_normalised"]),
         gram_scale=GramScale(**values["gram_scale"]),
         correlation_heatmap=HeatmapPlacement(
-            (heatmap["size"][0], heatmap["size"][1]), tuple(heatmap["axes"]), heatmap["channels"], heatmap["low"]
+            (heatmap["size"][0], heatmap["size"][1]),
+            tuple(heatmap["axes"]),
+            heatmap["channels"],
+            heatmap["low"],
         ),
         is_style_layer=values["is_style_layer"],
         is_content_layer=values["is_content_layer"],
@@ -260,7 +283,9 @@ def _input(values: dict[str, Any]) -> InputRecord:
     return InputRecord(values["file"], InputImage.from_dict(values))
 
 
-def _reconstructions_json(made: tuple[Reconstruction, ...] | None) -> dict[str, list[dict[str, Any]]] | None:
+def _reconstructions_json(
+    made: tuple[Reconstruction, ...] | None,
+) -> dict[str, list[dict[str, Any]]] | None:
     if made is None:
         return None
     kinds: dict[str, list[dict[str, Any]]] = {"content": [], "style": []}
@@ -270,7 +295,13 @@ def _reconstructions_json(made: tuple[Reconstruction, ...] | None) -> dict[str, 
     return kinds
 
 
-def _reconstructions(values: dict[str, list[dict[str, Any]]] | None) -> tuple[Reconstruction, ...] | None:
+def _reconstructions(
+    values: dict[str, list[dict[str, Any]]] | None,
+) -> tuple[Reconstruction, ...] | None:
     if values is None:
         return None
-    return tuple(Reconstruction(kind, tuple(item["layers"]), item["loss"]) for kind, items in values.items() for item in items)
+    return tuple(
+        Reconstruction(kind, tuple(item["layers"]), item["loss"])
+        for kind, items in values.items()
+        for item in items
+    )

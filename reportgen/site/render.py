@@ -42,13 +42,20 @@ class Renderer:
             lstrip_blocks=True,
         )
 
-    def render(self, template: str, page: str, context: dict, aliases: dict[str, str] | None = None, base_url: str | None = None) -> str:
+    def render(
+        self,
+        template: str,
+        page: str,
+        context: dict,
+        aliases: dict[str, str] | None = None,
+        base_url: str | None = None,
+    ) -> str:
         """Render ``template`` as the page at site path ``page``.
 
         ``aliases`` redirects links to files stored once for several pages (see
-        :meth:`reportgen.site.writer.SiteWriter.copy_tree`).  ``base_url`` gives each page a canonical
-        link, and makes the links of ``404.html`` absolute: that page is served at whatever path
-        was missing, where relative links would not resolve.
+        :meth:`reportgen.site.writer.SiteWriter.copy_tree`).  ``base_url`` gives each page a
+        canonical link, and makes the links of ``404.html`` absolute: that page is served at
+        whatever path was missing, where relative links would not resolve.
         """
         aliases = aliases or {}
         root = base_url.rstrip("/") + "/" if base_url else None
@@ -63,14 +70,18 @@ class Renderer:
             return relative_url(path + hash_mark + fragment, page)
 
         canonical = root + page if root and page != NOT_FOUND else None
-        return self.environment.get_template(template).render(**context, url=url, page_path=page, canonical=canonical)
+        return self.environment.get_template(template).render(
+            **context, url=url, page_path=page, canonical=canonical
+        )
 
     def digest(self) -> str:
         """A hash of every template and static file, and of this module (how links are made):
         what a page depends on beside its context."""
         root = Path(self.environment.loader.searchpath[0])  # type: ignore[union-attr]
         hashed = hashlib.sha256(Path(__file__).read_bytes())
-        for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        for path in sorted(
+            p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+        ):
             hashed.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
         return hashed.hexdigest()
 
@@ -78,4 +89,8 @@ class Renderer:
         """(site path, source) of the CSS and JS shipped beside the templates."""
         root = Path(self.environment.loader.searchpath[0])  # type: ignore[union-attr]
         static = root / "static"
-        return [(asset(p.relative_to(static).as_posix()), p) for p in sorted(static.rglob("*")) if p.is_file()]
+        return [
+            (asset(p.relative_to(static).as_posix()), p)
+            for p in sorted(static.rglob("*"))
+            if p.is_file()
+        ]

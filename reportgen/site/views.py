@@ -40,14 +40,25 @@ def _parameter_rows(parameters: Params, changed: tuple[str, ...]) -> list[View]:
     rows = []
     for name, value in parameters.as_dict().items():
         by_variant, not_default = name in changed, value != defaults.get(name)
-        note = "(set by this variant)" if by_variant else "(not the default)" if not_default else None
-        rows.append({"name": name, "value": format_value(value), "marked": by_variant or not_default, "note": note})
+        note = (
+            "(set by this variant)" if by_variant else "(not the default)" if not_default else None
+        )
+        rows.append(
+            {
+                "name": name,
+                "value": format_value(value),
+                "marked": by_variant or not_default,
+                "note": note,
+            }
+        )
     return rows
 
 
 def _loss_rows(final: StepRecord, content_layer: str) -> list[View]:
     rows: list[View] = [{"term": "content", "layer": content_layer, "value": final.content}]
-    rows += [{"term": "style", "layer": layer, "value": value} for layer, value in final.style.items()]
+    rows += [
+        {"term": "style", "layer": layer, "value": value} for layer, value in final.style.items()
+    ]
     if final.tv:
         rows.append({"term": "total variation", "layer": "", "value": final.tv})
     rows.append({"term": "total", "layer": "", "value": final.total})
@@ -189,16 +200,28 @@ def _provenance(record: RunRecord) -> View:
         "threads": device.threads,
         "precision": record.precision,
         "precision_note": PRECISION_NOTE if record.precision != "float32" else "",
-        "versions": ", ".join(f"{package} {version if version else '–'}" for package, version in device.versions.items()),
-        "timings": ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in record.timings.items()),
-        "peak_memory": "".join(f"{count / 1e6:.0f} MB ({kind.replace('_', ' ')})" for kind, count in record.peak_memory.items()),
+        "versions": ", ".join(
+            f"{package} {version if version else '–'}"
+            for package, version in device.versions.items()
+        ),
+        "timings": ", ".join(
+            f"{phase} {seconds:.1f} s" for phase, seconds in record.timings.items()
+        ),
+        "peak_memory": "".join(
+            f"{count / 1e6:.0f} MB ({kind.replace('_', ' ')})"
+            for kind, count in record.peak_memory.items()
+        ),
         "seed": record.parameters.seed,
         "reportgen": device.versions.get("reportgen"),
-        "stage_versions": ", ".join(f"{stage} {version}" for stage, version in record.stage_versions.items()),
+        "stage_versions": ", ".join(
+            f"{stage} {version}" for stage, version in record.stage_versions.items()
+        ),
     }
 
 
-def run_view(record: RunRecord, layers: list[View], grams_published: bool, data_base: str | None = None) -> View:
+def run_view(
+    record: RunRecord, layers: list[View], grams_published: bool, data_base: str | None = None
+) -> View:
     """What the page of a run shows besides its frame and navigation; ``layers`` are the links
     to its layer pages (:func:`layer_links`)."""
     parameters = record.parameters
@@ -209,7 +232,11 @@ def run_view(record: RunRecord, layers: list[View], grams_published: bool, data_
         "content_layer": parameters.content_layer,
         "layers": layers,
         "images": _images(record, data_base),
-        "input_notes": [{"role": role, "note": note} for role, item in record.inputs.items() for note in item.image.notes],
+        "input_notes": [
+            {"role": role, "note": note}
+            for role, item in record.inputs.items()
+            for note in item.image.notes
+        ],
         "colour_note": COLOUR_NOTES.get(parameters.preserve_color),
         "snapshots": _snapshot_strip(record),
         "snapshot_interval": _snapshot_interval(parameters.snapshot_every),
@@ -221,7 +248,10 @@ def run_view(record: RunRecord, layers: list[View], grams_published: bool, data_
         "scales_note": _scales_note(record),
         "loss_rows": _loss_rows(record.final, parameters.content_layer),
         "stylisation_rows": stylisation_rows(record.stylisation),
-        "content_distance": {"result": record.stylisation.content_features.result, "style": record.stylisation.content_features.style},
+        "content_distance": {
+            "result": record.stylisation.content_features.result,
+            "style": record.stylisation.content_features.style,
+        },
         "parameter_rows": _parameter_rows(parameters, record.changed),
         "provenance": _provenance(record),
         "data_files": _data_files(record.name, grams_published, data_base),
@@ -236,7 +266,11 @@ def layer_links(record: RunRecord) -> list[View]:
             "name": layer,
             "href": layer_page(record.name, layer),
             "channels": info.channels,
-            "role": " and ".join(r for r, on in (("style", info.is_style_layer), ("content", info.is_content_layer)) if on),
+            "role": " and ".join(
+                r
+                for r, on in (("style", info.is_style_layer), ("content", info.is_content_layer))
+                if on
+            ),
             "weight": f"{weights[layer]:g}" if layer in weights else None,
         }
         for layer, info in record.layers.items()
@@ -258,7 +292,14 @@ def _pair_rows(cells: tuple[GramCell, ...], linked: bool) -> list[View]:
         return f"#{paths.filter_anchor(k)}" if linked else None
 
     return [
-        {"rank": rank, "i": cell.i, "j": cell.j, "value": cell.value, "i_href": href(cell.i), "j_href": href(cell.j)}
+        {
+            "rank": rank,
+            "i": cell.i,
+            "j": cell.j,
+            "value": cell.value,
+            "i_href": href(cell.i),
+            "j_href": href(cell.j),
+        }
         for rank, cell in enumerate(cells, start=1)
     ]
 
@@ -288,7 +329,9 @@ def _montages(name: str, info: LayerRecord, files: LayerFiles, drawn: set[str]) 
                 "src": in_run(name, files.maps(role)),
                 "columns": montage.columns,
                 "map_size": f"{width}×{height}",
-                "shown_at": f"{montage.tile_width}×{montage.tile_height}" if montage.tile_width < width else None,
+                "shown_at": f"{montage.tile_width}×{montage.tile_height}"
+                if montage.tile_width < width
+                else None,
                 "tile_links": _tile_links(montage) if role == LINKED_MONTAGE else None,
             }
         )
@@ -313,8 +356,13 @@ def layer_view(record: RunRecord, layers: list[View], layer: str) -> View:
         "is_content_layer": info.is_content_layer,
         "steps": record.parameters.steps,
         "style_map_size": f"{style_width}×{style_height}",
-        "activation_note": "after the ReLU" if record.parameters.activation == "relu" else "before the ReLU",
-        "layer_strip": [{"name": other["name"], "href": other["href"], "current": other["name"] == layer} for other in layers],
+        "activation_note": "after the ReLU"
+        if record.parameters.activation == "relu"
+        else "before the ReLU",
+        "layer_strip": [
+            {"name": other["name"], "href": other["href"], "current": other["name"] == layer}
+            for other in layers
+        ],
         "distance": distances(gram) if gram else None,
         "figures": {
             "gram_comparison": in_run(name, files.gram_comparison),
@@ -326,7 +374,9 @@ def layer_view(record: RunRecord, layers: list[View], layer: str) -> View:
             "top_pairs": in_run(name, files.top_pairs) if files.top_pairs in drawn else None,
         },
         "gram_legend": {
-            "square": f"the mean of {scale.block}×{scale.block} cells" if scale.block > 1 else "one cell",
+            "square": f"the mean of {scale.block}×{scale.block} cells"
+            if scale.block > 1
+            else "one cell",
             "low": -scale.limit,
             "high": scale.limit,
             "linear_below": scale.linear_below,

@@ -14,8 +14,8 @@ import os
 import posixpath
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from reportgen.errors import BuildError
 
@@ -32,7 +32,10 @@ def site_lock(site_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise BuildError(f"another reportgen build is writing {site_dir} (lock {lock_path}); wait for it to finish") from None
+            raise BuildError(
+                f"another reportgen build is writing {site_dir} (lock {lock_path}); wait for it "
+                "to finish"
+            ) from None
         yield
     finally:
         # The lock file stays: deleting it would let a build waiting on the old file and a new
@@ -41,7 +44,8 @@ def site_lock(site_dir: Path) -> Iterator[None]:
 
 
 class SiteWriter:
-    """Collects a new site in a staging folder; :meth:`prepare` then :meth:`swap` put it in place of the old.
+    """Collects a new site in a staging folder; :meth:`prepare` then :meth:`swap` put it in place
+    of the old one.
 
     Use as a context manager: leaving the block without ``swap`` (an error, Ctrl-C) removes the
     staging folder and leaves the old site exactly as it was.
@@ -57,11 +61,13 @@ class SiteWriter:
         self._by_digest: dict[str, str] = {}
         self._folders: set[str] = set()  # made in the staging folder already
 
-    def __enter__(self) -> "SiteWriter":
+    def __enter__(self) -> SiteWriter:
         if self.site_dir.exists() and not self.site_dir.is_dir():
             raise BuildError(f"{self.site_dir} exists and is not a folder")
         self.site_dir.parent.mkdir(parents=True, exist_ok=True)
-        self.staging = Path(tempfile.mkdtemp(dir=self.site_dir.parent, prefix=f".{self.site_dir.name}.building-"))
+        self.staging = Path(
+            tempfile.mkdtemp(dir=self.site_dir.parent, prefix=f".{self.site_dir.name}.building-")
+        )
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -140,7 +146,9 @@ class SiteWriter:
         """Put the prepared staging folder in the old site's place (renames only)."""
         assert self.staging is not None
         if self.site_dir.exists():
-            retired = Path(tempfile.mkdtemp(dir=self.site_dir.parent, prefix=f".{self.site_dir.name}.old-"))
+            retired = Path(
+                tempfile.mkdtemp(dir=self.site_dir.parent, prefix=f".{self.site_dir.name}.old-")
+            )
             os.rmdir(retired)
             os.rename(self.site_dir, retired)
             try:

@@ -25,7 +25,7 @@ class Arrays(Mapping[str, np.ndarray]):
         self._names: tuple[str, ...] | None = None
 
     @classmethod
-    def at(cls, path: Path) -> "Arrays":
+    def at(cls, path: Path) -> Arrays:
         stored = cls()
         stored._path = Path(path)
         return stored
@@ -55,7 +55,7 @@ class Arrays(Mapping[str, np.ndarray]):
     def __len__(self) -> int:
         return len(self._arrays) if self._path is None else len(self._names_in_file())
 
-    def loaded(self) -> "Arrays":
+    def loaded(self) -> Arrays:
         """The same arrays held in memory (one read of the file)."""
         if self._path is None:
             return self
@@ -66,10 +66,14 @@ class Arrays(Mapping[str, np.ndarray]):
         """Write every array into ``path`` as an ``.npz`` that ``numpy.load`` reads;
         ``compress_level`` 1..9 deflates its members (0: stored, the fastest to write and read)."""
         compression = zipfile.ZIP_DEFLATED if compress_level else zipfile.ZIP_STORED
-        with zipfile.ZipFile(path, "w", compression=compression, compresslevel=compress_level or None) as archive:
+        with zipfile.ZipFile(
+            path, "w", compression=compression, compresslevel=compress_level or None
+        ) as archive:
             for name in self:
                 with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
-                    np.lib.format.write_array(member, np.ascontiguousarray(self[name]), allow_pickle=False)
+                    np.lib.format.write_array(
+                        member, np.ascontiguousarray(self[name]), allow_pickle=False
+                    )
 
     def __reduce__(self):
         # A file-backed store travels to another process as its path; a held one as its arrays.

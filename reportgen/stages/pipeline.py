@@ -43,7 +43,6 @@ from reportgen.stages.jobs import (
 )
 from reportgen.stages.results import AnalysisResult, FigureSet, TransferResult
 
-
 RUN_FOLDER = "run"  # inside a figures entry: the run's folder as it is copied into the site
 MAX_BATCH = 16  # runs optimised together on a GPU; more rarely pays and risks running out of memory
 
@@ -86,7 +85,9 @@ class Gathered:
 
     results: dict[str, RunResults]  # run name -> its stages, for every run that did not fail
     computed: list[str]  # runs with at least one stage computed in this build
-    cached: list[str]  # runs taken whole from the cache (or from a run of this build with equal keys)
+    cached: list[
+        str
+    ]  # runs taken whole from the cache (or from a run of this build with equal keys)
     failed: dict[str, str]  # run name -> why
     stages_computed: dict[str, int]  # stage -> entries computed in this build
 
@@ -129,7 +130,9 @@ class Gatherer:
     ):
         self.manifest = manifest
         self.caches = caches
-        self.devices = devices  # made when first called: a build with nothing to compute loads no network
+        self.devices = (
+            devices  # made when first called: a build with nothing to compute loads no network
+        )
         self.figures = figures
         self.listener = listener
         self.keep_going = keep_going
@@ -145,9 +148,17 @@ class Gatherer:
     def _plan(self) -> list[_Transfer]:
         transfers: dict[str, _Transfer] = {}
         for run in self.manifest.runs:
-            keys = run_keys(file_sha256(run.pair.content), file_sha256(run.pair.style), run.params, weights_fingerprint(run.params.weights), self.manifest.figures)
+            keys = run_keys(
+                file_sha256(run.pair.content),
+                file_sha256(run.pair.style),
+                run.params,
+                weights_fingerprint(run.params.weights),
+                self.manifest.figures,
+            )
             transfer = transfers.setdefault(keys.transfer, _Transfer(keys.transfer, {}))
-            transfer.analyses.setdefault(keys.analysis, _Analysis(keys.analysis, keys, [])).runs.append(run)
+            transfer.analyses.setdefault(
+                keys.analysis, _Analysis(keys.analysis, keys, [])
+            ).runs.append(run)
         for transfer in transfers.values():
             found = self.caches.transfer.lookup(transfer.key)
             transfer.result = found[1] if found else None
@@ -171,12 +182,24 @@ class Gatherer:
         for transfer in plan:
             missing = [a for a in transfer.analyses.values() if a.result is None]
             for analysis in transfer.analyses.values():
-                first_stage = "transfer" if transfer.result is None else "analysis" if analysis.result is None else "figures" if analysis.figures is None else "cached"
+                first_stage = (
+                    "transfer"
+                    if transfer.result is None
+                    else "analysis"
+                    if analysis.result is None
+                    else "figures"
+                    if analysis.figures is None
+                    else "cached"
+                )
                 for run in analysis.runs:
                     self.work[run.name] = first_stage
             if transfer.result is None or missing:
                 tasks.append(self._task(transfer, missing))
-            figure_work += [(transfer, a) for a in transfer.analyses.values() if a.result is not None and a.figures is None]
+            figure_work += [
+                (transfer, a)
+                for a in transfer.analyses.values()
+                if a.result is not None and a.figures is None
+            ]
         # Runs with nothing to compute are reported first, in manifest order.
         for run in self.manifest.runs:
             if self.work[run.name] == "cached":
@@ -233,7 +256,10 @@ class Gatherer:
         for group in groups.values():
             # Small enough that every worker gets a batch, large enough to fill a GPU.
             size = max(1, min(MAX_BATCH, math.ceil(len(group) / workers)))
-            jobs += [DeviceJob(tuple(group[start : start + size])) for start in range(0, len(group), size)]
+            jobs += [
+                DeviceJob(tuple(group[start : start + size]))
+                for start in range(0, len(group), size)
+            ]
         return jobs
 
     def _run_jobs(self, pending: deque[DeviceJob]) -> None:
@@ -279,7 +305,14 @@ class Gatherer:
         except devices.lost_errors:
             where = devices.where(future)
             devices.lost(future)
-            outcomes = [TaskOutcome(task.key, error=f"{where} stopped unexpectedly (killed, or out of memory) before finishing it") for task in job.tasks]
+            outcomes = [
+                TaskOutcome(
+                    task.key,
+                    error=f"{where} stopped unexpectedly (killed, or out of memory) before "
+                    "finishing it",
+                )
+                for task in job.tasks
+            ]
         for outcome in outcomes:
             transfer = self._transfers[outcome.key]
             if outcome.error is not None:
@@ -301,13 +334,23 @@ class Gatherer:
         folder = self.caches.figures.reserve(analysis.keys.figures)
         (folder / RUN_FOLDER).mkdir()
         self._start(analysis.runs)
-        job = FigureJob(transfer.result, analysis.result, analysis.runs[0].params, self.manifest.figures, folder / RUN_FOLDER)
+        job = FigureJob(
+            transfer.result,
+            analysis.result,
+            analysis.runs[0].params,
+            self.manifest.figures,
+            folder / RUN_FOLDER,
+        )
         future = self.figures().submit(job)
         self._figure_futures[future] = (analysis, folder)
 
     def _wait_for_figures(self, block: bool) -> None:
         while self._figure_futures:
-            done, _ = wait(list(self._figure_futures), timeout=None if block else 0, return_when=FIRST_COMPLETED)
+            done, _ = wait(
+                list(self._figure_futures),
+                timeout=None if block else 0,
+                return_when=FIRST_COMPLETED,
+            )
             if not done:
                 return
             for future in done:
@@ -316,7 +359,11 @@ class Gatherer:
                     figures = future.result()
                 except self.figures().lost_errors:
                     self.caches.figures.discard(work)
-                    self._fail(analysis.runs, "a figure process stopped unexpectedly (killed, or out of memory) while drawing it")
+                    self._fail(
+                        analysis.runs,
+                        "a figure process stopped unexpectedly (killed, or out of memory) while "
+                        "drawing it",
+                    )
                     continue
                 except ReportgenError as error:
                     self.caches.figures.discard(work)
@@ -338,7 +385,9 @@ class Gatherer:
         for run in runs:
             if run.name not in self.started:
                 self.started[run.name] = time.perf_counter()
-                self.listener.run_started(run, self.positions[run.name], len(self.positions), self.work[run.name])
+                self.listener.run_started(
+                    run, self.positions[run.name], len(self.positions), self.work[run.name]
+                )
 
     def _finish(self, run: Run, error: str | None) -> None:
         if run.name in self.finished:
@@ -363,7 +412,9 @@ class Gatherer:
                     continue
                 figures, folder = analysis.figures
                 for run in analysis.runs:
-                    results[run.name] = RunResults(transfer.result, analysis.result, figures, folder)
+                    results[run.name] = RunResults(
+                        transfer.result, analysis.result, figures, folder
+                    )
         computed, cached = [], []
         folders_seen: set[Path] = set()  # runs with equal keys share one folder
         for run in self.manifest.runs:
@@ -377,4 +428,3 @@ class Gatherer:
             folders_seen.add(folder)
         ordered = {run.name: results[run.name] for run in self.manifest.runs if run.name in results}
         return Gathered(ordered, computed, cached, dict(self.failed), self.stages_computed)
-

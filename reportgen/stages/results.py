@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from reportgen.stages.arrays import Arrays
 from reportgen.grams import GramCell, per_position
+from reportgen.stages.arrays import Arrays
 from reportgen.tiles import MontageLayout, PairTiles
 
 
@@ -50,10 +50,15 @@ class StepRecord:
     tv: float = 0.0
 
     def as_dict(self) -> dict:
-        return {"total": self.total, "content": self.content, "style": dict(self.style), "tv": self.tv}
+        return {
+            "total": self.total,
+            "content": self.content,
+            "style": dict(self.style),
+            "tv": self.tv,
+        }
 
     @classmethod
-    def from_dict(cls, values: dict) -> "StepRecord":
+    def from_dict(cls, values: dict) -> StepRecord:
         return cls(values["total"], values["content"], dict(values["style"]), values["tv"])
 
 
@@ -67,7 +72,7 @@ class LossHistory:
     tv: tuple[float, ...]
 
     @classmethod
-    def of(cls, records: list[StepRecord]) -> "LossHistory":
+    def of(cls, records: list[StepRecord]) -> LossHistory:
         layers = list(records[0].style) if records else []
         return cls(
             tuple(r.total for r in records),
@@ -91,13 +96,19 @@ class LossHistory:
         }
 
     @classmethod
-    def from_columns(cls, columns: dict) -> "LossHistory":
-        return cls(tuple(columns["total"]), tuple(columns["content"]), {k: tuple(v) for k, v in columns["style"].items()}, tuple(columns["tv"]))
+    def from_columns(cls, columns: dict) -> LossHistory:
+        return cls(
+            tuple(columns["total"]),
+            tuple(columns["content"]),
+            {k: tuple(v) for k, v in columns["style"].items()},
+            tuple(columns["tv"]),
+        )
 
 
 @dataclass(frozen=True)
 class Scale:
-    """One scale of a coarse-to-fine transfer: the image's size there and its first step (1-based)."""
+    """One scale of a coarse-to-fine transfer: the image's size there and its first step
+    (1-based)."""
 
     width: int
     height: int
@@ -117,11 +128,21 @@ class InputImage:
     notes: tuple[str, ...]  # what was done to make it usable (alpha flattened, first frame, ...)
 
     def as_dict(self) -> dict:
-        return {"sha256": self.sha256, "original_size": list(self.original_size), "size": list(self.size), "notes": list(self.notes)}
+        return {
+            "sha256": self.sha256,
+            "original_size": list(self.original_size),
+            "size": list(self.size),
+            "notes": list(self.notes),
+        }
 
     @classmethod
-    def from_dict(cls, values: dict) -> "InputImage":
-        return cls(values["sha256"], tuple(values["original_size"]), tuple(values["size"]), tuple(values["notes"]))
+    def from_dict(cls, values: dict) -> InputImage:
+        return cls(
+            values["sha256"],
+            tuple(values["original_size"]),
+            tuple(values["size"]),
+            tuple(values["notes"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -150,11 +171,18 @@ class DeviceInfo:
     versions: dict[str, str | None]  # package -> version (None: not installed)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"device": self.device, "device_name": self.device_name, "threads": self.threads, "versions": dict(self.versions)}
+        return {
+            "device": self.device,
+            "device_name": self.device_name,
+            "threads": self.threads,
+            "versions": dict(self.versions),
+        }
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> DeviceInfo:
-        return cls(values["device"], values["device_name"], values["threads"], dict(values["versions"]))
+        return cls(
+            values["device"], values["device_name"], values["threads"], dict(values["versions"])
+        )
 
 
 @dataclass(frozen=True)
@@ -228,9 +256,14 @@ class TransferResult:
             "losses": self.losses.as_columns(),
             "final": self.final.as_dict(),
             "scales": [scale.as_dict() for scale in self.scales],
-            "snapshots": [{"step": s.step, "size": list(s.size), "total": s.total} for s in self.snapshots],
-            "reconstructions": None if self.reconstructions is None else [
-                {"kind": r.kind, "layers": list(r.layers), "loss": r.loss} for r in self.reconstructions
+            "snapshots": [
+                {"step": s.step, "size": list(s.size), "total": s.total} for s in self.snapshots
+            ],
+            "reconstructions": None
+            if self.reconstructions is None
+            else [
+                {"kind": r.kind, "layers": list(r.layers), "loss": r.loss}
+                for r in self.reconstructions
             ],
             "timings": self.timings,
             "batch_size": self.batch_size,
@@ -238,7 +271,7 @@ class TransferResult:
         }
 
     @classmethod
-    def load(cls, folder: Path) -> "TransferResult":
+    def load(cls, folder: Path) -> TransferResult:
         data = json.loads((folder / cls.FILE).read_text())
         return cls(
             content=InputImage.from_dict(data["content"]),
@@ -249,9 +282,14 @@ class TransferResult:
             losses=LossHistory.from_columns(data["losses"]),
             final=StepRecord.from_dict(data["final"]),
             scales=tuple(Scale(**scale) for scale in data["scales"]),
-            snapshots=tuple(SnapshotInfo(s["step"], tuple(s["size"]), s["total"]) for s in data["snapshots"]),
-            reconstructions=None if data["reconstructions"] is None else tuple(
-                Reconstruction(r["kind"], tuple(r["layers"]), r["loss"]) for r in data["reconstructions"]
+            snapshots=tuple(
+                SnapshotInfo(s["step"], tuple(s["size"]), s["total"]) for s in data["snapshots"]
+            ),
+            reconstructions=None
+            if data["reconstructions"] is None
+            else tuple(
+                Reconstruction(r["kind"], tuple(r["layers"]), r["loss"])
+                for r in data["reconstructions"]
             ),
             timings=data["timings"],
             batch_size=data["batch_size"],
@@ -289,7 +327,7 @@ class LayerAnalysis:
         }
 
     @classmethod
-    def from_dict(cls, layer: str, values: dict) -> "LayerAnalysis":
+    def from_dict(cls, layer: str, values: dict) -> LayerAnalysis:
         return cls(
             layer=layer,
             channels=values["channels"],
@@ -297,7 +335,9 @@ class LayerAnalysis:
             top_cells={role: _cells(cells) for role, cells in values["top_cells"].items()},
             top_pairs={role: _cells(cells) for role, cells in values["top_pairs"].items()},
             top_pairs_normalised=_cells(values["top_pairs_normalised"]),
-            montages={kind: MontageLayout.from_dict(layout) for kind, layout in values["montages"].items()},
+            montages={
+                kind: MontageLayout.from_dict(layout) for kind, layout in values["montages"].items()
+            },
             pair_tiles=PairTiles.from_dict(values["pair_tiles"]),
         )
 
@@ -335,13 +375,22 @@ class Stylisation:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "style_gram": {layer: {"result": d.result, "content": d.content} for layer, d in self.style_gram.items()},
-            "content_features": {"result": self.content_features.result, "style": self.content_features.style},
+            "style_gram": {
+                layer: {"result": d.result, "content": d.content}
+                for layer, d in self.style_gram.items()
+            },
+            "content_features": {
+                "result": self.content_features.result,
+                "style": self.content_features.style,
+            },
         }
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Stylisation:
-        style_gram = {layer: GramDistances(d["result"], d["content"]) for layer, d in values["style_gram"].items()}
+        style_gram = {
+            layer: GramDistances(d["result"], d["content"])
+            for layer, d in values["style_gram"].items()
+        }
         features = values["content_features"]
         return cls(style_gram, MapDistances(features["result"], features["style"]))
 
@@ -386,17 +435,23 @@ class AnalysisResult:
 
     def save(self, folder: Path) -> None:
         self.arrays.save(folder / self.ARRAYS)
-        _write_json(folder / self.FILE, {
-            "layers": {layer: analysis.as_dict() for layer, analysis in self.layers.items()},
-            "stylisation": self.stylisation.as_dict(),
-            "seconds": self.seconds,
-        })
+        _write_json(
+            folder / self.FILE,
+            {
+                "layers": {layer: analysis.as_dict() for layer, analysis in self.layers.items()},
+                "stylisation": self.stylisation.as_dict(),
+                "seconds": self.seconds,
+            },
+        )
 
     @classmethod
-    def load(cls, folder: Path) -> "AnalysisResult":
+    def load(cls, folder: Path) -> AnalysisResult:
         data = json.loads((folder / cls.FILE).read_text())
         return cls(
-            layers={layer: LayerAnalysis.from_dict(layer, values) for layer, values in data["layers"].items()},
+            layers={
+                layer: LayerAnalysis.from_dict(layer, values)
+                for layer, values in data["layers"].items()
+            },
             stylisation=Stylisation.from_dict(data["stylisation"]),
             seconds=data["seconds"],
             arrays=Arrays.at(folder / cls.ARRAYS),
@@ -430,7 +485,12 @@ class HeatmapPlacement:
     low: float
 
     def as_dict(self) -> dict:
-        return {"size": list(self.size), "axes": list(self.axes), "channels": self.channels, "low": self.low}
+        return {
+            "size": list(self.size),
+            "axes": list(self.axes),
+            "channels": self.channels,
+            "low": self.low,
+        }
 
 
 @dataclass(frozen=True)
@@ -454,24 +514,35 @@ class FigureSet:
     FILE = "figures.json"
 
     def save(self, folder: Path) -> None:
-        _write_json(folder / self.FILE, {
-            "layers": {
-                layer: {"gram_scale": f.gram_scale.as_dict(), "correlation": f.correlation.as_dict()}
-                for layer, f in self.layers.items()
+        _write_json(
+            folder / self.FILE,
+            {
+                "layers": {
+                    layer: {
+                        "gram_scale": f.gram_scale.as_dict(),
+                        "correlation": f.correlation.as_dict(),
+                    }
+                    for layer, f in self.layers.items()
+                },
+                "seconds": self.seconds,
+                "files": self.files,
+                "digests": self.digests,
             },
-            "seconds": self.seconds,
-            "files": self.files,
-            "digests": self.digests,
-        })
+        )
 
     @classmethod
-    def load(cls, folder: Path) -> "FigureSet":
+    def load(cls, folder: Path) -> FigureSet:
         data = json.loads((folder / cls.FILE).read_text())
         layers = {}
         for layer, values in data["layers"].items():
             heatmap = values["correlation"]
             layers[layer] = LayerFigures(
                 GramScale(**values["gram_scale"]),
-                HeatmapPlacement(tuple(heatmap["size"]), tuple(heatmap["axes"]), heatmap["channels"], heatmap["low"]),
+                HeatmapPlacement(
+                    tuple(heatmap["size"]),
+                    tuple(heatmap["axes"]),
+                    heatmap["channels"],
+                    heatmap["low"],
+                ),
             )
         return cls(layers, data["seconds"], data["files"], data.get("digests", {}))

@@ -40,10 +40,15 @@ class TransferSettings:
         """Transfers (of content images of one size, on one network) whose signatures are equal
         can share batched evaluations; weights, lr, init and seed may differ."""
         return (
-            self.steps, self.optimizer, self.content_layer, tuple(self.style_layers), self.precision, self.loss,
-            self.coarse_to_fine, self.snapshot_every,
+            self.steps,
+            self.optimizer,
+            self.content_layer,
+            tuple(self.style_layers),
+            self.precision,
+            self.loss,
+            self.coarse_to_fine,
+            self.snapshot_every,
         )
-
 
 
 def transfer_settings(params: Params, precision: str) -> TransferSettings:

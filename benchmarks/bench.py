@@ -86,7 +86,8 @@ def convolution_rate(
 ) -> float:
     """FLOP/s of one 3x3 convolution as an iteration runs its conv3 layers: ``channels`` in and
     out at a quarter of the image's resolution, channels-last, forward plus the input-gradient
-    backward, in ``dtype`` (bfloat16 through autocast, as the transfer runs it); best of ``repeats``."""
+    backward, in ``dtype`` (bfloat16 through autocast, as the transfer runs it); best of
+    ``repeats``."""
     conv = (
         torch.nn.Conv2d(channels, channels, 3, padding=1, device=device)
         .requires_grad_(False)

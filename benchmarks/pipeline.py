@@ -97,7 +97,8 @@ def figure_times(sizes: list[int], device: str) -> list[dict]:
             manifest.write_text(
                 f"defaults: {{size: {size}, steps: 1}}\n"
                 "pairs:\n  - "
-                f"{{id: cat, content: {ROOT / 'images/content/chelsea.png'}, style: {ROOT / 'images/style/brushstrokes.jpg'}}}\n"
+                f"{{id: cat, content: {ROOT / 'images/content/chelsea.png'}, "
+                f"style: {ROOT / 'images/style/brushstrokes.jpg'}}}\n"
             )
             timed_build(manifest, folder / f"site-{size}", folder / "cache", "--device", device)
             record = json.loads((folder / f"site-{size}" / "pairs/cat/data/pair.json").read_text())

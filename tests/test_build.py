@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -13,7 +14,8 @@ from urllib.parse import unquote, urlsplit
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import (
+from PIL import Image
+from studies import (
     ANALYSED,
     IMAGES,
     STUDY_IDS,
@@ -24,7 +26,6 @@ from conftest import (
     study_manifest_text,
     write_truncated_copy,
 )
-from PIL import Image
 
 from reportgen.build import BuildOptions, build
 from reportgen.cli import main
@@ -158,7 +159,7 @@ def test_every_link_resolves_and_is_relative(built_study):
         # An icon of the site's own: without one, a browser asks the host's root for
         # /favicon.ico, outside a site served under a sub-path (a 404 in its console).
         assert len(parser.icons) == 1, f"{where}: icons {parser.icons}"
-        for tag, name, value in parser.references:
+        for _tag, name, value in parser.references:
             assert not value.startswith("/"), f"{where}: absolute {name}={value!r}"
             parts = urlsplit(value)
             assert parts.scheme not in ("file",), f"{where}: {name}={value!r}"
@@ -219,7 +220,10 @@ def test_a_pair_listed_twice_is_computed_once(tmp_path):
     from reportgen.build import BuildOptions, build
     from reportgen.execute import ExecutorChoice
 
-    twin = "  - id: cat-again\n    title: The cat once more\n    content: img/cat.png\n    style: img/strokes.jpg\n"
+    twin = (
+        "  - id: cat-again\n    title: The cat once more\n"
+        "    content: img/cat.png\n    style: img/strokes.jpg\n"
+    )
     manifest = make_study(tmp_path / "study", steps=2, size=32, extra_pairs=twin)
     summary = build(
         manifest, BuildOptions(tmp_path / "site", ExecutorChoice(device="cpu"), use_cache=False)
@@ -382,3 +386,19 @@ def test_a_refused_build_does_not_release_the_running_builds_lock(fresh_study, n
         except BuildError:
             third_refused = True
         assert third_refused, "a third build ran while the first still held the lock"
+
+
+def test_same_manifest_and_seed_give_identical_result_on_cpu(base, tmp_path, monkeypatch):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setenv("REPORTGEN_CACHE_DIR", str(tmp_path / "cache"))
+    site = tmp_path / "site"
+    summary = build(
+        base.manifest, BuildOptions(site, ExecutorChoice(device="cpu"), use_cache=False)
+    )
+    assert summary.computed == ["good"]
+    first = (base.site / "pairs" / "good" / "result.png").read_bytes()
+    assert (site / "pairs" / "good" / "result.png").read_bytes() == first
+    assert not (tmp_path / "cache").exists(), "--no-cache wrote a cache"
+    assert list(scratch.iterdir()) == [], "--no-cache left its scratch folder"

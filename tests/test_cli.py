@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 from click.testing import CliRunner
-from conftest import IMAGES, make_study
+from studies import IMAGES, make_study
 
 from reportgen import __version__
 from reportgen.cli import main

@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from conftest import IMAGES, STYLE_LAYERS, make_study, rgb_tensor
+from studies import IMAGES, STYLE_LAYERS, make_study, rgb_tensor
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 

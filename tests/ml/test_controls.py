@@ -9,8 +9,8 @@ import textwrap
 
 import numpy as np
 import pytest
-from conftest import make_study
 from PIL import Image
+from studies import make_study
 
 from reportgen.build import BuildOptions, build
 from reportgen.color import to_yiq

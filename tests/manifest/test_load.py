@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import IMAGES, write_truncated_copy
+from studies import IMAGES, write_truncated_copy
 
 from reportgen.errors import ManifestError
 from reportgen.manifest import DEFAULT_LR, DEFAULT_STYLE_WEIGHT, PRESETS, Params, load_manifest
@@ -487,7 +487,8 @@ def test_style_scale_and_colour_and_snapshots_are_read(folder):
     text = (
         "pairs:\n"
         + PAIR
-        + "    style_scale: 0.5\n    preserve_color: luminance\n    snapshot_every: 25\n    tv_weight: 2\n"
+        + "    style_scale: 0.5\n    preserve_color: luminance\n"
+        + "    snapshot_every: 25\n    tv_weight: 2\n"
     )
     params = load_manifest(write(folder, text)).pairs[0].params
     assert (

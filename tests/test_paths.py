@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from conftest import REPO, STUDY_IDS
+from studies import REPO, STUDY_IDS
 
 from reportgen import paths as layout
 from reportgen.site import views

@@ -10,8 +10,8 @@ import importlib.util
 import re
 
 import pytest
-from conftest import REPO
-from test_browser import LOAD_IMAGES_JS, Visit, browser, open_page, serving  # noqa: F401 - browser is a fixture
+from browsing import LOAD_IMAGES_JS, Visit, chromium, open_page, serving
+from studies import REPO
 
 PAIRS = 8
 
@@ -45,12 +45,18 @@ def study_site(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def browser():
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture(scope="module")
 def study_server(study_site):
     with serving(study_site) as running:
         yield running
 
 
-def _loaded(browser, server, page_path):  # noqa: F811 - the browser fixture
+def _loaded(browser, server, page_path):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     visit = Visit()
     page = open_page(context, server, page_path, visit)
@@ -58,7 +64,7 @@ def _loaded(browser, server, page_path):  # noqa: F811 - the browser fixture
     return context, page, visit, images
 
 
-def test_the_index_filters_and_sorts_its_table(browser, study_server):  # noqa: F811
+def test_the_index_filters_and_sorts_its_table(browser, study_server):
     context, page, visit, images = _loaded(browser, study_server, "index.html")
     try:
         rows = page.locator("#index-items > tr")
@@ -87,7 +93,7 @@ def test_the_index_filters_and_sorts_its_table(browser, study_server):  # noqa: 
 
 def test_a_layer_page_shows_the_clustered_distances_and_links_each_styles_nearest(
     browser, study_server
-):  # noqa: F811
+):
     context, page, visit, images = _loaded(browser, study_server, "layers/conv3_1.html")
     try:
         figure = page.locator("figure.clustermap img")

@@ -18,8 +18,8 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import IMAGES, STYLE_LAYERS, pastiche_name
 from PIL import Image
+from studies import IMAGES, STYLE_LAYERS, pastiche_name
 
 from reportgen.build import BuildOptions, build
 from reportgen.execute import ExecutorChoice

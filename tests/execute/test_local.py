@@ -13,7 +13,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
-from conftest import SEEDED_TWINS, make_study
+from studies import SEEDED_TWINS, make_study
 
 from reportgen.errors import ReportgenError
 from reportgen.execute.local import DeviceWorkers, InProcessDevice, SerialFigures
@@ -46,12 +46,13 @@ class KillOnStart(Silent):
             threading.Timer(0.1, os.kill, (self.pid, signal.SIGKILL)).start()
 
 
-def _gather(tmp_path, workers, listener=Silent(), keep_going=False):
+def _gather(tmp_path, workers, listener=None, keep_going=False):
     manifest = load_manifest(
         make_study(tmp_path / "study", size=32, steps=2, extra_pairs=SEEDED_TWINS)
     )
     caches = Caches(tmp_path / "cache")
     try:
+        listener = listener or Silent()
         return Gatherer(
             manifest, caches, lambda: workers, SerialFigures, listener, keep_going
         ).gather()

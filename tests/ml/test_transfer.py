@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import IMAGES, STYLE_LAYERS, rgb_tensor
+from studies import IMAGES, STYLE_LAYERS, rgb_tensor
 
 from reportgen.errors import TransferError
 from reportgen.images import load_image

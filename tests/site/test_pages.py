@@ -1,12 +1,12 @@
 """The report a reviewer reads: variants and sweeps, per-layer comparisons that agree with the
-exported data, correlation rankings, filter anchors, cross-pair layer pages, the data archive."""
+exported data, correlation rankings, filter anchors, cross-pair layer pages, reconstructions,
+and every text of the manifest escaped."""
 
 from __future__ import annotations
 
 import functools
 import json
 import re
-import shutil
 import zipfile
 from html.parser import HTMLParser
 from pathlib import Path
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ANALYSED, make_study
+from studies import ANALYSED, make_study
 
 SWEEP = "    sweep:\n      style_weight: [1.0e3, 1.0e4, 1.0e5, 1.0e6]\n"
 VARIANTS = [f"style_weight-1e{k}" for k in (3, 4, 5, 6)]
@@ -215,44 +215,6 @@ def test_index_links_an_archive_of_the_data(swept):
     } <= names
 
 
-def test_a_large_archive_comes_in_volumes_and_is_not_rewritten_unchanged(
-    tmp_path, session_cache, monkeypatch
-):
-    """No file over GitHub's 100 MB: volumes of whole runs (here at a limit every run exceeds);
-    a rebuild that changes nothing links the volumes it kept and writes none."""
-    import reportgen.site.archive
-    from reportgen.build import BuildOptions, build
-    from reportgen.execute import ExecutorChoice
-
-    monkeypatch.setattr(
-        reportgen.site.archive, "VOLUME_BYTES", 1
-    )  # every run over it: a volume each
-    manifest = make_study(tmp_path / "study", steps=3)
-    manifest.write_text(
-        manifest.read_text().replace("defaults:\n", "data: {grams: false}\ndefaults:\n")
-    )
-    site, cache = tmp_path / "site", tmp_path / "cache"
-    shutil.copytree(session_cache, cache)
-    build(manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=cache))
-    parts = sorted(site.glob("data-*.zip"))
-    assert [p.name for p in parts] == ["data-1-of-2.zip", "data-2-of-2.zip"] and not (
-        site / "data.zip"
-    ).exists()
-    held = []
-    for part in parts:
-        with zipfile.ZipFile(part) as archive:
-            held += sorted({name.split("/")[0] for name in archive.namelist()})
-            assert not any(name.endswith("grams.npz") for name in archive.namelist())
-    assert held == ["cat", "cup"]
-    index = (site / "index.html").read_text()
-    assert all(f'href="{p.name}"' in index for p in parts)
-    kept = {p: p.stat().st_mtime_ns for p in (cache / "archives").iterdir()}
-    build(manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=cache))
-    assert {p: p.stat().st_mtime_ns for p in (cache / "archives").iterdir()} == kept
-    # The site's volumes are the kept files themselves (hard links), not copies written anew.
-    assert all(any((site / part.name).samefile(kept_file) for kept_file in kept) for part in parts)
-
-
 def test_provenance_card_has_what_reproduction_needs(swept):
     site, _ = swept
     record = json.loads((site / "pairs" / "cat" / "data" / "pair.json").read_text())
@@ -271,166 +233,6 @@ def test_provenance_card_has_what_reproduction_needs(swept):
     assert record["parameters"]["precision"] == "auto"
     assert record["precision"] == Runtime(torch.device("cpu")).precision("auto")
     assert f"optimisation in {record['precision']}" in page
-
-
-def test_fewer_figures_for_a_large_study(tmp_path, session_cache):
-    """figures: {montages: content, pair_sheets: false} draws the feature maps of the content
-    layer only and no filter-pair sheets; the layer pages say so, link no filter where there are
-    no montages, and the site is lighter."""
-    from reportgen.build import BuildOptions, build
-    from reportgen.execute import ExecutorChoice
-
-    manifest = make_study(tmp_path / "study", steps=3)
-    full = build(
-        manifest,
-        BuildOptions(tmp_path / "full", ExecutorChoice(device="cpu"), cache_dir=session_cache),
-    )
-    manifest.write_text(
-        "figures: {montages: content, pair_sheets: false, quality: 40}\n" + manifest.read_text()
-    )
-    site = tmp_path / "site"
-    summary = build(
-        manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=session_cache)
-    )
-    assert summary.stages_computed == {"transfer": 0, "analysis": 0, "figures": 2}  # figures only
-    cat = site / "pairs" / "cat"
-    assert (
-        sorted(p.parent.name for p in cat.glob("*/maps-*.webp")) == ["conv4_2"] * 4
-    )  # three roles and the difference
-    page = (cat / "conv1_1.html").read_text()
-    assert (
-        "figures: {montages: …}" in page
-        and 'href="#f' not in page
-        and "maps-content.webp" not in page
-    )
-    content_page = (cat / "conv4_2.html").read_text()
-    assert 'id="f0"' in content_page and 'href="#f' in content_page
-    assert not list(cat.glob("*/top-pairs-style.webp")) and "pair_sheets: false" in page
-    assert "filter-pair sheets" not in summary.weights and full.weights["filter-pair sheets"] > 0
-    assert summary.weights["feature montages"] < full.weights["feature montages"] / 3
-    assert (
-        summary.site_bytes < full.site_bytes and sum(summary.weights.values()) == summary.site_bytes
-    )
-
-
-def test_a_site_over_the_limit_names_the_settings_that_would_fit(
-    tmp_path, session_cache, monkeypatch, caplog
-):
-    import reportgen.site.publish
-    from reportgen.build import BuildOptions, build
-    from reportgen.execute import ExecutorChoice
-
-    monkeypatch.setattr(
-        reportgen.site.publish, "PAGES_WARNING_BYTES", 1_000_000
-    )  # the tiny study weighs a few MB
-    manifest = make_study(tmp_path / "study", steps=3)
-    summary = build(
-        manifest,
-        BuildOptions(tmp_path / "site", ExecutorChoice(device="cpu"), cache_dir=session_cache),
-    )
-    warning = next(message for message in summary.warnings if "GitHub Pages" in message)
-    assert f"{summary.site_bytes / 1e6:.0f} MB" in warning and "Grams" in warning
-    for setting in (
-        "figures: {montages: content}",
-        "figures: {montages: none}",
-        "data: {grams: false, archive: false}",
-        "data: {folder: ..., url: ...}",
-    ):
-        assert setting in warning, setting
-
-
-def test_data_apart_from_the_site_with_links_to_their_url(tmp_path, session_cache):
-    """data: {folder, url}: the Grams, records, exact images and archive go to their own folder;
-    the pages show thumbnails and link the data where they are published."""
-    from reportgen.build import BuildOptions, build
-    from reportgen.execute import ExecutorChoice
-
-    manifest = make_study(tmp_path / "study", steps=3)
-    manifest.write_text(
-        "data: {folder: ../data-release, url: 'https://example.org/releases/v1'}\n"
-        + manifest.read_text()
-    )
-    site, data = tmp_path / "site", tmp_path / "data-release"
-    build(manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=session_cache))
-    for pair_id in ("cat", "cup"):
-        for inner in ("data/grams.npz", "data/pair.json", "content.png", "style.png", "result.png"):
-            assert (data / "pairs" / pair_id / inner).is_file() and not (
-                site / "pairs" / pair_id / inner
-            ).exists(), inner
-    assert (data / "data.zip").is_file() and not (site / "data.zip").exists()
-    page = (site / "pairs" / "cat" / "index.html").read_text()
-    assert 'href="https://example.org/releases/v1/pairs/cat/data/grams.npz"' in page
-    assert (
-        'href="https://example.org/releases/v1/pairs/cat/result.png"' in page
-        and 'src="thumbs/result.webp"' in page
-    )
-    assert 'href="https://example.org/releases/v1/data.zip"' in (site / "index.html").read_text()
-    # Without a URL, the pages link the folder where it lies beside the site (file:// works).
-    manifest.write_text(
-        manifest.read_text().replace(", url: 'https://example.org/releases/v1'", "")
-    )
-    build(manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=session_cache))
-    page = (site / "pairs" / "cat" / "index.html").read_text()
-    assert 'href="../../../data-release/pairs/cat/data/grams.npz"' in page
-    assert (
-        (site / "pairs" / "cat" / "../../../data-release/pairs/cat/data/grams.npz")
-        .resolve()
-        .is_file()
-    )
-
-
-def test_a_site_that_cannot_be_swapped_in_leaves_the_data_folder_as_it_was(
-    tmp_path, session_cache, monkeypatch
-):
-    """The data folder and the site change together: when the new site cannot take the old
-    site's foreign files (a full disk), neither is replaced."""
-    from reportgen.build import BuildOptions, build
-    from reportgen.errors import ReportgenError
-    from reportgen.execute import ExecutorChoice
-    from reportgen.site import writer as writer_module
-
-    manifest = make_study(tmp_path / "study", steps=3)
-    manifest.write_text("data: {folder: ../data-release}\n" + manifest.read_text())
-    site, data = tmp_path / "site", tmp_path / "data-release"
-    build(manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=session_cache))
-    (site / "CNAME").write_text("study.example.org\n")  # a foreign file: carried into each new site
-    before = {
-        path: path.read_bytes()
-        for folder in (site, data)
-        for path in folder.rglob("*")
-        if path.is_file()
-    }
-    real = writer_module.SiteWriter._carry_foreign_files
-
-    def full_disk(self):
-        if self.site_dir == site:
-            raise OSError(28, "No space left on device")
-        real(self)
-
-    monkeypatch.setattr(writer_module.SiteWriter, "_carry_foreign_files", full_disk)
-    manifest.write_text(manifest.read_text().replace("steps: 3", "steps: 4"))
-    with pytest.raises(ReportgenError):
-        build(manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=session_cache))
-    after = {
-        path: path.read_bytes()
-        for folder in (site, data)
-        for path in folder.rglob("*")
-        if path.is_file()
-    }
-    assert after == before
-
-
-def test_data_option_leaves_the_data_files_out(tmp_path, session_cache):
-    from reportgen.build import BuildOptions, build
-    from reportgen.execute import ExecutorChoice
-
-    manifest = make_study(tmp_path / "study", steps=3)
-    manifest.write_text("data: {grams: false, archive: false}\n" + manifest.read_text())
-    site = tmp_path / "site"
-    build(manifest, BuildOptions(site, ExecutorChoice(device="cpu"), cache_dir=session_cache))
-    assert not (site / "data.zip").exists() and not list(site.rglob("grams.npz"))
-    assert (site / "pairs" / "cat" / "data" / "pair.json").is_file()
-    assert "grams.npz" not in (site / "pairs" / "cat" / "index.html").read_text()
 
 
 def test_reconstructions_show_what_each_representation_keeps(tmp_path, session_cache):
@@ -475,3 +277,31 @@ def test_reconstructions_show_what_each_representation_keeps(tmp_path, session_c
         json.loads((site / "pairs" / "cup" / "data" / "pair.json").read_text())["reconstructions"]
         is None
     )
+
+
+def test_manifest_text_is_escaped_in_every_page(base):
+    pages = {p.relative_to(base.site).as_posix(): p.read_text() for p in base.site.rglob("*.html")}
+    assert "index.html" in pages and "pairs/good/index.html" in pages
+    for name, html in pages.items():
+        assert "<script>alert" not in html and "<img src=x" not in html, name
+        # The only scripts are the site's own: its JSON data blocks and its files under assets/.
+        for match in re.finditer(r"<script\b([^>]*)>(.*?)</script>", html, re.S | re.I):
+            attributes, body = match.groups()
+            assert 'type="application/json"' in attributes or re.search(
+                r'src="[./]*assets/[\w.-]+\.js"', attributes
+            ), (name, attributes)
+            assert "alert(" not in body, name
+        assert html.lower().count("<script") == len(
+            re.findall(r"<script\b[^>]*>.*?</script>", html, re.S | re.I)
+        ), name
+    index = pages["index.html"]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in index
+    assert "&lt;b&gt;bold&lt;/b&gt; &amp;" in index
+    assert (
+        '"><script>' not in index
+        and 'href="https://example.org/?q=&#34;&gt;&lt;script&gt;' in index
+    )
+    pair_page = pages["pairs/good/index.html"]
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in pair_page
+    assert "&lt;img src=x onerror=alert(3)&gt;" in pair_page
+    assert "a&#39;b&#34;c" in pair_page  # the pair's link keeps its quotes inside the attribute

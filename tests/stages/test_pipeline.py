@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, STUDY_IDS, snapshot
+from studies import REPO, STUDY_IDS, snapshot
 
 from reportgen.build import BuildOptions, build
 from reportgen.execute import ExecutorChoice
@@ -114,6 +114,7 @@ def test_labels_changed_in_the_manifest_show_without_any_recompute(fresh_study, 
 
 
 def test_the_figures_stage_never_imports_torch():
-    code = "import sys, reportgen.figures.draw, reportgen.execute.local, reportgen.stages.pipeline; print('torch' in sys.modules)"
+    modules = "reportgen.figures.draw, reportgen.execute.local, reportgen.stages.pipeline"
+    code = f"import sys, {modules}; print('torch' in sys.modules)"
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert shown.stdout.strip() == "False"

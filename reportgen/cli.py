@@ -1,22 +1,30 @@
-"""The command line: ``reportgen build``, ``check`` and ``clean``.  The only module that exits."""
+"""The command line: ``reportgen build``, ``serve``, ``check`` and ``clean``.  The only module
+that prints or exits."""
 
 from __future__ import annotations
 
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from reportgen import __version__
 from reportgen.errors import ReportgenError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the command line imports the build only when it runs one (--help is fast)
+    from multiprocessing.connection import Connection
+
+    from click._termui_impl import ProgressBar
+
     from reportgen.build import BuildOptions
+    from reportgen.manifest import Run
 
 MANIFEST = click.Path(path_type=Path, dir_okay=False)
+Decorated = TypeVar("Decorated", bound=Callable[..., Any])
 
 
 class TerminalProgress:
@@ -26,11 +34,11 @@ class TerminalProgress:
     def __init__(self, quiet: bool):
         self.quiet = quiet
         self.interactive = sys.stderr.isatty() and not quiet
-        self._bar = None
+        self._bar: ProgressBar[int] | None = None
         self._finished = 0
         self._count = 0
 
-    def run_started(self, run, position, count, work):
+    def run_started(self, run: Run, position: int, count: int, work: str) -> None:
         self._count = count
         self._close_bar()
         if not self.quiet:
@@ -39,7 +47,7 @@ class TerminalProgress:
             )
 
     @staticmethod
-    def _describe(run, work: str) -> str:
+    def _describe(run: Run, work: str) -> str:
         if work == "cached":
             return "from cache"
         if work == "analysis":
@@ -52,14 +60,14 @@ class TerminalProgress:
         )
         return f"computing ({p.steps} steps{' a scale' if scales else ''}, {p.size} px{scales})"
 
-    def phase(self, run, phase, done, total):
+    def phase(self, run: Run, phase: str, done: int, total: int) -> None:
         if not self.interactive or phase != "transfer":
             return
         if self._bar is None:
-            self._bar = click.progressbar(
+            bar: ProgressBar[int] = click.progressbar(
                 length=total, label=f"  {run.name}", file=sys.stderr, show_pos=True, show_eta=True
             )
-            self._bar.__enter__()
+            self._bar = bar.__enter__()
         self._bar.update(done - self._bar.pos)
         if done >= total:
             self._close_bar()
@@ -69,7 +77,7 @@ class TerminalProgress:
             self._bar.__exit__(None, None, None)
             self._bar = None
 
-    def run_finished(self, run, work, seconds, error):
+    def run_finished(self, run: Run, work: str, seconds: float, error: str | None) -> None:
         # Runs finish out of order (on several devices, a cluster, figure processes): the count
         # of finished runs is the build's progress.
         self._finished += 1
@@ -82,11 +90,12 @@ class TerminalProgress:
 
 
 def _human_bytes(count: int) -> str:
+    size = float(count)
     for unit in ("B", "KB", "MB", "GB"):
-        if count < 1000 or unit == "GB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1000
-    return str(count)
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return str(size)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -108,7 +117,7 @@ def main(verbose: bool) -> None:
     )
 
 
-def _shared_options(command):
+def _shared_options(command: Decorated) -> Decorated:
     """The options ``build`` and ``serve`` share."""
     options = [
         click.option(
@@ -187,7 +196,7 @@ def _shared_options(command):
     return command
 
 
-def _run_build(manifest: Path, options: dict) -> bool:
+def _run_build(manifest: Path, options: dict[str, Any]) -> bool:
     """One build with the shared options; prints its summary; True when a pair failed."""
     if options["executor"] == "ray":
         # What can be refused at once is refused here, before a process is started for it.
@@ -196,7 +205,7 @@ def _run_build(manifest: Path, options: dict) -> bool:
     return _build_here(manifest, options)
 
 
-def _build_options(options: dict) -> BuildOptions:
+def _build_options(options: dict[str, Any]) -> BuildOptions:
     """The command line's options as the build takes them."""
     from reportgen.build import BuildOptions
     from reportgen.execute import ExecutorChoice
@@ -219,7 +228,7 @@ def _build_options(options: dict) -> BuildOptions:
     )
 
 
-def _build_here(manifest: Path, options: dict) -> bool:
+def _build_here(manifest: Path, options: dict[str, Any]) -> bool:
     from reportgen.build import build as run_build
 
     if options["verbose"]:
@@ -252,7 +261,7 @@ RAY_ENDED_THE_BUILD = (
 )
 
 
-def _build_in_a_process_of_its_own(manifest: Path, options: dict) -> bool:
+def _build_in_a_process_of_its_own(manifest: Path, options: dict[str, Any]) -> bool:
     """:func:`_build_here` in a child process (spawned: no Ray, torch or thread state shared),
     which prints the progress and summary itself and sends back how the build ended."""
     import multiprocessing
@@ -281,18 +290,15 @@ def _build_in_a_process_of_its_own(manifest: Path, options: dict) -> bool:
                 f"the build's process was killed (signal {-status}); the previous site is unchanged"
             )
         raise ReportgenError(RAY_ENDED_THE_BUILD.format(status=status))
-    outcome, *details = ended
+    outcome, detail = ended
     if outcome == "interrupted":
         raise KeyboardInterrupt
     if outcome == "error":
-        message, exit_code = details
-        error = ReportgenError(message)
-        error.exit_code = exit_code
-        raise error
-    return bool(details[0])
+        raise detail
+    return bool(detail)
 
 
-def _build_as_child(manifest: Path, options: dict, parent) -> None:
+def _build_as_child(manifest: Path, options: dict[str, Any], parent: Connection) -> None:
     """The child's side of :func:`_build_in_a_process_of_its_own`."""
     logging.basicConfig(
         level=logging.INFO if options["verbose"] else logging.WARNING,
@@ -300,11 +306,11 @@ def _build_as_child(manifest: Path, options: dict, parent) -> None:
         stream=sys.stderr,
     )
     try:
-        ended: tuple = ("finished", _build_here(manifest, options))
+        ended: tuple[str, object] = ("finished", _build_here(manifest, options))
     except ReportgenError as error:
-        ended = ("error", error.format_message(), error.exit_code)
+        ended = ("error", error)  # pickled: the parent raises it, with its exit status
     except KeyboardInterrupt:
-        ended = ("interrupted",)
+        ended = ("interrupted", None)
     parent.send(ended)
     parent.close()
     sys.stdout.flush()
@@ -315,7 +321,7 @@ def _build_as_child(manifest: Path, options: dict, parent) -> None:
 @main.command()
 @click.argument("manifest", type=MANIFEST)
 @_shared_options
-def build(manifest: Path, **options) -> None:
+def build(manifest: Path, **options: Any) -> None:
     """Build the site for MANIFEST."""
     try:
         failed = _run_build(manifest, options)
@@ -336,7 +342,7 @@ def build(manifest: Path, **options) -> None:
     show_default=True,
     help="Address to serve on (host:port).",
 )
-def serve(manifest: Path, dev_addr: str, **options) -> None:
+def serve(manifest: Path, dev_addr: str, **options: Any) -> None:
     """Build MANIFEST, serve the site on localhost and rebuild when the manifest, an image or a
     template changes (results come from the cache)."""
     from reportgen.serve import serve as run_server

@@ -21,6 +21,10 @@ class ManifestError(ReportgenError):
         count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
         super().__init__(f"invalid manifest ({count}):\n  " + "\n  ".join(problems))
 
+    def __reduce__(self) -> tuple[type[ManifestError], tuple[list[str]]]:
+        # Made again from its problems in another process (a build on Ray runs in its own).
+        return (ManifestError, (self.problems,))
+
 
 class ImageError(ReportgenError):
     """An input image cannot be used; the message names the file."""

@@ -68,4 +68,4 @@ def sorted_cells(gram: np.ndarray, count: int, off_diagonal: bool) -> list[GramC
 def relative_distance(a: np.ndarray, b: np.ndarray) -> float:
     """‖a − b‖ / ‖b‖ (Frobenius), the distance used to say how far one representation is from
     another."""
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
+    return float(np.linalg.norm(a - b)) / max(float(np.linalg.norm(b)), 1e-30)

@@ -78,7 +78,7 @@ def _to_rgb(image: Image.Image, notes: list[str]) -> Image.Image:
         image = image.convert("RGBA")  # a palette or a single colour (tRNS) marked transparent
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = image.convert("RGBA")
-        if rgba.getextrema()[3][0] < 255:
+        if int(np.asarray(rgba.getchannel("A")).min()) < 255:
             notes.append("transparent pixels composited on white")
         background = Image.new("RGBA", rgba.size, BACKGROUND + (255,))
         image = Image.alpha_composite(background, rgba)
@@ -86,9 +86,11 @@ def _to_rgb(image: Image.Image, notes: list[str]) -> Image.Image:
         try:
             source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
             mode = image.mode if image.mode in ("RGB", "CMYK", "L") else "RGB"
-            image = ImageCms.profileToProfile(
+            converted = ImageCms.profileToProfile(
                 image.convert(mode), source, ImageCms.createProfile("sRGB"), outputMode="RGB"
             )
+            assert converted is not None  # not converted in place: a new image is returned
+            image = converted
             notes.append("converted from its ICC profile to sRGB")
         except (ImageCms.PyCMSError, OSError):
             notes.append("embedded ICC profile unreadable; colours taken as sRGB")
@@ -118,8 +120,9 @@ def load_image(path: Path, longest_side: int, shape: tuple[int, int] | None = No
                     f"{path}: {width}x{height} is {width * height / 1e6:.0f} megapixels, over the "
                     f"limit of {MAX_PIXELS / 1e6:.0f} (refused as a possible decompression bomb)"
                 )
-            if getattr(image, "n_frames", 1) > 1:
-                notes.append(f"animated ({image.n_frames} frames): the first frame is used")
+            frames = getattr(image, "n_frames", 1)
+            if frames > 1:
+                notes.append(f"animated ({frames} frames): the first frame is used")
                 log.warning("%s: %s", path, notes[-1])
             if image.format == "JPEG":
                 # Decode at 1/2, 1/4 or 1/8 scale when that still leaves at least twice the output.

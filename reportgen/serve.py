@@ -13,6 +13,7 @@ import http.server
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from reportgen.errors import ReportgenError
@@ -31,7 +32,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
     prefix = "/"
 
-    def send_head(self):  # noqa: D102 - the standard handler's hook
+    def send_head(self) -> BinaryIO | None:  # the standard handler's hook
         path = urlsplit(self.path).path
         if self.prefix != "/" and path in ("/", self.prefix.rstrip("/")):
             self.send_response(302)
@@ -44,7 +45,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         self.path = "/" + self.path[len(self.prefix) :]
         return super().send_head()
 
-    def log_message(self, format: str, *args) -> None:  # keep the terminal for build messages
+    def log_message(self, format: str, *args: Any) -> None:  # the terminal is for the build's
         pass
 
 
@@ -60,7 +61,7 @@ def watched_files(manifest_path: Path) -> list[Path]:
     return files
 
 
-def _snapshot(files: list[Path]) -> dict[Path, float]:
+def _snapshot(files: list[Path]) -> dict[Path, int]:
     stamps = {}
     for file in files:
         try:
@@ -73,7 +74,7 @@ def _snapshot(files: list[Path]) -> dict[Path, float]:
 def serve(
     manifest_path: Path,
     site_dir: Path,
-    rebuild: Callable[[], None],
+    rebuild: Callable[[], object],
     host: str = "127.0.0.1",
     port: int = 8000,
     base_url: str | None = None,

@@ -115,7 +115,8 @@ class Executors:
                     if self.choice.jobs is not None
                     else default_figure_jobs(gpu_workers)
                 )
-                self._figures = FigurePool(jobs) if jobs > 0 else SerialFigures()
+                pool: Figures = FigurePool(jobs) if jobs > 0 else SerialFigures()
+                self._figures = pool
         return self._figures
 
     def __enter__(self) -> Executors:

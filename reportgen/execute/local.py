@@ -79,11 +79,9 @@ class InProcessDevice:
         from reportgen.ml.stages import run_job
 
         runtime = self.runtime()
-        name = job.tasks[0].name
+        name, progress = job.tasks[0].name, self.progress
         report = (
-            (lambda phase, done, total: self.progress(name, phase, done, total))
-            if self.progress
-            else None
+            (lambda phase, done, total: progress(name, phase, done, total)) if progress else None
         )
         try:
             return _done(run_job(job, runtime, report))
@@ -144,7 +142,7 @@ class DeviceWorkers:
     """One worker process per device (a device may be listed twice to run two workers on it),
     each running its jobs one after another; jobs go to whichever worker has the fewest."""
 
-    lost_errors = (BrokenProcessPool,)
+    lost_errors: tuple[type[BaseException], ...] = (BrokenProcessPool,)
 
     def __init__(self, devices: list[str]):
         context = multiprocessing.get_context("spawn")
@@ -174,16 +172,17 @@ class DeviceWorkers:
 
     def start(self) -> dict[str, int]:
         """Start every worker (importing torch there); returns each one's process id."""
+        pids = {}
         for worker in self.workers:
             try:
-                worker.pid = worker.pool.submit(_pid).result()
+                worker.pid = pids[worker.label] = worker.pool.submit(_pid).result()
             except BrokenProcessPool:  # its initializer failed: no torch, no such device, ...
                 self.close()
                 raise ReportgenError(
                     f"the worker process for {worker.label} could not start (its error is shown "
                     "above)"
                 ) from None
-        return {worker.label: worker.pid for worker in self.workers}
+        return pids
 
     def free(self) -> bool:
         return any(worker.alive and worker.in_flight() < JOBS_PER_WORKER for worker in self.workers)
@@ -262,7 +261,7 @@ class SerialFigures:
 class FigurePool:
     """``jobs`` processes drawing the figures of finished runs, in the order submitted."""
 
-    lost_errors = (BrokenProcessPool,)
+    lost_errors: tuple[type[BaseException], ...] = (BrokenProcessPool,)
 
     def __init__(self, jobs: int):
         self.jobs = jobs

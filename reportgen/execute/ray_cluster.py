@@ -104,7 +104,7 @@ def require_ray() -> None:
         )
 
 
-def _ray():
+def _ray() -> Any:
     try:
         import ray
     except ImportError:

@@ -12,6 +12,7 @@ import hashlib
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -86,13 +87,14 @@ def draw_run(job: FigureJob) -> FigureSet:
     for item in transfer.reconstructions or ():
         pixels = images[reconstruction_name(item.kind, item.layers[-1])]
         _webp(pixels, _made(folder, reconstruction_file(item.kind, item.layers[-1])), quality=90)
+    published: dict[str, Any] = {
+        gram_key(role, layer): arrays[gram_name(role, layer)]
+        for layer in analysis.layers
+        for role in ROLES
+    }
     np.savez_compressed(
         _made(folder, GRAMS),
-        **{
-            gram_key(role, layer): arrays[gram_name(role, layer)]
-            for layer in analysis.layers
-            for role in ROLES
-        },
+        **published,
     )
     files = {
         p.relative_to(folder).as_posix(): p.stat().st_size

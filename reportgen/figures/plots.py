@@ -30,7 +30,7 @@ LAYER_LOSS_MARGINS = {"left": 0.14, "right": 0.975, "bottom": 0.223, "top": 0.86
 LOSS_MARGINS = {"left": 0.115, "right": 0.979, "bottom": 0.145, "top": 0.962}
 # Plot titles at a fixed height: placed automatically, matplotlib measures every tick label to
 # look for overlaps that these plots never have.
-TITLE = {"fontsize": 11, "y": 1.0}
+TITLE_SIZE = 11
 
 
 def gram_heatmap(gram: np.ndarray, title: str, path: Path, quality: int = HEATMAP_QUALITY) -> None:
@@ -48,7 +48,7 @@ def gram_heatmap(gram: np.ndarray, title: str, path: Path, quality: int = HEATMA
         cbar_kws={"shrink": 0.8},
         rasterized=True,
     )
-    axes.set_title(title, **TITLE)
+    axes.set_title(title, fontsize=TITLE_SIZE, y=1.0)
     axes.set_xlabel("filter j")
     axes.set_ylabel("filter i")
     figure.subplots_adjust(**HEATMAP_MARGINS)
@@ -95,7 +95,7 @@ def energy_bars(
     axes.set_xlim(-1, len(order))
     axes.set_xlabel("filters, sorted by the style image's energy")
     axes.set_ylabel("G_ii / positions")
-    axes.set_title(f"Filter energy at {layer}", **TITLE)
+    axes.set_title(f"Filter energy at {layer}", fontsize=TITLE_SIZE, y=1.0)
     axes.legend(fontsize=8, frameon=False)
     figure.subplots_adjust(**ENERGY_MARGINS)
     figure.savefig(path, format="png")
@@ -110,7 +110,7 @@ def layer_loss_curve(steps: list[int], values: list[float], layer: str, path: Pa
     axes.set_yscale("log")
     axes.set_xlabel("step")
     axes.set_ylabel("β·w·E")
-    axes.set_title(f"Style loss at {layer}", **TITLE)
+    axes.set_title(f"Style loss at {layer}", fontsize=TITLE_SIZE, y=1.0)
     axes.grid(True, alpha=0.3)
     figure.subplots_adjust(**LAYER_LOSS_MARGINS)
     figure.savefig(path, format="png")
@@ -192,7 +192,9 @@ def distance_clustermap(
     axes.set_xlabel(
         f"{count} style images, in the order of the clustering (nearest styles side by side)"
     )
-    axes.set_title(f"Distances between the study's style Grams at {layer}", **TITLE)
+    axes.set_title(
+        f"Distances between the study's style Grams at {layer}", fontsize=TITLE_SIZE, y=1.0
+    )
     figure.colorbar(image, cax=bar, label="distance between the Grams (0: the same)")
     if len(merges):
         tree_lines = dendrogram(merges, orientation="left", no_plot=True)

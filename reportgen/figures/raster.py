@@ -97,7 +97,7 @@ def _label(number: int, size: int) -> Image.Image:
     """White digits with a black outline on transparency; drawn once, pasted into every montage."""
     font = _font(size)
     left, top, right, bottom = font.getbbox(str(number), stroke_width=2)
-    label = Image.new("RGBA", (right - left, bottom - top), (0, 0, 0, 0))
+    label = Image.new("RGBA", (int(right - left), int(bottom - top)), (0, 0, 0, 0))
     ImageDraw.Draw(label).text(
         (-left, -top),
         str(number),

@@ -22,6 +22,7 @@ from reportgen.manifest.model import (
     PairSpec,
     Params,
     Precision,
+    ResolvedPrecision,
     Run,
     Variant,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "PairSpec",
     "Params",
     "Precision",
+    "ResolvedPrecision",
     "Run",
     "Variant",
     "load_manifest",

@@ -136,7 +136,7 @@ def image_path(item: Located, context: CheckContext) -> tuple[Any, str | None]:
     if not isinstance(item.value, str) or not item.value.strip():
         return None, f"must be the path of an image file, not {describe(item.value)}"
     path, problem = context.file(item.value)
-    if problem is None:
+    if path is not None:
         from reportgen.images import probe_image
 
         problem = probe_image(path)

@@ -18,6 +18,8 @@ Optimizer = Literal["lbfgs", "adam"]
 Loss = Literal["relative", "seed"]  # reportgen.ml.losses
 Init = Literal["content", "noise"]
 Precision = Literal["auto", "float32", "bfloat16"]
+# What a device runs an optimisation in: "auto" resolved (reportgen.ml.runtime).
+ResolvedPrecision = Literal["float32", "bfloat16"]
 Montages = Literal["all", "content", "none"]
 OPTIMIZERS: tuple[Optimizer, ...] = get_args(Optimizer)
 LOSSES: tuple[Loss, ...] = get_args(Loss)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from reportgen import tiles
-from reportgen.grams import correlation, per_position, relative_distance, sorted_cells
+from reportgen.grams import GramCell, correlation, per_position, relative_distance, sorted_cells
 from reportgen.ml.losses import fit_to, gram
 from reportgen.ml.vgg import FeatureExtractor
 from reportgen.paths import ROLES
@@ -28,6 +28,7 @@ from reportgen.stages.results import (
     pair_tiles_name,
     tiles_name,
 )
+from reportgen.tiles import MontageLayout
 
 TOP_CELLS = 20  # largest Gram cells listed per role and layer
 
@@ -59,11 +60,11 @@ def analyse(
     layers: dict[str, LayerAnalysis] = {}
     content_maps: dict[str, np.ndarray] = {}
     for layer in extractor.layers:
-        maps = {
+        maps: dict[str, np.ndarray] = {  # role -> (C, H, W)
             role: features[role][layer][0].float().contiguous().cpu().numpy() for role in ROLES
-        }  # (C, H, W)
+        }
         grams = {role: raw_gram(features[role][layer][0]).cpu().numpy() for role in ROLES}  # (C, C)
-        montages = {}
+        montages: dict[str, MontageLayout] = {}
         for role in ROLES:
             montages[role], arrays[tiles_name(role, layer)] = tiles.feature_tiles(maps[role])
             arrays[gram_name(role, layer)] = grams[role]
@@ -72,7 +73,7 @@ def analyse(
                 tiles.difference_tiles(maps["content"], maps["result"])
             )
             content_maps = maps
-        ranked = {
+        ranked: dict[str, tuple[GramCell, ...]] = {
             role: tuple(sorted_cells(grams[role], top_pairs, off_diagonal=True)) for role in ROLES
         }
         pair_tiles, arrays[pair_tiles_name(layer)] = tiles.pair_tiles(

@@ -38,7 +38,7 @@ features are cast to float32 before any Gram or loss, and the targets are float3
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -57,12 +57,12 @@ class _PositionsGram(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, positions: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: Any, positions: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(positions)
         return positions.transpose(1, 2) @ positions
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
         (positions,) = ctx.saved_tensors
         return positions @ (grad + grad.transpose(1, 2))
 

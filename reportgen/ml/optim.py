@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import torch
 
+from reportgen.manifest import Optimizer
+
 # The first step of L-BFGS, before any curvature is known: steepest descent scaled so that its
 # root-mean-square change is one grey level.  Large enough for the gradient's change to stand
 # out of bfloat16 rounding, small enough not to overshoot.
@@ -273,7 +275,7 @@ class BatchAdam:
 
 
 def make_optimizer(
-    name: str, images: torch.Tensor, lr: torch.Tensor, bounded: bool = True
+    name: Optimizer, images: torch.Tensor, lr: torch.Tensor, bounded: bool = True
 ) -> BatchLBFGS | BatchAdam:
     """``bounded``: project on [0, 1] after every step (off only to reproduce code that did not)."""
     if name == "lbfgs":

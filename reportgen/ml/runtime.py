@@ -10,6 +10,8 @@ import torch
 
 from reportgen.devices import DEVICE_CHOICES
 from reportgen.errors import ReportgenError
+from reportgen.layers import Activation
+from reportgen.manifest import Precision, ResolvedPrecision
 from reportgen.ml.vgg import FeatureExtractor
 from reportgen.ml.weights import LoadedWeights, load_weights
 from reportgen.stages.results import DeviceInfo
@@ -111,7 +113,7 @@ class Runtime:
         capabilities = get_capabilities()
         return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
 
-    def precision(self, choice: str) -> str:
+    def precision(self, choice: Precision) -> ResolvedPrecision:
         """A manifest's ``precision`` resolved on this device: ``auto`` is bfloat16 where it is
         native."""
         if choice != "auto":
@@ -133,7 +135,9 @@ class Runtime:
             )
         return self._weights[choice]
 
-    def extractor(self, weights: str, activation: str, layers: list[str]) -> FeatureExtractor:
+    def extractor(
+        self, weights: str, activation: Activation, layers: list[str]
+    ) -> FeatureExtractor:
         key = (weights, activation, tuple(sorted(layers)))
         if key not in self._extractors:
             self._extractors[key] = FeatureExtractor(self.weights(weights), layers, activation)

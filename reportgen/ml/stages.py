@@ -12,13 +12,16 @@ import logging
 import resource
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Literal
 
 import numpy as np
 import torch
 
 from reportgen import color
+from reportgen.color import PreserveColor
 from reportgen.errors import ReportgenError, TransferError
+from reportgen.images import LoadedImage
 from reportgen.manifest import DEFAULT_STYLE_WEIGHT, Params
 from reportgen.ml.analysis import analyse
 from reportgen.ml.runtime import Runtime
@@ -109,7 +112,7 @@ def run_job(
 
 
 @contextlib.contextmanager
-def out_of_memory_reported(name: str, size: int, count: int = 1):
+def out_of_memory_reported(name: str, size: int, count: int = 1) -> Iterator[None]:
     """Device memory running out anywhere in a run (transfer, analysis, reconstructions) becomes
     a :class:`TransferError` naming the size that failed."""
     try:
@@ -138,7 +141,7 @@ def transfer_stage(
         transfer_settings(task.params, runtime.precision(task.params.precision)) for task in tasks
     ]
     items = [
-        (as_tensor(task.inputs.content_fed, device), as_tensor(task.inputs.style_fed, device), s)
+        (as_tensor(task.fed.content_fed, device), as_tensor(task.fed.style_fed, device), s)
         for task, s in zip(tasks, settings, strict=True)
     ]
     if device.type == "cuda":
@@ -148,20 +151,20 @@ def transfer_stage(
     )
     results = []
     for task, setting, output in zip(tasks, settings, outputs, strict=True):
-        images, snapshots = _transfer_images(task.inputs, task.params.preserve_color, output)
-        timings = {"load": task.inputs.load_seconds, "transfer": output.seconds}
+        images, snapshots = _transfer_images(task.fed, task.params.preserve_color, output)
+        timings = {"load": task.fed.load_seconds, "transfer": output.seconds}
         reconstructions = None
         if task.params.reconstructions:
             started = time.perf_counter()
             reconstructions = _reconstructions(
-                task.inputs, task.params, setting, runtime, images, report
+                task.fed, task.params, setting, runtime, images, report
             )
             timings["reconstructions"] = time.perf_counter() - started
         weights = runtime.weights(task.params.weights)
         results.append(
             TransferResult(
-                content=_input(task.inputs.content),
-                style=_input(task.inputs.style),
+                content=_input(task.fed.content),
+                style=_input(task.fed.style),
                 weights=WeightsUsed(weights.name, weights.sha256, weights.preprocessing.name),
                 precision=setting.precision,
                 device=runtime.describe(),
@@ -194,14 +197,12 @@ def analysis_stage(params: Params, transfer: TransferResult, runtime: Runtime) -
     )
 
 
-def _input(image) -> InputImage:
-    return InputImage(
-        image.sha256, tuple(image.original_size), tuple(image.size), tuple(image.notes)
-    )
+def _input(image: LoadedImage) -> InputImage:
+    return InputImage(image.sha256, image.original_size, image.size, image.notes)
 
 
 def _transfer_images(
-    inputs: RunInputs, preserve_color: str, output: TransferOutput
+    inputs: RunInputs, preserve_color: PreserveColor, output: TransferOutput
 ) -> tuple[dict[str, np.ndarray], tuple[SnapshotInfo, ...]]:
     """The images a transfer leaves: inputs as fed, the optimised picture, the picture as saved
     (colours restored) and the snapshots, shown in the colours the result will have."""
@@ -257,7 +258,10 @@ def _reconstructions(
     device = runtime.device
     content = as_tensor(inputs.content_fed, device)
     style = as_tensor(inputs.style_fed, device)
-    jobs = [("content", (layer,), 1.0, 0.0) for layer in CONTENT_RECONSTRUCTION_LAYERS]
+    # (kind, layers, content weight, style weight)
+    jobs: list[tuple[Literal["content", "style"], tuple[str, ...], float, float]] = [
+        ("content", (layer,), 1.0, 0.0) for layer in CONTENT_RECONSTRUCTION_LAYERS
+    ]
     # The style jobs have no content term, so the style weight's size does not matter (both
     # optimisers ignore the loss's scale); the loss's own default keeps the numbers familiar.
     style_weight = DEFAULT_STYLE_WEIGHT[params.loss]

@@ -227,6 +227,7 @@ def run_transfers(
                         f"(optimizer {s.optimizer}, lr {s.lr:g}, style_weight "
                         f"{s.style_weight:g}); try a smaller lr or style_weight"
                     )
+            assert images.grad is not None  # the loss was just differentiated
             optimizer.step(images.grad, terms.total)
             done += 1
             if progress is not None:
@@ -235,6 +236,7 @@ def run_transfers(
 
     with torch.no_grad():
         # The picture a reviewer sees is 8-bit; its loss, in float32, is the one reported as final.
+        assert best is not None  # there is always at least one scale
         results = _as_pixels(best)
         finals = _records(objective(results / 255, exact=True))
     if first.snapshot_every:  # the strip ends with the result itself

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from reportgen.layers import CHANNELS, CONV_INDEX, module_index, network_order
+from reportgen.layers import CHANNELS, CONV_INDEX, Activation, module_index, network_order
 from reportgen.ml.weights import LoadedWeights, Preprocessing
 
 
@@ -47,7 +47,7 @@ class FeatureExtractor(nn.Module):
     ``{layer: (B, C_layer, H_layer, W_layer)}`` for each requested layer.
     """
 
-    def __init__(self, weights: LoadedWeights, layers: Iterable[str], activation: str):
+    def __init__(self, weights: LoadedWeights, layers: Iterable[str], activation: Activation):
         super().__init__()
         self.layers = network_order(layers)
         self.activation = activation

@@ -152,10 +152,10 @@ def _distances(
     # Styles the kept distances do not cover: their rows (and columns) are computed.
     missing = np.flatnonzero(np.isnan(np.diag(matrix)))
     if len(missing):
-        known = np.flatnonzero(~np.isnan(np.diag(matrix)))
-        order = np.concatenate([known, missing])  # the styles to compute last
+        present = np.flatnonzero(~np.isnan(np.diag(matrix)))
+        order = np.concatenate([present, missing])  # the styles to compute last
         stacked = _stacked_grams([styles.runs[k] for k in order], results, layer)
-        computed = _distances_of_the_last(stacked, len(known))
+        computed = _distances_of_the_last(stacked, len(present))
         reordered = np.ix_(order, order)
         matrix[reordered] = np.where(np.isnan(computed), matrix[reordered], computed)
         np.fill_diagonal(matrix, 0.0)

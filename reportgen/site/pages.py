@@ -121,11 +121,14 @@ def build_pages(
     for pair in manifest.pairs:
         names = [f"{pair.id}/{v.id}" for v in pair.variants] if pair.variants else [pair.id]
         done = finished(pair)
-        entry = {
+        failures: list[View] = [
+            {"name": name, "error": failed[name]} for name in names if name in failed
+        ]
+        entry: View = {
             "id": pair.id,
             "title": pair.title,
             "href": run_page(pair.id) if done else None,
-            "failed": [{"name": name, "error": failed[name]} for name in names if name in failed],
+            "failed": failures,
             "failed_entirely": not done and any(name in failed for name in names),
             "card": _index_card(pair, done[0], records[done[0]]) if done else None,
             "search": _search_text(manifest, pair),
@@ -140,7 +143,7 @@ def build_pages(
                     manifest,
                     pair,
                     [(name, records[name]) for name in done],
-                    entry["failed"],
+                    failures,
                     neighbours,
                 )
             )
@@ -261,7 +264,7 @@ def _variants_page(
 ) -> Page:
     """The contact sheet of a pair with variants: each variant's result, losses and changes."""
     first_name, first = runs[0]
-    sheet = []
+    sheet: list[View] = []
     for name, record in runs:
         parameters = record.parameters.as_dict()
         changed = {key: views.format_value(parameters[key]) for key in record.changed}

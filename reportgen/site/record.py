@@ -301,7 +301,9 @@ def _reconstructions(
     if values is None:
         return None
     return tuple(
-        Reconstruction(kind, tuple(item["layers"]), item["loss"])
+        Reconstruction(
+            "content" if kind == "content" else "style", tuple(item["layers"]), item["loss"]
+        )
         for kind, items in values.items()
         for item in items
     )

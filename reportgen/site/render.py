@@ -6,6 +6,7 @@ import hashlib
 import importlib.resources
 import posixpath
 from pathlib import Path
+from typing import Any
 
 import jinja2
 
@@ -34,8 +35,9 @@ class Renderer:
     """Renders a template into the page at a given site path."""
 
     def __init__(self, directory: Path | None = None):
+        self.root = directory or templates_dir()  # the templates, and static/ beside them
         self.environment = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(directory or templates_dir())),
+            loader=jinja2.FileSystemLoader(str(self.root)),
             autoescape=True,  # every template, whatever its extension
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
@@ -46,7 +48,7 @@ class Renderer:
         self,
         template: str,
         page: str,
-        context: dict,
+        context: dict[str, Any],
         aliases: dict[str, str] | None = None,
         base_url: str | None = None,
     ) -> str:
@@ -77,7 +79,7 @@ class Renderer:
     def digest(self) -> str:
         """A hash of every template and static file, and of this module (how links are made):
         what a page depends on beside its context."""
-        root = Path(self.environment.loader.searchpath[0])  # type: ignore[union-attr]
+        root = self.root
         hashed = hashlib.sha256(Path(__file__).read_bytes())
         for path in sorted(
             p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts
@@ -87,8 +89,7 @@ class Renderer:
 
     def static_files(self) -> list[tuple[str, Path]]:
         """(site path, source) of the CSS and JS shipped beside the templates."""
-        root = Path(self.environment.loader.searchpath[0])  # type: ignore[union-attr]
-        static = root / "static"
+        static = self.root / "static"
         return [
             (asset(p.relative_to(static).as_posix()), p)
             for p in sorted(static.rglob("*"))

@@ -184,7 +184,7 @@ def _data_files(name: str, grams_published: bool, data_base: str | None) -> View
 def _provenance(record: RunRecord) -> View:
     """Where the run's inputs, weights and numbers come from, each as finished text."""
     device = record.device
-    files = {
+    files: dict[str, View] = {
         role: {
             "file": item.file,
             "size": f"{item.image.original_size[0]}×{item.image.original_size[1]}",

@@ -15,6 +15,7 @@ import posixpath
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 from reportgen.errors import BuildError
@@ -108,9 +109,9 @@ class SiteWriter:
         self,
         source: Path,
         relative_dir: str,
-        skip: set[str] = frozenset(),
+        skip: AbstractSet[str] = frozenset(),
         shareable: Callable[[str], bool] = lambda inner: False,
-        keep: set[str] | None = None,
+        keep: AbstractSet[str] | None = None,
         digests: dict[str, str] | None = None,
     ) -> None:
         """Copy every file under ``source`` to ``relative_dir``, except the ``skip`` paths

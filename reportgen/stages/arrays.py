@@ -9,8 +9,9 @@ handed to another process carries either its arrays or only the path they can be
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,9 +36,13 @@ class Arrays(Mapping[str, np.ndarray]):
         """The file the arrays are read from, or ``None`` for arrays held in memory."""
         return self._path
 
+    def _file(self) -> Path:
+        assert self._path is not None, "arrays held in memory have no file"
+        return self._path
+
     def _names_in_file(self) -> tuple[str, ...]:
         if self._names is None:
-            with np.load(self._path) as archive:
+            with np.load(self._file()) as archive:
                 self._names = tuple(archive.files)
         return self._names
 
@@ -46,7 +51,7 @@ class Arrays(Mapping[str, np.ndarray]):
             return self._arrays[name]
         if name not in self._names_in_file():
             raise KeyError(name)
-        with np.load(self._path) as archive:
+        with np.load(self._file()) as archive:
             return archive[name]
 
     def __iter__(self) -> Iterator[str]:
@@ -59,7 +64,7 @@ class Arrays(Mapping[str, np.ndarray]):
         """The same arrays held in memory (one read of the file)."""
         if self._path is None:
             return self
-        with np.load(self._path) as archive:
+        with np.load(self._file()) as archive:
             return Arrays({name: archive[name] for name in archive.files})
 
     def save(self, path: Path, compress_level: int = 0) -> None:
@@ -75,6 +80,6 @@ class Arrays(Mapping[str, np.ndarray]):
                         member, np.ascontiguousarray(self[name]), allow_pickle=False
                     )
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[..., Arrays], tuple[Any, ...]]:
         # A file-backed store travels to another process as its path; a held one as its arrays.
         return (Arrays.at, (self._path,)) if self._path is not None else (Arrays, (self._arrays,))

@@ -138,7 +138,7 @@ class StageCache(Generic[Result]):
             result = self._load(entry) if damaged is None else None
         except DAMAGE:
             damaged, result = ENTRY_FILES, None
-        if damaged is not None:
+        if result is None:
             log.warning(
                 "cached %s %s is damaged (%s missing, truncated or unreadable); computing it again",
                 self.stage,

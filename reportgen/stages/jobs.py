@@ -78,6 +78,13 @@ class TransferTask:
         return self.run.name
 
     @property
+    def fed(self) -> RunInputs:
+        """The task's images, read: a task reaches a device with them."""
+        if self.inputs is None:
+            raise ValueError(f"the images of {self.name} were not read")
+        return self.inputs
+
+    @property
     def params(self) -> Params:
         return self.run.params
 
@@ -91,8 +98,10 @@ class TransferTask:
             if self.inputs is not None
             else size_estimate(self.run.pair.content, params.size)
         )
-        settings = transfer_settings(params, params.precision)
-        return (size, params.weights, params.activation, settings.batch_signature)
+        # The precision as written ("auto" resolves alike for every run of one device); the
+        # settings' own is a stand-in.
+        settings = transfer_settings(params, "float32")
+        return (size, params.weights, params.activation, params.precision, settings.batch_signature)
 
 
 @dataclass(frozen=True)
@@ -136,8 +145,16 @@ class Devices(Protocol):
     """Where device jobs run (:mod:`reportgen.execute`): the build's own process, a worker
     process per device, or Ray actors."""
 
-    capacity: int  # jobs it takes at once
-    batches: int  # workers that batch transfers (GPUs); 0: one transfer a job
+    @property
+    def capacity(self) -> int:
+        """Jobs it takes at once."""
+        ...
+
+    @property
+    def batches(self) -> int:
+        """Workers that batch transfers (GPUs); 0: one transfer a job."""
+        ...
+
     lost_errors: tuple[type[BaseException], ...]  # what a job's future raises when its worker died
 
     def free(self) -> bool: ...

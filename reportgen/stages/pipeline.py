@@ -85,9 +85,8 @@ class Gathered:
 
     results: dict[str, RunResults]  # run name -> its stages, for every run that did not fail
     computed: list[str]  # runs with at least one stage computed in this build
-    cached: list[
-        str
-    ]  # runs taken whole from the cache (or from a run of this build with equal keys)
+    # runs taken whole from the cache (or from a run of this build with equal keys)
+    cached: list[str]
     failed: dict[str, str]  # run name -> why
     stages_computed: dict[str, int]  # stage -> entries computed in this build
 
@@ -160,16 +159,16 @@ class Gatherer:
                 keys.analysis, _Analysis(keys.analysis, keys, [])
             ).runs.append(run)
         for transfer in transfers.values():
-            found = self.caches.transfer.lookup(transfer.key)
-            transfer.result = found[1] if found else None
+            cached_transfer = self.caches.transfer.lookup(transfer.key)
+            transfer.result = cached_transfer[1] if cached_transfer else None
             for analysis in transfer.analyses.values():
                 if transfer.result is None:
                     continue  # a new transfer: its analyses and figures are made anew
-                found = self.caches.analysis.lookup(analysis.key)
-                analysis.result = found[1] if found else None
+                cached_analysis = self.caches.analysis.lookup(analysis.key)
+                analysis.result = cached_analysis[1] if cached_analysis else None
                 if analysis.result is not None:
-                    found = self.caches.figures.lookup(analysis.keys.figures)
-                    analysis.figures = (found[1], found[0] / RUN_FOLDER) if found else None
+                    drawn = self.caches.figures.lookup(analysis.keys.figures)
+                    analysis.figures = (drawn[1], drawn[0] / RUN_FOLDER) if drawn else None
         return list(transfers.values())
 
     # ---- the run ----------------------------------------------------------------------------
@@ -267,9 +266,9 @@ class Gatherer:
         running: dict[Future, DeviceJob] = {}
         while pending or running:
             while pending and len(running) < devices.capacity and devices.free():
-                job = pending.popleft()
-                self._start(self._runs_of(job))
-                job = self._with_inputs(job)
+                planned = pending.popleft()
+                self._start(self._runs_of(planned))
+                job = self._with_inputs(planned)
                 if job is None:
                     continue
                 try:
@@ -331,6 +330,7 @@ class Gatherer:
                 self._draw(transfer, transfer.analyses[key])
 
     def _draw(self, transfer: _Transfer, analysis: _Analysis) -> None:
+        assert transfer.result is not None and analysis.result is not None  # drawn from both
         folder = self.caches.figures.reserve(analysis.keys.figures)
         (folder / RUN_FOLDER).mkdir()
         self._start(analysis.runs)
@@ -411,6 +411,7 @@ class Gatherer:
                 if analysis.figures is None:
                     continue
                 figures, folder = analysis.figures
+                assert transfer.result is not None and analysis.result is not None  # drawn from
                 for run in analysis.runs:
                     results[run.name] = RunResults(
                         transfer.result, analysis.result, figures, folder

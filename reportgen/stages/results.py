@@ -16,11 +16,12 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from reportgen.grams import GramCell, per_position
+from reportgen.manifest import ResolvedPrecision
 from reportgen.stages.arrays import Arrays
 from reportgen.tiles import MontageLayout, PairTiles
 
@@ -201,7 +202,7 @@ class Reconstruction:
     content at ``layers[-1]``, or style over ``layers``; its pixels are
     ``TransferResult.images[reconstruction_name(kind, layers[-1])]``."""
 
-    kind: str  # "content" | "style"
+    kind: Literal["content", "style"]
     layers: tuple[str, ...]
     loss: float
 
@@ -227,7 +228,7 @@ class TransferResult:
     content: InputImage
     style: InputImage
     weights: WeightsUsed
-    precision: str  # of the optimisation's network passes, as resolved on the device
+    precision: ResolvedPrecision  # of the optimisation's network passes, as resolved there
     device: DeviceInfo
     losses: LossHistory  # one entry per step, the loss *before* that step's update
     final: StepRecord  # the loss of the saved 8-bit picture, in float32

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reportgen.manifest import Params
+from reportgen.manifest import Init, Loss, Optimizer, Params, ResolvedPrecision
 
 
 @dataclass(frozen=True)
@@ -13,18 +13,18 @@ class TransferSettings:
     """What the optimisation needs from a run's resolved parameters."""
 
     steps: int  # per scale
-    optimizer: str  # "lbfgs" | "adam"
+    optimizer: Optimizer
     lr: float  # L-BFGS: multiplier of the quasi-Newton step; Adam: step size in 0..1 units
     content_weight: float  # alpha
     style_weight: float  # beta
     content_layer: str
     style_layers: dict[str, float]  # layer -> w_l
-    init: str  # "content" | "noise"
+    init: Init
     seed: int
     # "float32" | "bfloat16": of the optimisation's network passes, as resolved on the device
     # (the manifest's "auto" is resolved by Runtime.precision before it gets here).
-    precision: str = "float32"
-    loss: str = "relative"  # "relative" | "seed" (see reportgen.ml.losses)
+    precision: ResolvedPrecision = "float32"
+    loss: Loss = "relative"  # see reportgen.ml.losses
     tv_weight: float = 0.0
     coarse_to_fine: int = 0  # longest side of the first scale, px; 0: one scale only
     snapshot_every: int = 0  # keep the image every this many steps; 0: never
@@ -51,7 +51,7 @@ class TransferSettings:
         )
 
 
-def transfer_settings(params: Params, precision: str) -> TransferSettings:
+def transfer_settings(params: Params, precision: ResolvedPrecision) -> TransferSettings:
     """The optimisation's share of a run's parameters; ``precision`` as resolved on the device
     (or as written, where only the batch signature is wanted)."""
     return TransferSettings(

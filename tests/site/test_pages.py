@@ -16,21 +16,21 @@ import pytest
 import torch
 from studies import ANALYSED, make_study
 
-SWEEP = "    sweep:\n      style_weight: [1.0e3, 1.0e4, 1.0e5, 1.0e6]\n"
-VARIANTS = [f"style_weight-1e{k}" for k in (3, 4, 5, 6)]
+SWEEP = "    sweep:\n      style_weight: [1.0e3, 1.0e6]\n"
+VARIANTS = [f"style_weight-1e{k}" for k in (3, 6)]
 
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory, session_cache):
-    """The tiny study with a third pair whose four variants come from a sweep."""
+    """The tiny study (its two pairs from the session's cache) with a third pair whose two
+    variants come from a sweep."""
     from reportgen.build import BuildOptions, build
     from reportgen.execute import ExecutorChoice
 
     folder = tmp_path_factory.mktemp("swept")
     manifest = make_study(
         folder,
-        steps=3,
-        extra_pairs="  - id: cat-sweep\n    title: Cat, four betas\n    content: img/cat.png\n    "
+        extra_pairs="  - id: cat-sweep\n    title: Cat, two betas\n    content: img/cat.png\n    "
         "style: img/mosaic.png\n" + SWEEP,
     )
     site = folder / "site"
@@ -85,7 +85,7 @@ def test_sweep_expands_into_variant_runs_with_their_own_pages(swept):
         ]["style_weight"]
         for v in VARIANTS
     ]
-    assert weights == [1e3, 1e4, 1e5, 1e6]
+    assert weights == [1e3, 1e6]
     # Pairs without variants keep the paths of a plain pair.
     assert (site / "pairs" / "cat" / "result.png").is_file()
 

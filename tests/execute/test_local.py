@@ -129,7 +129,7 @@ def test_closing_the_workers_stops_a_running_job_at_once(tmp_path):
 
 
 def test_a_worker_that_cannot_start_is_named_in_one_message():
-    workers = DeviceWorkers(["cpu", "no-such-device"])
+    workers = DeviceWorkers(["no-such-device"])
     with pytest.raises(ReportgenError, match="no-such-device.*could not start"):
         workers.start()
 

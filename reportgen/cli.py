@@ -98,6 +98,15 @@ def _human_bytes(count: int) -> str:
     return str(size)
 
 
+def _configure_logging(verbose: bool) -> None:
+    """Log lines on stderr; details only when asked for (the child of a build on Ray too)."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="reportgen")
 @click.option(
@@ -110,11 +119,7 @@ def main(verbose: bool) -> None:
     VGG19 for each, analyses the content and style representations layer by layer and writes a
     static site with one page per pair and per layer.
     """
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s: %(message)s",
-        stream=sys.stderr,
-    )
+    _configure_logging(verbose)
 
 
 def _shared_options(command: Decorated) -> Decorated:
@@ -300,11 +305,7 @@ def _build_in_a_process_of_its_own(manifest: Path, options: dict[str, Any]) -> b
 
 def _build_as_child(manifest: Path, options: dict[str, Any], parent: Connection) -> None:
     """The child's side of :func:`_build_in_a_process_of_its_own`."""
-    logging.basicConfig(
-        level=logging.INFO if options["verbose"] else logging.WARNING,
-        format="%(levelname)s: %(message)s",
-        stream=sys.stderr,
-    )
+    _configure_logging(options["verbose"])
     try:
         ended: tuple[str, object] = ("finished", _build_here(manifest, options))
     except ReportgenError as error:

@@ -55,6 +55,7 @@ class BuildSummary:
     cached: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     stages_computed: dict[str, int] = field(default_factory=dict)  # stage -> entries computed
+    visualised: int = 0  # filters visualised (feature visualisations made, not from the cache)
     phases: PhaseTimes = field(default_factory=PhaseTimes)  # seconds of each phase of the build
     weights: dict[str, int] = field(default_factory=dict)  # bytes of the site, by kind of file
     warnings: list[str] = field(default_factory=list)
@@ -102,6 +103,7 @@ def build(
                 gathered.failed,
             )
             summary.stages_computed = gathered.stages_computed
+            summary.visualised = gathered.visualised
             published = publish(
                 manifest,
                 gathered,
@@ -110,6 +112,7 @@ def build(
                 options.base_url,
                 times=summary.phases,
                 draw_distances=_draw_distances,
+                draw_example=_draw_example,
                 before_commit=(lambda: _refuse_warnings(warnings))
                 if options.strict
                 else (lambda: None),
@@ -133,6 +136,18 @@ def _draw_distances(comparison: StyleComparison, path: Path) -> None:
     distance_clustermap(
         comparison.matrix, comparison.order, comparison.merges, comparison.layer, path
     )
+
+
+def _draw_example(
+    source: Path,
+    crop: tuple[int, int, int, int],
+    field: tuple[int, int, int, int],
+    side: int,
+    path: Path,
+) -> None:
+    from reportgen.figures.raster import example_crop
+
+    example_crop(source, crop, field, side, path)
 
 
 @contextlib.contextmanager

@@ -88,6 +88,26 @@ class TerminalProgress:
         elif work != "cached" and not self.quiet:
             click.echo(f"  {run.name}: done in {seconds:.1f} s {progress}", err=True)
 
+    def visualisations(self, filters: int, layers: int, estimate: float) -> None:
+        self._close_bar()
+        if not self.quiet:
+            click.echo(
+                f"feature visualisations: {filters} filter{'s' if filters != 1 else ''} of "
+                f"{layers} layer{'s' if layers != 1 else ''} to compute, about "
+                f"{_human_seconds(estimate)} (once: they are kept for every study)",
+                err=True,
+            )
+
+    def visualised(self, done: int, total: int) -> None:
+        if not self.quiet:
+            click.echo(f"  visualised {done}/{total} filters", err=True)
+
+
+def _human_seconds(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    return f"{round(seconds / 60)} min"
+
 
 def _human_bytes(count: int) -> str:
     size = float(count)
@@ -246,6 +266,8 @@ def _build_here(manifest: Path, options: dict[str, Any]) -> bool:
         if summary.computed
         else ""
     )
+    if summary.visualised:
+        made += f", {summary.visualised} filters visualised"
     parts = [f"{len(summary.computed)} computed{made}", f"{len(summary.cached)} from cache"]
     if summary.failed:
         parts.append(f"{len(summary.failed)} failed")

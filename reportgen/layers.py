@@ -65,3 +65,19 @@ def module_index(layer: str, activation: Activation) -> int:
 def network_order(layers: Iterable[str]) -> list[str]:
     """The given layer names, deduplicated, sorted by depth in the network."""
     return sorted(set(layers), key=CONV_INDEX.__getitem__)
+
+
+def receptive_field(layer: str) -> tuple[int, int]:
+    """(side, stride) in input pixels of one position of ``layer``: the square of the image it
+    sees (3×3 convolutions and 2×2 max-pools all the way down), and how far apart neighbouring
+    positions' squares are."""
+    side, stride = 1, 1
+    for name in LAYER_NAMES:
+        side += 2 * stride  # a 3×3 convolution
+        if name == layer:
+            return side, stride
+        block, conv = (int(part) for part in name.removeprefix("conv").split("_"))
+        if conv == _CONVS_PER_BLOCK[block - 1]:  # the block's max-pool
+            side += stride
+            stride *= 2
+    raise ValueError(f"unknown layer {layer!r}")

@@ -94,10 +94,10 @@ class LayerFiles:
         """The layer's style loss over the optimisation (style layers only)."""
         return f"{self.folder}/loss.png"
 
-    @property
-    def top_pairs(self) -> str:
-        """The maps of the style image's top filter pairs, side by side."""
-        return f"{self.folder}/top-pairs-style.webp"
+    def pair(self, rank: int) -> str:
+        """The style image's ``rank``-th top filter pair (from 1): the two filters' maps, and
+        where in the style image and in the result the Gram cell comes from."""
+        return f"{self.folder}/pair-{rank:02d}.webp"
 
     @property
     def difference(self) -> str:
@@ -178,6 +178,36 @@ def cross_pair_page(layer: str) -> str:
 def distances_figure(layer: str) -> str:
     """The distances between the study's style images at ``layer``, clustered (large studies)."""
     return f"{CROSS_PAIR_DIR}/{layer}-distances.webp"
+
+
+FILTERS_DIR = "filters"
+FILTERS_RECORD = f"{FILTERS_DIR}/filters.json"  # every filter page's data, for other tools
+
+
+def filters_folder(layer: str, network: str | None = None) -> str:
+    """The folder of ``layer``'s filter pages; ``network`` names the network in front when a
+    study uses several."""
+    return f"{FILTERS_DIR}/{network}/{layer}" if network else f"{FILTERS_DIR}/{layer}"
+
+
+def filter_page(layer: str, filter_index: int, network: str | None = None) -> str:
+    """The page of one filter across the study: a stable path, for links people keep."""
+    return f"{filters_folder(layer, network)}/{filter_index}.html"
+
+
+def filter_visualisation(layer: str, filter_index: int, network: str | None = None) -> str:
+    """The filter's feature visualisation, lossless."""
+    return f"{filters_folder(layer, network)}/{filter_index}.png"
+
+
+def filter_example(layer: str, filter_index: int, rank: int, network: str | None = None) -> str:
+    """The ``rank``-th (from 1) of the study's image crops where the filter fires most."""
+    return f"{filters_folder(layer, network)}/{filter_index}/example-{rank:02d}.webp"
+
+
+def filter_atlas(layer: str, network: str | None = None) -> str:
+    """Every filter of ``layer`` with a page, by its visualisation."""
+    return f"{filters_folder(layer, network)}/index.html"
 
 
 FILTER_ANCHOR_PREFIX = "f"  # also parsed by filters.js: #f12 opens filter 12, #f12-f40 a pair

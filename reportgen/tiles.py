@@ -154,8 +154,7 @@ def pair_tiles(maps: np.ndarray, pairs: list[GramCell]) -> tuple[PairTiles, np.n
     """(C, H, W) float maps -> the tiles of every filter in ``pairs``: (K, h, w) uint8, at most
     :data:`PAIR_TILE_MAX` px, small maps enlarged to :data:`PAIR_TILE_MIN`."""
     _, height, width = maps.shape
-    scale = max(min(PAIR_TILE_MAX, max(height, width)), PAIR_TILE_MIN) / max(height, width)
-    tile_w, tile_h = max(1, round(width * scale)), max(1, round(height * scale))
+    tile_w, tile_h = pair_tile_size(height, width)
     needed = sorted({k for cell in pairs for k in (cell.i, cell.j)})
     tiles = (
         resize_tiles(scaled_to_bytes(maps[needed]), tile_w, tile_h)
@@ -163,3 +162,48 @@ def pair_tiles(maps: np.ndarray, pairs: list[GramCell]) -> tuple[PairTiles, np.n
         else np.zeros((0, tile_h, tile_w), np.uint8)
     )
     return PairTiles(tuple(needed), tile_w, tile_h), tiles
+
+
+def pair_tile_size(height: int, width: int) -> tuple[int, int]:
+    """(width, height) of a map of ``height`` × ``width`` in the pair figures: at most
+    :data:`PAIR_TILE_MAX` px, small maps enlarged to :data:`PAIR_TILE_MIN`."""
+    scale = max(min(PAIR_TILE_MAX, max(height, width)), PAIR_TILE_MIN) / max(height, width)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def contribution_tiles(maps: np.ndarray, pairs: list[GramCell]) -> np.ndarray:
+    """(C, H, W) float maps -> (K, h, w) float32: for each pair (i, j) the share of each position
+    in the Gram cell, ``F_i·F_j / G_ij`` (summing to 1 over the map; all 0 where the cell is 0),
+    at the pair figures' size.
+
+    Resized with a box filter (each tile pixel the mean of the positions it covers), then
+    scaled so that the shares still sum to 1.
+    """
+    _, height, width = maps.shape
+    tile_w, tile_h = pair_tile_size(height, width)
+    shares = np.zeros((len(pairs), tile_h, tile_w), np.float32)
+    for index, cell in enumerate(pairs):
+        product = maps[cell.i].astype(np.float64) * maps[cell.j]
+        total = product.sum()
+        if total == 0:
+            continue
+        share = (product / total).astype(np.float32)
+        resized = np.asarray(
+            Image.fromarray(share, mode="F").resize((tile_w, tile_h), Image.Resampling.BOX)
+        )
+        kept = resized.sum(dtype=np.float64)
+        # Resampling to a size that is not a whole multiple moves a little of the total between
+        # neighbours; scaled back, the shares sum to 1 as the cell's do.
+        shares[index] = resized / kept if kept != 0 else 0.0
+    return shares
+
+
+def peaks(maps: np.ndarray) -> np.ndarray:
+    """(C, H, W) float maps -> (C, 3) float32: each map's largest value and where it is (row,
+    column, counted from the top left)."""
+    count, _, width = maps.shape
+    flat = maps.reshape(count, -1)
+    where = flat.argmax(axis=1)
+    return np.stack([flat[np.arange(count), where], where // width, where % width], axis=1).astype(
+        np.float32
+    )

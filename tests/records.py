@@ -52,6 +52,8 @@ def layer_record(layer: str, params: Params, *, block: int = 1) -> LayerRecord:
         ),
         is_style_layer=layer in params.style_layer_weights,
         is_content_layer=layer == params.content_layer,
+        style_pairs_in_result=(0.5, 0.25),
+        pair_limits=(4.0, 3.5),
     )
 
 
@@ -77,7 +79,7 @@ def drawn_files(
             if layer == content_layer:
                 files[names.difference] = 1
         if pair_sheets:
-            files[names.top_pairs] = 1
+            files |= {names.pair(rank): 1 for rank in (1, 2)}
     return files
 
 

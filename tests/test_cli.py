@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -233,6 +234,8 @@ def test_the_console_entry_point_keeps_exit_codes_and_output(
 def test_a_build_through_the_console_entry_point_leaves_a_complete_site(tmp_path):
     """The quick exit comes after the site is swapped in and the lock released."""
     manifest = make_study(tmp_path / "study", steps=2, size=32)
+    # This process's defaults do not reach the child: the visualisations are small by hand.
+    manifest.write_text("feature_visualisation: {size: 16, steps: 2}\n" + manifest.read_text())
     site, cache = tmp_path / "site", tmp_path / "cache"
     command = [
         sys.executable,
@@ -246,11 +249,15 @@ def test_a_build_through_the_console_entry_point_leaves_a_complete_site(tmp_path
         str(cache),
         "--device",
         "cpu",
-        "-q",
     ]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr
     assert "built " in completed.stdout and "2 computed" in completed.stdout
+    # Before computing them, the build says how many visualisations and about how long.
+    said = re.search(
+        r"feature visualisations: (\d+) filters of 6 layers to compute, about ", completed.stderr
+    )
+    assert said and f"{said.group(1)} filters visualised" in completed.stdout, completed.stderr
     for pair_id in ("cat", "cup"):
         assert (site / "pairs" / pair_id / "index.html").stat().st_size > 0
         assert (site / "pairs" / pair_id / "data" / "pair.json").is_file()

@@ -31,8 +31,8 @@ def _expected_run_files(record: dict) -> set[str]:
             figures.gram_comparison,
             figures.correlation,
             figures.energy,
-            figures.top_pairs,
         }
+        files |= {figures.pair(rank) for rank in range(1, len(info["top_pairs"]["style"]) + 1)}
         files |= {figures.maps(role) for role in layout.ROLES}
         files |= {figures.loss_curve} if info["is_style_layer"] else set()
         files |= {figures.difference} if info["is_content_layer"] else set()

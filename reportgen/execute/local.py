@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 from reportgen.errors import ReportgenError
 from reportgen.execute.processes import available_cores, yield_to_transfers
-from reportgen.stages.jobs import DeviceBusy, DeviceJob, FigureJob, NoDeviceLeft, TaskOutcome
+from reportgen.stages.jobs import (
+    DeviceBusy,
+    DeviceJob,
+    DeviceWork,
+    FigureJob,
+    NoDeviceLeft,
+    WorkDone,
+)
 from reportgen.stages.results import FigureSet
 
 if TYPE_CHECKING:
@@ -75,16 +82,17 @@ class InProcessDevice:
             self._runtime = Runtime(resolve_device(self.device))
         return self._runtime
 
-    def submit(self, job: DeviceJob) -> Future:
-        from reportgen.ml.stages import run_job
+    def submit(self, job: DeviceWork) -> Future:
+        from reportgen.ml.stages import run_work
 
         runtime = self.runtime()
-        name, progress = job.tasks[0].name, self.progress
-        report = (
-            (lambda phase, done, total: progress(name, phase, done, total)) if progress else None
-        )
+        progress = self.progress
+        report = None
+        if progress is not None and isinstance(job, DeviceJob):
+            name = job.tasks[0].name
+            report = lambda phase, done, total: progress(name, phase, done, total)  # noqa: E731
         try:
-            return _done(run_job(job, runtime, report))
+            return _done(run_work(job, runtime, report))
         except Exception as error:  # a defect: re-raised where the future is read
             return _failed(error)
 
@@ -113,11 +121,11 @@ def _start_device_worker(device: str, threads: int) -> None:
     _worker_runtime = worker_runtime(device, threads)
 
 
-def _device_job(job: DeviceJob) -> list[TaskOutcome]:
-    from reportgen.ml.stages import run_job
+def _device_job(job: DeviceWork) -> WorkDone:
+    from reportgen.ml.stages import run_work
 
     assert _worker_runtime is not None
-    return run_job(job, _worker_runtime)
+    return run_work(job, _worker_runtime)
 
 
 def _pid() -> int:
@@ -187,7 +195,7 @@ class DeviceWorkers:
     def free(self) -> bool:
         return any(worker.alive and worker.in_flight() < JOBS_PER_WORKER for worker in self.workers)
 
-    def submit(self, job: DeviceJob) -> Future:
+    def submit(self, job: DeviceWork) -> Future:
         for worker in sorted((w for w in self.workers if w.alive), key=_Worker.in_flight):
             if worker.in_flight() >= JOBS_PER_WORKER:
                 break

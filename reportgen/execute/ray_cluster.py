@@ -34,7 +34,7 @@ from typing import Any
 from reportgen.errors import ReportgenError
 from reportgen.execute.processes import available_cores, yield_to_transfers
 from reportgen.manifest import BUILTIN_WEIGHTS, Manifest
-from reportgen.stages.jobs import DeviceJob, FigureJob, TaskOutcome
+from reportgen.stages.jobs import DeviceJob, DeviceWork, FigureJob, WorkDone
 from reportgen.stages.results import FigureSet
 
 RAY_INSTALL = "pip install 'reportgen[ray]'"
@@ -162,10 +162,10 @@ class _DeviceActor:
         }
         self.runtime = worker_runtime("cuda:0" if on_gpu else "cpu", threads, local)
 
-    def run(self, job: DeviceJob) -> list[TaskOutcome]:
-        from reportgen.ml.stages import run_job
+    def run(self, job: DeviceWork) -> WorkDone:
+        from reportgen.ml.stages import run_work
 
-        return run_job(job, self.runtime)
+        return run_work(job, self.runtime)
 
 
 def _node_copy(choice: str, data: bytes) -> Path:
@@ -184,8 +184,10 @@ def _node_copy(choice: str, data: bytes) -> Path:
     return path
 
 
-def _in_memory(job: DeviceJob) -> DeviceJob:
+def _in_memory(job: DeviceWork) -> DeviceWork:
     """A job whose cached transfers carry their arrays, not the driver's path to them."""
+    if not isinstance(job, DeviceJob):
+        return job
     tasks = tuple(
         dataclasses.replace(
             task, cached=dataclasses.replace(task.cached, images=task.cached.images.loaded())
@@ -234,7 +236,7 @@ class RayDevices:
     def free(self) -> bool:
         return any(self._load(index) < JOBS_PER_ACTOR for index in range(len(self.actors)))
 
-    def submit(self, job: DeviceJob) -> Future:
+    def submit(self, job: DeviceWork) -> Future:
         _check_driver_node()
         index = min(range(len(self.actors)), key=self._load)
         ref = self.actors[index].run.remote(_in_memory(job))

@@ -39,6 +39,7 @@ from reportgen.stages.results import (
     AnalysisResult,
     FigureSet,
     LayerFigures,
+    contributions_name,
     gram_name,
     pair_tiles_name,
     reconstruction_name,
@@ -75,7 +76,7 @@ def draw_run(job: FigureJob) -> FigureSet:
         history, [scale.first_step for scale in transfer.scales[1:]], _made(folder, LOSS_CURVES)
     )
     layers = {
-        layer: _draw_layer(analysis, arrays, params, options, history, folder, layer)
+        layer: _draw_layer(analysis, arrays, images, params, options, history, folder, layer)
         for layer in analysis.layers
     }
     for snapshot in transfer.snapshots:
@@ -118,6 +119,7 @@ def _webp(pixels: np.ndarray, path: Path, quality: int) -> None:
 def _draw_layer(
     analysis: AnalysisResult,
     arrays: Arrays,
+    images: Arrays,
     params: Params,
     options: FigureOptions,
     history: dict,
@@ -166,14 +168,21 @@ def _draw_layer(
                 folder / files.difference,
                 **quality,
             )
+    limits = []
     if options.pair_sheets:
-        raster.filter_pairs_figure(
-            info.pair_tiles,
-            arrays[pair_tiles_name(layer)],
-            info.top_pairs["style"],
-            folder / files.top_pairs,
-            **quality,
-        )
+        tiles = dict(zip(info.pair_tiles.filters, arrays[pair_tiles_name(layer)], strict=True))
+        contributions = {
+            role: arrays[contributions_name(role, layer)] for role in ("style", "result")
+        }
+        for rank, cell in enumerate(info.top_pairs["style"], start=1):
+            limit = raster.pair_figure(
+                (tiles[cell.i], tiles[cell.j]),
+                (images["style"], contributions["style"][rank - 1]),
+                (images["optimised"], contributions["result"][rank - 1]),
+                folder / files.pair(rank),
+                **quality,
+            )
+            limits.append(limit)
     scale = raster.gram_comparison(
         per_position["style"],
         per_position["result"],
@@ -184,4 +193,4 @@ def _draw_layer(
     placement = raster.correlation_heatmap(
         grams.correlation(style_gram), layer, folder / files.correlation, **quality
     )
-    return LayerFigures(scale, placement)
+    return LayerFigures(scale, placement, tuple(limits))

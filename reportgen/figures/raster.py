@@ -10,7 +10,6 @@ maps and its symmetric-log scale; it draws nothing here.
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,9 +18,8 @@ import matplotlib.colors
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from reportgen.grams import GramCell
 from reportgen.stages.results import GramScale, HeatmapPlacement
-from reportgen.tiles import MontageLayout, PairTiles
+from reportgen.tiles import MontageLayout
 
 MONTAGE_QUALITY = 70
 WEBP_METHOD = 1  # encoder effort 0..6: 1 is about 3x faster than 4 for a few percent more bytes
@@ -125,40 +123,73 @@ def _label_tiles(image: Image.Image, layout: MontageLayout) -> None:
         )
 
 
-def filter_pairs_figure(
-    placement: PairTiles,
-    tiles: np.ndarray,
-    pairs: tuple[GramCell, ...],
+PAIR_PANEL_MIN = 96  # px: the height of a pair figure's panels, at least ...
+PAIR_PANEL_MAX = 200  # ... and at most
+
+
+def pair_figure(
+    maps: tuple[np.ndarray, np.ndarray],
+    style: tuple[np.ndarray, np.ndarray],
+    result: tuple[np.ndarray, np.ndarray],
     path: Path,
     quality: int = MONTAGE_QUALITY,
-) -> None:
-    """The seed's "top matched filters": for each pair (i, j), maps i and j side by side, from
-    the tiles of :func:`reportgen.tiles.pair_tiles`."""
-    tile_w, tile_h = placement.width, placement.height
-    caption = 22
-    pad = 8
-    font = _font(13)
-    captions = [
-        (f"#{row + 1}  filter {cell.i}   G = {cell.value:.4g}", f"#{row + 1}  filter {cell.j}")
-        for row, cell in enumerate(pairs)
+) -> float:
+    """One top filter pair (i, j) of the style image, as four panels in a row: the style image's
+    maps of i and of j (each over its own range), then where the Gram cell G_ij comes from in
+    the style image and in the result.
+
+    ``maps`` are the two (h, w) uint8 tiles; ``style`` and ``result`` each an (H, W, 3) uint8
+    image with its (h', w') contribution map (:func:`reportgen.tiles.contribution_tiles`).  A
+    contribution is shown as its share over the average position's, on one scale for both
+    images; returns the share the brightest colour stands for.
+    """
+    tile_h = maps[0].shape[0]
+    height = min(max(tile_h, PAIR_PANEL_MIN), PAIR_PANEL_MAX)
+    relative = [share * share.size for _, share in (style, result)]  # 1: an average position
+    limit = max(1.0, *(float(np.percentile(r, 99.5)) for r in relative))
+    panels = [_enlarged(colour_table()[tile], height) for tile in maps] + [
+        _contribution_overlay(image, share, limit, height)
+        for (image, _), share in zip((style, result), relative, strict=True)
     ]
-    # A column is as wide as its widest caption when the maps are small (deep layers), so that
-    # the left caption does not run into the right one.
-    column_w = max(
-        [tile_w, *(math.ceil(font.getlength(text)) + pad for texts in captions for text in texts)]
+    gap = 6
+    width = sum(panel.shape[1] for panel in panels) + gap * (len(panels) - 1)
+    canvas = np.full((height, width, 3), BACKGROUND, np.uint8)
+    left = 0
+    for panel in panels:
+        canvas[:, left : left + panel.shape[1]] = panel
+        left += panel.shape[1] + gap
+    Image.fromarray(canvas).save(path, format="WEBP", quality=quality, method=WEBP_METHOD)
+    return limit
+
+
+def _enlarged(pixels: np.ndarray, height: int) -> np.ndarray:
+    """(h, w, 3) uint8 -> (height, w·height/h, 3), nearest neighbour (map cells stay sharp)."""
+    h, w = pixels.shape[:2]
+    width = max(1, round(w * height / h))
+    return np.asarray(Image.fromarray(pixels).resize((width, height), Image.Resampling.NEAREST))
+
+
+def _contribution_overlay(
+    image: np.ndarray, relative: np.ndarray, limit: float, height: int
+) -> np.ndarray:
+    """The image, dimmed and grey, under a heat map of ``relative`` (h, w) shares: transparent
+    where a position gives no more than its average share, opaque magma at ``limit``."""
+    h, w = image.shape[:2]
+    width = max(1, round(w * height / h))
+    shown = np.asarray(
+        Image.fromarray(image).convert("L").resize((width, height), Image.Resampling.LANCZOS),
+        dtype=np.float32,
     )
-    sheet = Image.new(
-        "RGB", (2 * column_w + 3 * pad, len(pairs) * (tile_h + caption + pad) + pad), BACKGROUND
+    background = (shown * 0.55 + 40)[..., None].repeat(3, axis=2)
+    heat = np.asarray(
+        Image.fromarray(relative.astype(np.float32), mode="F").resize(
+            (width, height), Image.Resampling.BILINEAR
+        )
     )
-    draw = ImageDraw.Draw(sheet)
-    coloured = dict(zip(placement.filters, colour_table()[tiles], strict=True))
-    for row, cell in enumerate(pairs):
-        top = pad + row * (tile_h + caption + pad)
-        for column, k in enumerate((cell.i, cell.j)):
-            left = pad + column * (column_w + pad)
-            sheet.paste(Image.fromarray(coloured[k], "RGB"), (left, top + caption))
-            draw.text((left, top + 3), captions[row][column], fill=(20, 20, 20), font=font)
-    sheet.save(path, format="WEBP", quality=quality, method=WEBP_METHOD)
+    level = np.clip(heat / limit, 0, 1)
+    colours = colour_table("magma")[(level * 255).round().astype(np.uint8)].astype(np.float32)
+    alpha = np.clip((heat - 1) / max(limit - 1, 1e-6), 0, 1)[..., None] ** 0.6
+    return (background * (1 - alpha) + colours * alpha).round().astype(np.uint8)
 
 
 def _matrix_panel(scaled: np.ndarray, colours: str) -> np.ndarray:
@@ -235,3 +266,32 @@ def thumbnail(pixels: np.ndarray, path: Path, side: int = THUMB_SIDE) -> None:
     image = Image.fromarray(pixels, "RGB")
     image.thumbnail((side, side), Image.Resampling.LANCZOS)
     image.save(path, format="WEBP", quality=85, method=WEBP_METHOD)
+
+
+def example_crop(
+    source: Path,
+    crop: tuple[int, int, int, int],
+    field: tuple[int, int, int, int],
+    side: int,
+    path: Path,
+) -> None:
+    """The ``crop`` box of the image file ``source``, shown ``side`` px on its longer side, with
+    the ``field`` box (a receptive field, in the image's pixels) outlined when it is smaller."""
+    with Image.open(source) as image:
+        cut = image.convert("RGB").crop(crop)
+    width, height = cut.size
+    scale = side / max(width, height)
+    # Enlarged pixels stay sharp: they are the pixels the filter saw.
+    resample = Image.Resampling.NEAREST if scale >= 2 else Image.Resampling.LANCZOS
+    shown = cut.resize((max(1, round(width * scale)), max(1, round(height * scale))), resample)
+    left, top = crop[0], crop[1]
+    box = [
+        (field[0] - left) * scale,
+        (field[1] - top) * scale,
+        (field[2] - left) * scale - 1,
+        (field[3] - top) * scale - 1,
+    ]
+    if (field[2] - field[0]) < width or (field[3] - field[1]) < height:
+        ImageDraw.Draw(shown).rectangle(box, outline=(255, 220, 0), width=2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shown.save(path, format="WEBP", quality=85, method=WEBP_METHOD)

@@ -10,9 +10,11 @@ from reportgen.manifest.model import (
     BUILTIN_WEIGHTS,
     DEFAULT_LR,
     DEFAULT_STYLE_WEIGHT,
+    FILTER_PAGES,
     PARAM_NAMES,
     PRESETS,
     FigureOptions,
+    FilterPages,
     Init,
     Link,
     Loss,
@@ -25,15 +27,18 @@ from reportgen.manifest.model import (
     ResolvedPrecision,
     Run,
     Variant,
+    VisualisationOptions,
 )
 
 __all__ = [
     "BUILTIN_WEIGHTS",
     "DEFAULT_LR",
     "DEFAULT_STYLE_WEIGHT",
+    "FILTER_PAGES",
     "PARAM_NAMES",
     "PRESETS",
     "FigureOptions",
+    "FilterPages",
     "Init",
     "Link",
     "Loss",
@@ -46,5 +51,6 @@ __all__ = [
     "ResolvedPrecision",
     "Run",
     "Variant",
+    "VisualisationOptions",
     "load_manifest",
 ]

@@ -18,6 +18,7 @@ from reportgen.layers import ACTIVATIONS
 from reportgen.manifest import checks
 from reportgen.manifest.checks import ID_PATTERN, CheckContext, Checker
 from reportgen.manifest.model import (
+    FILTER_PAGES,
     INITS,
     LOSSES,
     MONTAGES,
@@ -30,6 +31,7 @@ from reportgen.manifest.model import (
     PairSpec,
     Params,
     Variant,
+    VisualisationOptions,
 )
 from reportgen.manifest.yamlnodes import Located, Mark, YamlSyntaxError, load_located
 from reportgen.paths import RESERVED_NAMES, RESERVED_VARIANT_IDS
@@ -174,7 +176,16 @@ PAIR_CHECKS: dict[str, Checker] = {
     "variants": _variants,
     "sweep": _sweep,
 }
-TOP_KEYS = ("title", "description", "links", "data", "figures", "defaults", "pairs")
+TOP_KEYS = (
+    "title",
+    "description",
+    "links",
+    "data",
+    "figures",
+    "feature_visualisation",
+    "defaults",
+    "pairs",
+)
 
 
 DATA_CHECKS: dict[str, Checker] = {
@@ -187,6 +198,12 @@ FIGURES_CHECKS: dict[str, Checker] = {
     "montages": checks.choice(*MONTAGES),
     "pair_sheets": checks.boolean,
     "quality": checks.integer(10, 100),
+}
+VISUALISATION_CHECKS: dict[str, Checker] = {
+    "filters": checks.choice(*FILTER_PAGES),
+    "size": checks.integer(16, 1024),
+    "steps": checks.integer(1, 10_000),
+    "examples": checks.integer(0, 100),
 }
 
 
@@ -284,6 +301,7 @@ def _validate(root: Located | None, path: Path, context: CheckContext) -> Manife
         context,
         "must be a mapping, e.g. {montages: content, quality: 50}",
     )
+    visualisation = _visualisation_options(top.get("feature_visualisation"), context)
     defaults = _with_preset(
         _top_mapping(
             top, "defaults", PARAM_CHECKS, context, "must be a mapping of parameter to value", True
@@ -365,9 +383,28 @@ def _validate(root: Located | None, path: Path, context: CheckContext) -> Manife
         publish_grams=data.get("grams", True),
         publish_archive=data.get("archive", True),
         figures=FigureOptions(**figures),
+        visualisation=visualisation,
         data_folder=data.get("folder"),
         data_url=data.get("url"),
     )
+
+
+def _visualisation_options(item: Located | None, context: CheckContext) -> VisualisationOptions:
+    """``feature_visualisation: top`` (none, top or all), or the mapping form with its size,
+    steps and examples."""
+    key = "feature_visualisation"
+    if item is None:
+        return VisualisationOptions()
+    if isinstance(item.value, dict):
+        return VisualisationOptions(**_check_mapping(item, VISUALISATION_CHECKS, key, context))
+    context.path = key
+    value, problem = VISUALISATION_CHECKS["filters"](item, context)
+    if problem:
+        context.problem(
+            item.mark, key, f"{problem}; or a mapping, e.g. {{filters: all, size: 96, steps: 128}}"
+        )
+        return VisualisationOptions()
+    return VisualisationOptions(filters=value)
 
 
 def _top_mapping(

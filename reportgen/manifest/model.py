@@ -21,11 +21,15 @@ Precision = Literal["auto", "float32", "bfloat16"]
 # What a device runs an optimisation in: "auto" resolved (reportgen.ml.runtime).
 ResolvedPrecision = Literal["float32", "bfloat16"]
 Montages = Literal["all", "content", "none"]
+# Which filters get a feature visualisation and a page: none, those in some run's top pairs, or
+# every filter of the analysed layers (an atlas).
+FilterPages = Literal["none", "top", "all"]
 OPTIMIZERS: tuple[Optimizer, ...] = get_args(Optimizer)
 LOSSES: tuple[Loss, ...] = get_args(Loss)
 INITS: tuple[Init, ...] = get_args(Init)
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 MONTAGES: tuple[Montages, ...] = get_args(Montages)
+FILTER_PAGES: tuple[FilterPages, ...] = get_args(FilterPages)
 
 # What a weight or step size means depends on the loss and the optimiser, so their defaults do.
 DEFAULT_STYLE_WEIGHT: dict[Loss, float] = {"relative": 3.0, "seed": 1.0e6}
@@ -199,6 +203,19 @@ class FigureOptions:
 
 
 @dataclass(frozen=True)
+class VisualisationOptions:
+    """``feature_visualisation:`` at the top of a manifest: which filters get an image optimised
+    to excite them and a page of their own, and how the images are made.  Study-wide: a
+    visualisation is the network's, not a pair's.  ``None`` sizes and steps are the device's
+    defaults (small on a CPU, Lucid's on a GPU)."""
+
+    filters: FilterPages = "top"
+    size: int | None = None  # side of the image, px
+    steps: int | None = None  # Adam steps
+    examples: int = 8  # the study's image crops where each filter fires most, on its page
+
+
+@dataclass(frozen=True)
 class Manifest:
     path: Path  # absolute
     title: str
@@ -212,6 +229,7 @@ class Manifest:
     data_folder: Path | None = None
     data_url: str | None = None
     figures: FigureOptions = FigureOptions()
+    visualisation: VisualisationOptions = VisualisationOptions()
 
     @property
     def root(self) -> Path:

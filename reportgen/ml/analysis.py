@@ -24,8 +24,10 @@ from reportgen.stages.results import (
     LayerAnalysis,
     MapDistances,
     Stylisation,
+    contributions_name,
     gram_name,
     pair_tiles_name,
+    peaks_name,
     tiles_name,
 )
 from reportgen.tiles import MontageLayout
@@ -76,9 +78,14 @@ def analyse(
         ranked: dict[str, tuple[GramCell, ...]] = {
             role: tuple(sorted_cells(grams[role], top_pairs, off_diagonal=True)) for role in ROLES
         }
-        pair_tiles, arrays[pair_tiles_name(layer)] = tiles.pair_tiles(
-            maps["style"], list(ranked["style"])
-        )
+        style_pairs = list(ranked["style"])
+        pair_tiles, arrays[pair_tiles_name(layer)] = tiles.pair_tiles(maps["style"], style_pairs)
+        for role in ROLES:
+            arrays[peaks_name(role, layer)] = tiles.peaks(maps[role])
+        for role in ("style", "result"):
+            arrays[contributions_name(role, layer)] = tiles.contribution_tiles(
+                maps[role], style_pairs
+            )
         layers[layer] = LayerAnalysis(
             layer=layer,
             channels=grams["style"].shape[0],
@@ -93,6 +100,7 @@ def analyse(
             ),
             montages=montages,
             pair_tiles=pair_tiles,
+            style_pairs_in_result=tuple(float(grams["result"][c.i, c.j]) for c in style_pairs),
         )
     stylisation = _stylisation(
         extractor, layers, arrays, content_maps, images, style_layers, content_layer

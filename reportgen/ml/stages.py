@@ -40,6 +40,7 @@ from reportgen.stages.results import (
     snapshot_name,
 )
 from reportgen.stages.settings import TransferSettings, transfer_settings
+from reportgen.stages.visualisations import VisualisationBatch, VisualisationJob
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,49 @@ def as_tensor(pixels: np.ndarray, device: torch.device) -> torch.Tensor:
         .unsqueeze(0)
         .to(device, torch.float32)
         .contiguous()
+    )
+
+
+def run_work(
+    work: DeviceJob | VisualisationJob, runtime: Runtime, progress: PhaseProgress | None = None
+) -> list[TaskOutcome] | VisualisationBatch:
+    """What a device does with any work it is handed."""
+    if isinstance(work, VisualisationJob):
+        return visualisation_stage(work, runtime)
+    return run_job(work, runtime, progress)
+
+
+def visualisation_stage(job: VisualisationJob, runtime: Runtime) -> VisualisationBatch:
+    """The filters of ``job`` visualised together; a batch too large for the device's memory
+    is split in halves until it fits."""
+    from reportgen.ml.visualise import visualise
+
+    settings = job.settings
+    network = job.network
+    extractor = runtime.extractor(network.weights, network.activation, [job.layer])
+
+    def made(filters: list[int]) -> tuple[list[np.ndarray], list[np.ndarray], float]:
+        try:
+            batch = visualise(extractor, job.layer, filters, settings)
+        except torch.OutOfMemoryError:
+            if len(filters) == 1:
+                raise
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            half = len(filters) // 2
+            first, second = made(filters[:half]), made(filters[half:])
+            return first[0] + second[0], first[1] + second[1], first[2] + second[2]
+        return [batch.images], [batch.activations], batch.seconds
+
+    with out_of_memory_reported(f"the visualisations of {job.layer}", settings.size):
+        images, activations, seconds = made(list(job.filters))
+    info = runtime.describe()
+    return VisualisationBatch(
+        images=np.concatenate(images),
+        activations=np.concatenate(activations),
+        settings=settings,
+        seconds=seconds,
+        device=f"{info.device} ({info.device_name})",
     )
 
 

@@ -22,7 +22,7 @@ _KINDS = (
     ("pages", lambda path: path.endswith(".html")),
     ("feature montages", lambda path: bool(_MONTAGE.search(path))),
     ("difference montages", lambda path: path.endswith("/maps-difference.webp")),
-    ("filter-pair sheets", lambda path: path.endswith("/top-pairs-style.webp")),
+    ("filter-pair sheets", lambda path: "/pair-" in path and path.endswith(".webp")),
     ("Gram comparisons", lambda path: path.endswith("/grams-compare.webp")),
     ("correlation heatmaps", lambda path: path.endswith("/correlation-style.webp")),
     ("Gram heatmaps", lambda path: path.endswith("/gram-style.webp")),

@@ -9,7 +9,9 @@ shows; templates print values and loop.  What a run's page and its layer pages s
 
 from __future__ import annotations
 
+import functools
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,8 +31,10 @@ from reportgen.paths import (
 from reportgen.site import views
 from reportgen.site.archive import Volume
 from reportgen.site.distances import StyleComparison
+from reportgen.site.filters import FilterAtlas, atlas_view, filter_view, layer_filters
 from reportgen.site.record import RunRecord
-from reportgen.site.views import View
+from reportgen.site.views import LayerFilters, View
+from reportgen.stages.visualisations import Network
 
 LAYER_DESCRIPTIONS = {
     "conv1_1": "the first layer: responds to colours and fine edges at full resolution",
@@ -98,6 +102,7 @@ def build_pages(
     comparisons: dict[str, StyleComparison],
     downloads: list[Volume],
     data_base: str | None = None,
+    atlas: FilterAtlas | None = None,
 ) -> list[Page]:
     """Every page of the site.
 
@@ -105,9 +110,14 @@ def build_pages(
     ``failed`` maps the name of each run that could not be computed to why; ``comparisons`` maps
     layer -> how alike the study's style images are there (:mod:`reportgen.site.distances`);
     ``downloads`` are the data archive's volumes; ``data_base`` is where the data files are
-    published when not in the site (a URL, or a path from the site's root), else ``None``.
+    published when not in the site (a URL, or a path from the site's root), else ``None``;
+    ``atlas`` holds the filters with pages of their own (:mod:`reportgen.site.filters`).
     """
     pages: list[Page] = []
+    atlas = atlas or FilterAtlas({}, {})
+    networks = {
+        run.name: Network(run.params.weights, run.params.activation) for run in manifest.runs
+    }
 
     def finished(pair: PairSpec) -> list[str]:
         names = [f"{pair.id}/{v.id}" for v in pair.variants] if pair.variants else [pair.id]
@@ -156,6 +166,7 @@ def build_pages(
                     neighbours if not pair.variants else None,
                     set(comparisons),
                     data_base,
+                    functools.partial(layer_filters, atlas, networks[name]),
                 )
             )
     pages.insert(
@@ -174,6 +185,7 @@ def build_pages(
             sort_keys=SORT_KEYS,
             index_script=paths.INDEX_SCRIPT,
             layer_pages=[{"name": layer, "href": cross_pair_page(layer)} for layer in comparisons],
+            filter_atlases=_atlas_links(atlas),
             downloads=[
                 {
                     "href": (data_base or "") + v.site_path,
@@ -184,6 +196,82 @@ def build_pages(
         ),
     )
     pages.extend(_cross_pair_pages(manifest, records, comparisons))
+    pages.extend(_filter_pages(manifest, records, atlas))
+    return pages
+
+
+def _atlas_links(atlas: FilterAtlas) -> list[View]:
+    """The study's pages of every filter of a layer, as the index links them."""
+    links = []
+    for network, layer in atlas.layers():
+        name = atlas.network_names.get(network)
+        count = sum(1 for key in atlas.entries if key.network == network and key.layer == layer)
+        links.append(
+            {
+                "label": f"{name} {layer}" if name else layer,
+                "href": paths.filter_atlas(layer, name),
+                "count": _plural(count, "filter"),
+            }
+        )
+    return links
+
+
+def _filter_pages(
+    manifest: Manifest, records: dict[str, RunRecord], atlas: FilterAtlas
+) -> list[Page]:
+    """A page per filter with a visualisation (``filters/<layer>/<k>.html``), and per layer the
+    page of all of them."""
+    titles = {name: record.title for name, record in records.items()}
+    pages = []
+    layers = atlas.layers()
+    atlas_links = _atlas_links(atlas)
+    for position, (network, layer) in enumerate(layers):
+        name = atlas.network_names.get(network)
+        label = f"{name} {layer}" if name else layer
+        keys = [k for k in atlas.entries if k.network == network and k.layer == layer]
+        atlas_page = paths.filter_atlas(layer, name)
+        pages.append(
+            _page(
+                manifest,
+                atlas_page,
+                "filter_atlas.html",
+                f"Filters of {label}",
+                _crumbs(("Study", INDEX), (f"Filters of {label}", None)),
+                description=LAYER_DESCRIPTIONS.get(layer, ""),
+                **atlas_view(atlas, network, layer),
+                neighbours=_neighbours(
+                    [{"href": link["href"], "label": link["label"]} for link in atlas_links],
+                    position,
+                ),
+            )
+        )
+        filter_links = [
+            {"href": paths.filter_page(layer, key.index, name), "label": f"filter {key.index}"}
+            for key in keys
+        ]
+        for index, key in enumerate(keys):
+            pages.append(
+                _page(
+                    manifest,
+                    filter_links[index]["href"],
+                    "filter.html",
+                    f"{label} · filter {key.index}",
+                    _crumbs(
+                        ("Study", INDEX),
+                        (f"Filters of {label}", atlas_page),
+                        (f"filter {key.index}", None),
+                    ),
+                    description=LAYER_DESCRIPTIONS.get(layer, ""),
+                    neighbours=_neighbours(filter_links, index),
+                    neighbours_label=f"Other filters of {label}",
+                    **filter_view(
+                        atlas,
+                        atlas.entries[key],
+                        titles,
+                        manifest.weights_as_written(network.weights),
+                    ),
+                )
+            )
     return pages
 
 
@@ -312,6 +400,7 @@ def _run_pages(
     neighbours: View | None,
     compared_layers: set[str],
     data_base: str | None,
+    filters: Callable[[str], LayerFilters],
 ) -> list[Page]:
     """The page of one run (a pair, or one variant) and its layer pages.  ``compared_layers``
     are those with a cross-pair page (layers every run analyses)."""
@@ -347,7 +436,7 @@ def _run_pages(
                 cross_pair=cross_pair_page(layer["name"])
                 if layer["name"] in compared_layers
                 else None,
-                **views.layer_view(record, layers, layer["name"]),
+                **views.layer_view(record, layers, layer["name"], filters(layer["name"])),
             )
         )
     return pages

@@ -21,6 +21,7 @@ from pathlib import Path
 from reportgen.errors import BuildError
 from reportgen.manifest import Manifest
 from reportgen.paths import (
+    FILTERS_RECORD,
     GRAMS,
     NO_JEKYLL,
     NOT_FOUND,
@@ -28,6 +29,8 @@ from reportgen.paths import (
     ROLES,
     SITEMAP,
     distances_figure,
+    filter_page,
+    filter_visualisation,
     image_file,
     in_run,
     run_dir,
@@ -37,6 +40,7 @@ from reportgen.site.archive import ArchivedRun, volumes
 from reportgen.site.distances import StyleComparison, style_comparisons
 from reportgen.site.distances import digest as comparison_digest
 from reportgen.site.distances import keep as keep_comparisons
+from reportgen.site.filters import EXAMPLE_SIDE, FilterAtlas, example_path, filter_atlas
 from reportgen.site.footprint import LIMIT_BYTES, advice, weigh
 from reportgen.site.footprint import describe as describe_weights
 from reportgen.site.pages import Page, build_pages, distances_as_table, not_found_page, sitemap
@@ -45,6 +49,7 @@ from reportgen.site.render import Renderer
 from reportgen.site.writer import SiteWriter, site_lock
 from reportgen.stages.cache import Caches
 from reportgen.stages.fingerprint import STAGE_VERSIONS
+from reportgen.stages.fingerprint import digest as fingerprint_digest
 from reportgen.stages.pipeline import Gathered
 from reportgen.timing import PhaseTimes
 
@@ -55,6 +60,12 @@ PAGES_WARNING_BYTES = 800_000_000  # GitHub Pages publishes sites of up to 1 GB
 # Draws the clustered figure of one layer's distances between the study's styles into a file
 # (the figures' code, handed in by the build: this phase imports no plotting library).
 DistanceFigure = Callable[[StyleComparison, Path], None]
+# Draws a filter page's example: (the image file, the crop's box, the receptive field's box in
+# it, the side to show it at, the file to write).
+ExampleCrop = Callable[
+    [Path, tuple[int, int, int, int], tuple[int, int, int, int], int, Path], None
+]
+EXAMPLES_VERSION = 1  # of how the example crops are drawn: kept crops of another are redrawn
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,7 @@ def publish(
     *,
     times: PhaseTimes,
     draw_distances: DistanceFigure,
+    draw_example: ExampleCrop,
     before_commit: Callable[[], None],
 ) -> Published:
     """Stage every file of the new site (and of its data folder), then swap them in.
@@ -91,6 +103,8 @@ def publish(
     renderer = Renderer()
     with times.timed("comparisons"):
         comparisons = style_comparisons(manifest, gathered.results, caches.distances())
+    with times.timed("filters"):
+        atlas = filter_atlas(manifest, gathered)
     # (a file of the new site or data folder, where to keep it), once they are in place
     to_keep: list[tuple[Path, Path]] = []
     apart = manifest.data_folder is not None
@@ -138,6 +152,12 @@ def publish(
         with times.timed("comparisons"):
             figures = _distance_figures(comparisons, caches.distances(), writer, draw_distances)
             to_keep += [(site_dir / path, kept) for path, kept in figures]
+        with times.timed("filters"):
+            made = _filter_files(atlas, caches.examples(), writer, draw_example)
+            to_keep += [(site_dir / path, kept) for path, kept in made]
+            if manifest.visualisation.filters != "none":
+                record = _filters_record(manifest, atlas)
+                writer.write(FILTERS_RECORD, json.dumps(record, indent=1))
         with times.timed("pages"):
             for site_path, source in renderer.static_files():
                 writer.write(site_path, source.read_bytes())
@@ -148,6 +168,7 @@ def publish(
                 comparisons,
                 downloads,
                 _data_base(manifest, site_dir),
+                atlas,
             )
             pages.append(not_found_page(manifest))
             rendered = _RenderedPages(renderer, writer.aliases, base_url, caches.pages())
@@ -270,6 +291,78 @@ class _RenderedPages:
             ),
         )
         return [(page.path, kept)]
+
+
+def _filter_files(
+    atlas: FilterAtlas, keep_in: Path, writer: SiteWriter, draw: ExampleCrop
+) -> list[tuple[str, Path]]:
+    """Each filter page's visualisation (linked from where it is kept) and example crops (linked
+    from the cache when an earlier build drew the same crop of the same image, else drawn);
+    returns what to keep once the site is in place."""
+    to_keep = []
+    names = atlas.network_names
+    for key, entry in atlas.entries.items():
+        name = names.get(key.network)
+        if entry.image is not None:
+            writer.link(filter_visualisation(key.layer, key.index, name), entry.image.path)
+        for rank, example in enumerate(entry.examples, start=1):
+            site_path = example_path(atlas, key, rank)
+            # The image's folder is a cache entry named by everything that made it.
+            made_from = [str(example.source), example.crop, example.field, EXAMPLE_SIDE]
+            kept = keep_in / f"{fingerprint_digest([*made_from, EXAMPLES_VERSION])}.webp"
+            if kept.is_file():
+                writer.link(site_path, kept)
+                continue
+            draw(example.source, example.crop, example.field, EXAMPLE_SIDE, writer.path(site_path))
+            to_keep.append((site_path, kept))
+    return to_keep
+
+
+def _filters_record(manifest: Manifest, atlas: FilterAtlas) -> dict:
+    """``filters/filters.json``: every filter with a page, its visualisation and examples."""
+    options = manifest.visualisation
+    return {
+        "feature_visualisation": {
+            "filters": options.filters,
+            "size": options.size,
+            "steps": options.steps,
+            "examples": options.examples,
+        },
+        "filters": [
+            {
+                "network": {
+                    "weights": manifest.weights_as_written(key.network.weights),
+                    "activation": key.network.activation,
+                },
+                "layer": key.layer,
+                "filter": key.index,
+                "page": filter_page(key.layer, key.index, atlas.network_names.get(key.network)),
+                "visualisation": None
+                if entry.image is None
+                else {
+                    "mean_activation": entry.image.activation,
+                    **entry.image.settings.as_dict(),
+                    "device": entry.image.device,
+                    "seconds": round(entry.image.seconds, 3),
+                },
+                "examples": [
+                    {
+                        "run": example.run,
+                        "role": example.role,
+                        "activation": example.activation,
+                        "crop": list(example.crop),
+                        "receptive_field": list(example.field),
+                    }
+                    for example in entry.examples
+                ],
+                "top_pairs": [
+                    {"run": seen.run, "rank": seen.rank, "partner": seen.partner, "g": seen.value}
+                    for seen in entry.appearances
+                ],
+            }
+            for key, entry in atlas.entries.items()
+        ],
+    }
 
 
 def _distance_figures(

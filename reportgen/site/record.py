@@ -35,8 +35,10 @@ from reportgen.stages.results import (
 )
 from reportgen.tiles import MontageLayout
 
-# 3: a layer's "map_sizes" and "montages", as the analysis names them (2: "map_size", "montage").
-RECORD_FORMAT = 3
+# 4: a layer's "style_pairs_in_result" and "pair_limits" (the contribution maps of its pair
+# figures).  3: a layer's "map_sizes" and "montages", as the analysis names them (2: "map_size",
+# "montage").
+RECORD_FORMAT = 4
 # The order of a record's timings, as the phases ran before they were stages.
 TIMINGS_ORDER = ("load", "transfer", "analysis", "figures", "reconstructions")
 
@@ -63,6 +65,10 @@ class LayerRecord:
     correlation_heatmap: HeatmapPlacement
     is_style_layer: bool
     is_content_layer: bool
+    # The result's raw G_ij at each of the style image's top pairs, and the share each pair's
+    # contribution maps show at their brightest (over the average position's; none without them).
+    style_pairs_in_result: tuple[float, ...] = ()
+    pair_limits: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,8 @@ class RunRecord:
                 correlation_heatmap=figures.layers[layer].correlation,
                 is_style_layer=layer in params.style_layer_weights,
                 is_content_layer=layer == params.content_layer,
+                style_pairs_in_result=info.style_pairs_in_result,
+                pair_limits=figures.layers[layer].pair_limits,
             )
             for layer, info in analysis.layers.items()
         }
@@ -250,6 +258,8 @@ def _layer_json(info: LayerRecord) -> dict[str, Any]:
         "correlation_heatmap": info.correlation_heatmap.as_dict(),
         "is_style_layer": info.is_style_layer,
         "is_content_layer": info.is_content_layer,
+        "style_pairs_in_result": list(info.style_pairs_in_result),
+        "pair_limits": list(info.pair_limits),
     }
 
 
@@ -276,6 +286,8 @@ def _layer(values: dict[str, Any]) -> LayerRecord:
         ),
         is_style_layer=values["is_style_layer"],
         is_content_layer=values["is_content_layer"],
+        style_pairs_in_result=tuple(values["style_pairs_in_result"]),
+        pair_limits=tuple(values["pair_limits"]),
     )
 
 

@@ -9,6 +9,7 @@ frame.  The views are dicts: they are the Jinja2 context.
 from __future__ import annotations
 
 import posixpath
+from dataclasses import dataclass, field
 from typing import Any
 
 from reportgen import paths
@@ -16,6 +17,7 @@ from reportgen.grams import GramCell
 from reportgen.manifest import Params
 from reportgen.paths import ROLES, LayerFiles, in_run, layer_page
 from reportgen.site.record import LayerRecord, RunRecord
+from reportgen.site.render import relative_url
 from reportgen.stages.results import GramDistances, StepRecord, Stylisation
 from reportgen.tiles import MontageLayout
 
@@ -284,11 +286,24 @@ LINKED_GRID_ROWS = (4, 8, 16, 32)
 LINKED_MONTAGE = "content"  # an id names one element: the filter anchors sit on one montage only
 
 
-def _pair_rows(cells: tuple[GramCell, ...], linked: bool) -> list[View]:
-    """A ranking of Gram cells, each filter linked to its tile when the page has montages to
-    show it in."""
+@dataclass(frozen=True)
+class LayerFilters:
+    """The filter pages of one layer of a run's network (:mod:`reportgen.site.filters`)."""
+
+    pages: dict[int, str] = field(default_factory=dict)  # filter -> the site path of its page
+    images: dict[int, str] = field(default_factory=dict)  # filter -> its visualisation's
+    atlas: str | None = None  # the page of every filter of the layer with a page
+
+
+def _pair_rows(
+    cells: tuple[GramCell, ...], linked: bool, filters: LayerFilters = LayerFilters()
+) -> list[View]:
+    """A ranking of Gram cells, each filter linked to its page, or else to its tile when the
+    page has montages to show it in."""
 
     def href(k: int) -> str | None:
+        if k in filters.pages:
+            return filters.pages[k]
         return f"#{paths.filter_anchor(k)}" if linked else None
 
     return [
@@ -338,10 +353,38 @@ def _montages(name: str, info: LayerRecord, files: LayerFiles, drawn: set[str]) 
     return montages
 
 
-def layer_view(record: RunRecord, layers: list[View], layer: str) -> View:
+def _pair_figures(
+    record: RunRecord, layer: str, drawn: set[str], filters: LayerFilters
+) -> list[View]:
+    """Each of the style image's top pairs: its filters (linked to their pages, with their
+    visualisations), the two Gram values, and the figure of its maps and contribution maps."""
+    info, files = record.layers[layer], LayerFiles(layer)
+    in_result = info.style_pairs_in_result
+    rows = []
+    for rank, cell in enumerate(info.top_pairs["style"], start=1):
+        figure = files.pair(rank)
+        rows.append(
+            {
+                "rank": rank,
+                "filters": [
+                    {"k": k, "href": filters.pages.get(k), "image": filters.images.get(k)}
+                    for k in (cell.i, cell.j)
+                ],
+                "value": cell.value,
+                "in_result": in_result[rank - 1] if rank <= len(in_result) else None,
+                "figure": in_run(record.name, figure) if figure in drawn else None,
+                "limit": info.pair_limits[rank - 1] if rank <= len(info.pair_limits) else None,
+            }
+        )
+    return rows
+
+
+def layer_view(
+    record: RunRecord, layers: list[View], layer: str, filters: LayerFilters = LayerFilters()
+) -> View:
     """What the page of ``layer`` of a run shows besides its frame and navigation: figures,
     legends, rankings with their filter links, montages and the data of the filter viewer;
-    ``layers`` are the links to the run's layer pages."""
+    ``layers`` are the links to the run's layer pages, ``filters`` the layer's filter pages."""
     name, info = record.name, record.layers[layer]
     files = LayerFiles(layer)
     scale = info.gram_scale
@@ -371,7 +414,6 @@ def layer_view(record: RunRecord, layers: list[View], layer: str) -> View:
             "gram_heatmap": in_run(name, files.gram_heatmap),
             "correlation": in_run(name, files.correlation),
             "energy": in_run(name, files.energy),
-            "top_pairs": in_run(name, files.top_pairs) if files.top_pairs in drawn else None,
         },
         "gram_legend": {
             "square": f"the mean of {scale.block}×{scale.block} cells"
@@ -384,10 +426,17 @@ def layer_view(record: RunRecord, layers: list[View], layer: str) -> View:
         },
         "correlation_legend": {"low": info.correlation_heatmap.low, "scale": paths.MAGMA_SCALE},
         "rankings": {
-            "style_cells": _pair_rows(info.top_cells["style"], bool(montages)),
-            **{f"{role}_pairs": _pair_rows(info.top_pairs[role], bool(montages)) for role in ROLES},
-            "style_pairs_normalised": _pair_rows(info.top_pairs_normalised, bool(montages)),
+            "style_cells": _pair_rows(info.top_cells["style"], bool(montages), filters),
+            **{
+                f"{role}_pairs": _pair_rows(info.top_pairs[role], bool(montages), filters)
+                for role in ROLES
+            },
+            "style_pairs_normalised": _pair_rows(
+                info.top_pairs_normalised, bool(montages), filters
+            ),
         },
+        "pair_figures": _pair_figures(record, layer, drawn, filters),
+        "filter_atlas": filters.atlas,
         "top_pair_count": len(info.top_pairs["style"]),
         "montage_columns": info.montages["style"].columns,
         "filter_link_prefix": f"{paths.layer_page_name(layer)}#{paths.FILTER_ANCHOR_PREFIX}",
@@ -397,6 +446,11 @@ def layer_view(record: RunRecord, layers: list[View], layer: str) -> View:
             "montage": {kind: montage.as_dict() for kind, montage in info.montages.items()},
             "heatmap": info.correlation_heatmap.as_dict(),
             "roles": [montage["role"] for montage in montages],
+            # Filter -> its page, as a link from this page (the viewer and the heatmap link them).
+            "filter_pages": {
+                str(k): relative_url(page, layer_page(name, layer))
+                for k, page in filters.pages.items()
+            },
         },
         "filter_script": paths.FILTER_SCRIPT,
     }

@@ -35,11 +35,9 @@ from reportgen.stages.results import AnalysisResult, FigureSet, TransferResult
 log = logging.getLogger(__name__)
 
 STAGES = ("transfer", "analysis", "figures")
-STUDY_FILES = (
-    "archives",
-    "distances",
-    "pages",
-)  # kept per study, beside the stages' entries (not results)
+# Kept beside the stages' entries: a study's archives, distances and pages, and the network's
+# feature visualisations (reportgen.stages.visualisations).
+STUDY_FILES = ("archives", "distances", "pages", "examples", "visualisations")
 ENTRY_FILES = "entry.json"  # an entry's files and their sizes, written last
 ANALYSIS_PARAMETERS = ("top_pairs",)  # parameters that change the analysis, not the transfer
 
@@ -224,6 +222,14 @@ class Caches:
     def distances(self) -> Path:
         """Where the distances between the study's style images and their figures are kept."""
         return self._folder("distances")
+
+    def examples(self) -> Path:
+        """Where the filter pages' example crops are kept."""
+        return self._folder("examples")
+
+    def visualisations(self) -> Path:
+        """Where feature visualisations are kept, for every study on the machine."""
+        return self._folder("visualisations")
 
     def _folder(self, name: str) -> Path:
         if self.root is not None:

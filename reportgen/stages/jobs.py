@@ -26,6 +26,7 @@ from reportgen.images import LoadedImage, load_image, size_estimate
 from reportgen.manifest import FigureOptions, Params, Run
 from reportgen.stages.results import AnalysisResult, TransferResult
 from reportgen.stages.settings import transfer_settings
+from reportgen.stages.visualisations import VisualisationBatch, VisualisationJob
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,12 @@ class DeviceJob:
     tasks: tuple[TransferTask, ...]
 
 
+# What a device is handed: transfers and their analyses, or filters to visualise; and what it
+# hands back for each.
+DeviceWork = DeviceJob | VisualisationJob
+WorkDone = list["TaskOutcome"] | VisualisationBatch
+
+
 @dataclass(frozen=True)
 class TaskOutcome:
     """What a device made of one :class:`TransferTask`: the transfer it computed (``None`` if it
@@ -159,10 +166,10 @@ class Devices(Protocol):
 
     def free(self) -> bool: ...
 
-    def submit(self, job: DeviceJob) -> Future:
-        """Start ``job``; raises :class:`NoDeviceLeft` when every worker has stopped,
-        :class:`DeviceBusy` when none can take it now (one that looked free had died and the
-        others are busy)."""
+    def submit(self, job: DeviceWork) -> Future:
+        """Start ``job`` (its future's result is a :data:`WorkDone`); raises
+        :class:`NoDeviceLeft` when every worker has stopped, :class:`DeviceBusy` when none can
+        take it now (one that looked free had died and the others are busy)."""
         ...
 
     def where(self, future: Future) -> str:

@@ -16,6 +16,7 @@ listed twice, variants differing only in ``top_pairs``) share the work.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import time
 from collections import deque
@@ -42,6 +43,22 @@ from reportgen.stages.jobs import (
     load_inputs,
 )
 from reportgen.stages.results import AnalysisResult, FigureSet, TransferResult
+from reportgen.stages.visualisations import (
+    CPU_BATCH,
+    GPU_BATCH,
+    FilterImage,
+    FilterKey,
+    Network,
+    VisualisationBatch,
+    VisualisationCache,
+    VisualisationJob,
+    estimated_seconds,
+    jobs_for,
+    resolved_settings,
+    wanted_filters,
+)
+
+log = logging.getLogger(__name__)
 
 RUN_FOLDER = "run"  # inside a figures entry: the run's folder as it is copied into the site
 MAX_BATCH = 16  # runs optimised together on a GPU; more rarely pays and risks running out of memory
@@ -57,6 +74,13 @@ class BuildProgress(Protocol):
 
     def run_finished(self, run: Run, work: str, seconds: float, error: str | None) -> None: ...
 
+    def visualisations(self, filters: int, layers: int, estimate: float) -> None:
+        """``filters`` of ``layers`` layers are about to be visualised, in about ``estimate``
+        seconds."""
+        ...
+
+    def visualised(self, done: int, total: int) -> None: ...
+
 
 class Silent:
     def run_started(self, run: Run, position: int, count: int, work: str) -> None:
@@ -66,6 +90,12 @@ class Silent:
         pass
 
     def run_finished(self, run: Run, work: str, seconds: float, error: str | None) -> None:
+        pass
+
+    def visualisations(self, filters: int, layers: int, estimate: float) -> None:
+        pass
+
+    def visualised(self, done: int, total: int) -> None:
         pass
 
 
@@ -89,6 +119,9 @@ class Gathered:
     cached: list[str]
     failed: dict[str, str]  # run name -> why
     stages_computed: dict[str, int]  # stage -> entries computed in this build
+    # Every filter the study visualises, and its image (None: it could not be made).
+    filters: dict[FilterKey, FilterImage | None] = dataclasses.field(default_factory=dict)
+    visualised: int = 0  # filters visualised in this build (the others came from the cache)
 
 
 @dataclass
@@ -141,6 +174,9 @@ class Gatherer:
         self.failed: dict[str, str] = {}
         self.finished: set[str] = set()
         self.stages_computed = dict.fromkeys(STAGES, 0)
+        self.visualised = 0
+        self.visualisation_cache = VisualisationCache(caches.visualisations())
+        self.filters: dict[FilterKey, FilterImage | None] = {}
 
     # ---- planning ---------------------------------------------------------------------------
 
@@ -211,6 +247,7 @@ class Gatherer:
         try:
             if tasks:
                 self._run_jobs(deque(self._jobs(tasks)))
+            self._visualise(plan)
             self._wait_for_figures(block=True)
         except BaseException:
             # A failed or interrupted build keeps nothing half drawn: the drawing stops first,
@@ -287,6 +324,85 @@ class Gatherer:
                 if future in running:
                     self._job_done(running.pop(future), future)
             self._wait_for_figures(block=False)
+
+    # ---- feature visualisations -------------------------------------------------------------
+
+    def _visualise(self, plan: list[_Transfer]) -> None:
+        """Every filter the study visualises: from the cache, or made on the devices (in jobs of
+        one layer each) while the figures are drawn."""
+        options = self.manifest.visualisation
+        analysed = [
+            (Network(analysis.runs[0].params.weights, analysis.runs[0].params.activation), result)
+            for transfer in plan
+            for analysis in transfer.analyses.values()
+            if (result := analysis.result) is not None
+        ]
+        missing = []
+        for key in wanted_filters(self.manifest, analysed):
+            found = self.visualisation_cache.lookup(key.network, options, key.layer, key.index)
+            self.filters[key] = found
+            if found is None:
+                missing.append(key)
+        if not missing:
+            return
+        devices = self.devices()
+        on_gpu = bool(devices.batches)
+        settings = resolved_settings(options, on_gpu)
+        jobs = deque(jobs_for(missing, options, settings, GPU_BATCH if on_gpu else CPU_BATCH))
+        self.listener.visualisations(
+            len(missing),
+            len({(key.network, key.layer) for key in missing}),
+            estimated_seconds(missing, settings, on_gpu),
+        )
+        done = 0
+        running: dict[Future, VisualisationJob] = {}
+        while jobs or running:
+            while jobs and len(running) < devices.capacity and devices.free():
+                job = jobs.popleft()
+                try:
+                    running[devices.submit(job)] = job
+                except DeviceBusy:
+                    jobs.appendleft(job)
+                    break
+                except NoDeviceLeft as error:
+                    jobs.appendleft(job)
+                    self._visualisations_failed(list(jobs), str(error))
+                    jobs.clear()
+            if not running:
+                break
+            finished, _ = wait([*running, *self._figure_futures], return_when=FIRST_COMPLETED)
+            for future in finished:
+                if future not in running:
+                    continue
+                job = running.pop(future)
+                try:
+                    batch: VisualisationBatch = future.result()
+                except devices.lost_errors:
+                    where = devices.where(future)
+                    devices.lost(future)
+                    self._visualisations_failed([job], f"{where} stopped unexpectedly")
+                    continue
+                except ReportgenError as error:
+                    self._visualisations_failed([job], error.message)
+                    continue
+                for k, image in self.visualisation_cache.store(job, batch).items():
+                    self.filters[FilterKey(job.network, job.layer, k)] = image
+                self.visualised += len(job.filters)
+                done += len(job.filters)
+                self.listener.visualised(done, len(missing))
+            self._wait_for_figures(block=False)
+
+    def _visualisations_failed(self, jobs: list[VisualisationJob], why: str) -> None:
+        """Pages go without these visualisations; the build says so (a warning: ``--strict``
+        refuses it)."""
+        for job in jobs:
+            log.warning(
+                "could not visualise %d filter%s of %s: %s; their pages show none",
+                len(job.filters),
+                "s" if len(job.filters) != 1 else "",
+                job.layer,
+                why,
+            )
 
     def _runs_of(self, job: DeviceJob) -> list[Run]:
         return [run for task in job.tasks for run in self._transfers[task.key].runs]
@@ -428,4 +544,12 @@ class Gatherer:
                 cached.append(run.name)
             folders_seen.add(folder)
         ordered = {run.name: results[run.name] for run in self.manifest.runs if run.name in results}
-        return Gathered(ordered, computed, cached, dict(self.failed), self.stages_computed)
+        return Gathered(
+            ordered,
+            computed,
+            cached,
+            dict(self.failed),
+            self.stages_computed,
+            dict(self.filters),
+            self.visualised,
+        )

@@ -315,6 +315,8 @@ class LayerAnalysis:
     top_pairs_normalised: tuple[GramCell, ...]  # the style image's, ranked by correlation
     montages: dict[str, MontageLayout]  # role (and "difference" at the content layer) -> layout
     pair_tiles: PairTiles  # the style maps of the filters in top_pairs["style"]
+    # The result's raw G_ij at each of the style image's top pairs, in their order.
+    style_pairs_in_result: tuple[float, ...] = ()
 
     def as_dict(self) -> dict:
         return {
@@ -325,6 +327,7 @@ class LayerAnalysis:
             "top_pairs_normalised": _lists(self.top_pairs_normalised),
             "montages": {kind: layout.as_dict() for kind, layout in self.montages.items()},
             "pair_tiles": self.pair_tiles.as_dict(),
+            "style_pairs_in_result": list(self.style_pairs_in_result),
         }
 
     @classmethod
@@ -340,6 +343,7 @@ class LayerAnalysis:
                 kind: MontageLayout.from_dict(layout) for kind, layout in values["montages"].items()
             },
             pair_tiles=PairTiles.from_dict(values["pair_tiles"]),
+            style_pairs_in_result=tuple(values["style_pairs_in_result"]),
         )
 
 
@@ -409,13 +413,27 @@ def pair_tiles_name(layer: str) -> str:
     return f"pair_tiles/{layer}"
 
 
+def contributions_name(role: str, layer: str) -> str:
+    """Each position's share in the Gram cells of the style image's top pairs, in ``role``'s
+    image ((K, h, w) float32, :func:`reportgen.tiles.contribution_tiles`)."""
+    return f"contributions/{role}/{layer}"
+
+
+def peaks_name(role: str, layer: str) -> str:
+    """Each filter's largest activation in ``role``'s image and where it is ((C, 3) float32:
+    value, row, column of the map, :func:`reportgen.tiles.peaks`)."""
+    return f"peaks/{role}/{layer}"
+
+
 @dataclass(frozen=True)
 class AnalysisResult:
     """The analysis stage of one run.
 
     ``arrays`` holds each role's raw Gram ``F·Fᵀ`` at each layer ((C, C) float32,
-    :func:`gram_name`), the montage tiles of every map ((C, h, w) uint8, :func:`tiles_name`) and
-    the filter-pair sheet's tiles ((K, h, w) uint8, :func:`pair_tiles_name`).
+    :func:`gram_name`), the montage tiles of every map ((C, h, w) uint8, :func:`tiles_name`),
+    the pair figures' tiles ((K, h, w) uint8, :func:`pair_tiles_name`) and contribution maps
+    (:func:`contributions_name`, for the style image and the result), and each filter's peak in
+    each image (:func:`peaks_name`).
     """
 
     layers: dict[str, LayerAnalysis]  # in network order
@@ -498,6 +516,9 @@ class HeatmapPlacement:
 class LayerFigures:
     gram_scale: GramScale
     correlation: HeatmapPlacement
+    # Per top pair of the style image: the share of the Gram cell, over the average position's,
+    # that the brightest colour of its contribution maps stands for (none without pair figures).
+    pair_limits: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -522,6 +543,7 @@ class FigureSet:
                     layer: {
                         "gram_scale": f.gram_scale.as_dict(),
                         "correlation": f.correlation.as_dict(),
+                        "pair_limits": list(f.pair_limits),
                     }
                     for layer, f in self.layers.items()
                 },
@@ -545,5 +567,6 @@ class FigureSet:
                     heatmap["channels"],
                     heatmap["low"],
                 ),
+                tuple(values["pair_limits"]),
             )
         return cls(layers, data["seconds"], data["files"], data.get("digests", {}))

@@ -56,6 +56,13 @@
     close.href = "#maps";
     viewer.append(element("h3", filters.length > 1 ? "Filters " + filters.join(" and ") : "Filter " + filters[0]), close);
     filters.forEach(function (k) {
+      var page = (data.filter_pages || {})[k];
+      if (page) {  // what the filter responds to, and where it fires across the study
+        var link = element("a", "filter " + k + ": its page");
+        link.href = page;
+        viewer.append(element("p", "", "viewer-link"));
+        viewer.lastChild.append(link);
+      }
       var row = element("div", "", "viewer-row");
       data.roles.forEach(function (role) {
         var figure = element("figure");
@@ -103,7 +110,10 @@
       tip.hidden = true;
       return;
     }
-    tip.replaceChildren(element("p", "filters " + cell.i + " and " + cell.j + " (style image)"));
+    var pages = data.filter_pages || {};
+    var withPages = [cell.i, cell.j].filter(function (k) { return pages[k]; }).length;
+    tip.replaceChildren(element("p", "filters " + cell.i + " and " + cell.j + " (style image)" +
+      (withPages ? "; click for their maps and pages" : "")));
     var row = element("div", "", "viewer-row");
     row.append(drawTile("style", cell.i, 96), drawTile("style", cell.j, 96));
     tip.append(row);

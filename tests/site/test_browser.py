@@ -258,7 +258,8 @@ class PageReport:
 def _kind(page_path: str) -> str:
     """Pages of one kind share a template and differ in data: the run pages of two pairs, the
     pages of two layers, of two variants."""
-    return re.sub(r"style_weight-\d+", "V", re.sub(r"conv\d_\d", "L", page_path))
+    kind = re.sub(r"style_weight-\d+", "V", re.sub(r"conv\d_\d", "L", page_path))
+    return re.sub(r"/\d+\.html$", "/K.html", kind)  # a filter's page
 
 
 def _inspect(context, server: Server, page_path: str, thorough: bool) -> PageReport:
@@ -603,3 +604,70 @@ def test_filter_viewer_and_heatmap_tip(browser, server):
     assert not visit.console_errors and not visit.failed_requests and not visit.foreign_requests, (
         visit
     )
+
+
+# --- filter pages -----------------------------------------------------------------------------
+
+
+def test_from_a_top_pair_to_the_filter_page_and_back(browser, server):
+    """A reviewer on a layer page clicks a filter of the top-pair table, lands on that filter's
+    page (its visualisation, its examples, the pairs it is in, all loaded), follows its link
+    back to the pair's layer page, and goes back in the browser's history."""
+    context = browser.new_context(viewport=DESKTOP, color_scheme="light")
+    visit = Visit()
+    try:
+        page = open_page(context, server, SCRIPT_PAGE, visit)
+        _settle(page)
+        table = page.locator("table.numbers").filter(has_text="Top filter pairs of the style image")
+        first = table.first.locator("tbody tr").first.locator("td").nth(1).locator("a")
+        k = first.inner_text()
+        first.click()
+        page.wait_for_url(re.compile(rf"/filters/conv2_1/{k}\.html$"), timeout=10_000)
+        assert page.locator("h1").inner_text().startswith(f"conv2_1 · filter {k}")
+        images = page.evaluate(LOAD_IMAGES_JS)
+        assert images and all(img["complete"] and img["width"] > 0 for img in images), images
+        assert page.locator("figure.visualisation img").count() == 1
+        assert page.locator("ul.examples img").count() >= 1
+        _settle(page)
+        in_pairs = page.locator("section[aria-labelledby=pairs] table a")
+        back_to_pair = in_pairs.filter(has_text="Cat in brush strokes").first
+        back_to_pair.click()
+        page.wait_for_url(re.compile(r"/pairs/cat/conv2_1\.html#pairs$"), timeout=10_000)
+        _settle(page)
+        page.go_back()
+        page.wait_for_url(re.compile(rf"/filters/conv2_1/{k}\.html$"), timeout=10_000)
+        _settle(page)
+        page.go_back()
+        page.wait_for_url(re.compile(r"/pairs/cat/conv2_1\.html$"), timeout=10_000)
+        _settle(page)
+    finally:
+        context.close()
+    assert not visit.console_errors and not visit.failed_requests and not visit.foreign_requests, (
+        visit
+    )
+
+
+def test_the_filter_viewer_links_the_filter_page(browser, server):
+    context = browser.new_context(viewport=DESKTOP, color_scheme="light")
+    visit = Visit()
+    try:
+        page = open_page(context, server, SCRIPT_PAGE, visit)
+        _settle(page)
+        pair = page.locator(".pair-rows li").first.locator("figcaption a").first
+        k = pair.inner_text().removeprefix("filter ")
+        page.goto(page.url.split("#")[0] + f"#f{k}")
+        link = page.locator("#filter-viewer .viewer-link a")
+        link.wait_for(state="visible", timeout=10_000)
+        link.click()
+        page.wait_for_url(re.compile(rf"/filters/conv2_1/{k}\.html$"), timeout=10_000)
+        _settle(page)
+    finally:
+        context.close()
+    assert not visit.console_errors and not visit.failed_requests, visit
+
+
+def _settle(page) -> None:
+    """Every image of the page loaded (lazy ones too) and the network quiet: leaving a page
+    earlier aborts its requests, which the visit would count as failures."""
+    page.evaluate(LOAD_IMAGES_JS)
+    page.wait_for_load_state("networkidle")

@@ -171,7 +171,7 @@ def test_fewer_figures_for_a_large_study(tmp_path, session_cache):
     )
     content_page = (cat / "conv4_2.html").read_text()
     assert 'id="f0"' in content_page and 'href="#f' in content_page
-    assert not list(cat.glob("*/top-pairs-style.webp")) and "pair_sheets: false" in page
+    assert not list(cat.glob("*/pair-*.webp")) and "pair_sheets: false" in page
     assert "filter-pair sheets" not in summary.weights and full.weights["filter-pair sheets"] > 0
     assert summary.weights["feature montages"] < full.weights["feature montages"] / 3
     assert (

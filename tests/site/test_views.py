@@ -94,11 +94,40 @@ def test_a_coarse_to_fine_run_says_which_scales_it_took():
 
 def test_a_layer_page_links_each_ranked_filter_to_its_map(renderer):
     html = render(renderer, pages_of(make_record())["pairs/cat/conv3_1.html"])
-    # The two filters of the top pair, linked to their tiles of the montage.
-    assert '<a href="#f3">3</a>' in html and '<a href="#f7">7</a>' in html
+    # The two filters of the top pair, linked to their tiles of the montage (on this page).
+    assert '<a href="conv3_1.html#f3">3</a>' in html and '<a href="conv3_1.html#f7">7</a>' in html
     assert 'id="f63"' in html  # every filter of the 8×8 montage has its anchor
     assert "A style layer of this transfer, weight w = 0.5." in html
     assert "style image's 16×16 maps" in html
+
+
+def test_filters_with_pages_are_linked_to_them_from_tables_pair_figures_and_the_viewer(renderer):
+    """Filter 3 has a page, filter 7 does not: 3 links its page everywhere it is named, 7 its
+    tile of the montage."""
+    record = make_record()
+    filters = views.LayerFilters(
+        pages={3: "filters/conv3_1/3.html"},
+        images={3: "filters/conv3_1/3.png"},
+        atlas="filters/conv3_1/index.html",
+    )
+    layers = views.layer_links(record)
+    view = views.layer_view(record, layers, "conv3_1", filters)
+    top = view["pair_figures"][0]
+    assert [f["href"] for f in top["filters"]] == ["filters/conv3_1/3.html", None]
+    assert top["filters"][0]["image"] == "filters/conv3_1/3.png"
+    assert top["figure"] == "pairs/cat/conv3_1/pair-01.webp"
+    assert (top["value"], top["in_result"], top["limit"]) == (2.5, 0.5, 4.0)
+    assert view["layer_data"]["filter_pages"] == {"3": "../../filters/conv3_1/3.html"}
+    page = Page(
+        "pairs/cat/conv3_1.html",
+        "layer.html",
+        {**pages_of(record)["pairs/cat/conv3_1.html"].context, **view},
+    )
+    html = render(renderer, page)
+    assert '<a href="../../filters/conv3_1/3.html">3</a>' in html
+    assert '<a href="conv3_1.html#f7">7</a>' in html
+    assert 'src="../../filters/conv3_1/3.png"' in html
+    assert 'href="../../filters/conv3_1/index.html"' in html
 
 
 def test_without_montages_the_rankings_name_filters_without_links(renderer):

@@ -67,7 +67,8 @@ def test_changing_top_pairs_runs_the_analysis_again_and_no_transfer(fresh_study,
     assert record["parameters"]["top_pairs"] == 3
     assert all(len(info["top_pairs"]["style"]) == 3 for info in record["layers"].values())
     page = (fresh_study.site / "pairs" / "cup" / "conv3_1.html").read_text()
-    assert "For each of the 3 largest off-diagonal cells" in page
+    assert "The 3 largest off-diagonal cells of the raw style Gram" in page
+    assert page.count('<li id="pair-') == 3
 
 
 def test_a_template_change_renders_the_pages_and_computes_nothing(

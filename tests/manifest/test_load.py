@@ -545,3 +545,26 @@ def test_the_example_manifest_is_valid():
     assert all(pair.content.is_file() and pair.style.is_file() for pair in manifest.pairs)
     assert all(pair.params.size == 128 and pair.params.steps == 60 for pair in manifest.pairs)
     assert all(IMAGES in pair.content.parents for pair in manifest.pairs)
+
+
+@pytest.mark.parametrize(
+    ("written", "filters", "size", "steps", "examples"),
+    [
+        ("", "top", None, None, 8),  # the default: the top pairs' filters, the device's sizes
+        ("feature_visualisation: none\n", "none", None, None, 8),
+        ("feature_visualisation: all\n", "all", None, None, 8),
+        ("feature_visualisation: {size: 96, steps: 128}\n", "top", 96, 128, 8),
+        ("feature_visualisation: {filters: all, examples: 4}\n", "all", None, None, 4),
+    ],
+)
+def test_feature_visualisation_short_and_long_forms(
+    folder, written, filters, size, steps, examples
+):
+    pair = "pairs:\n  - {id: cat, content: img/c.png, style: img/s.png}\n"
+    options = load_manifest(write(folder, written + pair)).visualisation
+    assert (options.filters, options.size, options.steps, options.examples) == (
+        filters,
+        size,
+        steps,
+        examples,
+    )

@@ -398,6 +398,19 @@ MANIFEST_CASES = [
     ),
     M("figures-not-a-mapping", "figures: compact\n" + P, (1, 10, "figures", "must be a mapping")),
     M(
+        "feature-visualisation-unknown-choice",
+        "feature_visualisation: some\n" + P,
+        (1, 24, "feature_visualisation", "'some'", "not allowed", "none, top, all", "a mapping"),
+    ),
+    M(
+        "feature-visualisation-mapping",
+        "feature_visualisation: {filters: every, size: 8, steps: 0, colour: 1}\n" + P,
+        (1, 34, "feature_visualisation.filters", "not allowed", "none, top, all"),
+        (1, 47, "feature_visualisation.size", "out of range", "16..1024"),
+        (1, 57, "feature_visualisation.steps", "out of range"),
+        (1, 60, "feature_visualisation.colour", "unknown key", "examples, filters, size, steps"),
+    ),
+    M(
         "data-url-without-folder",
         "data: {url: 'https://example.org/d'}\n" + P,
         (1, 8, "data.url", "give data.folder"),

@@ -13,7 +13,7 @@ number per image and filter, so a study of a thousand runs ranks them in a blink
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +72,10 @@ class FilterAtlas:
 
     entries: dict[FilterKey, FilterEntry]  # in network, layer and filter order
     network_names: dict[Network, str | None]  # None: the study uses one network
+    # (network, layer) -> its filter pages, made once (every layer page and filter page asks).
+    _by_layer: dict[tuple[Network, str], LayerFilters] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def page(self, network: Network, layer: str, filter_index: int) -> str | None:
         """The site path of the filter's page, if it has one."""
@@ -129,12 +133,17 @@ def filter_atlas(manifest: Manifest, gathered: Gathered) -> FilterAtlas:
                 )
     entries = {}
     count = manifest.visualisation.examples
+    # Each image's peaks read once per layer (from its analysis's file), not once per filter.
+    stacked: dict[tuple[Network, str], np.ndarray] = {}
     for key in keys:
         images = candidates.get((key.network, key.layer), [])
+        if images and (key.network, key.layer) not in stacked:
+            stacked[(key.network, key.layer)] = np.stack([image.peaks() for image in images])
+        peaks = stacked.get((key.network, key.layer))
         entries[key] = FilterEntry(
             key,
             gathered.filters[key],
-            _examples(images, key, count),
+            _examples(images, peaks, key, count),
             tuple(appearances[key]),
         )
     return FilterAtlas(entries, _network_names(manifest, {key.network for key in keys}))
@@ -171,11 +180,14 @@ def _identity(results: RunResults, role: Role, preserve_color: str) -> tuple:
     return (role, image.sha256, image.size, preserve_color)
 
 
-def _examples(images: list[_Image], key: FilterKey, count: int) -> tuple[Example, ...]:
-    """The ``count`` images where filter ``key`` fires most, strongest first."""
-    if not images or count == 0:
+def _examples(
+    images: list[_Image], stacked: np.ndarray | None, key: FilterKey, count: int
+) -> tuple[Example, ...]:
+    """The ``count`` of ``images`` where filter ``key`` fires most, strongest first;
+    ``stacked`` holds their peaks, (N, C, 3)."""
+    if stacked is None or count == 0:
         return ()
-    peaks = np.stack([image.peaks()[key.index] for image in images])  # (N, 3)
+    peaks = stacked[:, key.index]  # (N, 3): value, row, column
     order = np.argsort(-peaks[:, 0], kind="stable")[:count]
     side, stride = receptive_field(key.layer)
     examples = []
@@ -211,6 +223,12 @@ def _square(
 
 def layer_filters(atlas: FilterAtlas, network: Network, layer: str) -> LayerFilters:
     """The filter pages of ``layer`` of ``network``, for the layer pages that link them."""
+    if (network, layer) not in atlas._by_layer:
+        atlas._by_layer[(network, layer)] = _layer_filters(atlas, network, layer)
+    return atlas._by_layer[(network, layer)]
+
+
+def _layer_filters(atlas: FilterAtlas, network: Network, layer: str) -> LayerFilters:
     name = atlas.network_names.get(network)
     pages, images = {}, {}
     for key, entry in atlas.entries.items():

@@ -14,8 +14,21 @@
 #                                       #      two device workers (--device cuda:0,cuda:1) against one,
 #                                       #   5. a build of images/manifest-gpu.yaml on every GPU, with
 #                                       #      its figures drawn in processes beside the transfers.
+#   benchmarks/gpu_check.sh --visualisations
+#                                       # there, a run of its own: installs as above, then only
+#                                       #   6. every filter of the six analysed layers visualised at
+#                                       #      the GPU defaults (128 px, 512 steps, 512 to a batch):
+#                                       #      seconds per filter by layer, and the quality check
+#                                       #      (benchmarks/visualisation.py, no contact sheets).
 #
-# The steps' limits add up to under eight minutes.  The machine it was written for starts bare and offline, with a python3 that has torch,
+# Step 6 is not part of the default run: its arithmetic (about 29 PFLOP for the 1984 filters,
+# 11 of them conv5_1's, in strict float32, counted as reportgen's estimate counts it) is some
+# eight minutes at an H100's or H200's plain float32 peak and likely more, which would not fit
+# beside the other steps in ten minutes.  Its limit of
+# nine minutes may still stop it in conv5_1: it writes its JSON after every layer, so the layers
+# it finished are kept (the JSON's "complete" says whether all six were).
+#
+# The default run's step limits add up to under eight minutes.  The machine it was written for starts bare and offline, with a python3 that has torch,
 # torchvision, matplotlib, seaborn, jinja2, click, pyyaml, pytest and setuptools.  Each step has
 # its own time limit, so one that hangs leaves the others their share; the summary says which
 # steps passed.  Builds on Ray are not part of it: Ray's wheel (79 MB) is over what can be
@@ -52,6 +65,13 @@ python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile
 export PYTHONPATH=/tmp/site
 nvidia-smi >>"$summary" 2>&1
 python3 -c "import torch, reportgen; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0), 'reportgen', reportgen.__version__)" | tee -a "$summary"
+
+if [ "${1:-}" = "--visualisations" ]; then
+    step visualisations 540 python3 benchmarks/visualisation.py --device cuda --size 128 --steps 512 \
+        --filters 0 --no-sheets --json "$OUT"/visualisations.json
+    cat "$summary"
+    exit 0
+fi
 
 step tests 90 python3 -m pytest -q -p no:cacheprovider tests/ml/test_gpu.py tests/ml/test_transfer.py tests/ml/test_optim.py
 step bench 140 python3 benchmarks/bench.py --device cuda --sizes 256 512 --iterations 10 --rounds 3 --optimizer lbfgs \

@@ -10,11 +10,12 @@ it measured (``<k>.json``, written last: an entry without it is not there).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,18 +121,20 @@ class VisualisationCache:
 
     def __init__(self, root: Path):
         self.root = root
+        self._network_keys: dict[Network, str] = {}  # a study asks for hundreds of filters
 
     def _folder(self, network: Network, options: VisualisationOptions, layer: str) -> Path:
-        network_key = digest(
-            {
-                "weights": weights_fingerprint(network.weights),
-                "activation": network.activation,
-                "version": STAGE_VERSIONS["visualisation"],
-            }
-        )
+        if network not in self._network_keys:
+            self._network_keys[network] = digest(
+                {
+                    "weights": weights_fingerprint(network.weights),
+                    "activation": network.activation,
+                    "version": STAGE_VERSIONS["visualisation"],
+                }
+            )[:16]
         # As written: "auto" sizes and steps are the device's (the resolved ones are recorded).
         settings_key = digest({"size": options.size, "steps": options.steps, "seed": SEED})
-        return self.root / network_key[:16] / settings_key[:16] / layer
+        return self.root / self._network_keys[network] / settings_key[:16] / layer
 
     def lookup(
         self, network: Network, options: VisualisationOptions, layer: str, filter_index: int
@@ -159,26 +162,36 @@ class VisualisationCache:
         share = batch.seconds / max(1, len(job.filters))
         kept = {}
         for k, pixels, activation in zip(job.filters, batch.images, batch.activations, strict=True):
-            _atomic(
-                folder / f"{k}.png", lambda path, p=pixels: Image.fromarray(p).save(path, "PNG")
+            image = FilterImage(
+                folder / f"{k}.png", float(activation), batch.settings, share, batch.device
             )
+            _atomic(image.path, functools.partial(_save_png, pixels))
             made = {
-                "activation": float(activation),
-                "settings": batch.settings.as_dict(),
-                "seconds": share,
-                "device": batch.device,
+                "activation": image.activation,
+                "settings": image.settings.as_dict(),
+                "seconds": image.seconds,
+                "device": image.device,
             }
-            _atomic(folder / f"{k}.json", lambda path, m=made: path.write_text(json.dumps(m)))
-            kept[k] = self.lookup(job.network, job.options, job.layer, k)
-        return {k: image for k, image in kept.items() if image is not None}
+            # Written last: an entry without it is not there.
+            _atomic(folder / f"{k}.json", functools.partial(_save_json, made))
+            kept[k] = image
+        return kept
 
 
-def _atomic(path: Path, write: object) -> None:
+def _save_png(pixels: np.ndarray, path: Path) -> None:
+    Image.fromarray(pixels).save(path, "PNG")
+
+
+def _save_json(value: dict, path: Path) -> None:
+    path.write_text(json.dumps(value))
+
+
+def _atomic(path: Path, write: Callable[[Path], None]) -> None:
     """``write(partial)`` then renamed to ``path``: a reader never sees half a file."""
     handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
     os.close(handle)
     try:
-        write(Path(partial))  # type: ignore[operator]
+        write(Path(partial))
         os.replace(partial, path)
     except BaseException:
         Path(partial).unlink(missing_ok=True)

@@ -369,6 +369,8 @@ class Gatherer:
                     self._visualisations_failed(list(jobs), str(error))
                     jobs.clear()
             if not running:
+                # As for the transfers: jobs no worker can take are said, not dropped.
+                self._visualisations_failed(list(jobs), "every device worker has stopped")
                 break
             finished, _ = wait([*running, *self._figure_futures], return_when=FIRST_COMPLETED)
             for future in finished:

@@ -338,13 +338,13 @@ def figure_time(size: int, runtime: Runtime) -> dict:
     import dataclasses
 
     from reportgen.figures.draw import draw_run
-    from reportgen.manifest import Run, load_manifest
+    from reportgen.manifest import RunSpec, load_manifest
     from reportgen.ml.stages import analysis_stage, transfer_stage
     from reportgen.stages.jobs import FigureJob, TransferTask, load_inputs
 
     manifest = load_manifest(ROOT / "images/manifest.yaml")
     pair = manifest.pairs[0]
-    run = Run(
+    run = RunSpec(
         dataclasses.replace(pair, params=dataclasses.replace(pair.params, size=size, steps=1))
     )
     transfer = transfer_stage([TransferTask("bench", run, load_inputs(run), None, ())], runtime)[0]

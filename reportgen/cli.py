@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # the command line imports the build only when it runs one (-
     from click._termui_impl import ProgressBar
 
     from reportgen.build import BuildOptions
-    from reportgen.manifest import Run
+    from reportgen.manifest import RunSpec
 
 MANIFEST = click.Path(path_type=Path, dir_okay=False)
 Decorated = TypeVar("Decorated", bound=Callable[..., Any])
@@ -38,7 +38,7 @@ class TerminalProgress:
         self._finished = 0
         self._count = 0
 
-    def run_started(self, run: Run, position: int, count: int, work: str) -> None:
+    def run_started(self, run: RunSpec, position: int, count: int, work: str) -> None:
         self._count = count
         self._close_bar()
         if not self.quiet:
@@ -47,7 +47,7 @@ class TerminalProgress:
             )
 
     @staticmethod
-    def _describe(run: Run, work: str) -> str:
+    def _describe(run: RunSpec, work: str) -> str:
         if work == "cached":
             return "from cache"
         if work == "analysis":
@@ -60,7 +60,7 @@ class TerminalProgress:
         )
         return f"computing ({p.steps} steps{' a scale' if scales else ''}, {p.size} px{scales})"
 
-    def phase(self, run: Run, phase: str, done: int, total: int) -> None:
+    def phase(self, run: RunSpec, phase: str, done: int, total: int) -> None:
         if not self.interactive or phase != "transfer":
             return
         if self._bar is None:
@@ -77,7 +77,7 @@ class TerminalProgress:
             self._bar.__exit__(None, None, None)
             self._bar = None
 
-    def run_finished(self, run: Run, work: str, seconds: float, error: str | None) -> None:
+    def run_finished(self, run: RunSpec, work: str, seconds: float, error: str | None) -> None:
         # Runs finish out of order (on several devices, a cluster, figure processes): the count
         # of finished runs is the build's progress.
         self._finished += 1

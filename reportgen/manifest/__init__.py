@@ -25,7 +25,7 @@ from reportgen.manifest.model import (
     Params,
     Precision,
     ResolvedPrecision,
-    Run,
+    RunSpec,
     Variant,
     VisualisationOptions,
 )
@@ -49,7 +49,7 @@ __all__ = [
     "Params",
     "Precision",
     "ResolvedPrecision",
-    "Run",
+    "RunSpec",
     "Variant",
     "VisualisationOptions",
     "load_manifest",

@@ -167,7 +167,7 @@ class PairSpec:
 
 
 @dataclass(frozen=True)
-class Run:
+class RunSpec:
     """One transfer to compute and show: a pair without variants, or one variant of a pair."""
 
     pair: PairSpec
@@ -241,9 +241,11 @@ class Manifest:
         return weights if weights in BUILTIN_WEIGHTS else self.relative(Path(weights))
 
     @property
-    def runs(self) -> list[Run]:
+    def runs(self) -> list[RunSpec]:
         """Every transfer of the study, in manifest order, variants after their pair's position."""
-        return [Run(pair, variant) for pair in self.pairs for variant in (pair.variants or (None,))]
+        return [
+            RunSpec(pair, variant) for pair in self.pairs for variant in (pair.variants or (None,))
+        ]
 
     def relative(self, path: Path) -> str:
         """``path`` relative to the manifest's folder (for pages and records: never absolute,

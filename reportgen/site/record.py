@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reportgen.grams import GramCell
-from reportgen.manifest import Manifest, Params, Run
+from reportgen.manifest import Manifest, Params, RunSpec
 from reportgen.paths import Role, reconstruction_file, snapshot_file
 from reportgen.stages.fingerprint import STAGE_VERSIONS
 from reportgen.stages.results import (
@@ -111,7 +111,7 @@ class RunRecord:
     @classmethod
     def of(
         cls,
-        run: Run,
+        run: RunSpec,
         manifest: Manifest,
         transfer: TransferResult,
         analysis: AnalysisResult,

@@ -23,7 +23,7 @@ import numpy as np
 
 from reportgen import color
 from reportgen.images import LoadedImage, load_image, size_estimate
-from reportgen.manifest import FigureOptions, Params, Run
+from reportgen.manifest import FigureOptions, Params, RunSpec
 from reportgen.stages.results import AnalysisResult, TransferResult
 from reportgen.stages.settings import transfer_settings
 from reportgen.stages.visualisations import VisualisationBatch, VisualisationJob
@@ -40,7 +40,7 @@ class RunInputs:
     load_seconds: float
 
 
-def load_inputs(run: Run) -> RunInputs:
+def load_inputs(run: RunSpec) -> RunInputs:
     """Read and resize a run's images; raises :class:`reportgen.errors.ImageError`."""
     started = time.perf_counter()
     params = run.params
@@ -69,7 +69,7 @@ class TransferTask:
     memory."""
 
     key: str
-    run: Run  # the first run it serves
+    run: RunSpec  # the first run it serves
     inputs: RunInputs | None  # None while not yet read, and when the transfer is cached
     cached: TransferResult | None
     analyses: tuple[AnalysisTask, ...]

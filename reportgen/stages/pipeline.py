@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Protocol
 
 from reportgen.errors import ReportgenError
-from reportgen.manifest import Manifest, Run
+from reportgen.manifest import Manifest, RunSpec
 from reportgen.stages.cache import STAGES, Caches, RunKeys, run_keys
 from reportgen.stages.fingerprint import file_sha256, weights_fingerprint
 from reportgen.stages.jobs import (
@@ -68,11 +68,11 @@ class BuildProgress(Protocol):
     """What the CLI hears of a build (library code never prints).  ``work`` is the first stage a
     run computes (``transfer``, ``analysis`` or ``figures``), or ``cached``."""
 
-    def run_started(self, run: Run, position: int, count: int, work: str) -> None: ...
+    def run_started(self, run: RunSpec, position: int, count: int, work: str) -> None: ...
 
-    def phase(self, run: Run, phase: str, done: int, total: int) -> None: ...
+    def phase(self, run: RunSpec, phase: str, done: int, total: int) -> None: ...
 
-    def run_finished(self, run: Run, work: str, seconds: float, error: str | None) -> None: ...
+    def run_finished(self, run: RunSpec, work: str, seconds: float, error: str | None) -> None: ...
 
     def visualisations(self, filters: int, layers: int, estimate: float) -> None:
         """``filters`` of ``layers`` layers are about to be visualised, in about ``estimate``
@@ -83,13 +83,13 @@ class BuildProgress(Protocol):
 
 
 class Silent:
-    def run_started(self, run: Run, position: int, count: int, work: str) -> None:
+    def run_started(self, run: RunSpec, position: int, count: int, work: str) -> None:
         pass
 
-    def phase(self, run: Run, phase: str, done: int, total: int) -> None:
+    def phase(self, run: RunSpec, phase: str, done: int, total: int) -> None:
         pass
 
-    def run_finished(self, run: Run, work: str, seconds: float, error: str | None) -> None:
+    def run_finished(self, run: RunSpec, work: str, seconds: float, error: str | None) -> None:
         pass
 
     def visualisations(self, filters: int, layers: int, estimate: float) -> None:
@@ -130,7 +130,7 @@ class _Analysis:
 
     key: str
     keys: RunKeys
-    runs: list[Run]
+    runs: list[RunSpec]
     result: AnalysisResult | None = None
     figures: tuple[FigureSet, Path] | None = None
 
@@ -144,7 +144,7 @@ class _Transfer:
     result: TransferResult | None = None
 
     @property
-    def runs(self) -> list[Run]:
+    def runs(self) -> list[RunSpec]:
         return [run for analysis in self.analyses.values() for run in analysis.runs]
 
 
@@ -406,7 +406,7 @@ class Gatherer:
                 why,
             )
 
-    def _runs_of(self, job: DeviceJob) -> list[Run]:
+    def _runs_of(self, job: DeviceJob) -> list[RunSpec]:
         return [run for task in job.tasks for run in self._transfers[task.key].runs]
 
     def _fail_all(self, pending: deque[DeviceJob], message: str) -> None:
@@ -499,7 +499,7 @@ class Gatherer:
 
     # ---- bookkeeping ------------------------------------------------------------------------
 
-    def _start(self, runs: list[Run]) -> None:
+    def _start(self, runs: list[RunSpec]) -> None:
         for run in runs:
             if run.name not in self.started:
                 self.started[run.name] = time.perf_counter()
@@ -507,14 +507,14 @@ class Gatherer:
                     run, self.positions[run.name], len(self.positions), self.work[run.name]
                 )
 
-    def _finish(self, run: Run, error: str | None) -> None:
+    def _finish(self, run: RunSpec, error: str | None) -> None:
         if run.name in self.finished:
             return
         self.finished.add(run.name)
         seconds = time.perf_counter() - self.started.get(run.name, time.perf_counter())
         self.listener.run_finished(run, self.work[run.name], seconds, error)
 
-    def _fail(self, runs: list[Run], message: str) -> None:
+    def _fail(self, runs: list[RunSpec], message: str) -> None:
         for run in runs:
             self.failed[run.name] = message
             self._finish(run, message)

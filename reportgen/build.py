@@ -18,7 +18,7 @@ from pathlib import Path
 
 from reportgen.errors import BuildError
 from reportgen.execute import ExecutorChoice, Executors
-from reportgen.manifest import load_manifest
+from reportgen.manifest import Manifest, load_manifest
 from reportgen.site.distances import StyleComparison
 from reportgen.site.publish import data_folder_lock, publish
 from reportgen.site.writer import site_lock
@@ -65,17 +65,19 @@ class BuildSummary:
 
 
 def build(
-    manifest_path: Path,
+    manifest: Path | Manifest,
     options: BuildOptions = BuildOptions(),
     progress: BuildProgress | None = None,
 ) -> BuildSummary:
-    """Build the site of ``manifest_path`` as ``options`` say; ``progress`` hears of each run."""
+    """Build the site of ``manifest`` (its file, or as loaded) as ``options`` say; ``progress``
+    hears of each run."""
     started = time.perf_counter()
     options.executors.check()
     site_dir = options.site_dir.absolute()
     summary = BuildSummary(site_dir)
-    with summary.phases.timed("manifest"):
-        manifest = load_manifest(manifest_path)
+    if not isinstance(manifest, Manifest):
+        with summary.phases.timed("manifest"):
+            manifest = load_manifest(manifest)
     listener = progress or Silent()
     caches = Caches((options.cache_dir or default_cache_dir()) if options.use_cache else None)
     warnings = _WarningCounter()

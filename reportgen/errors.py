@@ -15,15 +15,34 @@ class ManifestError(ReportgenError):
     """The manifest is invalid.  ``problems`` holds every problem found, each already located."""
 
     exit_code = 2
+    invalid = "manifest"  # what the message says is invalid
 
     def __init__(self, problems: list[str]):
         self.problems = problems
         count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
-        super().__init__(f"invalid manifest ({count}):\n  " + "\n  ".join(problems))
+        super().__init__(f"invalid {self.invalid} ({count}):\n  " + "\n  ".join(problems))
 
     def __reduce__(self) -> tuple[type[ManifestError], tuple[list[str]]]:
         # Made again from its problems in another process (a build on Ray runs in its own).
-        return (ManifestError, (self.problems,))
+        return (type(self), (self.problems,))
+
+
+class ParameterError(ManifestError):
+    """The parameters of a call of the Python API are invalid (as a manifest's would be: the
+    same checks, the same messages, located by keyword)."""
+
+    invalid = "parameters"
+
+
+class RunNotFound(ReportgenError, KeyError):
+    """A study has no run of that name (``study["name"]``)."""
+
+    def __str__(self) -> str:  # KeyError's own would quote the message
+        return self.message
+
+
+class UsageError(ReportgenError, ValueError):
+    """A value the Python API cannot take: a layer a run did not analyse, an unknown role."""
 
 
 class ImageError(ReportgenError):

@@ -253,17 +253,22 @@ def describe(value: Any) -> str:
 
 
 class CheckContext:
-    """Collects problems; knows the manifest's file name and folder."""
+    """Collects problems; knows the manifest's file name and folder.
 
-    def __init__(self, path: Path):
+    Values given in Python (the API's keywords) have no place in a file: their marks are
+    :data:`NOWHERE`, and their problems are located by ``label`` (``reportgen.transfer()``).
+    """
+
+    def __init__(self, path: Path, label: str | None = None):
         self.path_of_file = path
         self.root = path.parent
+        self.label = label or path.name
         self.problems: list[tuple[int, int, str]] = []
         self.path = ""  # the key path being checked, for nested messages
 
     def problem(self, mark: Mark | None, key_path: str, message: str) -> None:
         line, column = (mark.line, mark.column) if mark else (0, 0)
-        where = f"{self.path_of_file.name}:{line}:{column}" if mark else self.path_of_file.name
+        where = f"{self.label}:{line}:{column}" if line else self.label
         self.problems.append(
             (line, column, f"{where} {key_path}: {message}" if key_path else f"{where}: {message}")
         )

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 from reportgen.color import PRESERVE_COLOR
-from reportgen.errors import ManifestError
+from reportgen.errors import ManifestError, ParameterError
 from reportgen.layers import ACTIVATIONS
 from reportgen.manifest import checks
 from reportgen.manifest.checks import ID_PATTERN, CheckContext, Checker
@@ -33,7 +34,14 @@ from reportgen.manifest.model import (
     Variant,
     VisualisationOptions,
 )
-from reportgen.manifest.yamlnodes import Located, Mark, YamlSyntaxError, load_located
+from reportgen.manifest.yamlnodes import (
+    NOWHERE,
+    Located,
+    Mark,
+    YamlSyntaxError,
+    load_located,
+    located,
+)
 from reportgen.paths import RESERVED_NAMES, RESERVED_VARIANT_IDS
 
 # More would make the pair page a film strip and hold every image in memory until the end.
@@ -213,8 +221,10 @@ def _check_mapping(
     key_path: str,
     context: CheckContext,
     allowed_extra: tuple[str, ...] = (),
+    kind: str = "key",
 ) -> dict[str, Any]:
-    """Check every key of a mapping; unknown keys are problems.  Returns the valid values."""
+    """Check every key of a mapping; unknown keys are problems (an unknown ``kind``: key, or
+    keyword for the API's).  Returns the valid values."""
     values = {}
     for key, value_item in item.value.items():
         path = f"{key_path}.{key}" if key_path else key
@@ -222,7 +232,7 @@ def _check_mapping(
             if key in allowed_extra:
                 continue
             allowed = ", ".join(sorted(checks))
-            context.problem(item.key_marks[key], path, f"unknown key (allowed: {allowed})")
+            context.problem(item.key_marks[key], path, f"unknown {kind} (allowed: {allowed})")
             continue
         context.path = path
         value, problem = checks[key](value_item, context)
@@ -258,6 +268,45 @@ def load_manifest(path: Path) -> Manifest:
         )
     assert manifest is not None
     return manifest
+
+
+def pair_manifest(
+    content: str, style: str, parameters: dict[str, Any], label: str, root: Path | None = None
+) -> Manifest:
+    """A study of one pair given in Python (``reportgen.transfer``): ``content`` and ``style``
+    are image paths, relative to ``root`` (default: the working folder), and ``parameters``
+    any of the manifest's parameters, checked as a manifest's are.  Problems are located by
+    ``label`` and keyword; raises :class:`ParameterError` listing them all."""
+    root = (root or Path.cwd()).absolute()
+    context = CheckContext(root / "manifest.yaml", label)
+    item = located({"content": content, "style": style, **parameters})
+    own = _check_mapping(
+        item,
+        {"content": checks.image_path, "style": checks.image_path, **PARAM_CHECKS},
+        "",
+        context,
+    )
+    params = Params(**_with_preset({k: v for k, v in own.items() if k in PARAM_CHECKS}))
+    usable = _usable(params, NOWHERE, "", context)
+    if context.problems or not usable:
+        raise ParameterError([message for _, _, message in context.problems])
+    pair_id = pair_id_of(own["content"], own["style"])
+    pair = PairSpec(
+        id=pair_id,
+        title=f"{own['content'].name} × {own['style'].name}",
+        notes="",
+        content=own["content"],
+        style=own["style"],
+        params=params,
+        line=0,
+    )
+    return Manifest(path=context.path_of_file, title=pair.title, description="", pairs=(pair,))
+
+
+def pair_id_of(content: Path, style: Path) -> str:
+    """A pair id made of its images' names: ``chelsea-brick`` for chelsea.png and brick.png."""
+    words = re.sub(r"[^a-z0-9]+", "-", f"{content.stem}-{style.stem}".lower()).strip("-_")
+    return (words or "pair")[:64].rstrip("-_")
 
 
 def _validate(root: Located | None, path: Path, context: CheckContext) -> Manifest | None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -246,6 +247,19 @@ class Manifest:
         return [
             RunSpec(pair, variant) for pair in self.pairs for variant in (pair.variants or (None,))
         ]
+
+    def only(self, names: Iterable[str]) -> Manifest:
+        """This study cut to the runs ``names`` (``pair`` or ``pair/variant``), in its order."""
+        wanted = set(names)
+        pairs = []
+        for pair in self.pairs:
+            if pair.variants:
+                kept = tuple(v for v in pair.variants if f"{pair.id}/{v.id}" in wanted)
+                if kept:
+                    pairs.append(replace(pair, variants=kept))
+            elif pair.id in wanted:
+                pairs.append(pair)
+        return replace(self, pairs=tuple(pairs))
 
     def relative(self, path: Path) -> str:
         """``path`` relative to the manifest's folder (for pages and records: never absolute,

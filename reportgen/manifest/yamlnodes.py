@@ -8,6 +8,7 @@ keys are refused, and every mapping keeps the position of each of its keys and v
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any
 
 import yaml
@@ -23,6 +24,9 @@ class Mark:
         return cls(node.start_mark.line + 1, node.start_mark.column + 1)
 
 
+NOWHERE = Mark(0, 0)  # the mark of a value given in Python, not read from a file
+
+
 @dataclass(frozen=True)
 class Located:
     """A value and where it starts.
@@ -34,6 +38,22 @@ class Located:
     value: Any
     mark: Mark
     key_marks: dict[str, Mark] = field(default_factory=dict)
+
+
+def located(value: Any) -> Located:
+    """A Python value as the schema's walk takes a YAML one (mappings, lists, scalars; paths
+    and tuples as their text and lists), every mark :data:`NOWHERE`."""
+    if isinstance(value, dict):
+        return Located(
+            {str(key): located(item) for key, item in value.items()},
+            NOWHERE,
+            {str(key): NOWHERE for key in value},
+        )
+    if isinstance(value, (list, tuple)):
+        return Located([located(item) for item in value], NOWHERE)
+    if isinstance(value, PurePath):
+        return Located(str(value), NOWHERE)
+    return Located(value, NOWHERE)
 
 
 class YamlSyntaxError(Exception):

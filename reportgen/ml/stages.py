@@ -27,7 +27,15 @@ from reportgen.ml.analysis import analyse
 from reportgen.ml.runtime import Runtime
 from reportgen.ml.transfer import TransferOutput, run_transfers
 from reportgen.stages.arrays import Arrays
-from reportgen.stages.jobs import DeviceJob, RunInputs, TaskOutcome, TransferTask
+from reportgen.stages.jobs import (
+    DeviceJob,
+    DeviceWork,
+    FeatureJob,
+    RunInputs,
+    TaskOutcome,
+    TransferTask,
+    WorkDone,
+)
 from reportgen.stages.results import (
     AnalysisResult,
     InputImage,
@@ -59,13 +67,25 @@ def as_tensor(pixels: np.ndarray, device: torch.device) -> torch.Tensor:
     )
 
 
-def run_work(
-    work: DeviceJob | VisualisationJob, runtime: Runtime, progress: PhaseProgress | None = None
-) -> list[TaskOutcome] | VisualisationBatch:
+def run_work(work: DeviceWork, runtime: Runtime, progress: PhaseProgress | None = None) -> WorkDone:
     """What a device does with any work it is handed."""
     if isinstance(work, VisualisationJob):
         return visualisation_stage(work, runtime)
+    if isinstance(work, FeatureJob):
+        return feature_maps(work, runtime)
     return run_job(work, runtime, progress)
+
+
+@torch.no_grad()
+def feature_maps(job: FeatureJob, runtime: Runtime) -> dict[str, np.ndarray]:
+    """``job``'s image through the network, as the analysis passes it: layer -> (C, H_l, W_l)
+    float32 maps."""
+    network = job.network
+    extractor = runtime.extractor(network.weights, network.activation, list(job.layers))
+    with out_of_memory_reported("the feature maps", max(job.image.shape[:2])):
+        pixels = as_tensor(job.image, runtime.device)  # (1, 3, H, W)
+        maps = extractor(extractor.preprocessing.to_network(pixels))
+        return {layer: maps[layer][0].float().cpu().numpy() for layer in job.layers}
 
 
 def visualisation_stage(job: VisualisationJob, runtime: Runtime) -> VisualisationBatch:

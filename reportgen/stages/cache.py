@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 STAGES = ("transfer", "analysis", "figures")
 # Kept beside the stages' entries: a study's archives, distances and pages, and the network's
 # feature visualisations (reportgen.stages.visualisations).
-STUDY_FILES = ("archives", "distances", "pages", "examples", "visualisations")
+# The images a notebook handed over as pixels, kept as files so that runs can name them.
+STUDY_FILES = ("archives", "distances", "pages", "examples", "visualisations", "inputs")
 ENTRY_FILES = "entry.json"  # an entry's files and their sizes, written last
 ANALYSIS_PARAMETERS = ("top_pairs",)  # parameters that change the analysis, not the transfer
 
@@ -230,6 +231,10 @@ class Caches:
     def visualisations(self) -> Path:
         """Where feature visualisations are kept, for every study on the machine."""
         return self._folder("visualisations")
+
+    def inputs(self) -> Path:
+        """Where images given as pixels (not files) are kept as PNG files, by their hash."""
+        return self._folder("inputs")
 
     def _folder(self, name: str) -> Path:
         if self.root is not None:

@@ -3,7 +3,8 @@
 
 A :class:`DeviceJob` is one or more transfers that may share batched evaluations, each followed
 by the analyses its runs need; a transfer already in the cache comes as its result, and then
-only its analyses run.  A :class:`FigureJob` is the drawing of one run's folder.  Everything in
+only its analyses run.  A :class:`FeatureJob` is one forward pass, for a notebook.  A
+:class:`FigureJob` is the drawing of one run's folder.  Everything in
 a job pickles small: images as 8-bit arrays, cached results as the paths of their arrays.
 
 The executors themselves (a worker per device, figure processes, Ray) are
@@ -26,7 +27,7 @@ from reportgen.images import LoadedImage, load_image, size_estimate
 from reportgen.manifest import FigureOptions, Params, RunSpec
 from reportgen.stages.results import AnalysisResult, TransferResult
 from reportgen.stages.settings import transfer_settings
-from reportgen.stages.visualisations import VisualisationBatch, VisualisationJob
+from reportgen.stages.visualisations import Network, VisualisationBatch, VisualisationJob
 
 
 @dataclass(frozen=True)
@@ -110,10 +111,21 @@ class DeviceJob:
     tasks: tuple[TransferTask, ...]
 
 
-# What a device is handed: transfers and their analyses, or filters to visualise; and what it
-# hands back for each.
-DeviceWork = DeviceJob | VisualisationJob
-WorkDone = list["TaskOutcome"] | VisualisationBatch
+@dataclass(frozen=True)
+class FeatureJob:
+    """The feature maps of one image at some layers of a network: what a notebook asks of a
+    finished run (``Run.features``).  ``image`` is (H, W, 3) uint8 RGB, as the network was fed
+    it; the device hands back each layer's maps, (C, H_l, W_l) float32."""
+
+    network: Network
+    image: np.ndarray
+    layers: tuple[str, ...]
+
+
+# What a device is handed: transfers and their analyses, filters to visualise, or an image to
+# look at; and what it hands back for each.
+DeviceWork = DeviceJob | VisualisationJob | FeatureJob
+WorkDone = list["TaskOutcome"] | VisualisationBatch | dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)

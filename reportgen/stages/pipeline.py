@@ -100,6 +100,14 @@ class Silent:
 
 
 @dataclass(frozen=True)
+class Analysed:
+    """A run's transfer and analysis: all a notebook reads (the figures come with a site)."""
+
+    transfer: TransferResult
+    analysis: AnalysisResult
+
+
+@dataclass(frozen=True)
 class RunResults:
     """Every stage of one run, and its folder of files for the site."""
 
@@ -122,6 +130,8 @@ class Gathered:
     # Every filter the study visualises, and its image (None: it could not be made).
     filters: dict[FilterKey, FilterImage | None] = dataclasses.field(default_factory=dict)
     visualised: int = 0  # filters visualised in this build (the others came from the cache)
+    # Every run that did not fail, whether or not its figures were drawn (see Gatherer's draw).
+    analysed: dict[str, Analysed] = dataclasses.field(default_factory=dict)
 
 
 @dataclass
@@ -149,7 +159,11 @@ class _Transfer:
 
 
 class Gatherer:
-    """Runs phase one for one manifest; see the module docstring."""
+    """Runs phase one for one manifest; see the module docstring.
+
+    ``draw`` False stops after the analyses: no figures and no feature visualisations, as a
+    notebook wants them (a site built later draws them from the same cached stages).
+    """
 
     def __init__(
         self,
@@ -159,8 +173,10 @@ class Gatherer:
         figures: Callable[[], Figures],
         listener: BuildProgress,
         keep_going: bool,
+        draw: bool = True,
     ):
         self.manifest = manifest
+        self.draw = draw
         self.caches = caches
         self.devices = (
             devices  # made when first called: a build with nothing to compute loads no network
@@ -223,7 +239,7 @@ class Gatherer:
                     else "analysis"
                     if analysis.result is None
                     else "figures"
-                    if analysis.figures is None
+                    if analysis.figures is None and self.draw
                     else "cached"
                 )
                 for run in analysis.runs:
@@ -233,7 +249,7 @@ class Gatherer:
             figure_work += [
                 (transfer, a)
                 for a in transfer.analyses.values()
-                if a.result is not None and a.figures is None
+                if a.result is not None and a.figures is None and self.draw
             ]
         # Runs with nothing to compute are reported first, in manifest order.
         for run in self.manifest.runs:
@@ -247,7 +263,8 @@ class Gatherer:
         try:
             if tasks:
                 self._run_jobs(deque(self._jobs(tasks)))
-            self._visualise(plan)
+            if self.draw:
+                self._visualise(plan)
             self._wait_for_figures(block=True)
         except BaseException:
             # A failed or interrupted build keeps nothing half drawn: the drawing stops first,
@@ -444,8 +461,13 @@ class Gatherer:
             for key, result in (outcome.analyses or {}).items():
                 entry = self.caches.analysis.store(key, result.save)
                 self.stages_computed["analysis"] += 1
-                transfer.analyses[key].result = AnalysisResult.load(entry)
-                self._draw(transfer, transfer.analyses[key])
+                analysis = transfer.analyses[key]
+                analysis.result = AnalysisResult.load(entry)
+                if self.draw:
+                    self._draw(transfer, analysis)
+                else:
+                    for run in analysis.runs:
+                        self._finish(run, None)
 
     def _draw(self, transfer: _Transfer, analysis: _Analysis) -> None:
         assert transfer.result is not None and analysis.result is not None  # drawn from both
@@ -520,12 +542,21 @@ class Gatherer:
             self._finish(run, message)
         if not self.keep_going:
             run = runs[0]
-            raise ReportgenError(f"pair '{run.name}' (line {run.pair.line}): {message}")
+            # A pair given in Python (reportgen.transfer) has no line.
+            line = f" (line {run.pair.line})" if run.pair.line else ""
+            raise ReportgenError(f"pair '{run.name}'{line}: {message}")
 
     def _gathered(self, plan: list[_Transfer]) -> Gathered:
         results: dict[str, RunResults] = {}
+        analysed: dict[str, Analysed] = {}
+        shared_with: dict[str, str] = {}  # run name -> its analysis key (equal keys: one entry)
         for transfer in plan:
             for analysis in transfer.analyses.values():
+                if transfer.result is not None and analysis.result is not None:
+                    for run in analysis.runs:
+                        if run.name not in self.failed:
+                            analysed[run.name] = Analysed(transfer.result, analysis.result)
+                            shared_with[run.name] = analysis.key
                 if analysis.figures is None:
                     continue
                 figures, folder = analysis.figures
@@ -535,16 +566,17 @@ class Gatherer:
                         transfer.result, analysis.result, figures, folder
                     )
         computed, cached = [], []
-        folders_seen: set[Path] = set()  # runs with equal keys share one folder
+        folders_seen: set[Path | str] = set()
         for run in self.manifest.runs:
-            if run.name not in results:
+            if run.name not in (results if self.draw else analysed):
                 continue
-            folder = results[run.name].folder
-            if self.work[run.name] != "cached" and folder not in folders_seen:
+            # Runs with equal keys share their stages (and their folder): computed once.
+            shared = results[run.name].folder if self.draw else shared_with[run.name]
+            if self.work[run.name] != "cached" and shared not in folders_seen:
                 computed.append(run.name)
             else:
                 cached.append(run.name)
-            folders_seen.add(folder)
+            folders_seen.add(shared)
         ordered = {run.name: results[run.name] for run in self.manifest.runs if run.name in results}
         return Gathered(
             ordered,
@@ -554,4 +586,5 @@ class Gatherer:
             self.stages_computed,
             dict(self.filters),
             self.visualised,
+            {run.name: analysed[run.name] for run in self.manifest.runs if run.name in analysed},
         )

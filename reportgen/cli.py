@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # the command line imports the build only when it runs one (-
 
     from click._termui_impl import ProgressBar
 
-    from reportgen.build import BuildOptions
+    from reportgen.api import Study
     from reportgen.manifest import RunSpec
 
 MANIFEST = click.Path(path_type=Path, dir_okay=False)
@@ -225,40 +225,46 @@ def _run_build(manifest: Path, options: dict[str, Any]) -> bool:
     """One build with the shared options; prints its summary; True when a pair failed."""
     if options["executor"] == "ray":
         # What can be refused at once is refused here, before a process is started for it.
-        _build_options(options).executors.check()
+        _check_executor(options)
         return _build_in_a_process_of_its_own(manifest, options)
     return _build_here(manifest, options)
 
 
-def _build_options(options: dict[str, Any]) -> BuildOptions:
-    """The command line's options as the build takes them."""
-    from reportgen.build import BuildOptions
-    from reportgen.execute import ExecutorChoice
+def _study(manifest: Path, options: dict[str, Any]) -> Study:
+    """The study of ``manifest`` with the command line's device and cache."""
+    from reportgen.api import Study
 
-    executors = ExecutorChoice(
-        options["executor"],
-        options["device"],
-        options["jobs"],
-        options["ray_address"],
-        options["ray_gpus"],
-    )
-    return BuildOptions(
-        site_dir=options["site_dir"] or Path("site"),
-        executors=executors,
+    return Study(
+        manifest,
+        device=options["device"],
         cache_dir=options["cache_dir"],
         use_cache=not options["no_cache"],
-        keep_going=options["keep_going"],
-        strict=options["strict"],
-        base_url=options["base_url"],
+        progress=False,
     )
+
+
+def _check_executor(options: dict[str, Any]) -> None:
+    from reportgen.execute import ExecutorChoice
+
+    ExecutorChoice(
+        options["executor"], options["device"], options["jobs"], ray_gpus=options["ray_gpus"]
+    ).check()
 
 
 def _build_here(manifest: Path, options: dict[str, Any]) -> bool:
-    from reportgen.build import build as run_build
-
     if options["verbose"]:
         logging.getLogger().setLevel(logging.INFO)
-    summary = run_build(manifest, _build_options(options), TerminalProgress(options["quiet"]))
+    summary = _study(manifest, options).build(
+        options["site_dir"] or Path("site"),
+        strict=options["strict"],
+        keep_going=options["keep_going"],
+        base_url=options["base_url"],
+        jobs=options["jobs"],
+        executor=options["executor"],
+        ray_address=options["ray_address"],
+        ray_gpus=options["ray_gpus"],
+        progress=TerminalProgress(options["quiet"]),
+    )
     stages = summary.stages_computed
     made = (
         f" ({stages['transfer']} transfers, {stages['analysis']} analyses, {stages['figures']} "

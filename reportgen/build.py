@@ -50,6 +50,9 @@ class BuildOptions:
 
 @dataclass
 class BuildSummary:
+    """What a build did: the runs it computed, took from the cache or lost (run name -> why),
+    the entries each stage computed, the pages and bytes it wrote, its warnings and seconds."""
+
     site_dir: Path
     computed: list[str] = field(default_factory=list)
     cached: list[str] = field(default_factory=list)

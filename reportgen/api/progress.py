@@ -1,10 +1,12 @@
 """Progress of the Python API's long work as tqdm bars: widgets in a Jupyter notebook (when
-ipywidgets is installed), text bars in a terminal or a notebook without it.
+ipywidgets is installed), text in a terminal or in a notebook without it.
 
-A bar counts the runs of a computation; another, below it, the steps of the transfer running in
-this process (transfers on GPU workers report when they finish, not step by step); a third the
-feature visualisations of a build.  :meth:`Bars.close` is called however the work ends, Ctrl-C
-included, so no bar is left half drawn.
+One bar counts the runs of a computation, another the feature visualisations of a build.  The
+steps of the transfer running in this process (transfers on GPU workers report when they
+finish, not step by step) get a bar of their own under the runs' where bars are widgets; as
+text, where a second line cannot be redrawn in a notebook, they are the runs bar's last words.
+:meth:`Bars.close` is called however the work ends, Ctrl-C included, so no bar is left half
+drawn.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Bars:
 
     def __init__(self) -> None:
         self._bar_type = _bar_type()
+        self._nested = self._bar_type is not std.tqdm  # widgets: a bar for the steps too
         self._runs: std.tqdm | None = None
         self._steps: std.tqdm | None = None
         self._steps_of: tuple[str, str] | None = None  # (run, phase) of the steps bar
@@ -52,6 +55,10 @@ class Bars:
             self._runs.set_postfix_str(f"{run.name}: {work}", refresh=True)
 
     def phase(self, run: RunSpec, phase: str, done: int, total: int) -> None:
+        if not self._nested:
+            if self._runs is not None:
+                self._runs.set_postfix_str(f"{run.name}: {phase} {done}/{total}", refresh=True)
+            return
         if self._steps_of != (run.name, phase):
             self._close_steps()
             self._steps = self._bar(total=total, desc=f"{run.name} {phase}", unit="step")
@@ -64,6 +71,7 @@ class Bars:
     def run_finished(self, run: RunSpec, work: str, seconds: float, error: str | None) -> None:
         self._close_steps()
         if self._runs is not None:
+            self._runs.set_postfix_str("", refresh=False)
             self._runs.update(1)
         if error:
             std.tqdm.write(f"{run.name}: FAILED: {error}", file=sys.stderr)

@@ -62,6 +62,7 @@ class Run:
 
     @property
     def title(self) -> str:
+        """The pair's title, and the variant's id after it."""
         return self._spec.title
 
     @property
@@ -71,10 +72,12 @@ class Run:
 
     @property
     def content_path(self) -> Path:
+        """The content image's file (absolute)."""
         return self._spec.pair.content
 
     @property
     def style_path(self) -> Path:
+        """The style image's file (absolute)."""
         return self._spec.pair.style
 
     @property
@@ -87,18 +90,20 @@ class Run:
 
     @cached_property
     def content(self) -> Image.Image:
-        """The content image as the network was fed it (resized to ``params.size``; under
-        ``preserve_color: histogram`` the style's colours are matched to it elsewhere)."""
+        """The content image as the network was fed it: RGB, its longest side ``params.size``
+        (the site's ``content.png``)."""
         return Image.fromarray(self._pixels("content"))
 
     @cached_property
     def style(self) -> Image.Image:
-        """The style image as the network was fed it (resized, colours matched if asked)."""
+        """The style image as the network was fed it: RGB, resized as ``style_scale`` says, its
+        colours matched to the content's under ``preserve_color: histogram``."""
         return Image.fromarray(self._pixels("style"))
 
     @cached_property
     def result(self) -> Image.Image:
-        """The result as saved: the site's ``result.png``, pixel for pixel."""
+        """The result as saved, RGB, the content's size: the site's ``result.png``, pixel for
+        pixel."""
         return Image.fromarray(self._pixels("result"))
 
     @cached_property
@@ -212,9 +217,9 @@ class Run:
         the seed's ``showStyleRepresentations``."""
         from reportgen.figures.explore import grams_figure
 
-        chosen = list(self.params.style_layer_weights if layers is None else layers)
-        if isinstance(layers, str):
-            chosen = [layers]
+        chosen = list(self.params.style_layer_weights) if layers is None else _names(layers)
+        if not chosen:
+            raise UsageError("no layer chosen (e.g. ['conv1_1'])")
         grams = [(layer, self._gram(layer, role)) for layer in chosen]
         return grams_figure(grams, f"the {role} image")
 
@@ -237,6 +242,8 @@ class Run:
         ``showTopMatchedStyleFilters``."""
         from reportgen.figures.explore import pairs_figure
 
+        if count is not None and count < 1:
+            raise UsageError(f"count {count}: show at least one pair")
         pairs = self.top_pairs(layer, role)[:count]
         maps = self.features(role, [layer])[layer]
         return pairs_figure(maps, pairs, f"Most correlated filter pairs of {layer} ({role} image)")
@@ -272,8 +279,13 @@ class Run:
             )
 
 
+def _names(layers: Iterable[str]) -> list[str]:
+    """Layer names given as a list, or as one name."""
+    return [layers] if isinstance(layers, str) else list(layers)
+
+
 def _layer_names(layers: Iterable[str]) -> list[str]:
-    chosen = [layers] if isinstance(layers, str) else list(layers)
+    chosen = _names(layers)
     for layer in chosen:
         if layer not in LAYER_NAMES:
             raise UsageError(f"unknown layer {layer!r} (allowed: conv1_1..conv5_4, e.g. conv4_2)")

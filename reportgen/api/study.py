@@ -96,6 +96,7 @@ class Study:
 
     @property
     def title(self) -> str:
+        """The manifest's ``title``."""
         return self.manifest.title
 
     @property
@@ -254,6 +255,12 @@ def _as_file(image: ImageInput, role: str, folder: Path | None, label: str) -> s
                 f"{type(image).__name__}"
             ]
         )
+    if 0 in image.size:
+        raise ParameterError(
+            [f"{label} {role}: the image is empty ({image.size[0]}×{image.size[1]})"]
+        )
+    if image.mode not in ("RGB", "RGBA", "L", "LA", "P", "1"):
+        image = image.convert("RGB")  # CMYK, 16-bit or float: PNG cannot hold them as they are
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     data = buffer.getvalue()

@@ -27,6 +27,7 @@ import logging
 import os
 import socket
 import tempfile
+import time
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -86,9 +87,21 @@ def _driver_node_alive() -> bool:
     return True
 
 
-def _check_driver_node() -> None:
-    if not _driver_node_alive():
-        raise ReportgenError(NODE_DIED)
+def _check_driver_node(grace: float = 0.0) -> None:
+    """Raise :data:`NODE_DIED` if the driver's raylet has died, or dies within ``grace``
+    seconds."""
+    deadline = time.monotonic() + grace
+    while _driver_node_alive():
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(0.05)
+    raise ReportgenError(NODE_DIED)
+
+
+# When a node dies, its raylet kills the node's workers as it exits: the build can hear of its
+# actors' deaths a moment before the raylet's socket closes.  So a lost actor gives the driver's
+# node this long to be seen dead before its loss is put down to the actor alone.
+NODE_DEATH_GRACE = 3.0  # seconds
 
 
 def require_ray() -> None:
@@ -253,7 +266,7 @@ class RayDevices:
     def lost(self, future: Future) -> None:
         # Ray restarts a dead actor; only a job out of retries gets here, or every job when the
         # driver's own node has died (its actors die with it).
-        _check_driver_node()
+        _check_driver_node(NODE_DEATH_GRACE)
 
     def close(self) -> None:
         if not _driver_node_alive():
@@ -305,7 +318,7 @@ class RayFigures:
                 try:
                     figures, files = done.result()
                 except self.lost_errors:
-                    _check_driver_node()
+                    _check_driver_node(NODE_DEATH_GRACE)
                     raise
                 for inner, data in files.items():
                     path = folder / inner

@@ -223,9 +223,10 @@ def _shared_options(command: Decorated) -> Decorated:
 
 def _run_build(manifest: Path, options: dict[str, Any]) -> bool:
     """One build with the shared options; prints its summary; True when a pair failed."""
+    # What can be refused at once is refused here (before a process is started for it on Ray),
+    # in the command line's words.
+    _check_executor(options)
     if options["executor"] == "ray":
-        # What can be refused at once is refused here, before a process is started for it.
-        _check_executor(options)
         return _build_in_a_process_of_its_own(manifest, options)
     return _build_here(manifest, options)
 

@@ -23,7 +23,7 @@ from reportgen.api.progress import Bars
 from reportgen.api.run import Run
 from reportgen.build import BuildOptions, BuildSummary
 from reportgen.build import build as build_site
-from reportgen.errors import ParameterError, RunNotFound
+from reportgen.errors import ParameterError, ReportgenError, RunNotFound
 from reportgen.execute import ExecutorChoice, Executors
 from reportgen.execute.executors import ExecutorName
 from reportgen.execute.local import InProcessDevice
@@ -78,7 +78,10 @@ class Study:
         use_cache: bool,
         progress: bool,
     ) -> None:
-        ExecutorChoice(device=device).check()
+        try:
+            ExecutorChoice(device=device).check()
+        except ReportgenError as error:  # said as the command line's --device: say device=
+            raise ParameterError([error.message.replace("--device ", "device=", 1)]) from None
         self.manifest = manifest
         self.device = device
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()

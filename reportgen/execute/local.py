@@ -20,7 +20,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from reportgen.errors import ReportgenError
-from reportgen.execute.processes import available_cores, yield_to_transfers
+from reportgen.execute.processes import (
+    available_cores,
+    main_script_left_out,
+    yield_to_transfers,
+)
 from reportgen.stages.jobs import (
     DeviceBusy,
     DeviceJob,
@@ -183,7 +187,9 @@ class DeviceWorkers:
         pids = {}
         for worker in self.workers:
             try:
-                worker.pid = pids[worker.label] = worker.pool.submit(_pid).result()
+                with main_script_left_out():  # the pool starts its process here
+                    started = worker.pool.submit(_pid)
+                worker.pid = pids[worker.label] = started.result()
             except BrokenProcessPool:  # its initializer failed: no torch, no such device, ...
                 self.close()
                 raise ReportgenError(
@@ -200,7 +206,8 @@ class DeviceWorkers:
             if worker.in_flight() >= JOBS_PER_WORKER:
                 break
             try:
-                future = worker.pool.submit(_device_job, job)
+                with main_script_left_out():  # a pool may start a process in submit
+                    future = worker.pool.submit(_device_job, job)
             except BrokenProcessPool:
                 # Its process died since its last job: the jobs it still held fail with it and
                 # are reported from their futures.  (Those futures are done, so it counted as
@@ -282,7 +289,8 @@ class FigurePool:
                 self.jobs, mp_context=context, initializer=_start_figure_process
             )
         try:
-            future = self._pool.submit(_draw, job)
+            with main_script_left_out():  # a pool starts its processes in submit
+                future = self._pool.submit(_draw, job)
         except BrokenProcessPool:
             # A figure process was killed: the runs it had are reported by their futures; the
             # runs after them get a fresh pool.

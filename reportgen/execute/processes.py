@@ -1,9 +1,13 @@
-"""How many processes a build's figures may use, and how they make way for the transfers (shared
-by the local executors and Ray's)."""
+"""How many processes a build's figures may use, how they make way for the transfers (shared
+by the local executors and Ray's), and how they start without the caller's script."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import types
+from collections.abc import Iterator
 
 
 def available_cores() -> int:
@@ -31,3 +35,25 @@ def yield_to_transfers() -> None:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     except (AttributeError, OSError):
         os.setpriority(os.PRIO_PROCESS, 0, 19)
+
+
+@contextlib.contextmanager
+def main_script_left_out() -> Iterator[None]:
+    """Processes spawned in this block do not run the caller's script again.
+
+    A spawned child runs the parent's main script (as ``__mp_main__``) before its work, so that
+    functions defined there can be found: a script that calls ``reportgen.transfer`` or
+    ``Study.build`` without an ``if __name__ == "__main__":`` guard would compute again in every
+    worker, and fail there.  Everything reportgen's processes run lives in reportgen's modules,
+    so for the moment processes start, ``__main__`` is a module without a file.  A main run as a
+    module (``python -m``, a Jupyter kernel) is imported by name, guarded, and left alone.
+    """
+    main = sys.modules.get("__main__")
+    if main is None or getattr(main, "__spec__", None) is not None or not hasattr(main, "__file__"):
+        yield
+        return
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main

@@ -20,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,6 +193,24 @@ def size_estimate(path: Path, longest_side: int) -> tuple[int, int] | None:
             return target_size(*_oriented_size(*image.size, image), longest_side)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         return None
+
+
+def keep_as_file(image: Image.Image, folder: Path, prefix: str) -> Path:
+    """An image given in memory kept as a PNG file in ``folder``, named by a hash of its bytes
+    (the same pixels: the same file, so the same cache keys), written atomically.  EXIF
+    orientation is applied first, as it is to files when they are read."""
+    oriented = ImageOps.exif_transpose(image)
+    buffer = io.BytesIO()
+    oriented.save(buffer, format="PNG")
+    data = buffer.getvalue()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{prefix}-{hashlib.sha256(data).hexdigest()[:16]}.png"
+    if not path.is_file():
+        handle, partial = tempfile.mkstemp(dir=folder, prefix=".partial-", suffix=".png")
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(partial, path)
+    return path
 
 
 def save_png(pixels: np.ndarray, path: Path) -> None:

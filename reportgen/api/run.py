@@ -146,7 +146,8 @@ class Run:
     ) -> dict[str, np.ndarray]:
         """The feature maps of ``role``'s image: layer -> (C, H_l, W_l) float32, after the
         ReLU unless ``params.activation`` is ``conv``.  ``layers``: any of VGG19's conv layers
-        (default: :attr:`layers`).  Computed on first use with one forward pass, then kept."""
+        (default: :attr:`layers`).  Computed on first use with one forward pass, then kept (and
+        so read-only: ``.copy()`` one to change it)."""
         self._check_role(role)
         wanted = network_order(self.layers if layers is None else _layer_names(layers))
         missing = [layer for layer in wanted if (role, layer) not in self._features]
@@ -157,6 +158,7 @@ class Run:
                 tuple(missing),
             )
             for layer, maps in self._study._feature_maps(job).items():
+                maps.flags.writeable = False  # kept for later calls: edit a copy
                 self._features[role, layer] = maps
         return {layer: self._features[role, layer] for layer in wanted}
 
@@ -188,23 +190,28 @@ class Run:
         return self._stages.analysis.gram(role, layer)
 
     # ---- the seed's figures -------------------------------------------------------------
+    # In Jupyter each is shown at once, as the seed's methods and plt.show() show theirs (so
+    # that several in one cell, or in a loop, all appear) and None is returned; elsewhere (a
+    # script, a terminal) the figure is returned, to save with ``savefig``.
 
-    def show_inputs(self) -> NotebookFigure:
+    def show_inputs(self) -> NotebookFigure | None:
         """The content and style images as fed, and the result (the seed's
         ``showInputImages``, with the result beside them)."""
         from reportgen.figures.explore import images_figure
 
-        return images_figure(
-            [
-                ("content", self._pixels("content")),
-                ("style", self._pixels("style")),
-                ("result", self._pixels("result")),
-            ]
+        return _shown(
+            images_figure(
+                [
+                    ("content", self._pixels("content")),
+                    ("style", self._pixels("style")),
+                    ("result", self._pixels("result")),
+                ]
+            )
         )
 
     def show_content_representation(
         self, filters: int | Sequence[int] = SHOWN_FILTERS, role: Role = "content"
-    ) -> NotebookFigure:
+    ) -> NotebookFigure | None:
         """The feature maps of the content layer (``params.content_layer``, the seed's conv4_2)
         for the content image: the first ``filters`` of them, or those listed (the seed's
         ``showContentRepresentation``)."""
@@ -212,7 +219,7 @@ class Run:
 
     def show_style_representations(
         self, layers: Iterable[str] | None = None, role: Role = "style"
-    ) -> NotebookFigure:
+    ) -> NotebookFigure | None:
         """Heatmaps of ``role``'s raw Gram matrices at ``layers`` (default: the style layers),
         the seed's ``showStyleRepresentations``."""
         from reportgen.figures.explore import grams_figure
@@ -221,22 +228,22 @@ class Run:
         if not chosen:
             raise UsageError("no layer chosen (e.g. ['conv1_1'])")
         grams = [(layer, self._gram(layer, role)) for layer in chosen]
-        return grams_figure(grams, f"the {role} image")
+        return _shown(grams_figure(grams, f"the {role} image"))
 
     def show_filters(
         self, layer: str, filters: int | Sequence[int] = SHOWN_FILTERS, role: Role = "style"
-    ) -> NotebookFigure:
+    ) -> NotebookFigure | None:
         """``role``'s feature maps at ``layer``: the first ``filters`` of them, or those listed
         (the seed's ``showStyleFiltersAtLayer``)."""
         from reportgen.figures.explore import maps_figure
 
         maps = self.features(role, [layer])[layer]
         chosen = _filter_list(filters, maps.shape[0], layer)
-        return maps_figure(maps, chosen, f"{layer} of the {role} image")
+        return _shown(maps_figure(maps, chosen, f"{layer} of the {role} image"))
 
     def show_top_pairs(
         self, layer: str, count: int | None = None, role: Role = "style"
-    ) -> NotebookFigure:
+    ) -> NotebookFigure | None:
         """The maps of the filter pairs with the largest Gram cells at ``layer``, side by side
         (the first ``count``; default all of :meth:`top_pairs`): the seed's
         ``showTopMatchedStyleFilters``."""
@@ -246,7 +253,9 @@ class Run:
             raise UsageError(f"count {count}: show at least one pair")
         pairs = self.top_pairs(layer, role)[:count]
         maps = self.features(role, [layer])[layer]
-        return pairs_figure(maps, pairs, f"Most correlated filter pairs of {layer} ({role} image)")
+        return _shown(
+            pairs_figure(maps, pairs, f"Most correlated filter pairs of {layer} ({role} image)")
+        )
 
     # ---- pages --------------------------------------------------------------------------
 
@@ -277,6 +286,21 @@ class Run:
                 f"{layer!r}: {known}not analysed in run {self.name!r} (its layers: "
                 f"{', '.join(self.layers)}; features() takes any of conv1_1..conv5_4)"
             )
+
+
+def _shown(figure: NotebookFigure) -> NotebookFigure | None:
+    """``figure`` displayed now inside a Jupyter kernel (then None: the cell does not show it a
+    second time), else returned."""
+    import sys
+
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None or "IPKernelApp" not in getattr(shell, "config", {}):
+        return figure
+    from IPython.display import display
+
+    display(figure)
+    return None
 
 
 def _names(layers: Iterable[str]) -> list[str]:

@@ -8,8 +8,7 @@ the figures and feature visualisations are a site's, drawn by :meth:`Study.build
 
 from __future__ import annotations
 
-import hashlib
-import io
+import contextlib
 import os
 import weakref
 from collections.abc import Iterable, Iterator
@@ -27,6 +26,7 @@ from reportgen.errors import ParameterError, ReportgenError, RunNotFound
 from reportgen.execute import ExecutorChoice, Executors
 from reportgen.execute.executors import ExecutorName
 from reportgen.execute.local import InProcessDevice
+from reportgen.images import keep_as_file
 from reportgen.manifest import Manifest, load_manifest
 from reportgen.manifest.load import pair_manifest
 from reportgen.stages.cache import Caches, default_cache_dir
@@ -65,9 +65,10 @@ class Study:
         cache_dir: str | os.PathLike[str] | None,
         use_cache: bool,
         progress: bool,
+        caches: Caches,
     ) -> Study:
         study = cls.__new__(cls)
-        study._setup(manifest, device, cache_dir, use_cache, progress)
+        study._setup(manifest, device, cache_dir, use_cache, progress, caches)
         return study
 
     def _setup(
@@ -77,7 +78,9 @@ class Study:
         cache_dir: str | os.PathLike[str] | None,
         use_cache: bool,
         progress: bool,
+        caches: Caches | None = None,
     ) -> None:
+        device = str(device)  # torch.device("cuda") is welcome too
         try:
             ExecutorChoice(device=device).check()
         except ReportgenError as error:  # said as the command line's --device: say device=
@@ -90,7 +93,7 @@ class Study:
         self.site: Path | None = None  # the site last built from this study
         self._specs = {spec.name: spec for spec in manifest.runs}
         self._runs: dict[str, Run] = {}
-        self._caches = Caches(self.cache_dir if use_cache else None)
+        self._caches = caches or Caches(self.cache_dir if use_cache else None)
         # Without a cache, the results live in temporary folders for as long as the study does.
         weakref.finalize(self, self._caches.close)
         self._feature_device: InProcessDevice | None = None
@@ -113,9 +116,9 @@ class Study:
     def __contains__(self, name: object) -> bool:
         return name in self._specs
 
-    def __iter__(self) -> Iterator[Run]:
-        """Every run, computed (all at once: on GPUs they share batches)."""
-        return iter(self.compute())
+    def __iter__(self) -> Iterator[str]:
+        """Every run's name, as a mapping's keys (``compute()`` gives the runs, computed)."""
+        return iter(self._specs)
 
     def __getitem__(self, name: str) -> Run:
         """The run ``name`` (``pair`` or ``pair/variant``), computed if it is not yet."""
@@ -139,7 +142,10 @@ class Study:
         manifest = self.manifest.only(names)
         listener = Bars() if self.progress else Silent()
         try:
-            with Executors(ExecutorChoice(device=self.device), manifest, listener) as executors:
+            with (
+                _os_errors_told(),
+                Executors(ExecutorChoice(device=self.device), manifest, listener) as executors,
+            ):
                 gatherer = Gatherer(
                     manifest,
                     self._caches,
@@ -228,18 +234,25 @@ def transfer(
     parameters gives it: a later ``reportgen build`` reuses it.
     """
     label = "reportgen.transfer()"
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    images = {}
-    for role, image in (("content", content), ("style", style)):
-        images[role] = _as_file(image, role, root / "inputs" if use_cache else None, label)
-    manifest = pair_manifest(images["content"], images["style"], parameters, label)
-    study = Study._of(manifest, device, cache_dir, use_cache, progress)
+    caches = Caches(
+        (Path(cache_dir) if cache_dir is not None else default_cache_dir()) if use_cache else None
+    )
+    try:
+        with _os_errors_told():
+            content_file = _as_file(content, "content", caches, label)
+            style_file = _as_file(style, "style", caches, label)
+        manifest = pair_manifest(content_file, style_file, parameters, label)
+    except BaseException:
+        caches.close()
+        raise
+    study = Study._of(manifest, device, cache_dir, use_cache, progress, caches)
     return study.compute()[0]
 
 
-def _as_file(image: ImageInput, role: str, folder: Path | None, label: str) -> str:
-    """An image given as pixels kept as a PNG file named by its hash (in the cache, or a
-    temporary folder), so that a run can name it and a cache key can be made of its bytes."""
+def _as_file(image: ImageInput, role: str, caches: Caches, label: str) -> str:
+    """The path of an image given as a file, or of the PNG an image given as pixels is kept as
+    (in the cache, or for the study's lifetime without one), so that a run can name it and a
+    cache key can be made of its bytes."""
     if isinstance(image, (str, os.PathLike)):
         return os.fspath(image)
     if isinstance(image, np.ndarray):
@@ -262,22 +275,27 @@ def _as_file(image: ImageInput, role: str, folder: Path | None, label: str) -> s
         raise ParameterError(
             [f"{label} {role}: the image is empty ({image.size[0]}×{image.size[1]})"]
         )
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        raise ParameterError(
+            [
+                f"{label} {role}: a {image.mode} image (more than 8 bits a channel) would lose "
+                "its range; convert it to 8-bit RGB as you want it seen"
+            ]
+        )
     if image.mode not in ("RGB", "RGBA", "L", "LA", "P", "1"):
-        image = image.convert("RGB")  # CMYK, 16-bit or float: PNG cannot hold them as they are
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    data = buffer.getvalue()
-    if folder is None:
-        import tempfile
+        image = image.convert("RGB")  # CMYK, YCbCr, HSV...: PNG cannot hold them as they are
+    return str(keep_as_file(image, caches.inputs(), role))
 
-        folder = Path(tempfile.gettempdir()) / "reportgen-inputs"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{role}-{hashlib.sha256(data).hexdigest()[:16]}.png"
-    if not path.is_file():
-        partial = path.with_suffix(".partial")
-        partial.write_bytes(data)
-        partial.replace(path)
-    return str(path)
+
+@contextlib.contextmanager
+def _os_errors_told() -> Iterator[None]:
+    """A file system error (an image moved since the study was read, a cache folder that
+    cannot be written) becomes one line naming the file."""
+    try:
+        yield
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        raise ReportgenError(f"{where}{error.strerror or error}") from None
 
 
 def _listed(names: list[str], most: int = 8) -> str:

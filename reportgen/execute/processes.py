@@ -39,21 +39,20 @@ def yield_to_transfers() -> None:
 
 @contextlib.contextmanager
 def main_script_left_out() -> Iterator[None]:
-    """Processes spawned in this block do not run the caller's script again.
+    """Processes spawned in this block do not run the caller's main module again.
 
-    A spawned child runs the parent's main script (as ``__mp_main__``) before its work, so that
-    functions defined there can be found: a script that calls ``reportgen.transfer`` or
-    ``Study.build`` without an ``if __name__ == "__main__":`` guard would compute again in every
-    worker, and fail there.  Everything reportgen's processes run lives in reportgen's modules,
-    so for the moment processes start, ``__main__`` is a module without a file.  A main run as a
-    module (``python -m``, a Jupyter kernel) is imported by name, guarded, and left alone.
+    A spawned child runs the parent's main script or module (as ``__mp_main__``) before its
+    work, so that functions defined there can be found: a script that calls
+    ``reportgen.transfer`` or ``Study.build`` without an ``if __name__ == "__main__":`` guard
+    would compute again in every worker, and fail there.  Everything reportgen's processes run
+    lives in reportgen's modules, so for the moment processes start, ``__main__`` is an empty
+    module: the child has nothing to run.  (The swap is brief and done by the thread that
+    starts the processes.)
     """
     main = sys.modules.get("__main__")
-    if main is None or getattr(main, "__spec__", None) is not None or not hasattr(main, "__file__"):
-        yield
-        return
     sys.modules["__main__"] = types.ModuleType("__main__")
     try:
         yield
     finally:
-        sys.modules["__main__"] = main
+        if main is not None:
+            sys.modules["__main__"] = main

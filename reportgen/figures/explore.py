@@ -2,8 +2,9 @@
 arrays into figures that display themselves in Jupyter.
 
 They are :class:`NotebookFigure`\\ s, not pyplot's: nothing is registered globally, so a figure
-is shown once (as the value of its cell), never a second time by pyplot's inline backend, and
-the figures of a script can be saved with ``figure.savefig(path)``.
+is shown when it is displayed (``reportgen.api.run`` displays it at once in Jupyter), never a
+second time by pyplot's inline backend at the end of the cell, and the figures of a script can
+be saved with ``figure.savefig(path)``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ MAP_COLOURS = "viridis"  # the seed's (matplotlib's default)
 
 class NotebookFigure(Figure):
     """A matplotlib figure that shows itself in Jupyter as a PNG of twice its pixel density
-    (sharp on high-density screens, as the seed's ``retina`` setting made it)."""
+    (sharp on high-density screens, as the seed's ``retina`` setting made it), unless
+    matplotlib's inline backend, once pyplot is loaded, draws figures its own way."""
 
     def _repr_png_(self) -> tuple[bytes, dict[str, int]]:
         buffer = io.BytesIO()

@@ -285,6 +285,7 @@ def pair_manifest(
         {"content": checks.image_path, "style": checks.image_path, **PARAM_CHECKS},
         "",
         context,
+        kind="keyword",
     )
     params = Params(**_with_preset({k: v for k, v in own.items() if k in PARAM_CHECKS}))
     usable = _usable(params, NOWHERE, "", context)

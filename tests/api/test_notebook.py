@@ -74,7 +74,7 @@ def test_the_notebook_shows_the_seeds_figures_and_values(executed):
     assert "text/html" in shown("run")  # the run's own summary
     assert "text/html" in shown("study")
     # The deeper layers' loop displays two figures a layer.
-    loop = next(cell for text, cell in cells.items() if text.startswith("from IPython"))
+    loop = next(cell for text, cell in cells.items() if text.startswith("for layer in"))
     assert sum("image/png" in output.get("data", {}) for output in loop.outputs) == 8
     # The seed's sorted Gram cells: twenty (i, j) pairs, printed.
     sorted_cells = next(cell for text, cell in cells.items() if "gram_cells" in text)

@@ -85,6 +85,17 @@ def test_feature_maps_have_the_channels_of_their_layer_and_the_size_of_their_ima
     assert style["conv1_1"].shape == (64, run.style.height, run.style.width)
 
 
+def test_kept_feature_maps_cannot_be_changed_by_accident(run):
+    """features() hands out the arrays it keeps for later calls (and the figures): an
+    in-place edit would change what they show."""
+    maps = run.features("style")["conv1_1"]
+    with pytest.raises(ValueError, match="read-only"):
+        maps *= 2
+    edited = maps.copy()
+    edited *= 2
+    assert np.array_equal(run.features("style")["conv1_1"] * 2, edited)
+
+
 def test_features_of_a_layer_the_run_did_not_analyse_are_computed_on_demand(run):
     """features() takes any of VGG19's conv layers, not only those with pages."""
     assert "conv3_2" not in run.layers

@@ -179,6 +179,19 @@ def test_a_variant_asked_for_by_name_is_the_only_run_computed(variants_manifest,
     assert len(stored(cache)) == 1 and len(stored(cache, "analysis")) == 1
     assert study["cat/few"] is run  # asked again: the same object, nothing recomputed
     assert len(stored(cache)) == 1
+    # Like a mapping, a study iterates over its names; computing them all is compute()'s.
+    assert list(study) == study.names and len(stored(cache)) == 1
+
+
+def test_an_image_moved_after_the_study_was_read_is_named_in_one_message(tmp_path):
+    """A study lives for a notebook session: its files may move meanwhile."""
+    image = tmp_path / "content.png"
+    image.write_bytes(CONTENT.read_bytes())
+    manifest = write_manifest(tmp_path / "study", pair_text("moved", image, STYLE))
+    study = reportgen.Study(manifest, cache_dir=tmp_path / "cache", **QUICK)
+    image.unlink()
+    with pytest.raises(reportgen.ReportgenError, match="content.png"):
+        study["moved"]
 
 
 def test_an_unknown_run_name_is_a_key_error_naming_the_runs(variants_manifest, tmp_path):
@@ -256,6 +269,19 @@ def test_a_bad_manifest_is_a_manifest_error_naming_its_lines(tmp_path):
     assert f"manifest.yaml:{typo_line}:" in message and "pairs[0].stpes: unknown key" in message
     with pytest.raises(reportgen.ManifestError, match="file not found"):
         reportgen.Study(tmp_path / "absent.yaml", **QUICK)
+
+
+def test_images_of_more_than_8_bits_a_channel_are_refused_not_clipped(tmp_path):
+    deep = Image.fromarray(np.full((40, 40), 40000, np.uint16))
+    with pytest.raises(reportgen.ParameterError, match="content: a I;16 image"):
+        reportgen.transfer(deep, STYLE, cache_dir=tmp_path, size=32, **QUICK)
+
+
+def test_a_torch_device_is_taken_as_its_name(variants_manifest, tmp_path):
+    import torch
+
+    study = reportgen.Study(variants_manifest, cache_dir=tmp_path, device=torch.device("cpu"))
+    assert study.device == "cpu"
 
 
 def test_an_unknown_device_is_refused_before_anything_runs(tmp_path):

@@ -24,6 +24,7 @@ from reportgen.paths import (
     ROLES,
     LayerFiles,
     cross_pair_page,
+    image_file,
     in_run,
     layer_page,
     run_page,
@@ -54,10 +55,19 @@ class Page:
 
 
 def _page(
-    manifest: Manifest, path: str, template: str, title: str, crumbs: list[View], **context: Any
+    manifest: Manifest,
+    path: str,
+    template: str,
+    title: str,
+    crumbs: list[View],
+    *,
+    summary: str = "",
+    image: str | None = None,
+    **context: Any,
 ) -> Page:
     """A page with what ``base.html`` shows on every page: the browser's title, the way home and
-    the stylesheet."""
+    the stylesheet, and the card a link to it previews as in a chat or an e-mail (Open Graph):
+    ``summary`` (default: the study's description) and ``image``, a site path."""
     head_title = title if title == manifest.title else f"{title} · {manifest.title}"
     frame = {
         "site_title": manifest.title,
@@ -67,8 +77,19 @@ def _page(
         "stylesheet": paths.STYLESHEET,
         "favicon": paths.FAVICON,
         "crumbs": crumbs,
+        "preview": {"summary": summary or manifest.description, "image": image},
     }
     return Page(path, template, {**frame, **context})
+
+
+def _run_summary(record: RunRecord) -> str:
+    """A run's line for link previews: what was transferred onto what, and how."""
+    content, style = record.inputs["content"].file, record.inputs["style"].file
+    width, height = record.inputs["content"].image.size
+    return (
+        f"{content} in the style of {style}: Gatys et al.'s style transfer on VGG19, "
+        f"{width}×{height} px, {record.steps} steps, analysed layer by layer"
+    )
 
 
 def _crumbs(*items: tuple[str, str | None]) -> list[View]:
@@ -169,6 +190,7 @@ def build_pages(
                     functools.partial(layer_filters, atlas, networks[name]),
                 )
             )
+    first_result = next(iter(records), None)
     pages.insert(
         0,
         _page(
@@ -177,6 +199,9 @@ def build_pages(
             "index.html",
             manifest.title,
             _crumbs(("Study", None)),
+            summary=manifest.description
+            or f"A style transfer study of {_plural(len(index_entries), 'pair')}",
+            image=in_run(first_result, image_file("result")) if first_result else None,
             description=manifest.description,
             links=_links(manifest.links),
             pair_count=_plural(len(index_entries), "pair"),
@@ -261,6 +286,11 @@ def _filter_pages(
                         (f"Filters of {label}", atlas_page),
                         (f"filter {key.index}", None),
                     ),
+                    summary=f"Filter {key.index} of {label}: the image that excites it most, and "
+                    "where it fires in the study's images",
+                    image=paths.filter_visualisation(layer, key.index, name)
+                    if atlas.entries[key].image
+                    else None,
                     description=LAYER_DESCRIPTIONS.get(layer, ""),
                     neighbours=_neighbours(filter_links, index),
                     neighbours_label=f"Other filters of {label}",
@@ -379,6 +409,8 @@ def _variants_page(
         "variants.html",
         pair.title,
         _crumbs(("Study", INDEX), (pair.title, None)),
+        summary=pair.notes or f"{pair.title}: {_plural(len(sheet), 'run')} of one pair compared",
+        image=in_run(first_name, image_file("result")),
         notes=pair.notes,
         links=_links(pair.links),
         inputs=[
@@ -416,6 +448,8 @@ def _run_pages(
             "pair.html",
             record.title,
             _crumbs(*trail[:-1], (trail[-1][0], None)),
+            summary=spec.notes or _run_summary(record),
+            image=in_run(name, image_file("result")),
             neighbours=neighbours or {"previous": None, "next": None},
             links=_links(spec.links),
             **views.run_view(record, layers, manifest.publish_grams, data_base),
@@ -430,6 +464,9 @@ def _run_pages(
                 "layer.html",
                 f"{layer['name']} · {record.title}",
                 _crumbs(*trail, (layer["name"], None)),
+                summary=f"{layer['name']} of {record.title}: the style image's and the result's "
+                "Gram matrices compared, filter by filter",
+                image=in_run(name, LayerFiles(layer["name"]).gram_comparison),
                 layer=layer,
                 description=LAYER_DESCRIPTIONS.get(layer["name"], ""),
                 neighbours=_neighbours(strip_links, position),
@@ -482,6 +519,9 @@ def _cross_pair_pages(
                 "layer_across.html",
                 f"{layer} across the study",
                 _crumbs(("Study", INDEX), (f"{layer} across pairs", None)),
+                summary=f"{layer} across the study's {_plural(len(rows), 'run')}: style Grams, "
+                "results, and how alike the style images are",
+                image=None if as_table else paths.distances_figure(layer),
                 layer=layer,
                 description=LAYER_DESCRIPTIONS.get(layer, ""),
                 rows=rows,

@@ -57,7 +57,8 @@ class Renderer:
         ``aliases`` redirects links to files stored once for several pages (see
         :meth:`reportgen.site.writer.SiteWriter.copy_tree`).  ``base_url`` gives each page a
         canonical link, and makes the links of ``404.html`` absolute: that page is served at
-        whatever path was missing, where relative links would not resolve.
+        whatever path was missing, where relative links would not resolve.  An absolute
+        (``https://``) one also gives the link preview (Open Graph) its page and image URLs.
         """
         aliases = aliases or {}
         root = base_url.rstrip("/") + "/" if base_url else None
@@ -72,8 +73,16 @@ class Renderer:
             return relative_url(path + hash_mark + fragment, page)
 
         canonical = root + page if root and page != NOT_FOUND else None
+        # Link previews need absolute URLs: a relative og:image is not fetched.
+        public = root if root and root.startswith(("http://", "https://")) else None
+        image = (context.get("preview") or {}).get("image")
         return self.environment.get_template(template).render(
-            **context, url=url, page_path=page, canonical=canonical
+            **context,
+            url=url,
+            page_path=page,
+            canonical=canonical,
+            preview_url=public + page if public and page != NOT_FOUND else None,
+            preview_image=public + aliases.get(image, image) if public and image else None,
         )
 
     def digest(self) -> str:

@@ -685,3 +685,38 @@ def _settle(page) -> None:
     earlier aborts its requests, which the visit would count as failures."""
     page.evaluate(LOAD_IMAGES_JS)
     page.wait_for_load_state("networkidle")
+
+
+PRINT_JS = """() => {
+  const shown = (selector) => [...document.querySelectorAll(selector)].map(
+    (element) => getComputedStyle(element).display !== "none");
+  return {
+    navigation: shown(".crumbs, .site-footer, .neighbours, .layer-strip"),
+    title: shown(".site-title"),
+    images: shown("main img"),
+    background: getComputedStyle(document.body).backgroundColor,
+    text: getComputedStyle(document.body).color,
+  };
+}"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_a_printed_pair_page_is_a_report_without_navigation(browser, server, scheme):
+    """Reviewers print: the breadcrumbs, the layer strip, the previous/next links and the footer
+    are left out, the figures stay, and the page is black on white whatever the screen's
+    scheme; on screen the navigation is there."""
+    context = browser.new_context(viewport=DESKTOP, color_scheme=scheme)
+    visit = Visit()
+    try:
+        page = open_page(context, server, "pairs/cat/index.html", visit)
+        on_screen = page.evaluate(PRINT_JS)
+        assert on_screen["navigation"] and all(on_screen["navigation"]), on_screen
+        page.emulate_media(media="print")
+        printed = page.evaluate(PRINT_JS)
+        assert printed["navigation"] and not any(printed["navigation"]), printed
+        assert all(printed["title"]) and printed["images"] and all(printed["images"]), printed
+        assert printed["background"] == "rgb(255, 255, 255)", printed
+        assert printed["text"] == "rgb(0, 0, 0)", printed
+        assert not (visit.console_errors or visit.failed_requests or visit.foreign_requests)
+    finally:
+        context.close()

@@ -4,6 +4,7 @@ settings that lighten it, the data files in a folder of their own."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import zipfile
 
@@ -38,6 +39,31 @@ def test_pages_files_and_base_url(fresh_study, tmp_path):
     assert '<link rel="canonical" href="https://someone.github.io/study/index.html">' in index
     # every other link stays relative
     assert 'href="pairs/cat/index.html"' in index and 'href="assets/style.css"' in index
+    # A link sent to a reviewer previews as a card: the page's absolute URL, its title and an
+    # image of the site (the result, a layer's Gram comparison, a filter's visualisation).
+    base = "https://someone.github.io/study/"
+    filter_page = next(site.glob("filters/*/*.html"), None)
+    pages = ["index.html", "pairs/cat/index.html", "pairs/cat/conv1_1.html"]
+    for page in pages + ([filter_page.relative_to(site).as_posix()] if filter_page else []):
+        text = (site / page).read_text()
+        assert f'<meta property="og:url" content="{base}{page}">' in text, page
+        assert '<meta name="twitter:card" content="summary_large_image">' in text, page
+        image = re.search(r'<meta property="og:image" content="([^"]+)">', text)
+        assert image and image[1].startswith(base), page
+        assert (site / image[1][len(base) :]).is_file(), (page, image[1])
+        assert re.search(r'<meta property="og:description" content="[^"]{20,}">', text), page
+    pair = (site / "pairs/cat/index.html").read_text()
+    assert f'<meta property="og:image" content="{base}pairs/cat/result.png">' in pair
+
+
+def test_link_previews_without_an_absolute_base_url_leave_urls_out(fresh_study):
+    """A relative og:image or og:url is not fetched: without --base-url https://..., a preview
+    has a title and a summary only."""
+    for page in ("index.html", "pairs/cat/index.html", "pairs/cat/conv1_1.html"):
+        text = (fresh_study.site / page).read_text()
+        assert '<meta property="og:title"' in text and '<meta name="description"' in text
+        assert "og:image" not in text and "og:url" not in text, page
+        assert '<meta name="twitter:card" content="summary">' in text
 
 
 def test_strict_build_fails_on_a_warning_and_keeps_the_previous_site(fresh_study, tmp_path):

@@ -9,14 +9,12 @@ succeeds.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reportgen.errors import BuildError
+from reportgen.errors import BuildError, os_errors_reported
 from reportgen.execute import ExecutorChoice, Executors
 from reportgen.manifest import Manifest, load_manifest
 from reportgen.site.distances import StyleComparison
@@ -86,7 +84,11 @@ def build(
     warnings = _WarningCounter()
     logging.getLogger("reportgen").addHandler(warnings)
     try:
-        with _os_errors_reported(), site_lock(site_dir), data_folder_lock(manifest, site_dir):
+        with (
+            os_errors_reported("; the previous site is unchanged", BuildError),
+            site_lock(site_dir),
+            data_folder_lock(manifest, site_dir),
+        ):
             # The executors are stopped (a Ray of the build's own shut down) before the site is
             # written: once it is swapped in, the build is done.
             with (
@@ -153,18 +155,6 @@ def _draw_example(
     from reportgen.figures.raster import example_crop
 
     example_crop(source, crop, field, side, path)
-
-
-@contextlib.contextmanager
-def _os_errors_reported() -> Iterator[None]:
-    """A file system error (a path that is a file, a full disk) becomes a one-line message."""
-    try:
-        yield
-    except OSError as error:
-        where = f"{error.filename}: " if error.filename else ""
-        raise BuildError(
-            f"{where}{error.strerror or error}; the previous site is unchanged"
-        ) from None
 
 
 class _WarningCounter(logging.Handler):

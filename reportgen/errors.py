@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import click
 
 
@@ -59,3 +62,17 @@ class TransferError(ReportgenError):
 
 class BuildError(ReportgenError):
     """The site cannot be written (the folder is locked, or not ours to replace)."""
+
+
+@contextlib.contextmanager
+def os_errors_reported(
+    consequence: str = "", error_type: type[ReportgenError] = ReportgenError
+) -> Iterator[None]:
+    """A file system error (a path that is a file, a full disk, an image moved away) becomes a
+    one-line ``error_type`` naming the file, followed by ``consequence`` (``"; the previous
+    site is unchanged"``)."""
+    try:
+        yield
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        raise error_type(f"{where}{error.strerror or error}{consequence}") from None

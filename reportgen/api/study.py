@@ -8,7 +8,6 @@ the figures and feature visualisations are a site's, drawn by :meth:`Study.build
 
 from __future__ import annotations
 
-import contextlib
 import os
 import weakref
 from collections.abc import Iterable, Iterator
@@ -22,7 +21,7 @@ from reportgen.api.progress import Bars
 from reportgen.api.run import Run
 from reportgen.build import BuildOptions, BuildSummary
 from reportgen.build import build as build_site
-from reportgen.errors import ParameterError, ReportgenError, RunNotFound
+from reportgen.errors import ParameterError, ReportgenError, RunNotFound, os_errors_reported
 from reportgen.execute import ExecutorChoice, Executors
 from reportgen.execute.executors import ExecutorName
 from reportgen.execute.local import InProcessDevice
@@ -143,7 +142,7 @@ class Study:
         listener = Bars() if self.progress else Silent()
         try:
             with (
-                _os_errors_told(),
+                os_errors_reported(),
                 Executors(ExecutorChoice(device=self.device), manifest, listener) as executors,
             ):
                 gatherer = Gatherer(
@@ -238,7 +237,7 @@ def transfer(
         (Path(cache_dir) if cache_dir is not None else default_cache_dir()) if use_cache else None
     )
     try:
-        with _os_errors_told():
+        with os_errors_reported():
             content_file = _as_file(content, "content", caches, label)
             style_file = _as_file(style, "style", caches, label)
         manifest = pair_manifest(content_file, style_file, parameters, label)
@@ -285,17 +284,6 @@ def _as_file(image: ImageInput, role: str, caches: Caches, label: str) -> str:
     if image.mode not in ("RGB", "RGBA", "L", "LA", "P", "1"):
         image = image.convert("RGB")  # CMYK, YCbCr, HSV...: PNG cannot hold them as they are
     return str(keep_as_file(image, caches.inputs(), role))
-
-
-@contextlib.contextmanager
-def _os_errors_told() -> Iterator[None]:
-    """A file system error (an image moved since the study was read, a cache folder that
-    cannot be written) becomes one line naming the file."""
-    try:
-        yield
-    except OSError as error:
-        where = f"{error.filename}: " if error.filename else ""
-        raise ReportgenError(f"{where}{error.strerror or error}") from None
 
 
 def _listed(names: list[str], most: int = 8) -> str:

@@ -76,6 +76,7 @@ def _page(
         "home": INDEX,
         "stylesheet": paths.STYLESHEET,
         "favicon": paths.FAVICON,
+        "keys_script": paths.KEYS_SCRIPT,
         "crumbs": crumbs,
         "preview": {"summary": summary or manifest.description, "image": image},
     }

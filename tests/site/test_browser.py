@@ -720,3 +720,38 @@ def test_a_printed_pair_page_is_a_report_without_navigation(browser, server, sch
         assert not (visit.console_errors or visit.failed_requests or visit.foreign_requests)
     finally:
         context.close()
+
+
+def test_keys_move_between_layers_and_pairs_and_show_their_help(browser, server):
+    """← and → go to the previous and next layer on a layer page and the previous and next pair
+    on a pair page; "/" puts the cursor in the index's filter, where arrows stay the field's;
+    "?" shows the keys and Esc closes them."""
+    context = browser.new_context(viewport=DESKTOP, color_scheme="light")
+    visit = Visit()
+    try:
+        page = open_page(context, server, "pairs/cat/conv2_1.html", visit)
+        page.keyboard.press("ArrowRight")
+        page.wait_for_url(re.compile(r"/pairs/cat/conv3_1\.html$"), timeout=10_000)
+        page.keyboard.press("ArrowLeft")
+        page.wait_for_url(re.compile(r"/pairs/cat/conv2_1\.html$"), timeout=10_000)
+        page.goto(server.url("pairs/cat/index.html"))
+        page.keyboard.press("ArrowRight")
+        page.wait_for_url(re.compile(r"/pairs/cup/index\.html$"), timeout=10_000)
+        page.goto(server.url("index.html"))
+        page.keyboard.press("/")
+        assert page.evaluate("document.activeElement.id") == "index-filter"
+        page.keyboard.type("cup")
+        page.keyboard.press("ArrowLeft")  # the field's: the cursor moves, the page stays
+        assert page.url.endswith("/index.html")
+        page.evaluate("document.activeElement.blur()")
+        assert page.locator(".keys-hint kbd").inner_text() == "?"
+        page.keyboard.press("?")
+        dialog = page.locator("dialog.keys-help")
+        assert dialog.is_visible() and "previous and next layer" in dialog.inner_text()
+        page.keyboard.press("Escape")
+        assert not dialog.is_visible()
+        # Leaving a page at once aborts its images still loading: that is no failure.
+        failed = [line for line in visit.failed_requests if "ERR_ABORTED" not in line]
+        assert not (visit.console_errors or failed or visit.foreign_requests), visit
+    finally:
+        context.close()

@@ -755,3 +755,32 @@ def test_keys_move_between_layers_and_pairs_and_show_their_help(browser, server)
         assert not (visit.console_errors or failed or visit.foreign_requests), visit
     finally:
         context.close()
+
+
+AXE_PAGES = ["index.html", "pairs/cat/index.html", "pairs/cat/conv1_1.html", "layers/conv1_1.html"]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_axe_finds_no_serious_accessibility_violation(browser, server, scheme):
+    """axe-core (the engine of the browsers' accessibility audits) on the index, a pair page, a
+    layer page, a cross-pair page and a filter page, in both colour schemes: nothing it rates
+    serious or critical."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    axe = Axe()
+    filter_page = next(server.site.glob("filters/*/*.html")).relative_to(server.site).as_posix()
+    context = browser.new_context(viewport=DESKTOP, color_scheme=scheme)
+    try:
+        page = context.new_page()
+        found = {}
+        for page_path in [*AXE_PAGES, filter_page]:
+            page.goto(server.url(page_path))
+            violations = axe.run(page).response["violations"]
+            found[page_path] = [
+                f"{v['id']} ({v['impact']}, {len(v['nodes'])} elements): {v['help']}"
+                for v in violations
+                if v["impact"] in ("serious", "critical")
+            ]
+        assert not any(found.values()), found
+    finally:
+        context.close()

@@ -234,6 +234,7 @@ def run_view(
         "content_layer": parameters.content_layer,
         "layers": layers,
         "images": _images(record, data_base),
+        "compare_script": paths.COMPARE_SCRIPT,
         "input_notes": [
             {"role": role, "note": note}
             for role, item in record.inputs.items()

@@ -784,3 +784,56 @@ def test_axe_finds_no_serious_accessibility_violation(browser, server, scheme):
         assert not any(found.values()), found
     finally:
         context.close()
+
+
+SPLIT_JS = """() => getComputedStyle(document.querySelector(".compare-frame"))
+  .getPropertyValue("--split").trim()"""
+
+
+def test_the_compare_slider_moves_by_keys_and_by_dragging(browser, server):
+    """On a pair page the result lies over the content image, split where the reader puts it:
+    the arrow keys on the slider (which a screen reader names) and a drag across the picture
+    move the split; the style image can take the content's place."""
+    context = browser.new_context(viewport=DESKTOP, color_scheme="light")
+    visit = Visit()
+    try:
+        page = open_page(context, server, "pairs/cat/index.html", visit)
+        slider = page.locator(".compare-slider")
+        slider.wait_for()
+        assert slider.get_attribute("aria-label") == (
+            "Split between the content image (left) and the result (right)"
+        )
+        assert page.evaluate(SPLIT_JS) == "50%"
+        slider.focus()
+        for _ in range(5):
+            page.keyboard.press("ArrowRight")
+        assert slider.input_value() == "55" and page.evaluate(SPLIT_JS) == "55%"
+        assert page.url.endswith("/pairs/cat/index.html")  # the arrows were the slider's
+        frame = page.locator(".compare-frame")
+        box = frame.bounding_box()
+        assert box and box["height"] > 20, box
+        middle = box["y"] + box["height"] / 2
+        page.mouse.move(box["x"] + box["width"] * 0.3, middle)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.8, middle, steps=4)
+        page.mouse.up()
+        assert abs(int(slider.input_value()) - 80) <= 2, slider.input_value()
+        page.locator(".compare select").select_option("style")
+        over = page.locator(".compare-over").get_attribute("src")
+        style = page.locator('[data-compare-role="style"] img').get_attribute("src")
+        assert over and style and over.endswith(style.split("/")[-1])
+        assert "style image" in (slider.get_attribute("aria-valuetext") or "")
+        assert not (visit.console_errors or visit.failed_requests or visit.foreign_requests)
+    finally:
+        context.close()
+
+
+def test_without_javascript_the_pair_images_stay_side_by_side(browser, server):
+    context = browser.new_context(viewport=DESKTOP, java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto(server.url("pairs/cat/index.html"))
+        assert page.locator(".compare").count() == 0
+        assert page.locator("[data-compare-role] img").count() == 3
+    finally:
+        context.close()

@@ -19,10 +19,10 @@
   frame.className = "compare-frame";
   var under = document.createElement("img");
   under.src = images.result.src;
-  under.alt = "";  // the slider below says what is compared
+  under.alt = "result, compared";
   var over = document.createElement("img");
   over.className = "compare-over";
-  over.alt = "";
+  over.alt = "content image, compared with the result";
   var line = document.createElement("div");
   line.className = "compare-line";
   frame.appendChild(under);
@@ -62,6 +62,7 @@
     var role = choice.value;
     var split = Number(slider.value);
     over.src = images[role].src;
+    over.alt = role + " image, compared with the result";
     frame.style.setProperty("--split", split + "%");
     slider.setAttribute("aria-label", "Split between the " + role + " image (left) and the result (right)");
     slider.setAttribute("aria-valuetext", split + "% " + role + " image, " + (100 - split) + "% result");

@@ -19,17 +19,22 @@ from tqdm import std
 from reportgen.manifest import RunSpec
 
 
+def in_jupyter_kernel() -> bool:
+    """Whether this code runs in a Jupyter kernel (not a script, not terminal IPython)."""
+    ipython = sys.modules.get("IPython")  # never imported here: a kernel has it loaded
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
 def _bar_type() -> type[std.tqdm]:
     """tqdm's notebook bar inside a Jupyter kernel that can draw widgets, else its text bar
     (tqdm.auto would fall back too, but with a warning in every cell)."""
-    ipython = sys.modules.get("IPython")
+    if not in_jupyter_kernel():
+        return std.tqdm
     try:
-        shell = ipython.get_ipython() if ipython is not None else None
-        if shell is None or "IPKernelApp" not in shell.config:
-            return std.tqdm
         import ipywidgets  # noqa: F401  (the notebook bar draws with it)
         from tqdm.notebook import tqdm as notebook_tqdm
-    except (ImportError, AttributeError):
+    except ImportError:
         return std.tqdm
     return notebook_tqdm
 

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from reportgen import paths
+from reportgen.api.progress import in_jupyter_kernel
 from reportgen.errors import UsageError
 from reportgen.grams import GramCell
 from reportgen.layers import LAYER_NAMES, network_order
@@ -25,16 +26,19 @@ from reportgen.manifest import Params, RunSpec
 from reportgen.paths import ROLES, Role
 from reportgen.stages.jobs import FeatureJob
 from reportgen.stages.pipeline import Analysed
-from reportgen.stages.results import AnalysisResult, LossHistory, StepRecord, Stylisation
+from reportgen.stages.results import (
+    NETWORK_IMAGES,
+    AnalysisResult,
+    LossHistory,
+    StepRecord,
+    Stylisation,
+)
 from reportgen.stages.visualisations import Network
 
 if TYPE_CHECKING:
     from reportgen.api.study import Study
     from reportgen.figures.explore import NotebookFigure
 
-# The image of each role as the network saw it: for the result, the picture it optimised (under
-# luminance-only transfer the saved result has the content's colours, none of its doing).
-_NETWORK_IMAGE = {"content": "content", "style": "style", "result": "optimised"}
 SHOWN_FILTERS = 32  # feature maps a grid shows unless asked for others (the seed's first figure)
 
 
@@ -154,7 +158,7 @@ class Run:
         if missing:
             job = FeatureJob(
                 Network(self.params.weights, self.params.activation),
-                self._pixels(_NETWORK_IMAGE[role]),
+                self._pixels(NETWORK_IMAGES[role]),
                 tuple(missing),
             )
             for layer, maps in self._study._feature_maps(job).items():
@@ -291,11 +295,7 @@ class Run:
 def _shown(figure: NotebookFigure) -> NotebookFigure | None:
     """``figure`` displayed now inside a Jupyter kernel (then None: the cell does not show it a
     second time), else returned."""
-    import sys
-
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    if shell is None or "IPKernelApp" not in getattr(shell, "config", {}):
+    if not in_jupyter_kernel():
         return figure
     from IPython.display import display
 

@@ -37,6 +37,7 @@ from reportgen.stages.jobs import (
     WorkDone,
 )
 from reportgen.stages.results import (
+    NETWORK_IMAGES,
     AnalysisResult,
     InputImage,
     LossHistory,
@@ -253,8 +254,7 @@ def analysis_stage(params: Params, transfer: TransferResult, runtime: Runtime) -
     extractor = runtime.extractor(params.weights, params.activation, params.analysed_layers)
     images = transfer.images
     tensors = {
-        role: as_tensor(images[name], runtime.device)
-        for role, name in (("content", "content"), ("style", "style"), ("result", "optimised"))
+        role: as_tensor(images[name], runtime.device) for role, name in NETWORK_IMAGES.items()
     }
     return analyse(
         extractor, tensors, params.top_pairs, params.content_layer, list(params.style_layer_weights)

@@ -207,6 +207,12 @@ class Reconstruction:
     loss: float
 
 
+# The image of each role as the network saw it, in ``TransferResult.images``: for the result, the
+# picture it optimised (under luminance-only transfer, the colours joined to the saved result
+# afterwards are none of its doing).  The analysis and a notebook's feature maps both read these.
+NETWORK_IMAGES: dict[str, str] = {"content": "content", "style": "style", "result": "optimised"}
+
+
 def snapshot_name(step: int) -> str:
     return f"snapshot/{step}"
 

@@ -159,7 +159,7 @@ class ReportgenIterations:
         device = runtime.device
         settings = default_settings(1, optimizer, precision)
         self.objective = GatysObjective(
-            extractor, content.to(device) / 255, style.to(device) / 255, settings
+            extractor, content.to(device) / 255, [style.to(device) / 255], settings
         )
         self.image = (content.to(device) / 255).clone().requires_grad_(True)
         self.positions = content.shape[-1] * content.shape[-2]
@@ -304,10 +304,10 @@ def batch_throughput(runtime: Runtime, size: int, batch: int, precision: str) ->
         "caffe", "relu", [params.content_layer, *params.style_layer_weights]
     )
     content, style = (t.to(runtime.device) for t in load_pair(size))
-    run_transfers(extractor, [(content, style, default_settings(1, "lbfgs", precision))])  # warm-up
+    run_transfers(extractor, [(content, [style], default_settings(1, "lbfgs", precision))])  # warm-up
 
     def timed(count: int, steps: int) -> float:
-        items = [(content, style, default_settings(steps, "lbfgs", precision))] * count
+        items = [(content, [style], default_settings(steps, "lbfgs", precision))] * count
         sync(runtime.device)
         started = time.perf_counter()
         run_transfers(extractor, items)

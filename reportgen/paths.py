@@ -55,8 +55,12 @@ def reconstruction_file(kind: str, deepest_layer: str) -> str:
     return f"{RECONSTRUCTIONS_DIR}/{kind}-{deepest_layer}.webp"
 
 
+BLEND = "blend"  # a blend's target Grams (per position) in GRAMS, beside each image's
+
+
 def gram_key(role: str, layer: str) -> str:
-    """The key of ``role``'s Gram matrix at ``layer`` in :data:`GRAMS`."""
+    """The key of ``role``'s Gram matrix at ``layer`` in :data:`GRAMS` (raw; ``BLEND``'s per
+    position)."""
     return f"{role}/{layer}"
 
 
@@ -79,6 +83,11 @@ class LayerFiles:
     def gram_comparison(self) -> str:
         """The style image's and the result's Grams per position and their difference."""
         return f"{self.folder}/grams-compare.webp"
+
+    @property
+    def blend_heatmap(self) -> str:
+        """A blend's target: the weighted mean of its style images' Grams per position."""
+        return f"{self.folder}/gram-blend.webp"
 
     @property
     def correlation(self) -> str:

@@ -275,7 +275,7 @@ class Base:
         run = next(run for run in load_manifest(self.manifest).runs if run.name == "good")
         keys = run_keys(
             file_sha256(run.pair.content),
-            file_sha256(run.pair.style),
+            tuple(file_sha256(style) for style in run.pair.styles),
             run.params,
             weights_fingerprint(run.params.weights),
         )

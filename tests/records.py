@@ -163,7 +163,7 @@ def pair_spec(pair_id: str, title: str = "", variants: tuple[str, ...] = ()) -> 
         title=title or pair_id,
         notes="",
         content=Path("/study/img/cat.png"),
-        style=Path("/study/img/strokes.jpg"),
+        styles=(Path("/study/img/strokes.jpg"),),
         params=params,
         line=3,
         variants=tuple(

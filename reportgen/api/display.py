@@ -97,7 +97,10 @@ def run_html(run: Run) -> str:
         f'<div class="reportgen-run"><h4>{escape(run.title)} '
         f"<small>({escape(run.name)})</small></h4>"
         + _figure(run.content, "content")
-        + _figure(run.style, "style")
+        + "".join(
+            _figure(image, "style" if len(run.styles) == 1 else f"style, weight {weight:.2g}")
+            for image, weight in zip(run.styles, run.params.blend_weights, strict=True)
+        )
         + _figure(run.result, "result")
         + '<div style="display:flex;gap:2em;align-items:flex-start">'
         + f"<div><b>parameters</b>{_table(_parameters(run.params))}</div>"
@@ -116,10 +119,11 @@ def study_html(study: Study) -> str:
         result = _figure(run.result, "", STUDY_THUMBNAIL_SIDE) if run else "not computed yet"
         page = study.site / paths.run_page(spec.name) if study.site else None
         name = _link(page, spec.name) if page and page.is_file() else escape(spec.name)
+        styles = " + ".join(style.name for style in spec.pair.styles)
         rows.append(
             f"<tr><td style='text-align:left'>{name}</td>"
             f"<td style='text-align:left'>{escape(spec.pair.content.name)}</td>"
-            f"<td style='text-align:left'>{escape(spec.pair.style.name)}</td>"
+            f"<td style='text-align:left'>{escape(styles)}</td>"
             f"<td>{spec.params.size} px, {spec.params.steps} steps</td><td>{result}</td></tr>"
         )
     more = len(study) - STUDY_ROWS

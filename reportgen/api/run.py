@@ -32,6 +32,7 @@ from reportgen.stages.results import (
     LossHistory,
     StepRecord,
     Stylisation,
+    style_role,
 )
 from reportgen.stages.visualisations import Network
 
@@ -81,8 +82,14 @@ class Run:
 
     @property
     def style_path(self) -> Path:
-        """The style image's file (absolute)."""
-        return self._spec.pair.style
+        """The (first) style image's file (absolute)."""
+        return self._spec.pair.styles[0]
+
+    @property
+    def style_paths(self) -> list[Path]:
+        """Every style image's file (absolute): one, or those of a blend, weighed by
+        ``params.blend_weights``."""
+        return list(self._spec.pair.styles)
 
     @property
     def layers(self) -> list[str]:
@@ -103,6 +110,14 @@ class Run:
         """The style image as the network was fed it: RGB, resized as ``style_scale`` says, its
         colours matched to the content's under ``preserve_color: histogram``."""
         return Image.fromarray(self._pixels("style"))
+
+    @cached_property
+    def styles(self) -> list[Image.Image]:
+        """Every style image as the network was fed it: ``[style]``, or those of a blend in
+        the order given."""
+        return [
+            Image.fromarray(self._pixels(style_role(k))) for k in range(len(self._spec.pair.styles))
+        ]
 
     @cached_property
     def result(self) -> Image.Image:

@@ -22,6 +22,7 @@ from reportgen.figures import plots, raster
 from reportgen.images import save_png
 from reportgen.manifest import FigureOptions, Params
 from reportgen.paths import (
+    BLEND,
     GRAMS,
     LOSS_CURVES,
     ROLES,
@@ -39,11 +40,13 @@ from reportgen.stages.results import (
     AnalysisResult,
     FigureSet,
     LayerFigures,
+    blend_target_name,
     contributions_name,
     gram_name,
     pair_tiles_name,
     reconstruction_name,
     snapshot_name,
+    style_role,
     tiles_name,
 )
 
@@ -68,7 +71,8 @@ def draw_run(job: FigureJob) -> FigureSet:
     started = time.perf_counter()
     images = transfer.images.loaded()
     arrays = analysis.arrays.loaded()
-    for role in ROLES:
+    roles = [*ROLES, *(style_role(k) for k in range(1, len(transfer.styles)))]
+    for role in roles:
         save_png(images[role], _made(folder, image_file(role)))
         raster.thumbnail(images[role], _made(folder, thumbnail_file(role)))
     history = transfer.losses.as_columns()
@@ -91,8 +95,12 @@ def draw_run(job: FigureJob) -> FigureSet:
     published: dict[str, Any] = {
         gram_key(role, layer): arrays[gram_name(role, layer)]
         for layer in analysis.layers
-        for role in ROLES
+        for role in roles
     }
+    if analysis.blended:  # per position, as the transfer aimed at it
+        published |= {
+            gram_key(BLEND, layer): arrays[blend_target_name(layer)] for layer in analysis.layers
+        }
     np.savez_compressed(
         _made(folder, GRAMS),
         **published,
@@ -130,10 +138,17 @@ def _draw_layer(
     info = analysis.layers[layer]
     files = LayerFiles(layer)
     (folder / files.folder).mkdir(exist_ok=True)
-    # Grams per position, since the style image's size differs from the content's and result's.
+    # Grams per position, since the style image's size differs from the content's and result's;
+    # a blend's result is compared with the target it was optimised towards.
     per_position = {
-        role: grams.per_position(arrays[gram_name(role, layer)], math.prod(info.map_sizes[role]))
-        for role in ("style", "result")
+        "style": arrays[blend_target_name(layer)]
+        if analysis.blended
+        else grams.per_position(
+            arrays[gram_name("style", layer)], math.prod(info.map_sizes["style"])
+        ),
+        "result": grams.per_position(
+            arrays[gram_name("result", layer)], math.prod(info.map_sizes["result"])
+        ),
     }
     style_gram = arrays[gram_name("style", layer)]
     quality = {"quality": options.quality} if options.quality else {}
@@ -143,11 +158,19 @@ def _draw_layer(
         folder / files.gram_heatmap,
         **quality,
     )
+    if analysis.blended:
+        plots.gram_heatmap(
+            per_position["style"],
+            f"Target Gram per position of the blend at {layer}",
+            folder / files.blend_heatmap,
+            **quality,
+        )
     plots.energy_bars(
         np.diag(per_position["style"]),
         np.diag(per_position["result"]),
         layer,
         folder / files.energy,
+        style_label="blend's target" if analysis.blended else "style image",
     )
     if layer in params.style_layer_weights:
         plots.layer_loss_curve(

@@ -56,10 +56,14 @@ def gram_heatmap(gram: np.ndarray, title: str, path: Path, quality: int = HEATMA
 
 
 def energy_bars(
-    style_energy: np.ndarray, result_energy: np.ndarray, layer: str, path: Path
+    style_energy: np.ndarray,
+    result_energy: np.ndarray,
+    layer: str,
+    path: Path,
+    style_label: str = "style image",
 ) -> None:
-    """Each filter's energy G_ii / positions, sorted by the style image's, with the result's
-    energy for the same filters on top."""
+    """Each filter's energy G_ii / positions, sorted by the style's (``style_label``: the style
+    image's, or a blend's target), with the result's energy for the same filters on top."""
     order = np.argsort(-style_energy, kind="stable")
     ranks = np.arange(len(order))
     figure = Figure(figsize=(7.2, 3.2), dpi=100)  # not pyplot's: no global registry to share
@@ -70,7 +74,7 @@ def energy_bars(
         np.arange(len(order) + 1) - 0.5,
         fill=True,
         color="#4c72b0",
-        label="style image",
+        label=style_label,
     )
     axes.plot(
         ranks,
@@ -93,7 +97,7 @@ def energy_bars(
     )
     axes.set_ylim(0, top * 2)
     axes.set_xlim(-1, len(order))
-    axes.set_xlabel("filters, sorted by the style image's energy")
+    axes.set_xlabel(f"filters, sorted by the {style_label}'s energy")
     axes.set_ylabel("G_ii / positions")
     axes.set_title(f"Filter energy at {layer}", fontsize=TITLE_SIZE, y=1.0)
     axes.legend(fontsize=8, frameon=False)

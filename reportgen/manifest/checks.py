@@ -143,6 +143,46 @@ def image_path(item: Located, context: CheckContext) -> tuple[Any, str | None]:
     return path, problem
 
 
+# Styles blended in one run: each adds a forward pass and a Gram per layer to the run's setup,
+# and a column to its pages.
+MAX_STYLES = 8
+
+
+def style_images(item: Located, context: CheckContext) -> tuple[Any, str | None]:
+    """``style: a.jpg``, or ``style: [a.jpg, b.jpg]`` for a blend -> a tuple of paths."""
+    if not isinstance(item.value, list):
+        path, problem = image_path(item, context)
+        if problem and not isinstance(item.value, str):
+            problem = (
+                f"must be the path of an image file, or a list of them for a blend, not "
+                f"{describe(item.value)}"
+            )
+        return (None, problem) if problem else ((path,), None)
+    if not 1 <= len(item.value) <= MAX_STYLES:
+        return None, f"must list 1 to {MAX_STYLES} style images, not {len(item.value)}"
+    base_path, paths = context.path, []
+    for index, element in enumerate(item.value):
+        path, problem = image_path(element, context)
+        if problem:
+            context.problem(element.mark, f"{base_path}[{index}]", problem)
+        paths.append(path)
+    return (tuple(paths), None) if None not in paths else (None, None)
+
+
+def style_blend(item: Located, _: CheckContext) -> tuple[Any, str | None]:
+    """``style_blend: [0.7, 0.3]``: a weight (>= 0) per style image, not all 0."""
+    allowed = "a list of weights >= 0, one per style image, e.g. [0.7, 0.3]"
+    weights = item.value
+    if not isinstance(weights, list) or not 1 <= len(weights) <= MAX_STYLES:
+        return None, f"must be {allowed}, not {describe(weights)}"
+    values = [element.value for element in weights]
+    if not all(_is_number(v) and math.isfinite(v) and v >= 0 for v in values):
+        return None, f"{describe(values)} is not allowed (allowed: {allowed})"
+    if not any(values):
+        return None, "the weights are all 0: no style to aim at (allowed: " + allowed + ")"
+    return tuple(float(v) for v in values), None
+
+
 def links(item: Located, context: CheckContext) -> tuple[Any, str | None]:
     """``{label: url}``; each URL must be http(s) or relative (no javascript:, data:, file:)."""
     if not isinstance(item.value, dict):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,7 @@ PARAM_CHECKS: dict[str, Checker] = {
     "preserve_color": checks.choice(*PRESERVE_COLOR),
     "coarse_to_fine": checks.coarse_to_fine,
     "snapshot_every": checks.integer(0, 100_000),
+    "style_blend": checks.style_blend,
     "preset": checks.choice(*PRESETS),
 }
 
@@ -101,6 +103,8 @@ def _sweep_id(values: dict[str, Any]) -> str:
     """``{style_weight: 1000.0}`` -> ``style_weight-1e3``: a readable, URL-safe variant id."""
 
     def short(value: Any) -> str:
+        if isinstance(value, tuple):  # a blend's weights: style_blend-0p7_0p3
+            return "_".join(short(element) for element in value)
         if not isinstance(value, float):
             return str(value)
         plain = f"{value:g}"
@@ -179,7 +183,7 @@ PAIR_CHECKS: dict[str, Checker] = {
     "title": checks.text,
     "notes": checks.text,
     "content": checks.image_path,
-    "style": checks.image_path,
+    "style": checks.style_images,
     "links": checks.links,
     "variants": _variants,
     "sweep": _sweep,
@@ -282,22 +286,24 @@ def pair_manifest(
     item = located({"content": content, "style": style, **parameters})
     own = _check_mapping(
         item,
-        {"content": checks.image_path, "style": checks.image_path, **PARAM_CHECKS},
+        {"content": checks.image_path, "style": checks.style_images, **PARAM_CHECKS},
         "",
         context,
         kind="keyword",
     )
     params = Params(**_with_preset({k: v for k, v in own.items() if k in PARAM_CHECKS}))
+    styles = own.get("style", ())
+    blended = _blended(params, len(styles), NOWHERE, "", context) if styles else None
     usable = _usable(params, NOWHERE, "", context)
-    if context.problems or not usable:
+    if context.problems or not usable or blended is None:
         raise ParameterError([message for _, _, message in context.problems])
-    pair_id = pair_id_of(own["content"], own["style"])
+    pair_id = pair_id_of(own["content"], styles[0])
     pair = PairSpec(
         id=pair_id,
-        title=f"{own['content'].name} × {own['style'].name}",
+        title=f"{own['content'].name} × {' + '.join(style.name for style in styles)}",
         notes="",
         content=own["content"],
-        style=own["style"],
+        styles=styles,
         params=params,
         line=0,
     )
@@ -405,11 +411,25 @@ def _validate(root: Located | None, path: Path, context: CheckContext) -> Manife
         settings = _merge(
             defaults, _with_preset({k: v for k, v in own.items() if k in PARAM_CHECKS})
         )
-        params = Params(**settings)
-        variants = _resolve_variants(
-            own.get("variants", []) + own.get("sweep", []), settings, key_path, context
+        styles = own["style"]
+        blend_item = pair_item.value.get("style_blend")
+        params = _blended(
+            Params(**settings),
+            len(styles),
+            blend_item.mark if blend_item else pair_item.mark,
+            f"{key_path}.style_blend" if blend_item else key_path,
+            context,
         )
-        if not variants and not _usable(params, pair_item.mark, key_path, context):
+        variants = _resolve_variants(
+            own.get("variants", []) + own.get("sweep", []),
+            settings,
+            len(styles),
+            key_path,
+            context,
+        )
+        if params is None or (
+            not variants and not _usable(params, pair_item.mark, key_path, context)
+        ):
             continue
         pairs.append(
             PairSpec(
@@ -417,7 +437,7 @@ def _validate(root: Located | None, path: Path, context: CheckContext) -> Manife
                 title=own.get("title", pair_id),
                 notes=own.get("notes", ""),
                 content=own["content"],
-                style=own["style"],
+                styles=styles,
                 params=params,
                 line=pair_item.mark.line,
                 links=own.get("links", ()),
@@ -478,7 +498,11 @@ def _top_mapping(
 
 
 def _resolve_variants(
-    raw: list[tuple[str, dict, Mark]], base: dict[str, Any], key_path: str, context: CheckContext
+    raw: list[tuple[str, dict, Mark]],
+    base: dict[str, Any],
+    style_count: int,
+    key_path: str,
+    context: CheckContext,
 ) -> tuple[Variant, ...]:
     """Turn checked ``variants:``/``sweep:`` entries into :class:`Variant` objects; ids must be
     valid, unique within the pair and not a reserved folder name."""
@@ -497,11 +521,45 @@ def _resolve_variants(
             context.problem(mark, f"{key_path}.variants", f"duplicate variant id {variant_id!r}")
             continue
         seen.add(variant_id)
-        params = Params(**_merge(base, _with_preset(overrides)))
-        if not _usable(params, mark, f"{key_path}.variants", context, f"variant {variant_id!r}: "):
+        prefix = f"variant {variant_id!r}: "
+        params = _blended(
+            Params(**_merge(base, _with_preset(overrides))),
+            style_count,
+            mark,
+            f"{key_path}.variants",
+            context,
+            prefix,
+        )
+        if params is None or not _usable(params, mark, f"{key_path}.variants", context, prefix):
             continue
         variants.append(Variant(variant_id, params, tuple(overrides)))
     return tuple(variants)
+
+
+def _blended(
+    params: Params,
+    style_count: int,
+    mark: Mark,
+    key_path: str,
+    context: CheckContext,
+    prefix: str = "",
+) -> Params | None:
+    """``params`` with ``style_blend`` resolved for a pair of ``style_count`` style images:
+    normalised to sum 1, equal where left out, () for one image; None, with the problem
+    reported, when the weights are not one per image."""
+    written = params.style_blend
+    if written and len(written) != style_count:
+        context.problem(
+            mark,
+            key_path,
+            f"{prefix}style_blend gives {len(written)} weights for {style_count} style "
+            f"image{'s' if style_count > 1 else ''} (allowed: one weight per style image)",
+        )
+        return None
+    if style_count == 1:
+        return replace(params, style_blend=())
+    weights = written or (1.0,) * style_count
+    return replace(params, style_blend=tuple(weight / sum(weights) for weight in weights))
 
 
 def _usable(

@@ -78,6 +78,9 @@ class Params:
     preserve_color: PreserveColor = "none"
     coarse_to_fine: int = 0  # longest side of the first of scales growing by √2 to size; 0: off
     snapshot_every: int = 0  # keep the image every this many steps, for the pair page; 0: never
+    # The weight of each of the pair's style images in the target Grams, normalised to sum 1
+    # when the pair is read (equal when left out); () for a pair with one style image.
+    style_blend: tuple[float, ...] = ()
     preset: str | None = None  # the preset these values started from (PRESETS), if any
 
     def __post_init__(self) -> None:
@@ -95,6 +98,11 @@ class Params:
         """The seed's six layers plus any other layer these parameters use, in network order."""
         return network_order([*ANALYSED_LAYERS, self.content_layer, *self.style_layer_weights])
 
+    @property
+    def blend_weights(self) -> tuple[float, ...]:
+        """Each style image's share of the target Grams, summing to 1: (1.0,) for one style."""
+        return self.style_blend or (1.0,)
+
     def style_side(self) -> int:
         """The style image's longest side, px, unless it takes the content's shape."""
         return (
@@ -106,6 +114,7 @@ class Params:
     def as_dict(self) -> dict[str, Any]:
         values = {name: getattr(self, name) for name in PARAM_NAMES}
         values["style_layers"] = self.style_layer_weights
+        values["style_blend"] = list(self.style_blend)
         return values
 
 
@@ -160,7 +169,9 @@ class PairSpec:
     title: str
     notes: str
     content: Path  # absolute
-    style: Path  # absolute
+    # Absolute; several are blended by ``Params.style_blend`` (their Grams' weighted mean is the
+    # target).  The first is the one the analyses' ``style`` role shows.
+    styles: tuple[Path, ...]
     params: Params  # the pair's own settings; each variant starts from these
     line: int  # where the pair starts in the manifest, for messages
     links: tuple[Link, ...] = ()

@@ -7,6 +7,7 @@ maps of one run are hundreds of megabytes, their montage tiles a few.
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -24,10 +25,12 @@ from reportgen.stages.results import (
     LayerAnalysis,
     MapDistances,
     Stylisation,
+    blend_target_name,
     contributions_name,
     gram_name,
     pair_tiles_name,
     peaks_name,
+    style_role,
     tiles_name,
 )
 from reportgen.tiles import MontageLayout
@@ -47,12 +50,17 @@ def analyse(
     top_pairs: int,
     content_layer: str,
     style_layers: list[str],
+    blend: tuple[float, ...] = (1.0,),
 ) -> AnalysisResult:
     """Every analysis of one run at each of the extractor's layers.
 
     ``images`` maps each role (``content``, ``style``, ``result``) to a (1, 3, H, W) RGB tensor in
-    0..255 on the extractor's device; ``top_pairs`` filter pairs are ranked per role and layer.
+    0..255 on the extractor's device, and a blend's other style images by
+    :func:`~reportgen.stages.results.style_role`, weighed by ``blend``; ``top_pairs`` filter pairs
+    are ranked per role and layer.  A blend's other styles get their Grams and the distances to
+    them; the maps and rankings are the first style's.
     """
+    other_styles = [style_role(k) for k in range(1, len(blend))]
     started = time.perf_counter()
     features = {
         role: extractor(extractor.preprocessing.to_network(rgb.float()))
@@ -66,6 +74,12 @@ def analyse(
             role: features[role][layer][0].float().contiguous().cpu().numpy() for role in ROLES
         }
         grams = {role: raw_gram(features[role][layer][0]).cpu().numpy() for role in ROLES}  # (C, C)
+        map_sizes: dict[str, tuple[int, int]] = {
+            role: (maps[role].shape[2], maps[role].shape[1]) for role in ROLES
+        }
+        for role in other_styles:
+            arrays[gram_name(role, layer)] = raw_gram(features[role][layer][0]).cpu().numpy()
+            map_sizes[role] = (features[role][layer].shape[3], features[role][layer].shape[2])
         montages: dict[str, MontageLayout] = {}
         for role in ROLES:
             montages[role], arrays[tiles_name(role, layer)] = tiles.feature_tiles(maps[role])
@@ -89,7 +103,7 @@ def analyse(
         layers[layer] = LayerAnalysis(
             layer=layer,
             channels=grams["style"].shape[0],
-            map_sizes={role: (maps[role].shape[2], maps[role].shape[1]) for role in ROLES},
+            map_sizes=map_sizes,
             top_cells={
                 role: tuple(sorted_cells(grams[role], TOP_CELLS, off_diagonal=False))
                 for role in ROLES
@@ -103,7 +117,7 @@ def analyse(
             style_pairs_in_result=tuple(float(grams["result"][c.i, c.j]) for c in style_pairs),
         )
     stylisation = _stylisation(
-        extractor, layers, arrays, content_maps, images, style_layers, content_layer
+        extractor, layers, arrays, content_maps, images, style_layers, content_layer, blend
     )
     return AnalysisResult(layers, stylisation, time.perf_counter() - started, Arrays(arrays))
 
@@ -116,30 +130,59 @@ def _stylisation(
     images: dict[str, torch.Tensor],
     style_layers: list[str],
     content_layer: str,
+    blend: tuple[float, ...],
 ) -> Stylisation:
     """How far the result moved from the content towards the style: Grams (divided by positions,
-    since the style image's size differs) against the style image's, and ``content_layer`` maps
-    against the content image's.  For the latter the style image is resized to the content's
-    shape, as the seed does; that is the one forward pass this needs beyond the analysis."""
+    since the style image's size differs) against the style target, and ``content_layer`` maps
+    against the content image's.  For the latter each style image is resized to the content's
+    shape, as the seed does; that is the one forward pass (per style) this needs beyond the
+    analysis.  A blend's target, the weighted mean of its styles' Grams, is kept in ``arrays``
+    at every layer, and the result's distance to each style is measured too."""
 
     def gram_per_position(role: str, layer: str) -> np.ndarray:
         width, height = layers[layer].map_sizes[role]
         return per_position(arrays[gram_name(role, layer)], width * height)
 
-    style_gram: dict[str, GramDistances] = {}
-    for layer in style_layers:
-        target = gram_per_position("style", layer)
-        style_gram[layer] = GramDistances(
+    roles = [style_role(k) for k in range(len(blend))]
+
+    def target_of(layer: str) -> np.ndarray:
+        if len(blend) == 1:
+            return gram_per_position("style", layer)
+        target = sum(w * gram_per_position(r, layer) for w, r in zip(blend, roles, strict=True))
+        arrays[blend_target_name(layer)] = np.asarray(target, np.float32)
+        return arrays[blend_target_name(layer)]
+
+    targets = {layer: target_of(layer) for layer in layers}
+
+    def distances(layer: str, target: np.ndarray) -> GramDistances:
+        return GramDistances(
             result=relative_distance(gram_per_position("result", layer), target),
             content=relative_distance(gram_per_position("content", layer), target),
         )
-    content, style = images["content"], images["style"]
-    style_features = extractor(
-        extractor.preprocessing.to_network(fit_to(style.float(), content.shape[2:]))
-    )[content_layer][0]
+
+    style_gram = {layer: distances(layer, targets[layer]) for layer in style_layers}
+    per_style = (
+        {
+            layer: tuple(distances(layer, gram_per_position(role, layer)) for role in roles)
+            for layer in style_layers
+        }
+        if len(blend) > 1
+        else {}
+    )
+    content = images["content"]
     target = content_maps["content"].astype(np.float64)
+    style_distances = []
+    for role in roles:
+        style_features = extractor(
+            extractor.preprocessing.to_network(fit_to(images[role].float(), content.shape[2:]))
+        )[content_layer][0]
+        style_distances.append(relative_distance(style_features.double().cpu().numpy(), target))
     content_features = MapDistances(
         result=relative_distance(content_maps["result"].astype(np.float64), target),
-        style=relative_distance(style_features.double().cpu().numpy(), target),
+        # A blend's: the styles' squared distances weighed as in the blend, as the content
+        # term's normaliser takes them.
+        style=style_distances[0]
+        if len(blend) == 1
+        else math.sqrt(sum(w * d**2 for w, d in zip(blend, style_distances, strict=True))),
     )
-    return Stylisation(style_gram, content_features)
+    return Stylisation(style_gram, content_features, per_style)

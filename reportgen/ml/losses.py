@@ -28,6 +28,13 @@
     weights.  Its style term grows with
     the number of positions, so its balance changes with the image size.
 
+Several style images (a blend, ``style_blend``) make one target per layer: the weighted mean of
+their Grams, as neural-style blends its styles.  The mean of Grams is the Gram statistics of an
+image drawn from each style in proportion to its weight; it is what the optimisation can reach
+as one texture, where a weighted sum of separate style losses would pull towards each style's
+own Gram and settle in a compromise none of the terms describe.  Under ``relative`` the content
+term's normaliser is the blend's mean squared distance of the styles from the content.
+
 Both may add ``tv_weight · mean((Δx)² + (Δy)²)``, the squared total variation of the 0..1 image
 (Mahendran & Vedaldi's regulariser), which smooths high-frequency noise.
 
@@ -37,6 +44,7 @@ features are cast to float32 before any Gram or loss, and the targets are float3
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -99,6 +107,12 @@ def total_variation(images: torch.Tensor) -> torch.Tensor:
     return across + down
 
 
+def _accumulate(sums: dict[str, torch.Tensor], key: str, term: torch.Tensor) -> None:
+    """``sums[key] += term``, starting from ``term`` itself: 1·G is exact and so is G + 0·G', so
+    a blend with weight 1 on one style has that style's own target, bit for bit."""
+    sums[key] = sums[key] + term if key in sums else term
+
+
 @dataclass(frozen=True)
 class LossTerms:
     """Each weighted term of a batch's loss, float32 (B,) tensors."""
@@ -114,35 +128,49 @@ class LossTerms:
 
 
 class GatysObjective:
-    """The weighted loss of an image against one content and one style target, computed once."""
+    """The weighted loss of an image against one content and one style target (one style image,
+    or the blend of several), computed once."""
 
     def __init__(
         self,
         extractor: FeatureExtractor,
         content: torch.Tensor,
-        style: torch.Tensor,
+        styles: Sequence[torch.Tensor],
         settings: TransferSettings,
     ):
-        """``content`` and ``style`` are (1, 3, H, W) RGB in 0..1 (their sizes may differ)."""
+        """``content`` and each of ``styles`` are (1, 3, H, W) RGB in 0..1 (their sizes may
+        differ); ``settings.style_blend`` weighs the styles' Grams into the target."""
         self.extractor = extractor
         self.settings = settings
         self.loss = settings.loss
         layers = settings.style_layers
+        blend = settings.style_blend
+        if len(blend) != len(styles):
+            raise ValueError(f"{len(styles)} style images for {len(blend)} blend weights")
         with torch.no_grad():
             own_features = self._features(content, exact=True)  # the content image's, every layer
-            style_features = self._features(style, exact=True)
         self.content_target = own_features[settings.content_layer]
         device = content.device
         if self.loss == "relative":
-            self.style_targets = {layer: normalised_gram(style_features[layer]) for layer in layers}
-            with torch.no_grad():
-                fitted = fit_to(style * 255, content.shape[-2:]) / 255
-                fitted_content = self._features(fitted, exact=True)[settings.content_layer]
-            # The pair's own distances: the style image's from the content's maps, and the
-            # content image's Grams from the style's.
-            content_distance = (
-                (fitted_content - self.content_target).square().sum().clamp_min(1e-30)
-            )
+            self.style_targets: dict[str, torch.Tensor] = {}
+            content_distance = torch.zeros((), device=device)
+            for style, weight in zip(styles, blend, strict=True):
+                with torch.no_grad():
+                    features = self._features(style, exact=True)
+                    for layer in layers:
+                        _accumulate(
+                            self.style_targets, layer, weight * normalised_gram(features[layer])
+                        )
+                    fitted = fit_to(style * 255, content.shape[-2:]) / 255
+                    fitted_content = self._features(fitted, exact=True)[settings.content_layer]
+                # The style image's distance from the content's maps, weighed as in the blend.
+                content_distance = (
+                    content_distance
+                    + weight * (fitted_content - self.content_target).square().sum()
+                )
+            # The pair's own distances: the style images' from the content's maps, and the
+            # content image's Grams from the style target.
+            content_distance = content_distance.clamp_min(1e-30)
             self.content_scale = (
                 torch.tensor([settings.content_weight], device=device) / content_distance
             )
@@ -161,11 +189,15 @@ class GatysObjective:
             unit = extractor.preprocessing.standard_unit
             # Raw Grams sum over positions: a style image of another size (the notebook always
             # fitted it to the content's shape) is counted as if it had the result's positions.
-            self.style_targets = {
-                layer: gram(style_features[layer])
-                * (own_features[layer][0, 0].numel() / style_features[layer][0, 0].numel())
-                for layer in layers
-            }
+            self.style_targets = {}
+            for style, weight in zip(styles, blend, strict=True):
+                with torch.no_grad():
+                    features = self._features(style, exact=True)
+                for layer in layers:
+                    positions = own_features[layer][0, 0].numel() / features[layer][0, 0].numel()
+                    _accumulate(
+                        self.style_targets, layer, weight * gram(features[layer]) * positions
+                    )
             self.content_scale = torch.tensor([settings.content_weight / unit**2], device=device)
             self.style_scales = {
                 layer: torch.tensor([settings.style_weight * weight / unit**4], device=device)

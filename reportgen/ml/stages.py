@@ -47,6 +47,7 @@ from reportgen.stages.results import (
     WeightsUsed,
     reconstruction_name,
     snapshot_name,
+    style_role,
 )
 from reportgen.stages.settings import TransferSettings, transfer_settings
 from reportgen.stages.visualisations import VisualisationBatch, VisualisationJob
@@ -206,7 +207,11 @@ def transfer_stage(
         transfer_settings(task.params, runtime.precision(task.params.precision)) for task in tasks
     ]
     items = [
-        (as_tensor(task.fed.content_fed, device), as_tensor(task.fed.style_fed, device), s)
+        (
+            as_tensor(task.fed.content_fed, device),
+            [as_tensor(style, device) for style in task.fed.styles_fed],
+            s,
+        )
         for task, s in zip(tasks, settings, strict=True)
     ]
     if device.type == "cuda":
@@ -229,7 +234,7 @@ def transfer_stage(
         results.append(
             TransferResult(
                 content=_input(task.fed.content),
-                style=_input(task.fed.style),
+                styles=tuple(_input(style) for style in task.fed.styles),
                 weights=WeightsUsed(weights.name, weights.sha256, weights.preprocessing.name),
                 precision=setting.precision,
                 device=runtime.describe(),
@@ -253,11 +258,18 @@ def analysis_stage(params: Params, transfer: TransferResult, runtime: Runtime) -
     are none of the network's doing)."""
     extractor = runtime.extractor(params.weights, params.activation, params.analysed_layers)
     images = transfer.images
-    tensors = {
-        role: as_tensor(images[name], runtime.device) for role, name in NETWORK_IMAGES.items()
+    names = {
+        **NETWORK_IMAGES,
+        **{style_role(k): style_role(k) for k in range(len(transfer.styles))},
     }
+    tensors = {role: as_tensor(images[name], runtime.device) for role, name in names.items()}
     return analyse(
-        extractor, tensors, params.top_pairs, params.content_layer, list(params.style_layer_weights)
+        extractor,
+        tensors,
+        params.top_pairs,
+        params.content_layer,
+        list(params.style_layer_weights),
+        params.blend_weights,
     )
 
 
@@ -274,7 +286,7 @@ def _transfer_images(
     content = inputs.content.pixels
     images = {
         "content": inputs.content_fed,
-        "style": inputs.style_fed,
+        **{style_role(k): pixels for k, pixels in enumerate(inputs.styles_fed)},
         "optimised": optimised,
         "result": color.restore_colour(optimised, content, preserve_color),
     }
@@ -321,7 +333,7 @@ def _reconstructions(
     go into ``images``."""
     device = runtime.device
     content = as_tensor(inputs.content_fed, device)
-    style = as_tensor(inputs.style_fed, device)
+    styles = [as_tensor(style, device) for style in inputs.styles_fed]
     # (kind, layers, content weight, style weight)
     jobs: list[tuple[Literal["content", "style"], tuple[str, ...], float, float]] = [
         ("content", (layer,), 1.0, 0.0) for layer in CONTENT_RECONSTRUCTION_LAYERS
@@ -350,6 +362,7 @@ def _reconstructions(
             init="noise",
             seed=params.seed,
             precision=settings.precision,
+            style_blend=settings.style_blend,
         )
         extractor = runtime.extractor(
             params.weights,
@@ -357,8 +370,8 @@ def _reconstructions(
             [job_settings.content_layer, *job_settings.style_layers],
         )
         # Both start from noise of the content image's size (the seed's noise): content jobs match
-        # its maps at one layer, style jobs the style image's Grams (their content term is off).
-        output = run_transfers(extractor, [(content, style, job_settings)])[0]
+        # its maps at one layer, style jobs the style's Grams (their content term is off).
+        output = run_transfers(extractor, [(content, styles, job_settings)])[0]
         images[reconstruction_name(kind, layers[-1])] = (
             output.result_rgb[0].permute(1, 2, 0).numpy()
         )

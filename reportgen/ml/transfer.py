@@ -142,27 +142,30 @@ def _as_pixels(images: torch.Tensor) -> torch.Tensor:
 def run_transfer(
     extractor: FeatureExtractor,
     content_rgb: torch.Tensor,
-    style_rgb: torch.Tensor,
+    style_rgb: torch.Tensor | list[torch.Tensor],
     settings: TransferSettings,
     progress: Progress | None = None,
 ) -> TransferOutput:
-    """Optimise an image towards ``content_rgb``'s content and ``style_rgb``'s style.
+    """Optimise an image towards ``content_rgb``'s content and ``style_rgb``'s style (or the
+    blend of several styles, weighed by ``settings.style_blend``).
 
-    Both inputs are (1, 3, H, W) RGB in 0..255 on the extractor's device (their sizes may
+    Every image is (1, 3, H, W) RGB in 0..255 on the extractor's device (their sizes may
     differ).  Raises :class:`TransferError` when the loss stops being finite.
     """
-    return run_transfers(extractor, [(content_rgb, style_rgb, settings)], progress)[0]
+    styles = style_rgb if isinstance(style_rgb, list) else [style_rgb]
+    return run_transfers(extractor, [(content_rgb, styles, settings)], progress)[0]
 
 
 def run_transfers(
     extractor: FeatureExtractor,
-    items: list[tuple[torch.Tensor, torch.Tensor, TransferSettings]],
+    items: list[tuple[torch.Tensor, list[torch.Tensor], TransferSettings]],
     progress: Progress | None = None,
 ) -> list[TransferOutput]:
     """Several independent transfers whose loss evaluations run as one batch.
 
-    ``items`` are (content, style, settings): content images all (1, 3, H, W) RGB 0..255 of one
-    size, style images of any size, settings of one :attr:`TransferSettings.batch_signature`.
+    ``items`` are (content, styles, settings): content images all (1, 3, H, W) RGB 0..255 of one
+    size, each run's style images (one, or those its ``style_blend`` weighs) of any size,
+    settings of one :attr:`TransferSettings.batch_signature`.
     Each transfer keeps its own losses and optimiser state, so the results equal those of one
     :func:`run_transfer` per item up to the rounding of batched arithmetic.  This is what fills
     a large GPU; on a CPU one item at a time is as fast.
@@ -176,7 +179,7 @@ def run_transfers(
         raise ValueError("these transfers cannot share a batch")
     first = settings[0]
     contents = [item[0] / 255 for item in items]
-    styles = [item[1] / 255 for item in items]
+    styles = [[style / 255 for style in item[1]] for item in items]
     height, width = contents[0].shape[-2:]
     sizes = scale_sizes(width, height, first.coarse_to_fine)
     device = contents[0].device
@@ -193,10 +196,10 @@ def run_transfers(
             GatysObjective(
                 extractor,
                 _resized(content, size),
-                _resized(style, _style_size_at(style, factor)),
+                [_resized(style, _style_size_at(style, factor)) for style in run_styles],
                 s,
             )
-            for content, style, s in zip(contents, styles, settings, strict=True)
+            for content, run_styles, s in zip(contents, styles, settings, strict=True)
         ]
         objective = objectives[0] if len(objectives) == 1 else GatysObjective.stack(objectives)
         if best is None:

@@ -71,12 +71,15 @@ def study_styles(manifest: Manifest, results: dict[str, RunResults]) -> StudySty
     identities, labels, holders = [], [], []
     for name, run_results in results.items():
         transfer, params = run_results.transfer, runs[name].params
+        # A blend is a style of its own: its images, their sizes and its weights.
         fed_as = [
-            transfer.style.sha256,
-            list(transfer.style.size),
+            *(style.sha256 for style in transfer.styles),
+            *(list(style.size) for style in transfer.styles),
             transfer.weights.sha256,
             params.activation,
         ]
+        if len(transfer.styles) > 1:
+            fed_as.append(list(params.blend_weights))
         if params.preserve_color != "none":  # the style was fed in the content's colours
             fed_as += [params.preserve_color, transfer.content.sha256]
         identity = json.dumps(fed_as)
@@ -84,10 +87,19 @@ def study_styles(manifest: Manifest, results: dict[str, RunResults]) -> StudySty
             continue
         seen.add(identity)
         identities.append(identity)
-        labels.append(Path(runs[name].pair.style).name)
+        labels.append(style_label(runs[name].pair.styles, params.blend_weights))
         holders.append(name)
     study = hashlib.sha256(str(manifest.path).encode()).hexdigest()[:16]
     return StudyStyles(identities, _distinct(labels, holders, runs, results), holders, study)
+
+
+def style_label(styles: tuple[Path, ...], blend: tuple[float, ...]) -> str:
+    """``hubble.jpg``, or a blend's ``hubble.jpg 70% + strokes.jpg 30%``."""
+    if len(styles) == 1:
+        return styles[0].name
+    return " + ".join(
+        f"{path.name} {weight:.0%}" for path, weight in zip(styles, blend, strict=True)
+    )
 
 
 def _distinct(
@@ -98,7 +110,7 @@ def _distinct(
     shown = []
     for label, name in zip(labels, holders, strict=True):
         if label in repeated:
-            params, size = runs[name].params, results[name].transfer.style.size
+            params, size = runs[name].params, results[name].transfer.styles[0].size
             how = [f"{size[0]}×{size[1]}", params.activation]
             if params.preserve_color != "none":
                 how.append(f"{params.preserve_color} of {Path(runs[name].pair.content).name}")
@@ -166,11 +178,11 @@ def _stacked_grams(runs: list[str], results: dict[str, RunResults], layer: str) 
     """(N, D) the Gram of each run's style at ``layer``, a row each: float64 unless a large
     study's would not fit in memory (the analysis computed them in float32, so float32 loses
     nothing; only the products need float64)."""
-    first = results[runs[0]].analysis.gram_per_position("style", layer)
+    first = results[runs[0]].analysis.target_gram(layer)
     dtype = np.float64 if len(runs) * first.size * 8 <= IN_MEMORY_BYTES else np.float32
     stacked = np.empty((len(runs), first.size), dtype)
     for row, name in enumerate(runs):
-        stacked[row] = results[name].analysis.gram_per_position("style", layer).ravel()
+        stacked[row] = results[name].analysis.target_gram(layer).ravel()
     return stacked
 
 

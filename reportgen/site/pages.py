@@ -331,7 +331,7 @@ SORT_KEYS = (
 
 def _search_text(manifest: Manifest, pair: PairSpec) -> str:
     """What the index's filter matches a pair by: its id, title, notes and file names."""
-    files = (manifest.relative(pair.content), manifest.relative(pair.style))
+    files = (manifest.relative(pair.content), *(manifest.relative(s) for s in pair.styles))
     return " ".join([pair.id, pair.title, pair.notes or "", *files]).lower()
 
 
@@ -340,6 +340,8 @@ def _index_card(pair: PairSpec, name: str, record: RunRecord) -> View:
     the numbers it can be sorted by."""
     thumbs = _thumbs(name)
     captions: dict[str, str] = {role: role for role in ROLES}
+    if len(pair.styles) > 1:
+        captions["style"] = f"style 1 of {len(pair.styles)}"
     final = record.final.total
     if pair.variants:
         captions["result"] = f"result ({record.variant})"

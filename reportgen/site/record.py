@@ -15,7 +15,7 @@ from typing import Any
 
 from reportgen.grams import GramCell
 from reportgen.manifest import Manifest, Params, RunSpec
-from reportgen.paths import Role, reconstruction_file, snapshot_file
+from reportgen.paths import reconstruction_file, snapshot_file
 from reportgen.stages.fingerprint import STAGE_VERSIONS
 from reportgen.stages.results import (
     AnalysisResult,
@@ -32,13 +32,17 @@ from reportgen.stages.results import (
     Stylisation,
     TransferResult,
     WeightsUsed,
+    style_role,
 )
 from reportgen.tiles import MontageLayout
 
+# 5: a blend's "style2", "style3"... inputs, "parameters.style_blend" and "stylisation.per_style"
+# (a record of format 4 reads as a run of one style image).
 # 4: a layer's "style_pairs_in_result" and "pair_limits" (the contribution maps of its pair
 # figures).  3: a layer's "map_sizes" and "montages", as the analysis names them (2: "map_size",
 # "montage").
-RECORD_FORMAT = 4
+RECORD_FORMAT = 5
+READABLE_FORMATS = (4, 5)
 # The order of a record's timings, as the phases ran before they were stages.
 TIMINGS_ORDER = ("load", "transfer", "analysis", "figures", "reconstructions")
 
@@ -80,7 +84,8 @@ class RunRecord:
     changed: tuple[str, ...]  # the parameters the variant sets itself
     title: str
     notes: str
-    inputs: dict[Role, InputRecord]  # content and style
+    # content, style, and a blend's other style images (style2, ...: results.style_role)
+    inputs: dict[str, InputRecord]
     parameters: Params  # as resolved; weights as the manifest writes them
     weights: WeightsUsed
     precision: str  # of the optimisation's network passes, as resolved on the device that ran it
@@ -144,7 +149,12 @@ class RunRecord:
             notes=run.pair.notes,
             inputs={
                 "content": InputRecord(manifest.relative(run.pair.content), transfer.content),
-                "style": InputRecord(manifest.relative(run.pair.style), transfer.style),
+                **{
+                    style_role(k): InputRecord(manifest.relative(path), image)
+                    for k, (path, image) in enumerate(
+                        zip(run.pair.styles, transfer.styles, strict=True)
+                    )
+                },
             },
             parameters=dataclasses.replace(
                 params, weights=manifest.weights_as_written(params.weights)
@@ -208,10 +218,11 @@ class RunRecord:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunRecord:
         """A record read back from a ``pair.json`` of this format."""
-        if data.get("format") != RECORD_FORMAT:
+        if data.get("format") not in READABLE_FORMATS:
             raise ValueError(f"a record of format {data.get('format')}, not {RECORD_FORMAT}")
         parameters = dict(data["parameters"])
         parameters["style_layers"] = tuple(parameters["style_layers"].items())
+        parameters["style_blend"] = tuple(parameters.get("style_blend", ()))
         losses = data["losses"]
         return cls(
             id=data["id"],

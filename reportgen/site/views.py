@@ -18,7 +18,7 @@ from reportgen.manifest import Params
 from reportgen.paths import ROLES, LayerFiles, in_run, layer_page
 from reportgen.site.record import LayerRecord, RunRecord
 from reportgen.site.render import relative_url
-from reportgen.stages.results import GramDistances, StepRecord, Stylisation
+from reportgen.stages.results import GramDistances, StepRecord, Stylisation, style_role
 from reportgen.tiles import MontageLayout
 
 View = dict[str, Any]
@@ -30,6 +30,8 @@ def format_value(value: Any) -> str:
         return "–"
     if isinstance(value, dict):
         return ", ".join(f"{k} {v:g}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):  # a blend's weights
+        return ", ".join(f"{v:.4g}" for v in value) or "–"
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
@@ -115,6 +117,40 @@ def _images(record: RunRecord, data_base: str | None) -> list[View]:
         }
         for role in ROLES
     ]
+
+
+def _blend(record: RunRecord) -> View | None:
+    """A blend's style images with their weights, and per style layer the Gram distances of
+    the result and the content image to the blend's target and to each style image."""
+    weights = record.parameters.blend_weights
+    if len(weights) == 1:
+        return None
+    roles = [style_role(k) for k in range(len(weights))]
+    stylisation = record.stylisation
+    return {
+        "styles": [
+            {
+                "role": role,
+                "number": k + 1,
+                "weight": weight,
+                "file": record.inputs[role].file,
+                "size": "×".join(map(str, record.inputs[role].image.size)),
+                "src": in_run(record.name, paths.thumbnail_file(role)),
+                "href": in_run(record.name, paths.image_file(role)),
+            }
+            for k, (role, weight) in enumerate(zip(roles, weights, strict=True))
+        ],
+        "rows": [
+            {
+                "layer": layer,
+                "blend": distances(stylisation.style_gram[layer]),
+                "styles": [distances(gram) for gram in row],
+                # The style the result ended nearest to (the blend aims between them).
+                "nearest": 1 + min(range(len(row)), key=lambda k: row[k].result),
+            }
+            for layer, row in stylisation.per_style.items()
+        ],
+    }
 
 
 def _snapshot_strip(record: RunRecord) -> list[View]:
@@ -251,6 +287,7 @@ def run_view(
         "scales_note": _scales_note(record),
         "loss_rows": _loss_rows(record.final, parameters.content_layer),
         "stylisation_rows": stylisation_rows(record.stylisation),
+        "blend": _blend(record),
         "content_distance": {
             "result": record.stylisation.content_features.result,
             "style": record.stylisation.content_features.style,
@@ -408,11 +445,19 @@ def layer_view(
             for other in layers
         ],
         "distance": distances(gram) if gram else None,
+        # What the result's Grams are compared with: the style image's, or a blend's target.
+        "target": "the blend's target"
+        if len(record.parameters.blend_weights) > 1
+        else "the style image",
+        "styles_blended": len(record.parameters.blend_weights),
         "figures": {
             "gram_comparison": in_run(name, files.gram_comparison),
             "loss_curve": in_run(name, files.loss_curve) if info.is_style_layer else None,
             "difference": in_run(name, files.difference) if files.difference in drawn else None,
             "gram_heatmap": in_run(name, files.gram_heatmap),
+            "blend_heatmap": in_run(name, files.blend_heatmap)
+            if files.blend_heatmap in drawn
+            else None,
             "correlation": in_run(name, files.correlation),
             "energy": in_run(name, files.energy),
         },

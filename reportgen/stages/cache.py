@@ -63,7 +63,7 @@ class RunKeys:
 
 def run_keys(
     content_sha256: str,
-    style_sha256: str,
+    style_sha256: tuple[str, ...],
     params: Params,
     weights_fingerprint: str,
     figures: FigureOptions = FigureOptions(),
@@ -71,17 +71,21 @@ def run_keys(
     """The keys of a run's three stages (``figures``: the manifest's choice of what to draw).
 
     The preset a run's values came from is in none of them (the values are), nor are labels.
+    ``style_sha256`` has a hash per style image; a run of one style image has the keys it had
+    before blends, so caches made then stay valid.
     """
     settings = params.as_dict()
     settings["weights"] = weights_fingerprint  # the bytes, not the path they were read from
     del settings["preset"]
+    if not params.style_blend:
+        del settings["style_blend"]
     for name in ANALYSIS_PARAMETERS:
         del settings[name]
     transfer = digest(
         {
             "stage": "transfer",
             "content": content_sha256,
-            "style": style_sha256,
+            "style": style_sha256[0] if len(style_sha256) == 1 else list(style_sha256),
             "params": settings,
             "version": STAGE_VERSIONS["transfer"],
         }

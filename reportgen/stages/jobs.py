@@ -32,12 +32,13 @@ from reportgen.stages.visualisations import Network, VisualisationBatch, Visuali
 
 @dataclass(frozen=True)
 class RunInputs:
-    """A run's images, as read and resized, and as the network is fed them."""
+    """A run's images, as read and resized, and as the network is fed them: the content image
+    and each style image of the pair, in the manifest's order."""
 
     content: LoadedImage
-    style: LoadedImage
+    styles: tuple[LoadedImage, ...]
     content_fed: np.ndarray  # (H, W, 3) uint8, after colour preservation
-    style_fed: np.ndarray
+    styles_fed: tuple[np.ndarray, ...]
     load_seconds: float
 
 
@@ -47,11 +48,19 @@ def load_inputs(run: RunSpec) -> RunInputs:
     params = run.params
     content = load_image(run.pair.content, params.size)
     fitted = content.size if params.style_scale == "content" else None
-    style = load_image(run.pair.style, params.style_side(), shape=fitted)
-    content_fed, style_fed = color.prepare_inputs(
-        content.pixels, style.pixels, params.preserve_color
+    styles = tuple(load_image(path, params.style_side(), shape=fitted) for path in run.pair.styles)
+    # Colour preservation fits each style to the content; the content comes out the same each time.
+    fed = [
+        color.prepare_inputs(content.pixels, style.pixels, params.preserve_color)
+        for style in styles
+    ]
+    return RunInputs(
+        content,
+        styles,
+        fed[0][0],
+        tuple(style_fed for _, style_fed in fed),
+        time.perf_counter() - started,
     )
-    return RunInputs(content, style, content_fed, style_fed, time.perf_counter() - started)
 
 
 @dataclass(frozen=True)

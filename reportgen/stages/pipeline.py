@@ -201,7 +201,7 @@ class Gatherer:
         for run in self.manifest.runs:
             keys = run_keys(
                 file_sha256(run.pair.content),
-                file_sha256(run.pair.style),
+                tuple(file_sha256(style) for style in run.pair.styles),
                 run.params,
                 weights_fingerprint(run.params.weights),
                 self.manifest.figures,

@@ -213,6 +213,13 @@ class Reconstruction:
 NETWORK_IMAGES: dict[str, str] = {"content": "content", "style": "style", "result": "optimised"}
 
 
+def style_role(index: int) -> str:
+    """The name of a run's ``index``-th style image (from 0) among its images and Grams:
+    ``style`` for the first (the analyses' style role), ``style2``, ``style3``... for the
+    others of a blend."""
+    return "style" if index == 0 else f"style{index + 1}"
+
+
 def snapshot_name(step: int) -> str:
     return f"snapshot/{step}"
 
@@ -225,14 +232,15 @@ def reconstruction_name(kind: str, deepest_layer: str) -> str:
 class TransferResult:
     """The transfer stage of one run.
 
-    ``images`` holds (H, W, 3) uint8 RGB arrays: ``content`` and ``style`` as the network was fed
-    them, ``optimised`` (the picture the optimiser found) and ``result`` (as saved and shown:
-    under luminance-only transfer, the optimised luminance in the content image's colours), and
+    ``images`` holds (H, W, 3) uint8 RGB arrays: ``content`` and each style image
+    (:func:`style_role`) as the network was fed them, ``optimised`` (the picture the optimiser
+    found) and ``result`` (as saved and shown: under luminance-only transfer, the optimised
+    luminance in the content image's colours), and
     the snapshots' and reconstructions' pixels (:func:`snapshot_name`, :func:`reconstruction_name`).
     """
 
     content: InputImage
-    style: InputImage
+    styles: tuple[InputImage, ...]  # one, or those of a blend in the manifest's order
     weights: WeightsUsed
     precision: ResolvedPrecision  # of the optimisation's network passes, as resolved there
     device: DeviceInfo
@@ -249,14 +257,22 @@ class TransferResult:
     FILE = "transfer.json"
     ARRAYS = "images.npz"
 
+    @property
+    def style(self) -> InputImage:
+        """The first style image: the one the analyses' ``style`` role shows."""
+        return self.styles[0]
+
     def save(self, folder: Path) -> None:
         self.images.save(folder / self.ARRAYS)
         _write_json(folder / self.FILE, self._json())
 
     def _json(self) -> dict:
+        styles: dict[str, Any] = {"style": self.style.as_dict()}
+        if len(self.styles) > 1:  # a single style's entry reads as before blends
+            styles["more_styles"] = [style.as_dict() for style in self.styles[1:]]
         return {
             "content": self.content.as_dict(),
-            "style": self.style.as_dict(),
+            **styles,
             "weights": self.weights.as_dict(),
             "precision": self.precision,
             "device": self.device.as_dict(),
@@ -282,7 +298,10 @@ class TransferResult:
         data = json.loads((folder / cls.FILE).read_text())
         return cls(
             content=InputImage.from_dict(data["content"]),
-            style=InputImage.from_dict(data["style"]),
+            styles=tuple(
+                InputImage.from_dict(style)
+                for style in [data["style"], *data.get("more_styles", [])]
+            ),
             weights=WeightsUsed.from_dict(data["weights"]),
             precision=data["precision"],
             device=DeviceInfo.from_dict(data["device"]),
@@ -378,23 +397,28 @@ class MapDistances:
 
 @dataclass(frozen=True)
 class Stylisation:
-    """How far the result moved: towards the style at each style layer, away from the content at
-    the content layer."""
+    """How far the result moved: towards the style target (the style image's Grams, or the
+    blend of several) at each style layer, away from the content at the content layer; and,
+    for a blend, towards each of its style images."""
 
-    style_gram: dict[str, GramDistances]  # style layer -> distances
+    style_gram: dict[str, GramDistances]  # style layer -> distances to the target
     content_features: MapDistances
+    # A blend's: style layer -> the distances to each style image's Gram, in the run's order.
+    per_style: dict[str, tuple[GramDistances, ...]] = dataclasses.field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "style_gram": {
-                layer: {"result": d.result, "content": d.content}
-                for layer, d in self.style_gram.items()
-            },
+        values: dict[str, Any] = {
+            "style_gram": {layer: _distances(d) for layer, d in self.style_gram.items()},
             "content_features": {
                 "result": self.content_features.result,
                 "style": self.content_features.style,
             },
         }
+        if self.per_style:  # a single style's entry reads as before blends
+            values["per_style"] = {
+                layer: [_distances(d) for d in row] for layer, row in self.per_style.items()
+            }
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Stylisation:
@@ -402,12 +426,26 @@ class Stylisation:
             layer: GramDistances(d["result"], d["content"])
             for layer, d in values["style_gram"].items()
         }
+        per_style = {
+            layer: tuple(GramDistances(d["result"], d["content"]) for d in row)
+            for layer, row in values.get("per_style", {}).items()
+        }
         features = values["content_features"]
-        return cls(style_gram, MapDistances(features["result"], features["style"]))
+        return cls(style_gram, MapDistances(features["result"], features["style"]), per_style)
+
+
+def _distances(distances: GramDistances) -> dict[str, float]:
+    return {"result": distances.result, "content": distances.content}
 
 
 def gram_name(role: str, layer: str) -> str:
     return f"gram/{role}/{layer}"
+
+
+def blend_target_name(layer: str) -> str:
+    """A blend's target at ``layer``: the weighted mean of its style images' Grams per position
+    ((C, C) float32)."""
+    return f"blend/{layer}"
 
 
 def tiles_name(kind: str, layer: str) -> str:
@@ -436,7 +474,9 @@ class AnalysisResult:
     """The analysis stage of one run.
 
     ``arrays`` holds each role's raw Gram ``F·Fᵀ`` at each layer ((C, C) float32,
-    :func:`gram_name`), the montage tiles of every map ((C, h, w) uint8, :func:`tiles_name`),
+    :func:`gram_name`; a blend's other style images too, by :func:`style_role`, and its
+    target, :func:`blend_target_name`), the montage tiles of every map ((C, h, w) uint8,
+    :func:`tiles_name`),
     the pair figures' tiles ((K, h, w) uint8, :func:`pair_tiles_name`) and contribution maps
     (:func:`contributions_name`, for the style image and the result), and each filter's peak in
     each image (:func:`peaks_name`).
@@ -457,6 +497,18 @@ class AnalysisResult:
         """``role``'s Gram at ``layer`` divided by the number of positions of its maps."""
         width, height = self.layers[layer].map_sizes[role]
         return per_position(self.gram(role, layer), width * height)
+
+    @property
+    def blended(self) -> bool:
+        """Whether the run's style target is a blend of several style images."""
+        return bool(self.stylisation.per_style)
+
+    def target_gram(self, layer: str) -> np.ndarray:
+        """(C, C) the Gram per position the transfer aimed at, at ``layer``: the style image's,
+        or the blend of the run's style images."""
+        if self.blended:
+            return self.arrays[blend_target_name(layer)]
+        return self.gram_per_position("style", layer)
 
     def save(self, folder: Path) -> None:
         self.arrays.save(folder / self.ARRAYS)

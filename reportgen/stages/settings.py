@@ -28,6 +28,8 @@ class TransferSettings:
     tv_weight: float = 0.0
     coarse_to_fine: int = 0  # longest side of the first scale, px; 0: one scale only
     snapshot_every: int = 0  # keep the image every this many steps; 0: never
+    # Each style image's share of the target Grams (Params.blend_weights), summing to 1.
+    style_blend: tuple[float, ...] = (1.0,)
 
     @property
     def bounded(self) -> bool:
@@ -69,4 +71,5 @@ def transfer_settings(params: Params, precision: ResolvedPrecision) -> TransferS
         tv_weight=params.tv_weight,
         coarse_to_fine=params.coarse_to_fine,
         snapshot_every=params.snapshot_every,
+        style_blend=params.blend_weights,
     )

@@ -224,6 +224,37 @@ BAD_MANIFESTS = [
         "defaults.preset",
         "allowed: seed",
     ),
+    (
+        "blend-weights-not-one-per-style",
+        "pairs:\n  - id: a\n    content: img/c.png\n    style: [img/s.png, img/c.png]\n"
+        "    style_blend: [1, 2, 3]  #!\n",
+        "pairs[0].style_blend",
+        "3 weights for 2 style images",
+    ),
+    (
+        "blend-weights-all-zero",
+        "pairs:\n" + PAIR + "    style_blend: [0, 0.0]  #!\n",
+        "pairs[0].style_blend",
+        "all 0",
+    ),
+    (
+        "blend-weight-negative",
+        "pairs:\n" + PAIR + "    style_blend: [0.5, -1]  #!\n",
+        "pairs[0].style_blend",
+        "weights >= 0",
+    ),
+    (
+        "style-list-empty",
+        "pairs:\n  - id: a\n    content: img/c.png\n    style: []  #!\n",
+        "pairs[0].style",
+        "1 to 8 style images",
+    ),
+    (
+        "style-list-names-a-non-image",
+        "pairs:\n  - id: a\n    content: img/c.png\n    style: [img/s.png, img/notes.png]  #!\n",
+        "pairs[0].style[1]",
+        "notes.png",
+    ),
 ]
 
 
@@ -516,14 +547,14 @@ def test_relative_paths_resolve_against_the_manifest_folder(folder, tmp_path, mo
     manifest = load_manifest(manifest_path)
     pair = manifest.pairs[0]
     assert pair.content == (folder / "img" / "c.png").resolve()
-    assert pair.style == (folder / "img" / "s.png").resolve()
+    assert pair.styles == ((folder / "img" / "s.png").resolve(),)
     assert manifest.path == manifest_path.resolve()
     assert manifest.relative(pair.content) == "img/c.png"
     # The manifest named by a path relative to the working folder finds the same files.
     assert folder == elsewhere.parent
     via_relative = load_manifest(Path("..") / "manifest.yaml")
     assert via_relative.pairs[0].content == pair.content
-    assert via_relative.pairs[0].style == pair.style
+    assert via_relative.pairs[0].styles == pair.styles
 
 
 def test_input_files_are_recorded_relative_when_the_manifest_is_named_via_dotdot(
@@ -536,13 +567,13 @@ def test_input_files_are_recorded_relative_when_the_manifest_is_named_via_dotdot
     manifest = load_manifest(Path("..") / "manifest.yaml")
     # What pair.json and the pair page show: as written, never an absolute local path.
     assert manifest.relative(manifest.pairs[0].content) == "img/c.png"
-    assert manifest.relative(manifest.pairs[0].style) == "img/s.png"
+    assert manifest.relative(manifest.pairs[0].styles[0]) == "img/s.png"
 
 
 def test_the_example_manifest_is_valid():
     manifest = load_manifest(IMAGES / "manifest.yaml")
     assert len(manifest.pairs) == 3
-    assert all(pair.content.is_file() and pair.style.is_file() for pair in manifest.pairs)
+    assert all(pair.content.is_file() and pair.styles[0].is_file() for pair in manifest.pairs)
     assert all(pair.params.size == 128 and pair.params.steps == 60 for pair in manifest.pairs)
     assert all(IMAGES in pair.content.parents for pair in manifest.pairs)
 
@@ -568,3 +599,67 @@ def test_feature_visualisation_short_and_long_forms(
         steps,
         examples,
     )
+
+
+def test_a_blend_s_weights_are_normalised_and_equal_when_left_out(folder):
+    path = write(
+        folder,
+        """\
+        defaults:
+          size: 64
+        pairs:
+          - id: equal
+            content: img/c.png
+            style: [img/s.png, img/c.png]
+          - id: weighed
+            content: img/c.png
+            style: [img/s.png, img/c.png]
+            style_blend: [7, 3]
+          - id: one
+            content: img/c.png
+            style: [img/s.png]
+            style_blend: [2]
+          - id: walk
+            content: img/c.png
+            style: [img/s.png, img/c.png]
+            sweep:
+              style_blend: [[1, 0], [0.5, 0.5], [0, 1]]
+        """,
+    )
+    equal, weighed, one, walk = load_manifest(path).pairs
+    assert equal.styles == (
+        (folder / "img" / "s.png").resolve(),
+        (folder / "img" / "c.png").resolve(),
+    )
+    assert equal.params.style_blend == (0.5, 0.5)
+    assert weighed.params.style_blend == (0.7, 0.3)
+    assert one.styles == equal.styles[:1] and one.params.style_blend == ()
+    assert one.params.blend_weights == (1.0,)
+    assert [v.id for v in walk.variants] == [
+        "style_blend-1_0",
+        "style_blend-0p5_0p5",
+        "style_blend-0_1",
+    ]
+    assert [v.params.style_blend for v in walk.variants] == [(1.0, 0.0), (0.5, 0.5), (0.0, 1.0)]
+
+
+def test_a_blend_in_defaults_must_fit_every_pair(folder):
+    path = write(
+        folder,
+        """\
+        defaults:
+          style_blend: [0.7, 0.3]
+        pairs:
+          - id: two
+            content: img/c.png
+            style: [img/s.png, img/c.png]
+          - id: single
+            content: img/c.png
+            style: img/s.png
+        """,
+    )
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(path)
+    (problem,) = caught.value.problems
+    assert problem.startswith("manifest.yaml:7:") and "pairs[1]" in problem
+    assert "2 weights for 1 style image" in problem

@@ -341,9 +341,9 @@ MANIFEST_CASES = [
     ),
     M(
         "image-paths-not-text",
-        "pairs:\n  - id: a\n    content: 42\n    style: [s.png]\n",
+        "pairs:\n  - id: a\n    content: 42\n    style: {image: s.png}\n",
         (3, 14, "pairs[0].content", "must be the path"),
-        (4, 12, "pairs[0].style", "must be the path"),
+        (4, 12, "pairs[0].style", "must be the path", "or a list of them"),
     ),
     M(
         "weights-missing-or-url",

@@ -131,7 +131,7 @@ def test_the_seed_recipe_fits_the_style_to_the_content_and_runs_unbounded_adam(c
 
 
 def test_every_control_is_part_of_the_cache_key():
-    base = run_keys("c", "s", Params(), "w")
+    base = run_keys("c", ("s",), Params(), "w")
     changes = {
         "loss": "seed",
         "tv_weight": 1.0,
@@ -141,15 +141,26 @@ def test_every_control_is_part_of_the_cache_key():
         "snapshot_every": 10,
     }
     for name, value in changes.items():
-        keys = run_keys("c", "s", Params(**{name: value}), "w")
+        keys = run_keys("c", ("s",), Params(**{name: value}), "w")
         assert keys.transfer != base.transfer and keys.figures != base.figures, name
-    assert run_keys("c", "s", Params(style_scale="content"), "w").transfer != base.transfer
+    assert run_keys("c", ("s",), Params(style_scale="content"), "w").transfer != base.transfer
     # An analysis parameter leaves the transfer as it is.
-    ranked = run_keys("c", "s", Params(top_pairs=5), "w")
+    ranked = run_keys("c", ("s",), Params(top_pairs=5), "w")
     assert (
         ranked.transfer == base.transfer
         and ranked.analysis != base.analysis
         and ranked.figures != base.figures
     )
     # Where the values came from is a label: the same values under a preset's name are the same run.
-    assert run_keys("c", "s", Params(preset="seed"), "w") == base
+    assert run_keys("c", ("s",), Params(preset="seed"), "w") == base
+
+
+def test_a_blend_s_images_and_weights_are_part_of_the_cache_key():
+    single = run_keys("c", ("s",), Params(), "w")
+    blend = run_keys("c", ("s", "t"), Params(style_blend=(0.5, 0.5)), "w")
+    assert blend.transfer != single.transfer
+    assert run_keys("c", ("s", "t"), Params(style_blend=(0.7, 0.3)), "w") != blend
+    assert run_keys("c", ("t", "s"), Params(style_blend=(0.5, 0.5)), "w") != blend
+    # A run of one style image keeps the key it had before blends (this one's, computed by the
+    # code of the day before), so caches made then stay valid.
+    assert single.transfer == "2fea399846882533c172f54f60b25b975adac709d4ace5980235766b93e0c786"

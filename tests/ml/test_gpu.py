@@ -36,7 +36,9 @@ def test_batched_transfers_on_the_gpu_equal_one_at_a_time():
         run_transfer(extractor, image, strokes, s)
         for image, s in zip((cat, cup), settings, strict=True)
     ]
-    together = run_transfers(extractor, [(cat, strokes, settings[0]), (cup, strokes, settings[1])])
+    together = run_transfers(
+        extractor, [(cat, [strokes], settings[0]), (cup, [strokes], settings[1])]
+    )
     for a, b in zip(alone, together, strict=True):
         assert b.final.total == pytest.approx(a.final.total, rel=1e-2)
         assert (a.result_rgb.int() - b.result_rgb.int()).abs().float().mean().item() <= 2.0
@@ -51,7 +53,7 @@ def test_batched_transfers_on_the_gpu_equal_one_at_a_time():
         run_transfer(extractor, image, strokes, s)
         for image, s in zip((cat, cup), lbfgs, strict=True)
     ]
-    together = run_transfers(extractor, [(cat, strokes, lbfgs[0]), (cup, strokes, lbfgs[1])])
+    together = run_transfers(extractor, [(cat, [strokes], lbfgs[0]), (cup, [strokes], lbfgs[1])])
     for a, b in zip(alone, together, strict=True):
         assert b.final.total == pytest.approx(a.final.total, rel=0.05)
         assert b.final.total < 0.5 * b.history[0].total

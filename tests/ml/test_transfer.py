@@ -54,13 +54,13 @@ def features(extractor, rgb: torch.Tensor) -> dict[str, torch.Tensor]:
 
 def test_objective_is_zero_at_the_target_and_positive_elsewhere(transfer_extractor, tiny_pair):
     content, style = tiny_pair
-    same = GatysObjective(transfer_extractor, content / 255, content / 255, settings())
+    same = GatysObjective(transfer_extractor, content / 255, [content / 255], settings())
     terms = same(content / 255, exact=True)
     assert terms.total.item() == 0.0 and terms.content.item() == 0.0
     assert all(term.item() == 0.0 for term in terms.style.values())
     assert set(terms.style) == set(STYLE_LAYERS)
 
-    other = GatysObjective(transfer_extractor, content / 255, style / 255, settings())
+    other = GatysObjective(transfer_extractor, content / 255, [style / 255], settings())
     terms = other(content / 255, exact=True)
     assert terms.content.item() == 0.0  # still the content image
     assert all(term.item() > 0 for term in terms.style.values())
@@ -74,7 +74,7 @@ def test_relative_loss_known_answer(transfer_extractor, tiny_pair):
     the style image fitted to the content's shape; Ĝ = F·Fᵀ/(C·H·W)."""
     content, style = tiny_pair
     objective = GatysObjective(
-        transfer_extractor, content / 255, style / 255, settings(content_weight=2.0)
+        transfer_extractor, content / 255, [style / 255], settings(content_weight=2.0)
     )
     # At the content image every style term is its weight: "as far as the content image is".
     at_content = objective(content / 255, exact=True)
@@ -106,7 +106,7 @@ def test_seed_loss_known_answer(transfer_extractor, tiny_pair):
     style = fit_to(style, content.shape[-2:])  # the seed fits the style to the content's shape
     noise = initial_images(content / 255, [settings(init="noise", seed=3)])
     terms = GatysObjective(
-        transfer_extractor, content / 255, style / 255, settings(loss="seed", style_weight=1e6)
+        transfer_extractor, content / 255, [style / 255], settings(loss="seed", style_weight=1e6)
     )(noise, exact=True)
     unit = transfer_extractor.preprocessing.standard_unit
     f, p, s = (
@@ -147,13 +147,13 @@ def test_relative_loss_does_not_depend_on_the_weights_scale(caffe_weights, tiny_
     )
     plain = FeatureExtractor(caffe_weights, ["conv4_2", *STYLE_LAYERS], "relu")
     noise = initial_images(content / 255, [settings(init="noise", seed=1)])
-    a = GatysObjective(plain, content / 255, style / 255, settings())(noise, exact=True)
-    b = GatysObjective(louder, content / 255, style / 255, settings())(noise, exact=True)
+    a = GatysObjective(plain, content / 255, [style / 255], settings())(noise, exact=True)
+    b = GatysObjective(louder, content / 255, [style / 255], settings())(noise, exact=True)
     assert b.total.item() == pytest.approx(a.total.item(), rel=1e-4)
-    seed_a = GatysObjective(plain, content / 255, style / 255, settings(loss="seed"))(
+    seed_a = GatysObjective(plain, content / 255, [style / 255], settings(loss="seed"))(
         noise, exact=True
     )
-    seed_b = GatysObjective(louder, content / 255, style / 255, settings(loss="seed"))(
+    seed_b = GatysObjective(louder, content / 255, [style / 255], settings(loss="seed"))(
         noise, exact=True
     )
     assert seed_b.style["conv1_1"].item() == pytest.approx(
@@ -164,9 +164,9 @@ def test_relative_loss_does_not_depend_on_the_weights_scale(caffe_weights, tiny_
 def test_weights_scale_their_own_terms(transfer_extractor, tiny_pair):
     content, style = tiny_pair
     noise = initial_images(content / 255, [settings(init="noise", seed=1)])
-    base = GatysObjective(transfer_extractor, content / 255, style / 255, settings())(noise)
+    base = GatysObjective(transfer_extractor, content / 255, [style / 255], settings())(noise)
     more_style = GatysObjective(
-        transfer_extractor, content / 255, style / 255, settings(style_weight=20.0)
+        transfer_extractor, content / 255, [style / 255], settings(style_weight=20.0)
     )(noise)
     assert more_style.content.item() == pytest.approx(base.content.item(), rel=1e-6)
     for layer in STYLE_LAYERS:
@@ -174,7 +174,7 @@ def test_weights_scale_their_own_terms(transfer_extractor, tiny_pair):
             2 * base.style[layer].item(), rel=1e-5
         )
     one_layer = GatysObjective(
-        transfer_extractor, content / 255, style / 255, settings(style_layers={"conv2_1": 0.8})
+        transfer_extractor, content / 255, [style / 255], settings(style_layers={"conv2_1": 0.8})
     )(noise)
     assert set(one_layer.style) == {"conv2_1"}
     assert one_layer.style["conv2_1"].item() == pytest.approx(
@@ -192,9 +192,9 @@ def test_total_variation_known_answer_and_weight(transfer_extractor, tiny_pair):
     content, style = tiny_pair
     noise = initial_images(content / 255, [settings(init="noise", seed=1)])
     with_tv = GatysObjective(
-        transfer_extractor, content / 255, style / 255, settings(tv_weight=3.0)
+        transfer_extractor, content / 255, [style / 255], settings(tv_weight=3.0)
     )(noise)
-    without = GatysObjective(transfer_extractor, content / 255, style / 255, settings())(noise)
+    without = GatysObjective(transfer_extractor, content / 255, [style / 255], settings())(noise)
     assert without.tv.item() == 0.0
     assert with_tv.tv.item() == pytest.approx(3.0 * total_variation(noise).item(), rel=1e-5)
     assert with_tv.total.item() == pytest.approx(without.total.item() + with_tv.tv.item(), rel=1e-5)
@@ -244,7 +244,7 @@ def test_final_loss_is_that_of_the_saved_8bit_picture(transfer_extractor, tiny_p
         style,
         settings(steps=4, optimizer="adam", lr=0.05, precision=precision),
     )
-    objective = GatysObjective(transfer_extractor, content / 255, style / 255, settings())
+    objective = GatysObjective(transfer_extractor, content / 255, [style / 255], settings())
     with torch.no_grad():
         terms = objective(out.result_rgb.float() / 255, exact=True)
     assert out.final.total == pytest.approx(terms.total.item(), rel=1e-5)
@@ -462,7 +462,9 @@ def test_batched_transfers_equal_one_at_a_time(transfer_extractor):
             run_transfer(transfer_extractor, cat, strokes, first),
             run_transfer(transfer_extractor, cup, mosaic, second),
         ]
-        together = run_transfers(transfer_extractor, [(cat, strokes, first), (cup, mosaic, second)])
+        together = run_transfers(
+            transfer_extractor, [(cat, [strokes], first), (cup, [mosaic], second)]
+        )
         for a, b in zip(alone, together, strict=True):
             difference = (a.result_rgb.int() - b.result_rgb.int()).abs().float()
             assert difference.mean().item() <= mean_levels and (
@@ -481,7 +483,7 @@ def test_stacked_objective_gives_each_image_its_own_loss_and_gradient(transfer_e
     styles = [image("brushstrokes.jpg", 48) / 255, image("mosaic.png", 40) / 255]
     each = [settings(), settings(content_weight=2.0, style_weight=3.0, tv_weight=1.0)]
     objectives = [
-        GatysObjective(transfer_extractor, c, s, st)
+        GatysObjective(transfer_extractor, c, [s], st)
         for c, s, st in zip(contents, styles, each, strict=True)
     ]
     torch.manual_seed(0)
@@ -509,10 +511,10 @@ def test_transfers_that_differ_in_steps_do_not_share_a_batch(transfer_extractor,
     with pytest.raises(ValueError):
         run_transfers(
             transfer_extractor,
-            [(content, style, settings(steps=2)), (content, style, settings(steps=3))],
+            [(content, [style], settings(steps=2)), (content, [style], settings(steps=3))],
         )
     with pytest.raises(ValueError):
         run_transfers(
             transfer_extractor,
-            [(content, style, settings(coarse_to_fine=32)), (content, style, settings())],
+            [(content, [style], settings(coarse_to_fine=32)), (content, [style], settings())],
         )

@@ -148,13 +148,14 @@ def test_studies_sharing_a_cache_keep_their_distances_apart(tmp_path: Path):
 
 
 def _run(style: str, content: str, preserve_color: str):
-    params = SimpleNamespace(activation="relu", preserve_color=preserve_color)
+    params = SimpleNamespace(activation="relu", preserve_color=preserve_color, blend_weights=(1.0,))
     run = SimpleNamespace(
-        params=params, pair=SimpleNamespace(style=f"images/{style}", content=f"images/{content}")
+        params=params,
+        pair=SimpleNamespace(styles=(Path(f"images/{style}"),), content=f"images/{content}"),
     )
     image = lambda name: SimpleNamespace(sha256=f"sha-{name}", size=(32, 24))  # noqa: E731
     transfer = SimpleNamespace(
-        style=image(style), content=image(content), weights=SimpleNamespace(sha256="w")
+        styles=(image(style),), content=image(content), weights=SimpleNamespace(sha256="w")
     )
     return run, SimpleNamespace(transfer=transfer)
 

@@ -52,7 +52,7 @@ def _stage_results(record: RunRecord) -> tuple[TransferResult, AnalysisResult, F
     """The stage results a build would have made the record from."""
     transfer = TransferResult(
         content=record.inputs["content"].image,
-        style=record.inputs["style"].image,
+        styles=(record.inputs["style"].image,),
         weights=record.weights,
         precision=record.precision,
         device=record.device,

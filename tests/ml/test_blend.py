@@ -1,0 +1,92 @@
+"""Blends of several style images: the target is the weighted mean of their Grams."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from studies import IMAGES, STYLE_LAYERS, rgb_tensor
+
+from reportgen.images import load_image
+from reportgen.ml.losses import GatysObjective, normalised_gram
+from reportgen.ml.transfer import run_transfer
+from reportgen.stages.settings import TransferSettings
+
+
+def settings(**overrides) -> TransferSettings:
+    values = dict(
+        steps=12,
+        optimizer="lbfgs",
+        lr=1.0,
+        content_weight=1.0,
+        style_weight=10.0,
+        content_layer="conv4_2",
+        style_layers=dict(STYLE_LAYERS),
+        init="content",
+        seed=0,
+    )
+    values.update(overrides)
+    return TransferSettings(**values)
+
+
+def image(folder: str, name: str, size: int) -> torch.Tensor:
+    return rgb_tensor(load_image(IMAGES / folder / name, size).pixels)
+
+
+def gram_distance(extractor, result: torch.Tensor, style: torch.Tensor) -> float:
+    """Σ over the style layers of ‖Ĝ_result − Ĝ_style‖ / ‖Ĝ_style‖ (Grams per position)."""
+    with torch.no_grad():
+        ours = extractor(extractor.preprocessing.to_network(result.float()))
+        theirs = extractor(extractor.preprocessing.to_network(style.float()))
+    total = 0.0
+    for layer in STYLE_LAYERS:
+        target = normalised_gram(theirs[layer])
+        total += ((normalised_gram(ours[layer]) - target).norm() / target.norm()).item()
+    return total
+
+
+def test_a_blend_with_all_its_weight_on_one_style_is_that_style_s_run(transfer_extractor):
+    content = image("content", "chelsea.png", 32)
+    strokes, mosaic = image("style", "brushstrokes.jpg", 32), image("style", "mosaic.png", 40)
+    for loss in ("relative", "seed"):
+        alone = run_transfer(transfer_extractor, content, strokes, settings(steps=4, loss=loss))
+        blended = run_transfer(
+            transfer_extractor,
+            content,
+            [strokes, mosaic],
+            settings(steps=4, loss=loss, style_blend=(1.0, 0.0)),
+        )
+        assert torch.equal(alone.result_rgb, blended.result_rgb), loss
+        assert [r.total for r in alone.history] == [r.total for r in blended.history], loss
+
+
+def test_the_target_is_the_weighted_mean_of_the_styles_grams(transfer_extractor):
+    content = image("content", "coffee.png", 32) / 255
+    styles = [image("style", "brick.png", 32) / 255, image("style", "retina.jpg", 32) / 255]
+    blend = GatysObjective(transfer_extractor, content, styles, settings(style_blend=(0.25, 0.75)))
+    each = [GatysObjective(transfer_extractor, content, [s], settings()) for s in styles]
+    for layer in STYLE_LAYERS:
+        expected = 0.25 * each[0].style_targets[layer] + 0.75 * each[1].style_targets[layer]
+        assert torch.allclose(blend.style_targets[layer], expected, rtol=1e-6, atol=0)
+
+
+def test_a_blend_lands_between_its_styles(transfer_extractor):
+    """The 50/50 blend's result is nearer each style than the other style's own run is."""
+    content = image("content", "astronaut.png", 48)
+    first, second = image("style", "hubble_deep_field.jpg", 48), image("style", "brick.png", 48)
+    base = settings(steps=30)
+    only_first = run_transfer(transfer_extractor, content, first, base)
+    only_second = run_transfer(transfer_extractor, content, second, base)
+    half = run_transfer(
+        transfer_extractor,
+        content,
+        [first, second],
+        dataclasses.replace(base, style_blend=(0.5, 0.5)),
+    )
+    result = half.result_rgb.float()
+    assert gram_distance(transfer_extractor, result, first) < gram_distance(
+        transfer_extractor, only_second.result_rgb.float(), first
+    )
+    assert gram_distance(transfer_extractor, result, second) < gram_distance(
+        transfer_extractor, only_first.result_rgb.float(), second
+    )

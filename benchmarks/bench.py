@@ -304,7 +304,9 @@ def batch_throughput(runtime: Runtime, size: int, batch: int, precision: str) ->
         "caffe", "relu", [params.content_layer, *params.style_layer_weights]
     )
     content, style = (t.to(runtime.device) for t in load_pair(size))
-    run_transfers(extractor, [(content, [style], default_settings(1, "lbfgs", precision))])  # warm-up
+    run_transfers(
+        extractor, [(content, [style], default_settings(1, "lbfgs", precision))]
+    )  # warm-up
 
     def timed(count: int, steps: int) -> float:
         items = [(content, [style], default_settings(steps, "lbfgs", precision))] * count

@@ -218,6 +218,18 @@ def save_png(pixels: np.ndarray, path: Path) -> None:
     Image.fromarray(pixels, "RGB").save(path, format="PNG", optimize=False, compress_level=6)
 
 
+# ITU-R BT.601 luma weights: a colour mask reads as the grey a viewer sees.
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def load_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) float32 in 0..1: the image at ``path`` as a mask fitted to ``shape`` (width,
+    height) whatever its own aspect ratio: its luminance, 1 (white) inside, 0 outside, grey
+    for soft edges.  Raises :class:`ImageError` as :func:`load_image` does."""
+    pixels = load_image(path, max(shape), shape=shape).pixels
+    return (pixels.astype(np.float32) @ LUMA) / 255
+
+
 def probe_image(path: Path) -> str | None:
     """Cheap check of an image file without decoding its pixels; returns a problem or ``None``."""
     try:

@@ -44,6 +44,11 @@ def thumbnail_file(role: str) -> str:
     return f"{THUMBS_DIR}/{role}.webp"
 
 
+def region_file(index: int) -> str:
+    """The content image with region ``index`` (from 0) in colour and the rest dimmed."""
+    return f"regions/region-{index + 1}.webp"
+
+
 def snapshot_file(step: int) -> str:
     """The image kept after ``step`` steps of the optimisation."""
     return f"{SNAPSHOTS_DIR}/step-{step:06d}.webp"

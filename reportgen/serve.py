@@ -54,7 +54,9 @@ def watched_files(manifest_path: Path) -> list[Path]:
     files = [manifest_path]
     try:
         manifest = load_manifest(manifest_path)
-        files += [path for pair in manifest.pairs for path in (pair.content, *pair.styles)]
+        files += [
+            path for pair in manifest.pairs for path in (pair.content, *pair.styles, *pair.masks)
+        ]
     except ReportgenError:
         pass  # an invalid manifest is still watched, so fixing it triggers a build
     files += [p for p in templates_dir().rglob("*") if p.is_file()]

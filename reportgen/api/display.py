@@ -97,10 +97,7 @@ def run_html(run: Run) -> str:
         f'<div class="reportgen-run"><h4>{escape(run.title)} '
         f"<small>({escape(run.name)})</small></h4>"
         + _figure(run.content, "content")
-        + "".join(
-            _figure(image, "style" if len(run.styles) == 1 else f"style, weight {weight:.2g}")
-            for image, weight in zip(run.styles, run.params.blend_weights, strict=True)
-        )
+        + "".join(_figure(image, caption) for image, caption in _style_captions(run))
         + _figure(run.result, "result")
         + '<div style="display:flex;gap:2em;align-items:flex-start">'
         + f"<div><b>parameters</b>{_table(_parameters(run.params))}</div>"
@@ -108,6 +105,16 @@ def run_html(run: Run) -> str:
         + link
         + "</div>"
     )
+
+
+def _style_captions(run: Run) -> list[tuple[Image.Image, str]]:
+    """Each style image and what it is: the style, a blend's with its weight, or a region's."""
+    if len(run.styles) == 1:
+        return [(run.styles[0], "style")]
+    if run.stylisation.region_shares:
+        return [(image, f"style of region {k + 1}") for k, image in enumerate(run.styles)]
+    weights = run.params.blend_weights
+    return [(image, f"style, weight {w:.2g}") for image, w in zip(run.styles, weights, strict=True)]
 
 
 def study_html(study: Study) -> str:

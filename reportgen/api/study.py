@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from PIL import Image
@@ -216,8 +216,9 @@ class Study:
 
 def transfer(
     content: ImageInput,
-    style: ImageInput,
+    style: ImageInput | Sequence[ImageInput] | None = None,
     *,
+    regions: Sequence[tuple[ImageInput, ImageInput]] | None = None,
     device: str = "auto",
     cache_dir: str | os.PathLike[str] | None = None,
     use_cache: bool = True,
@@ -225,9 +226,11 @@ def transfer(
     **parameters: Any,
 ) -> Run:
     """Style transfer of one pair, analysed: ``content`` and ``style`` are image files (or
-    PIL images, or (H, W, 3) uint8 arrays); ``parameters`` are any of the manifest's
-    (``size=256``, ``steps=100``, ``style_layers={"conv1_1": 1.0}``, ``preset="seed"``...),
-    checked as a manifest's are.  The other keywords are :class:`Study`'s.
+    PIL images, or (H, W, 3) uint8 arrays); ``style`` may be a list of them to blend
+    (``style_blend=[0.7, 0.3]``), or ``regions`` a list of (mask, style) images in its place.
+    ``parameters`` are any of the manifest's (``size=256``, ``steps=100``,
+    ``style_layers={"conv1_1": 1.0}``, ``preset="seed"``...), checked as a manifest's are.
+    The other keywords are :class:`Study`'s.
 
     The run is kept in the cache under the same key a manifest listing this pair with these
     parameters gives it: a later ``reportgen build`` reuses it.
@@ -239,8 +242,21 @@ def transfer(
     try:
         with os_errors_reported():
             content_file = _as_file(content, "content", caches, label)
-            style_file = _as_file(style, "style", caches, label)
-        manifest = pair_manifest(content_file, style_file, parameters, label)
+            style_files: str | list[str] | None = None
+            if isinstance(style, (list, tuple)):
+                style_files = [_as_file(image, "style", caches, label) for image in style]
+            elif style is not None:  # one image (a str is a Sequence too)
+                style_files = _as_file(cast(ImageInput, style), "style", caches, label)
+            region_files = None
+            if regions is not None:
+                region_files = [
+                    {
+                        "mask": _as_file(mask, "mask", caches, label),
+                        "style": _as_file(image, "style", caches, label),
+                    }
+                    for mask, image in regions
+                ]
+        manifest = pair_manifest(content_file, style_files, parameters, label, regions=region_files)
     except BaseException:
         caches.close()
         raise
@@ -254,6 +270,14 @@ def _as_file(image: ImageInput, role: str, caches: Caches, label: str) -> str:
     cache key can be made of its bytes."""
     if isinstance(image, (str, os.PathLike)):
         return os.fspath(image)
+    if isinstance(image, np.ndarray) and role == "mask" and image.ndim == 2:
+        if image.dtype == np.bool_:
+            image = image.astype(np.uint8) * 255
+        if image.dtype != np.uint8:
+            raise ParameterError(
+                [f"{label} mask: a mask array must be (H, W) uint8 or bool, not {image.dtype}"]
+            )
+        image = Image.fromarray(image, "L")
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4):
             raise ParameterError(

@@ -30,6 +30,7 @@ from reportgen.paths import (
     gram_key,
     image_file,
     reconstruction_file,
+    region_file,
     shared_between_runs,
     snapshot_file,
     thumbnail_file,
@@ -75,6 +76,8 @@ def draw_run(job: FigureJob) -> FigureSet:
     for role in roles:
         save_png(images[role], _made(folder, image_file(role)))
         raster.thumbnail(images[role], _made(folder, thumbnail_file(role)))
+    for k, mask in enumerate(transfer.masks):
+        raster.region_overlay(images["content"], mask, _made(folder, region_file(k)))
     history = transfer.losses.as_columns()
     plots.loss_curves(
         history, [scale.first_step for scale in transfer.scales[1:]], _made(folder, LOSS_CURVES)

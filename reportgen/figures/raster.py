@@ -268,6 +268,18 @@ def thumbnail(pixels: np.ndarray, path: Path, side: int = THUMB_SIDE) -> None:
     image.save(path, format="WEBP", quality=85, method=WEBP_METHOD)
 
 
+def region_overlay(content: np.ndarray, mask: np.ndarray, path: Path) -> None:
+    """(H, W, 3) uint8 content and its (H, W) mask in 0..1 -> a WebP of the content in colour
+    inside the region and a dim grey outside, soft edges kept."""
+    grey = content.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    outside = np.repeat(grey[..., None] * 0.35 + 40, 3, axis=2)
+    weight = mask[..., None]
+    shown = content.astype(np.float32) * weight + outside * (1 - weight)
+    Image.fromarray(shown.round().clip(0, 255).astype(np.uint8), "RGB").save(
+        path, format="WEBP", quality=85, method=WEBP_METHOD
+    )
+
+
 def example_crop(
     source: Path,
     crop: tuple[int, int, int, int],

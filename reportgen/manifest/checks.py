@@ -169,6 +169,64 @@ def style_images(item: Located, context: CheckContext) -> tuple[Any, str | None]
     return (tuple(paths), None) if None not in paths else (None, None)
 
 
+# A mask covering less than this share of the content image leaves its style almost nothing.
+MIN_MASK_COVERAGE = 0.001
+
+
+def mask_path(item: Located, context: CheckContext) -> tuple[Any, str | None]:
+    """A region's mask: an image file whose white part is not (nearly) empty."""
+    path, problem = image_path(item, context)
+    if problem:
+        return None, problem
+    from reportgen.errors import ImageError
+    from reportgen.images import load_mask
+
+    try:
+        coverage = float(load_mask(path, (64, 64)).mean())
+    except ImageError as error:
+        return None, error.message
+    if coverage < MIN_MASK_COVERAGE:
+        return None, (
+            f"{path} is black everywhere (it covers {coverage:.2%} of the image); a mask is "
+            "white where its region's style applies"
+        )
+    return path, None
+
+
+def regions(item: Located, context: CheckContext) -> tuple[Any, str | None]:
+    """``regions: [{mask: sky.png, style: hubble.jpg}, ...]`` -> ((mask, style), ...)."""
+    example = "e.g. [{mask: masks/sky.png, style: style/hubble.jpg}, ...]"
+    if not isinstance(item.value, list) or not 1 <= len(item.value) <= MAX_STYLES:
+        return None, f"must be a list of 1 to {MAX_STYLES} regions, {example}"
+    base_path, found = context.path, []
+    for index, region in enumerate(item.value):
+        path = f"{base_path}[{index}]"
+        if not isinstance(region.value, dict):
+            context.problem(
+                region.mark, path, f"must be a mapping with a mask and a style, {example}"
+            )
+            continue
+        values = {}
+        for key, value_item in region.value.items():
+            if key not in ("mask", "style"):
+                context.problem(
+                    region.key_marks[key], f"{path}.{key}", "unknown key (allowed: mask, style)"
+                )
+                continue
+            context.path = f"{path}.{key}"
+            value, problem = (mask_path if key == "mask" else image_path)(value_item, context)
+            if problem:
+                context.problem(value_item.mark, f"{path}.{key}", problem)
+            values[key] = value
+        for key in ("mask", "style"):
+            if key not in region.value:
+                context.problem(region.mark, f"{path}.{key}", "missing (required)")
+        found.append((values.get("mask"), values.get("style")))
+    if any(None in pair for pair in found) or len(found) != len(item.value):
+        return None, None
+    return tuple(found), None
+
+
 def style_blend(item: Located, _: CheckContext) -> tuple[Any, str | None]:
     """``style_blend: [0.7, 0.3]``: a weight (>= 0) per style image, not all 0."""
     allowed = "a list of weights >= 0, one per style image, e.g. [0.7, 0.3]"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +184,7 @@ PAIR_CHECKS: dict[str, Checker] = {
     "notes": checks.text,
     "content": checks.image_path,
     "style": checks.style_images,
+    "regions": checks.regions,
     "links": checks.links,
     "variants": _variants,
     "sweep": _sweep,
@@ -275,26 +276,45 @@ def load_manifest(path: Path) -> Manifest:
 
 
 def pair_manifest(
-    content: str, style: str, parameters: dict[str, Any], label: str, root: Path | None = None
+    content: str,
+    style: str | list[str] | None,
+    parameters: dict[str, Any],
+    label: str,
+    root: Path | None = None,
+    regions: list[dict[str, str]] | None = None,
 ) -> Manifest:
     """A study of one pair given in Python (``reportgen.transfer``): ``content`` and ``style``
-    are image paths, relative to ``root`` (default: the working folder), and ``parameters``
-    any of the manifest's parameters, checked as a manifest's are.  Problems are located by
-    ``label`` and keyword; raises :class:`ParameterError` listing them all."""
+    (one, or a list to blend) are image paths, relative to ``root`` (default: the working
+    folder), or ``regions`` ({"mask": path, "style": path} each) stand in for ``style``;
+    ``parameters`` are any of the manifest's parameters, checked as a manifest's are.
+    Problems are located by ``label`` and keyword; raises :class:`ParameterError` listing them
+    all."""
     root = (root or Path.cwd()).absolute()
     context = CheckContext(root / "manifest.yaml", label)
-    item = located({"content": content, "style": style, **parameters})
+    given = {"style": style, "regions": regions}
+    item = located(
+        {"content": content, **{k: v for k, v in given.items() if v is not None}, **parameters}
+    )
     own = _check_mapping(
         item,
-        {"content": checks.image_path, "style": checks.style_images, **PARAM_CHECKS},
+        {
+            "content": checks.image_path,
+            "style": checks.style_images,
+            "regions": checks.regions,
+            **PARAM_CHECKS,
+        },
         "",
         context,
         kind="keyword",
     )
+    if (style is None) == (regions is None):
+        context.problem(NOWHERE, "", "give style (one image, or a list to blend) or regions")
     params = Params(**_with_preset({k: v for k, v in own.items() if k in PARAM_CHECKS}))
-    styles = own.get("style", ())
-    blended = _blended(params, len(styles), NOWHERE, "", context) if styles else None
-    usable = _usable(params, NOWHERE, "", context)
+    masks = tuple(mask for mask, _ in own.get("regions", ()))
+    styles = own.get("style") or tuple(style for _, style in own.get("regions", ()))
+    shape = _PairShape(len(styles), bool(masks))
+    blended = _blended(params, shape, NOWHERE, "", context) if styles else None
+    usable = _usable(params, shape, NOWHERE, "", context)
     if context.problems or not usable or blended is None:
         raise ParameterError([message for _, _, message in context.problems])
     pair_id = pair_id_of(own["content"], styles[0])
@@ -304,8 +324,9 @@ def pair_manifest(
         notes="",
         content=own["content"],
         styles=styles,
-        params=params,
+        params=blended,
         line=0,
+        masks=masks,
     )
     return Manifest(path=context.path_of_file, title=pair.title, description="", pairs=(pair,))
 
@@ -382,9 +403,24 @@ def _validate(root: Located | None, path: Path, context: CheckContext) -> Manife
             )
             continue
         own = _check_mapping(pair_item, {**PAIR_CHECKS, **PARAM_CHECKS}, key_path, context)
-        missing = [key for key in ("id", "content", "style") if key not in pair_item.value]
+        missing = [key for key in ("id", "content") if key not in pair_item.value]
         for key in missing:
             context.problem(pair_item.mark, f"{key_path}.{key}", "missing (required)")
+        written = pair_item.value
+        if "style" not in written and "regions" not in written:
+            context.problem(
+                pair_item.mark,
+                f"{key_path}.style",
+                "missing (required: a style image, a list of them to blend, or regions: with a "
+                "style per mask)",
+            )
+        elif "style" in written and "regions" in written:
+            context.problem(
+                written["regions"].mark,
+                f"{key_path}.regions",
+                "give style or regions, not both (regions name a style per mask)",
+            )
+            continue
         pair_id = own.get("id")
         if pair_id is not None:
             id_mark = pair_item.value["id"].mark
@@ -406,29 +442,30 @@ def _validate(root: Located | None, path: Path, context: CheckContext) -> Manife
                 pair_id = None
             else:
                 seen_ids[pair_id] = id_mark.line
-        if pair_id is None or "content" not in own or "style" not in own:
+        if pair_id is None or "content" not in own or ("style" not in own and "regions" not in own):
             continue
         settings = _merge(
             defaults, _with_preset({k: v for k, v in own.items() if k in PARAM_CHECKS})
         )
-        styles = own["style"]
+        if "regions" in own:
+            masks = tuple(mask for mask, _ in own["regions"])
+            styles = tuple(style for _, style in own["regions"])
+        else:
+            masks, styles = (), own["style"]
+        shape = _PairShape(len(styles), bool(masks))
         blend_item = pair_item.value.get("style_blend")
         params = _blended(
             Params(**settings),
-            len(styles),
+            shape,
             blend_item.mark if blend_item else pair_item.mark,
             f"{key_path}.style_blend" if blend_item else key_path,
             context,
         )
         variants = _resolve_variants(
-            own.get("variants", []) + own.get("sweep", []),
-            settings,
-            len(styles),
-            key_path,
-            context,
+            own.get("variants", []) + own.get("sweep", []), settings, shape, key_path, context
         )
         if params is None or (
-            not variants and not _usable(params, pair_item.mark, key_path, context)
+            not variants and not _usable(params, shape, pair_item.mark, key_path, context)
         ):
             continue
         pairs.append(
@@ -442,6 +479,7 @@ def _validate(root: Located | None, path: Path, context: CheckContext) -> Manife
                 line=pair_item.mark.line,
                 links=own.get("links", ()),
                 variants=variants,
+                masks=masks,
             )
         )
     return Manifest(
@@ -500,7 +538,7 @@ def _top_mapping(
 def _resolve_variants(
     raw: list[tuple[str, dict, Mark]],
     base: dict[str, Any],
-    style_count: int,
+    shape: _PairShape,
     key_path: str,
     context: CheckContext,
 ) -> tuple[Variant, ...]:
@@ -524,30 +562,51 @@ def _resolve_variants(
         prefix = f"variant {variant_id!r}: "
         params = _blended(
             Params(**_merge(base, _with_preset(overrides))),
-            style_count,
+            shape,
             mark,
             f"{key_path}.variants",
             context,
             prefix,
         )
-        if params is None or not _usable(params, mark, f"{key_path}.variants", context, prefix):
+        if params is None or not _usable(
+            params, shape, mark, f"{key_path}.variants", context, prefix
+        ):
             continue
         variants.append(Variant(variant_id, params, tuple(overrides)))
     return tuple(variants)
 
 
+@dataclass(frozen=True)
+class _PairShape:
+    """What a pair's parameters are checked against: its number of style images, and whether
+    each has a region of its own."""
+
+    styles: int
+    regions: bool
+
+
 def _blended(
     params: Params,
-    style_count: int,
+    shape: _PairShape,
     mark: Mark,
     key_path: str,
     context: CheckContext,
     prefix: str = "",
 ) -> Params | None:
-    """``params`` with ``style_blend`` resolved for a pair of ``style_count`` style images:
-    normalised to sum 1, equal where left out, () for one image; None, with the problem
-    reported, when the weights are not one per image."""
-    written = params.style_blend
+    """``params`` with ``style_blend`` resolved for a pair of ``shape.styles`` style images:
+    normalised to sum 1, equal where left out, () for one image or for regions; None, with the
+    problem reported, when the weights are not one per image or the styles have regions."""
+    written, style_count = params.style_blend, shape.styles
+    if written and shape.regions:
+        context.problem(
+            mark,
+            key_path,
+            f"{prefix}style_blend weighs style images over the whole picture; with regions each "
+            "style has its mask (leave style_blend out)",
+        )
+        return None
+    if shape.regions:
+        return params
     if written and len(written) != style_count:
         context.problem(
             mark,
@@ -563,10 +622,19 @@ def _blended(
 
 
 def _usable(
-    params: Params, mark: Mark, key_path: str, context: CheckContext, prefix: str = ""
+    params: Params,
+    shape: _PairShape,
+    mark: Mark,
+    key_path: str,
+    context: CheckContext,
+    prefix: str = "",
 ) -> bool:
     """Problems of a run's settings taken together (each value alone was checked already)."""
     problems = []
+    if shape.regions and params.loss == "seed":
+        problems.append(
+            "regions need loss: relative (the seed notebook's loss has no guided Grams)"
+        )
     if params.content_weight == 0 and params.style_weight == 0:
         problems.append("content_weight and style_weight are both 0: nothing to optimise")
     if params.snapshot_every and params.steps / params.snapshot_every > MAX_SNAPSHOTS:

@@ -176,6 +176,9 @@ class PairSpec:
     line: int  # where the pair starts in the manifest, for messages
     links: tuple[Link, ...] = ()
     variants: tuple[Variant, ...] = ()  # empty: the pair is one run with ``params``
+    # ``regions:``, absolute: style k applies where mask k is white (guided Grams); empty for a
+    # pair whose style (or blend) covers the whole image.
+    masks: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)

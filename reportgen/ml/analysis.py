@@ -7,11 +7,13 @@ maps of one run are hundreds of megabytes, their montage tiles a few.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from reportgen import tiles
 from reportgen.grams import GramCell, correlation, per_position, relative_distance, sorted_cells
@@ -51,6 +53,7 @@ def analyse(
     content_layer: str,
     style_layers: list[str],
     blend: tuple[float, ...] = (1.0,),
+    masks: list[torch.Tensor] | None = None,
 ) -> AnalysisResult:
     """Every analysis of one run at each of the extractor's layers.
 
@@ -58,8 +61,13 @@ def analyse(
     0..255 on the extractor's device, and a blend's other style images by
     :func:`~reportgen.stages.results.style_role`, weighed by ``blend``; ``top_pairs`` filter pairs
     are ranked per role and layer.  A blend's other styles get their Grams and the distances to
-    them; the maps and rankings are the first style's.
+    them; the maps and rankings are the first style's.  Given ``masks`` ((1, 1, H, W) in 0..1,
+    one per style image: regions), the styles are weighed by their regions' areas, and each
+    region of the result and of the content image is measured against its own style.
     """
+    if masks:
+        areas = [float(mask.sum()) for mask in masks]
+        blend = tuple(area / max(sum(areas), 1e-12) for area in areas)
     other_styles = [style_role(k) for k in range(1, len(blend))]
     started = time.perf_counter()
     features = {
@@ -119,7 +127,46 @@ def analyse(
     stylisation = _stylisation(
         extractor, layers, arrays, content_maps, images, style_layers, content_layer, blend
     )
+    if masks:
+        stylisation = dataclasses.replace(
+            stylisation,
+            per_region=_per_region(features, masks, layers, arrays, style_layers),
+            region_shares=blend,
+        )
     return AnalysisResult(layers, stylisation, time.perf_counter() - started, Arrays(arrays))
+
+
+def _per_region(
+    features: dict[str, dict[str, torch.Tensor]],
+    masks: list[torch.Tensor],
+    layers: dict[str, LayerAnalysis],
+    arrays: dict[str, np.ndarray],
+    style_layers: list[str],
+) -> dict[str, tuple[GramDistances, ...]]:
+    """Per style layer and region: the result's and the content image's Gram inside the region
+    (guided by its mask, per masked position) against the region's style's Gram per position."""
+
+    def guided(role: str, layer: str, mask: torch.Tensor) -> np.ndarray:
+        maps = features[role][layer].float()  # (1, C, h, w)
+        weights = F.adaptive_avg_pool2d(mask, (maps.shape[-2], maps.shape[-1]))
+        positions = float(weights.square().sum().clamp_min(1e-12))
+        return (raw_gram((maps * weights)[0]) / positions).cpu().numpy()
+
+    rows = {}
+    for layer in style_layers:
+        row = []
+        for k, mask in enumerate(masks):
+            role = style_role(k)
+            width, height = layers[layer].map_sizes[role]
+            target = per_position(arrays[gram_name(role, layer)], width * height)
+            row.append(
+                GramDistances(
+                    result=relative_distance(guided("result", layer, mask), target),
+                    content=relative_distance(guided("content", layer, mask), target),
+                )
+            )
+        rows[layer] = tuple(row)
+    return rows
 
 
 def _stylisation(

@@ -35,6 +35,14 @@ as one texture, where a weighted sum of separate style losses would pull towards
 own Gram and settle in a compromise none of the terms describe.  Under ``relative`` the content
 term's normaliser is the blend's mean squared distance of the styles from the content.
 
+Regions (Gatys et al. 2017, "Controlling Perceptual Factors in Neural Style Transfer"): style k
+applies where mask k is white.  Its term compares the result's *guided* Gram in that region,
+``(F·m)(F·m)ᵀ / (C·Σm²)`` with the mask ``m`` averaged down to each layer's positions, with the
+style image's Gram per position; each region's terms are normalised as above (by the content
+image's guided Gram distance) and weighed by the region's share of the masks' area, so that the
+style terms still sum to ``β · Σ w_l`` at the content image.  Pixels outside every mask answer
+to the content term alone.  Regions use the relative loss only.
+
 Both may add ``tv_weight · mean((Δx)² + (Δy)²)``, the squared total variation of the 0..1 image
 (Mahendran & Vedaldi's regulariser), which smooths high-frequency noise.
 
@@ -89,6 +97,16 @@ def normalised_gram(features: torch.Tensor) -> torch.Tensor:
     return gram(features) / (channels * height * width)
 
 
+def guided_gram(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, C, h, w) features and a (B, 1, H, W) mask in 0..1 -> (B, C, C): the Gram of the
+    features weighed by the mask (averaged down to h × w), divided by C·Σm², the masked
+    positions; a mask of ones gives :func:`normalised_gram`."""
+    batch, channels, height, width = features.shape
+    weights = F.adaptive_avg_pool2d(mask, (height, width))  # (B, 1, h, w)
+    positions = weights.square().sum(dim=(1, 2, 3)).clamp_min(1e-12)  # (B,)
+    return gram(features * weights) / (channels * positions).view(batch, 1, 1)
+
+
 def fit_to(style: torch.Tensor, shape: torch.Size | tuple[int, int]) -> torch.Tensor:
     """(1, 3, h, w) RGB 0..255 -> (1, 3, H, W) for ``shape`` (H, W): the style image resized to
     the content's shape (antialiased bilinear, rounded to 8-bit levels), as the content term's
@@ -111,6 +129,16 @@ def _accumulate(sums: dict[str, torch.Tensor], key: str, term: torch.Tensor) -> 
     """``sums[key] += term``, starting from ``term`` itself: 1·G is exact and so is G + 0·G', so
     a blend with weight 1 on one style has that style's own target, bit for bit."""
     sums[key] = sums[key] + term if key in sums else term
+
+
+@dataclass
+class RegionTerms:
+    """One region's share of a style loss: its mask, its style's Gram per position at each
+    style layer, and each layer's weight over the content image's guided distance."""
+
+    mask: torch.Tensor  # (B, 1, H, W) in 0..1, the content image's size
+    targets: dict[str, torch.Tensor]  # layer -> (B, C, C)
+    scales: dict[str, torch.Tensor]  # layer -> (B,)
 
 
 @dataclass(frozen=True)
@@ -137,22 +165,32 @@ class GatysObjective:
         content: torch.Tensor,
         styles: Sequence[torch.Tensor],
         settings: TransferSettings,
+        masks: Sequence[torch.Tensor] = (),
     ):
         """``content`` and each of ``styles`` are (1, 3, H, W) RGB in 0..1 (their sizes may
-        differ); ``settings.style_blend`` weighs the styles' Grams into the target."""
+        differ); ``settings.style_blend`` weighs the styles' Grams into the target, or, given
+        ``masks`` ((1, 1, H, W) in 0..1 at the content's size, one per style), style k applies
+        where mask k is white."""
         self.extractor = extractor
         self.settings = settings
         self.loss = settings.loss
         layers = settings.style_layers
         blend = settings.style_blend
-        if len(blend) != len(styles):
+        if masks and (len(masks) != len(styles) or self.loss != "relative"):
+            raise ValueError("regions need a mask per style image and the relative loss")
+        if not masks and len(blend) != len(styles):
             raise ValueError(f"{len(styles)} style images for {len(blend)} blend weights")
         with torch.no_grad():
             own_features = self._features(content, exact=True)  # the content image's, every layer
         self.content_target = own_features[settings.content_layer]
         device = content.device
-        if self.loss == "relative":
-            self.style_targets: dict[str, torch.Tensor] = {}
+        self.regions: list[RegionTerms] = []
+        # Without regions: layer -> the target Gram (B, C, C), and its term's weight (B,).
+        self.style_targets: dict[str, torch.Tensor] = {}
+        self.style_scales: dict[str, torch.Tensor] = {}
+        if masks:
+            self._regions(own_features, content, styles, masks)
+        elif self.loss == "relative":
             content_distance = torch.zeros((), device=device)
             for style, weight in zip(styles, blend, strict=True):
                 with torch.no_grad():
@@ -206,6 +244,39 @@ class GatysObjective:
         self.tv_weight = torch.tensor([settings.tv_weight], device=device)
         self.uses_tv = settings.tv_weight > 0  # known here, so a step never asks the device
 
+    def _regions(
+        self,
+        own_features: dict[str, torch.Tensor],
+        content: torch.Tensor,
+        styles: Sequence[torch.Tensor],
+        masks: Sequence[torch.Tensor],
+    ) -> None:
+        """The content scale and each region's terms (see the module's docstring)."""
+        settings, device = self.settings, content.device
+        areas = torch.stack([mask.sum() for mask in masks])
+        shares = (areas / areas.sum().clamp_min(1e-12)).tolist()
+        content_distance = torch.zeros((), device=device)
+        for style, mask, share in zip(styles, masks, shares, strict=True):
+            with torch.no_grad():
+                features = self._features(style, exact=True)
+                fitted = fit_to(style * 255, content.shape[-2:]) / 255
+                fitted_content = self._features(fitted, exact=True)[settings.content_layer]
+            content_distance = (
+                content_distance + share * (fitted_content - self.content_target).square().sum()
+            )
+            targets = {layer: normalised_gram(features[layer]) for layer in settings.style_layers}
+            scales = {}
+            for layer, weight in settings.style_layers.items():
+                own = guided_gram(own_features[layer], mask)
+                distance = (own - targets[layer]).square().sum().clamp_min(1e-30)
+                scales[layer] = (
+                    torch.tensor([settings.style_weight * weight * share], device=device) / distance
+                )
+            self.regions.append(RegionTerms(mask, targets, scales))
+        self.content_scale = torch.tensor(
+            [settings.content_weight], device=device
+        ) / content_distance.clamp_min(1e-30)
+
     def _features(self, images: torch.Tensor, exact: bool) -> dict[str, torch.Tensor]:
         """(B, 3, H, W) RGB 0..1 -> float32 features, through bfloat16 autocast unless ``exact``."""
         network_input = self.extractor.preprocessing.to_network(images * 255)
@@ -240,6 +311,21 @@ class GatysObjective:
             layer: torch.cat([o.style_targets[layer] for o in objectives])
             for layer in first.style_targets
         }  # (B, C, C)
+        # Region k of every image together (the objectives have as many regions each).
+        stacked.regions = [
+            RegionTerms(
+                torch.cat([o.regions[k].mask for o in objectives]),
+                {
+                    layer: torch.cat([o.regions[k].targets[layer] for o in objectives])
+                    for layer in region.targets
+                },
+                {
+                    layer: torch.cat([o.regions[k].scales[layer] for o in objectives])
+                    for layer in region.scales
+                },
+            )
+            for k, region in enumerate(first.regions)
+        ]
         return stacked
 
     def __call__(self, images: torch.Tensor, exact: bool = False) -> LossTerms:
@@ -249,7 +335,16 @@ class GatysObjective:
         """
         features = self._features(images, exact)
         result = features[self.settings.content_layer]
-        if self.loss == "relative":
+        if self.regions:
+            content = self.content_scale * (result - self.content_target).square().sum(
+                dim=(1, 2, 3)
+            )
+            style: dict[str, torch.Tensor] = {}
+            for region in self.regions:
+                for layer, scale in region.scales.items():
+                    difference = guided_gram(features[layer], region.mask) - region.targets[layer]
+                    _accumulate(style, layer, scale * difference.square().sum(dim=(1, 2)))
+        elif self.loss == "relative":
             content = self.content_scale * (result - self.content_target).square().sum(
                 dim=(1, 2, 3)
             )

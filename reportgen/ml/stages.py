@@ -45,6 +45,7 @@ from reportgen.stages.results import (
     SnapshotInfo,
     TransferResult,
     WeightsUsed,
+    mask_name,
     reconstruction_name,
     snapshot_name,
     style_role,
@@ -56,6 +57,11 @@ log = logging.getLogger(__name__)
 
 # (phase, done, total) -> None; phases are "transfer", "reconstructions".
 PhaseProgress = Callable[[str, int, int], None]
+
+
+def mask_tensor(mask: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(H, W) float32 in 0..1 -> (1, 1, H, W) on ``device``."""
+    return torch.from_numpy(np.ascontiguousarray(mask, np.float32))[None, None].to(device)
 
 
 def as_tensor(pixels: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -214,10 +220,14 @@ def transfer_stage(
         )
         for task, s in zip(tasks, settings, strict=True)
     ]
+    masks = [[mask_tensor(mask, device) for mask in task.fed.masks] for task in tasks]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     outputs = run_transfers(
-        extractor, items, progress=lambda done, total, _: report("transfer", done, total)
+        extractor,
+        items,
+        progress=lambda done, total, _: report("transfer", done, total),
+        masks=masks if any(masks) else None,
     )
     results = []
     for task, setting, output in zip(tasks, settings, outputs, strict=True):
@@ -270,6 +280,7 @@ def analysis_stage(params: Params, transfer: TransferResult, runtime: Runtime) -
         params.content_layer,
         list(params.style_layer_weights),
         params.blend_weights,
+        [mask_tensor(mask, runtime.device) for mask in transfer.masks],
     )
 
 
@@ -287,6 +298,7 @@ def _transfer_images(
     images = {
         "content": inputs.content_fed,
         **{style_role(k): pixels for k, pixels in enumerate(inputs.styles_fed)},
+        **{mask_name(k): mask for k, mask in enumerate(inputs.masks)},
         "optimised": optimised,
         "result": color.restore_colour(optimised, content, preserve_color),
     }
@@ -334,6 +346,7 @@ def _reconstructions(
     device = runtime.device
     content = as_tensor(inputs.content_fed, device)
     styles = [as_tensor(style, device) for style in inputs.styles_fed]
+    masks = [[mask_tensor(mask, device) for mask in inputs.masks]] if inputs.masks else None
     # (kind, layers, content weight, style weight)
     jobs: list[tuple[Literal["content", "style"], tuple[str, ...], float, float]] = [
         ("content", (layer,), 1.0, 0.0) for layer in CONTENT_RECONSTRUCTION_LAYERS
@@ -371,7 +384,7 @@ def _reconstructions(
         )
         # Both start from noise of the content image's size (the seed's noise): content jobs match
         # its maps at one layer, style jobs the style's Grams (their content term is off).
-        output = run_transfers(extractor, [(content, styles, job_settings)])[0]
+        output = run_transfers(extractor, [(content, styles, job_settings)], masks=masks)[0]
         images[reconstruction_name(kind, layers[-1])] = (
             output.result_rgb[0].permute(1, 2, 0).numpy()
         )

@@ -145,27 +145,34 @@ def run_transfer(
     style_rgb: torch.Tensor | list[torch.Tensor],
     settings: TransferSettings,
     progress: Progress | None = None,
+    masks: list[torch.Tensor] | None = None,
 ) -> TransferOutput:
     """Optimise an image towards ``content_rgb``'s content and ``style_rgb``'s style (or the
-    blend of several styles, weighed by ``settings.style_blend``).
+    blend of several styles, weighed by ``settings.style_blend``; or, given ``masks``, each
+    style in its region).
 
     Every image is (1, 3, H, W) RGB in 0..255 on the extractor's device (their sizes may
-    differ).  Raises :class:`TransferError` when the loss stops being finite.
+    differ); masks are (1, 1, H, W) in 0..1 at the content's size.  Raises
+    :class:`TransferError` when the loss stops being finite.
     """
     styles = style_rgb if isinstance(style_rgb, list) else [style_rgb]
-    return run_transfers(extractor, [(content_rgb, styles, settings)], progress)[0]
+    regions = [masks] if masks else None
+    return run_transfers(extractor, [(content_rgb, styles, settings)], progress, regions)[0]
 
 
 def run_transfers(
     extractor: FeatureExtractor,
     items: list[tuple[torch.Tensor, list[torch.Tensor], TransferSettings]],
     progress: Progress | None = None,
+    masks: list[list[torch.Tensor]] | None = None,
 ) -> list[TransferOutput]:
     """Several independent transfers whose loss evaluations run as one batch.
 
     ``items`` are (content, styles, settings): content images all (1, 3, H, W) RGB 0..255 of one
     size, each run's style images (one, or those its ``style_blend`` weighs) of any size,
-    settings of one :attr:`TransferSettings.batch_signature`.
+    settings of one :attr:`TransferSettings.batch_signature`.  ``masks``, where runs have
+    regions, gives each item's masks ((1, 1, H, W) in 0..1, one per style image; as many for
+    every item).
     Each transfer keeps its own losses and optimiser state, so the results equal those of one
     :func:`run_transfer` per item up to the rounding of batched arithmetic.  This is what fills
     a large GPU; on a CPU one item at a time is as fast.
@@ -180,6 +187,7 @@ def run_transfers(
     first = settings[0]
     contents = [item[0] / 255 for item in items]
     styles = [[style / 255 for style in item[1]] for item in items]
+    regions = masks or [[] for _ in items]
     height, width = contents[0].shape[-2:]
     sizes = scale_sizes(width, height, first.coarse_to_fine)
     device = contents[0].device
@@ -198,8 +206,11 @@ def run_transfers(
                 _resized(content, size),
                 [_resized(style, _style_size_at(style, factor)) for style in run_styles],
                 s,
+                [F.adaptive_avg_pool2d(mask, (size[1], size[0])) for mask in run_masks],
             )
-            for content, run_styles, s in zip(contents, styles, settings, strict=True)
+            for content, run_styles, s, run_masks in zip(
+                contents, styles, settings, regions, strict=True
+            )
         ]
         objective = objectives[0] if len(objectives) == 1 else GatysObjective.stack(objectives)
         if best is None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from reportgen.manifest import Manifest
+from reportgen.stages.fingerprint import file_sha256
 
 if TYPE_CHECKING:
     from reportgen.stages.pipeline import RunResults
@@ -80,6 +81,7 @@ def study_styles(manifest: Manifest, results: dict[str, RunResults]) -> StudySty
         ]
         if len(transfer.styles) > 1:
             fed_as.append(list(params.blend_weights))
+        fed_as += [file_sha256(mask) for mask in runs[name].pair.masks]
         if params.preserve_color != "none":  # the style was fed in the content's colours
             fed_as += [params.preserve_color, transfer.content.sha256]
         identity = json.dumps(fed_as)
@@ -87,7 +89,12 @@ def study_styles(manifest: Manifest, results: dict[str, RunResults]) -> StudySty
             continue
         seen.add(identity)
         identities.append(identity)
-        labels.append(style_label(runs[name].pair.styles, params.blend_weights))
+        pair = runs[name].pair
+        labels.append(
+            style_label(pair.styles, params.blend_weights)
+            if not pair.masks
+            else " | ".join(style.name for style in pair.styles) + " (regions)"
+        )
         holders.append(name)
     study = hashlib.sha256(str(manifest.path).encode()).hexdigest()[:16]
     return StudyStyles(identities, _distinct(labels, holders, runs, results), holders, study)

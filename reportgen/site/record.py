@@ -36,7 +36,8 @@ from reportgen.stages.results import (
 )
 from reportgen.tiles import MontageLayout
 
-# 5: a blend's "style2", "style3"... inputs, "parameters.style_blend" and "stylisation.per_style"
+# 5: a blend's "style2", "style3"... inputs, "parameters.style_blend" and "stylisation.per_style";
+# regions' "regions" and "stylisation.per_region"
 # (a record of format 4 reads as a run of one style image).
 # 4: a layer's "style_pairs_in_result" and "pair_limits" (the contribution maps of its pair
 # figures).  3: a layer's "map_sizes" and "montages", as the analysis names them (2: "map_size",
@@ -102,11 +103,19 @@ class RunRecord:
     reconstructions: tuple[Reconstruction, ...] | None  # None: not asked for
     files: dict[str, int]  # every file of the run's folder and its size (the Grams' too)
     stage_versions: dict[str, int]
+    # ``regions:``: each region's mask file (relative to the manifest); its style is the input
+    # of the same position (results.style_role).  Empty without regions.
+    masks: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
         """``pair`` or ``pair/variant``: the run's folder under ``pairs/``."""
         return f"{self.id}/{self.variant}" if self.variant else self.id
+
+    @property
+    def style_count(self) -> int:
+        """The run's style images: one, a blend's, or one per region."""
+        return len(self.inputs) - 1
 
     @property
     def steps(self) -> int:
@@ -174,6 +183,7 @@ class RunRecord:
             reconstructions=transfer.reconstructions,
             files=figures.files,
             stage_versions=dict(STAGE_VERSIONS),
+            masks=tuple(manifest.relative(mask) for mask in run.pair.masks),
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -213,6 +223,15 @@ class RunRecord:
             "layers": {layer: _layer_json(info) for layer, info in self.layers.items()},
             "reconstructions": _reconstructions_json(self.reconstructions),
             "files": self.files,
+            **(
+                {
+                    "regions": [
+                        {"mask": mask, "style": style_role(k)} for k, mask in enumerate(self.masks)
+                    ]
+                }
+                if self.masks
+                else {}
+            ),
         }
 
     @classmethod
@@ -250,6 +269,7 @@ class RunRecord:
             reconstructions=_reconstructions(data["reconstructions"]),
             files=data["files"],
             stage_versions=data["stage_versions"],
+            masks=tuple(region["mask"] for region in data.get("regions", [])),
         )
 
 

@@ -153,6 +153,33 @@ def _blend(record: RunRecord) -> View | None:
     }
 
 
+def _regions(record: RunRecord) -> View | None:
+    """Each region: its mask over the content image, its style, its share of the masked area;
+    and per style layer the Gram distance inside each region (the result's, the content
+    image's) to the region's style."""
+    if not record.masks:
+        return None
+    stylisation, name = record.stylisation, record.name
+    return {
+        "regions": [
+            {
+                "number": k + 1,
+                "mask": mask,
+                "style": record.inputs[style_role(k)].file,
+                "share": stylisation.region_shares[k] if stylisation.region_shares else 1.0,
+                "overlay": in_run(name, paths.region_file(k)),
+                "style_src": in_run(name, paths.thumbnail_file(style_role(k))),
+                "style_href": in_run(name, paths.image_file(style_role(k))),
+            }
+            for k, mask in enumerate(record.masks)
+        ],
+        "rows": [
+            {"layer": layer, "regions": [distances(gram) for gram in row]}
+            for layer, row in stylisation.per_region.items()
+        ],
+    }
+
+
 def _snapshot_strip(record: RunRecord) -> list[View]:
     """The images kept during the optimisation, each with its step, size (when the run had
     several scales) and loss."""
@@ -288,6 +315,7 @@ def run_view(
         "loss_rows": _loss_rows(record.final, parameters.content_layer),
         "stylisation_rows": stylisation_rows(record.stylisation),
         "blend": _blend(record),
+        "regions": _regions(record),
         "content_distance": {
             "result": record.stylisation.content_features.result,
             "style": record.stylisation.content_features.style,
@@ -446,10 +474,12 @@ def layer_view(
         ],
         "distance": distances(gram) if gram else None,
         # What the result's Grams are compared with: the style image's, or a blend's target.
-        "target": "the blend's target"
-        if len(record.parameters.blend_weights) > 1
-        else "the style image",
-        "styles_blended": len(record.parameters.blend_weights),
+        "target": "the style image"
+        if record.style_count == 1
+        else "the regions' styles, weighed by area,"
+        if record.masks
+        else "the blend's target",
+        "styles_blended": record.style_count,
         "figures": {
             "gram_comparison": in_run(name, files.gram_comparison),
             "loss_curve": in_run(name, files.loss_curve) if info.is_style_layer else None,

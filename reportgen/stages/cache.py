@@ -67,12 +67,13 @@ def run_keys(
     params: Params,
     weights_fingerprint: str,
     figures: FigureOptions = FigureOptions(),
+    mask_sha256: tuple[str, ...] = (),
 ) -> RunKeys:
     """The keys of a run's three stages (``figures``: the manifest's choice of what to draw).
 
     The preset a run's values came from is in none of them (the values are), nor are labels.
-    ``style_sha256`` has a hash per style image; a run of one style image has the keys it had
-    before blends, so caches made then stay valid.
+    ``style_sha256`` has a hash per style image, ``mask_sha256`` one per region; a run of one
+    style image has the keys it had before blends and regions, so caches made then stay valid.
     """
     settings = params.as_dict()
     settings["weights"] = weights_fingerprint  # the bytes, not the path they were read from
@@ -86,6 +87,7 @@ def run_keys(
             "stage": "transfer",
             "content": content_sha256,
             "style": style_sha256[0] if len(style_sha256) == 1 else list(style_sha256),
+            **({"masks": list(mask_sha256)} if mask_sha256 else {}),
             "params": settings,
             "version": STAGE_VERSIONS["transfer"],
         }

@@ -23,7 +23,7 @@ from typing import Protocol
 import numpy as np
 
 from reportgen import color
-from reportgen.images import LoadedImage, load_image, size_estimate
+from reportgen.images import LoadedImage, load_image, load_mask, size_estimate
 from reportgen.manifest import FigureOptions, Params, RunSpec
 from reportgen.stages.results import AnalysisResult, TransferResult
 from reportgen.stages.settings import transfer_settings
@@ -40,6 +40,9 @@ class RunInputs:
     content_fed: np.ndarray  # (H, W, 3) uint8, after colour preservation
     styles_fed: tuple[np.ndarray, ...]
     load_seconds: float
+    # A region's mask per style image, (H, W) float32 in 0..1 at the content's size; () when
+    # the styles cover the whole image.
+    masks: tuple[np.ndarray, ...] = ()
 
 
 def load_inputs(run: RunSpec) -> RunInputs:
@@ -54,12 +57,14 @@ def load_inputs(run: RunSpec) -> RunInputs:
         color.prepare_inputs(content.pixels, style.pixels, params.preserve_color)
         for style in styles
     ]
+    masks = tuple(load_mask(path, content.size) for path in run.pair.masks)
     return RunInputs(
         content,
         styles,
         fed[0][0],
         tuple(style_fed for _, style_fed in fed),
         time.perf_counter() - started,
+        masks,
     )
 
 
@@ -112,7 +117,14 @@ class TransferTask:
         # The precision as written ("auto" resolves alike for every run of one device); the
         # settings' own is a stand-in.
         settings = transfer_settings(params, "float32")
-        return (size, params.weights, params.activation, params.precision, settings.batch_signature)
+        return (
+            size,
+            params.weights,
+            params.activation,
+            params.precision,
+            settings.batch_signature,
+            len(self.run.pair.masks),  # regions batch with runs of as many regions
+        )
 
 
 @dataclass(frozen=True)

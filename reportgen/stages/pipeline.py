@@ -205,6 +205,7 @@ class Gatherer:
                 run.params,
                 weights_fingerprint(run.params.weights),
                 self.manifest.figures,
+                tuple(file_sha256(mask) for mask in run.pair.masks),
             )
             transfer = transfers.setdefault(keys.transfer, _Transfer(keys.transfer, {}))
             transfer.analyses.setdefault(

@@ -220,6 +220,12 @@ def style_role(index: int) -> str:
     return "style" if index == 0 else f"style{index + 1}"
 
 
+def mask_name(index: int) -> str:
+    """The mask of a run's ``index``-th region (from 0): (H, W) float32 in 0..1, the content's
+    size, as the transfer weighed its style's Grams."""
+    return f"mask/{index + 1}"
+
+
 def snapshot_name(step: int) -> str:
     return f"snapshot/{step}"
 
@@ -261,6 +267,16 @@ class TransferResult:
     def style(self) -> InputImage:
         """The first style image: the one the analyses' ``style`` role shows."""
         return self.styles[0]
+
+    @property
+    def masks(self) -> list[np.ndarray]:
+        """Each region's mask, (H, W) float32 in 0..1 (:func:`mask_name`); empty when the
+        styles covered the whole image."""
+        return (
+            [self.images[mask_name(k)] for k in range(len(self.styles))]
+            if (mask_name(0) in self.images)
+            else []
+        )
 
     def save(self, folder: Path) -> None:
         self.images.save(folder / self.ARRAYS)
@@ -405,6 +421,10 @@ class Stylisation:
     content_features: MapDistances
     # A blend's: style layer -> the distances to each style image's Gram, in the run's order.
     per_style: dict[str, tuple[GramDistances, ...]] = dataclasses.field(default_factory=dict)
+    # Regions': style layer -> each region's Gram (guided by its mask) against its style's, and
+    # each region's share of the masks' area (which weighs the styles into the target above).
+    per_region: dict[str, tuple[GramDistances, ...]] = dataclasses.field(default_factory=dict)
+    region_shares: tuple[float, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         values: dict[str, Any] = {
@@ -418,6 +438,11 @@ class Stylisation:
             values["per_style"] = {
                 layer: [_distances(d) for d in row] for layer, row in self.per_style.items()
             }
+        if self.per_region:
+            values["per_region"] = {
+                layer: [_distances(d) for d in row] for layer, row in self.per_region.items()
+            }
+            values["region_shares"] = list(self.region_shares)
         return values
 
     @classmethod
@@ -426,12 +451,21 @@ class Stylisation:
             layer: GramDistances(d["result"], d["content"])
             for layer, d in values["style_gram"].items()
         }
-        per_style = {
-            layer: tuple(GramDistances(d["result"], d["content"]) for d in row)
-            for layer, row in values.get("per_style", {}).items()
-        }
+
+        def rows(key: str) -> dict[str, tuple[GramDistances, ...]]:
+            return {
+                layer: tuple(GramDistances(d["result"], d["content"]) for d in row)
+                for layer, row in values.get(key, {}).items()
+            }
+
         features = values["content_features"]
-        return cls(style_gram, MapDistances(features["result"], features["style"]), per_style)
+        return cls(
+            style_gram,
+            MapDistances(features["result"], features["style"]),
+            rows("per_style"),
+            rows("per_region"),
+            tuple(values.get("region_shares", ())),
+        )
 
 
 def _distances(distances: GramDistances) -> dict[str, float]:

@@ -348,3 +348,28 @@ def test_an_interrupted_transfer_leaves_the_cache_consistent(tmp_path, monkeypat
     assert len(run.losses.total) == 3
     assert len(entries(cache)) == len(stored(cache)) == 1
     assert len(entries(cache, "analysis")) == len(stored(cache, "analysis")) == 1
+
+
+def test_transfer_blends_a_list_of_styles_and_takes_regions_in_place_of_style(tmp_path):
+    other = IMAGES / "style" / "mosaic.png"
+    blend = reportgen.transfer(
+        CONTENT, [STYLE, other], style_blend=[3, 1], cache_dir=tmp_path, size=32, steps=2, **QUICK
+    )
+    assert blend.params.style_blend == (0.75, 0.25)
+    assert len(blend.styles) == 2 and blend.style_paths == [STYLE, other]
+    assert set(blend.stylisation.per_style) == set(blend.params.style_layer_weights)
+
+    left = np.zeros((32, 48), bool)
+    left[:, :24] = True
+    split = reportgen.transfer(
+        CONTENT,
+        regions=[(left, STYLE), (~left, other)],
+        cache_dir=tmp_path,
+        size=32,
+        steps=2,
+        **QUICK,
+    )
+    assert split.params.style_blend == () and len(split.styles) == 2
+    assert split.stylisation.region_shares == pytest.approx((0.5, 0.5), abs=0.02)
+    with pytest.raises(reportgen.ParameterError, match="give style .* or regions"):
+        reportgen.transfer(CONTENT, STYLE, regions=[(left, other)], cache_dir=tmp_path, **QUICK)

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from studies import IMAGES, write_truncated_copy
 
 from reportgen.errors import ManifestError
@@ -25,6 +26,7 @@ def folder(tmp_path) -> Path:
     shutil.copyfile(IMAGES / "content" / "chelsea.png", tmp_path / "img" / "c.png")
     shutil.copyfile(IMAGES / "style" / "mosaic.png", tmp_path / "img" / "s.png")
     (tmp_path / "img" / "notes.png").write_text("this is not a picture\n")
+    Image.new("L", (32, 32), 0).save(tmp_path / "img" / "black.png")
     return tmp_path
 
 
@@ -254,6 +256,39 @@ BAD_MANIFESTS = [
         "pairs:\n  - id: a\n    content: img/c.png\n    style: [img/s.png, img/notes.png]  #!\n",
         "pairs[0].style[1]",
         "notes.png",
+    ),
+    (
+        "style-and-regions-both",
+        "pairs:\n" + PAIR + "    regions: [{mask: img/s.png, style: img/s.png}]  #!\n",
+        "pairs[0].regions",
+        "not both",
+    ),
+    (
+        "region-mask-black-everywhere",
+        "pairs:\n  - id: a\n    content: img/c.png\n    regions:\n"
+        "      - {mask: img/black.png, style: img/s.png}  #!\n",
+        "pairs[0].regions[0].mask",
+        "black.png is black everywhere",
+    ),
+    (
+        "region-without-style",
+        "pairs:\n  - id: a\n    content: img/c.png\n    regions:\n      - {mask: img/s.png}  #!\n",
+        "pairs[0].regions[0].style",
+        "missing",
+    ),
+    (
+        "regions-with-a-blend",
+        "pairs:\n  - id: a\n    content: img/c.png\n"
+        "    regions: [{mask: img/s.png, style: img/s.png}]\n    style_blend: [1]  #!\n",
+        "pairs[0].style_blend",
+        "with regions",
+    ),
+    (
+        "regions-with-the-seed-loss",
+        "pairs:\n  - id: a  #!\n    content: img/c.png\n"
+        "    regions: [{mask: img/s.png, style: img/s.png}]\n    loss: seed\n",
+        "pairs[0]",
+        "regions need loss: relative",
     ),
 ]
 
@@ -663,3 +698,24 @@ def test_a_blend_in_defaults_must_fit_every_pair(folder):
     (problem,) = caught.value.problems
     assert problem.startswith("manifest.yaml:7:") and "pairs[1]" in problem
     assert "2 weights for 1 style image" in problem
+
+
+def test_regions_give_each_mask_its_style(folder):
+    Image.new("L", (40, 30), 255).save(folder / "img" / "white.png")
+    path = write(
+        folder,
+        """\
+        pairs:
+          - id: split
+            content: img/c.png
+            regions:
+              - mask: img/white.png
+                style: img/s.png
+              - {mask: img/s.png, style: img/c.png}
+        """,
+    )
+    (pair,) = load_manifest(path).pairs
+    img = (folder / "img").resolve()
+    assert pair.masks == (img / "white.png", img / "s.png")
+    assert pair.styles == (img / "s.png", img / "c.png")
+    assert pair.params.style_blend == ()

@@ -90,3 +90,44 @@ def test_a_blend_lands_between_its_styles(transfer_extractor):
     assert gram_distance(transfer_extractor, result, second) < gram_distance(
         transfer_extractor, only_first.result_rgb.float(), second
     )
+
+
+def test_a_guided_gram_with_a_full_mask_is_the_normalised_gram(transfer_extractor):
+    from reportgen.ml.losses import guided_gram
+
+    features = torch.rand(2, 8, 5, 7)
+    ones = torch.ones(2, 1, 20, 28)
+    assert torch.allclose(guided_gram(features, ones), normalised_gram(features), rtol=1e-5)
+    # A mask whose edge falls on a boundary of the layer's positions: the Gram of the columns
+    # inside it, per position.
+    inside = ones.clone()
+    inside[..., 16:] = 0
+    expected = normalised_gram(features[..., :4].contiguous())
+    assert torch.allclose(guided_gram(features, inside), expected, rtol=1e-5)
+
+
+def test_with_two_half_masks_each_half_moves_towards_its_own_style(transfer_extractor):
+    content = image("content", "astronaut.png", 48)
+    first, second = image("style", "hubble_deep_field.jpg", 48), image("style", "brick.png", 48)
+    height, width = content.shape[-2:]
+    left = torch.zeros(1, 1, height, width)
+    left[..., : width // 2] = 1
+    right = 1 - left
+    output = run_transfer(
+        transfer_extractor, content, [first, second], settings(steps=30), masks=[left, right]
+    )
+    result = output.result_rgb.float()
+    halves = {
+        "left": (slice(None), slice(0, width // 2)),
+        "right": (slice(None), slice(width // 2, None)),
+    }
+
+    def moved(side: str, style: torch.Tensor) -> float:
+        """The half's distance to ``style`` after the transfer, over the content's before."""
+        rows, columns = halves[side]
+        return gram_distance(transfer_extractor, result[..., rows, columns], style) / (
+            gram_distance(transfer_extractor, content[..., rows, columns], style)
+        )
+
+    assert moved("left", first) < moved("left", second)
+    assert moved("right", second) < moved("right", first)

@@ -1,4 +1,5 @@
-"""A blend of two styles, built end to end: its record, its pages, its published Grams."""
+"""Blends of two styles and a style per region, built end to end: records, pages, published
+Grams."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from studies import IMAGES
 
 from reportgen.build import BuildOptions, build
@@ -25,6 +27,10 @@ def blend_site(tmp_path_factory) -> Path:
         (IMAGES / "style" / "brick.png", "brick.png"),
     ):
         shutil.copyfile(source, folder / "img" / name)
+    left = np.zeros((40, 60), np.uint8)
+    left[:, :30] = 255
+    Image.fromarray(left).save(folder / "img" / "left.png")
+    Image.fromarray(255 - left).save(folder / "img" / "right.png")
     manifest = folder / "manifest.yaml"
     manifest.write_text(
         textwrap.dedent(
@@ -45,6 +51,11 @@ def blend_site(tmp_path_factory) -> Path:
               - id: plain
                 content: img/cup.png
                 style: img/hubble.jpg
+              - id: halves
+                content: img/cup.png
+                regions:
+                  - {mask: img/left.png, style: img/hubble.jpg}
+                  - {mask: img/right.png, style: img/brick.png}
             """
         )
     )
@@ -111,3 +122,23 @@ def test_a_sweep_walks_from_one_style_to_the_other(blend_site):
 
     assert summed(first, 0) < summed(last, 0)
     assert summed(last, 1) < summed(first, 1)
+
+
+def test_regions_are_recorded_and_shown_with_their_masks(blend_site):
+    run = blend_site / "pairs" / "halves"
+    record = json.loads((run / "data" / "pair.json").read_text())
+    assert record["regions"] == [
+        {"mask": "img/left.png", "style": "style"},
+        {"mask": "img/right.png", "style": "style2"},
+    ]
+    assert record["inputs"]["style2"]["file"] == "img/brick.png"
+    shares = record["stylisation"]["region_shares"]
+    assert shares == pytest.approx([0.5, 0.5], abs=0.02)
+    assert all(len(row) == 2 for row in record["stylisation"]["per_region"].values())
+    page = (run / "index.html").read_text()
+    assert "A style per region" in page and "img/left.png" in page and "img/right.png" in page
+    for k in (1, 2):
+        overlay = np.asarray(Image.open(run / "regions" / f"region-{k}.webp").convert("L"))
+        left, right = overlay[:, : overlay.shape[1] // 3], overlay[:, -overlay.shape[1] // 3 :]
+        inside, outside = (left, right) if k == 1 else (right, left)
+        assert inside.std() > outside.std()  # the region keeps the picture, the rest is dimmed

@@ -81,16 +81,23 @@ def transfer(
     return output.result_rgb[0].permute(1, 2, 0).numpy(), fed, seconds
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def command_line(doc: str) -> tuple[argparse.Namespace, dict]:
+    """The options of this script and of regions.py (sizes, triples, parameters, device), and
+    the parameters set."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256])
     parser.add_argument("--pairs", nargs="+", help="ids of the built-in triples (default: all)")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="e.g. steps=100")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     overrides = {
         key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)
     }
+    return args, overrides
+
+
+def main() -> None:
+    args, overrides = command_line(__doc__)
     runtime = Runtime(resolve_device(args.device))
     judge = IndependentJudge()
     OUT.mkdir(parents=True, exist_ok=True)

@@ -19,14 +19,12 @@ contact sheet per size (``benchmarks/results/regions-<size>px.png``).
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
 import numpy as np
 import torch
-import yaml
-from blend import IMAGES, OUT, TRIPLES, style_distance
+from blend import IMAGES, OUT, TRIPLES, command_line, style_distance
 from quality import IndependentJudge, contact_sheet
 
 from reportgen.images import load_image
@@ -48,15 +46,7 @@ def half_masks(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[256])
-    parser.add_argument("--pairs", nargs="+", help="ids of the built-in triples (default: all)")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
-    overrides = {
-        key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)
-    }
+    args, overrides = command_line(__doc__)
     runtime = Runtime(resolve_device(args.device))
     judge = IndependentJudge()
     OUT.mkdir(parents=True, exist_ok=True)

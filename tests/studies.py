@@ -133,3 +133,22 @@ def rgb_tensor(pixels: np.ndarray):
         .float()
         .contiguous()
     )
+
+
+def transfer_settings(**overrides):
+    """The settings the transfer tests start from: the seed's layers, L-BFGS, 6 steps."""
+    from reportgen.stages.settings import TransferSettings
+
+    values = dict(
+        steps=6,
+        optimizer="lbfgs",
+        lr=1.0,
+        content_weight=1.0,
+        style_weight=10.0,
+        content_layer="conv4_2",
+        style_layers=dict(STYLE_LAYERS),
+        init="content",
+        seed=0,
+    )
+    values.update(overrides)
+    return TransferSettings(**values)

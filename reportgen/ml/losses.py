@@ -156,8 +156,8 @@ class LossTerms:
 
 
 class GatysObjective:
-    """The weighted loss of an image against one content and one style target (one style image,
-    or the blend of several), computed once."""
+    """The weighted loss of an image against one content target and its style targets (one
+    style image, the blend of several, or a style per region), computed once."""
 
     def __init__(
         self,

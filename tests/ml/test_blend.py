@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from studies import IMAGES, STYLE_LAYERS, rgb_tensor
+from studies import IMAGES, STYLE_LAYERS, rgb_tensor, transfer_settings
 
 from reportgen.images import load_image
 from reportgen.ml.losses import GatysObjective, normalised_gram
@@ -14,19 +14,7 @@ from reportgen.stages.settings import TransferSettings
 
 
 def settings(**overrides) -> TransferSettings:
-    values = dict(
-        steps=12,
-        optimizer="lbfgs",
-        lr=1.0,
-        content_weight=1.0,
-        style_weight=10.0,
-        content_layer="conv4_2",
-        style_layers=dict(STYLE_LAYERS),
-        init="content",
-        seed=0,
-    )
-    values.update(overrides)
-    return TransferSettings(**values)
+    return transfer_settings(**{"steps": 12, **overrides})
 
 
 def image(folder: str, name: str, size: int) -> torch.Tensor:

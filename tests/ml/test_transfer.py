@@ -8,35 +8,20 @@ import math
 import numpy as np
 import pytest
 import torch
-from studies import IMAGES, STYLE_LAYERS, rgb_tensor
+from studies import IMAGES, STYLE_LAYERS, rgb_tensor, transfer_settings
 
 from reportgen.errors import TransferError
 from reportgen.images import load_image
 from reportgen.ml import losses
 from reportgen.ml.losses import GatysObjective, fit_to, gram, normalised_gram, total_variation
 from reportgen.ml.transfer import (
-    TransferSettings,
     initial_images,
     run_transfer,
     run_transfers,
     scale_sizes,
 )
 
-
-def settings(**overrides) -> TransferSettings:
-    values = dict(
-        steps=6,
-        optimizer="lbfgs",
-        lr=1.0,
-        content_weight=1.0,
-        style_weight=10.0,
-        content_layer="conv4_2",
-        style_layers=dict(STYLE_LAYERS),
-        init="content",
-        seed=0,
-    )
-    values.update(overrides)
-    return TransferSettings(**values)
+settings = transfer_settings
 
 
 def image(name: str, size: int) -> torch.Tensor:

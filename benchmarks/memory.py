@@ -3,7 +3,7 @@ process measures, on the CPU (or on a GPU with ``--device cuda``).
 
     python benchmarks/memory.py [--sizes 256 512 1024 2048] [--steps 4] [--precision auto]
                                 [--optimizer lbfgs] [--device cpu]
-    python benchmarks/memory.py --device cuda --largest    # the largest size that fits the GPU
+    python benchmarks/memory.py --device cuda --largest [--precision bfloat16] [--json FILE]
 
 Each size runs in a process of its own, one after the other (a large size alone may take
 gigabytes): it loads the network and reads the images, then clears the kernel's record of its
@@ -70,7 +70,6 @@ def measure(size: int, steps: int, precision: str, optimizer: str, device: str) 
     from reportgen.stages import memory
     from reportgen.stages.jobs import AnalysisTask, TransferTask, load_inputs
 
-    torch.set_num_threads(torch.get_num_threads())
     params = Params(size=size, steps=steps, precision=precision, optimizer=optimizer, lr=1.0)
     if optimizer == "adam":
         params = Params(size=size, steps=steps, precision=precision, optimizer="adam", lr=0.02)
@@ -110,7 +109,7 @@ def measure(size: int, steps: int, precision: str, optimizer: str, device: str) 
         "estimate": estimate.peak,
         "estimate_phases": {
             "targets": estimate.targets + estimate.kept,
-            "step": estimate.step + estimate.kept,
+            "step": estimate.step + estimate.kept + estimate.optimiser,
             "analysis": estimate.analysis,
         },
         "measured": max(transfer_peak, analysis_peak),
@@ -150,6 +149,7 @@ def main() -> None:
     parser.add_argument("--optimizer", default="lbfgs", choices=["lbfgs", "adam"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--largest", action="store_true")
+    parser.add_argument("--json", type=Path, help="write the results here (default: results/)")
     args = parser.parse_args()
     from recorded import save_results
 
@@ -169,7 +169,11 @@ def main() -> None:
                 f"{row['measured'] / row['estimate']:.2f} | {row['seconds_per_step']:.2f}",
                 flush=True,
             )
-    save_results({"device": args.device, "rows": rows}, "memory")
+    results = {"device": args.device, "rows": rows}
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    else:
+        save_results(results, "memory")
 
 
 def _largest(steps: int, precision: str, optimizer: str, device: str) -> int:

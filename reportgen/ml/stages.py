@@ -219,11 +219,12 @@ def memory_refusal(task: TransferTask, runtime: Runtime, available: int) -> str 
         if largest is not None
         else "no size fits; close other programs or use another device"
     )
+    margin = memory.SAFETY_MARGIN
     return (
         f"size {task.params.size} needs about {memory.gigabytes(peak)} at its peak "
-        f"({runtime.precision(task.params.precision)}, {task.params.optimizer}) and "
-        f"{runtime.device} has {memory.gigabytes(available)} available "
-        f"(with a {memory.SAFETY_MARGIN:.0%} margin); {fitting}"
+        f"({runtime.precision(task.params.precision)}, {task.params.optimizer}; "
+        f"{memory.gigabytes(int(peak * (1 + margin)))} with a {margin:.0%} margin) and "
+        f"{runtime.device} has {memory.gigabytes(available)} available; {fitting}"
     )
 
 

@@ -80,11 +80,12 @@ class MemoryEstimate:
     targets: int  # computing the content and style targets (no gradients)
     step: int  # one optimisation step, forward and backward, of the whole batch
     analysis: int  # the analysis of one result
-    kept: int  # alive throughout the optimisation: images, gradients, targets, optimiser state
+    kept: int  # alive throughout the transfer: images, their gradients, the content targets
+    optimiser: int  # the optimiser's state, from the first step on
 
     @property
     def peak(self) -> int:
-        return max(self.targets + self.kept, self.step + self.kept, self.analysis)
+        return max(self.targets + self.kept, self.step + self.kept + self.optimiser, self.analysis)
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,7 @@ def estimate(shape: RunShape) -> MemoryEstimate:
     style_images = sum(3 * w * h * FLOAT32 for w, h in shape.styles)
     # Per image: the image, its gradient, the content image (0..255 and 0..1), the style images
     # (likewise), the content target, and the optimiser's state.
-    kept = shape.batch * (4 * image + 2 * style_images + deepest_content + optimiser)
+    kept = shape.batch * (4 * image + 2 * style_images + deepest_content)
     every_size = [shape.content, *shape.styles]
     targets = (
         _tapped_bytes(shape.content, taps)
@@ -194,7 +195,7 @@ def estimate(shape: RunShape) -> MemoryEstimate:
     # blocked layouts; at bfloat16 autocast's cast copies) for the forward pass, and each
     # layer's once more, transposed, while its backward runs.
     weights = _weight_bytes(depth) + _largest_kernel_bytes(depth)
-    return MemoryEstimate(targets, step + weights, analysis, kept)
+    return MemoryEstimate(targets, step + weights, analysis, kept, shape.batch * optimiser)
 
 
 def _largest_map(size: tuple[int, int], taps: set[int]) -> int:

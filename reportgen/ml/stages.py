@@ -8,6 +8,7 @@ where they can share it), then analyse each result.  Everything it returns is nu
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import resource
 import sys
@@ -219,6 +220,12 @@ def memory_refusal(task: TransferTask, runtime: Runtime, available: int) -> str 
         if largest is not None
         else "no size fits; close other programs or use another device"
     )
+    if shape.optimizer == "lbfgs":
+        # neural-style's advice: Adam keeps two image-sized vectors where L-BFGS keeps its
+        # history, at the price of more steps for a result as converged.
+        with_adam = memory.largest_side(dataclasses.replace(shape, optimizer="adam"), available)
+        if with_adam is not None and with_adam > (largest or 0):
+            fitting += f" ({with_adam} with optimizer: adam, whose state is smaller)"
     margin = memory.SAFETY_MARGIN
     return (
         f"size {task.params.size} needs about {memory.gigabytes(peak)} at its peak "

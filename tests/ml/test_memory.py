@@ -3,6 +3,7 @@ batched only as far as its memory allows."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -36,8 +37,8 @@ def test_estimate_is_within_a_quarter_of_the_measured_peak(precision):
     assert 0.75 <= row["measured"] / row["estimate"] <= 1.25, row
 
 
-def _task(key: str, seed: int, size: int = 32) -> TransferTask:
-    params = Params(size=size, steps=2, seed=seed, precision="float32", lr=1.0, top_pairs=1)
+def _task(key: str, seed: int, size: int = 32, steps: int = 2) -> TransferTask:
+    params = Params(size=size, steps=steps, seed=seed, precision="float32", lr=1.0, top_pairs=1)
     pair = PairSpec(
         key,
         key,
@@ -68,7 +69,8 @@ def test_a_job_is_batched_only_as_far_as_the_memory_allows(monkeypatch):
 
 
 def test_a_run_too_large_is_refused_naming_a_size_that_fits(monkeypatch):
-    task = _task("large", seed=0, size=256)
+    # 300 steps (it never runs): L-BFGS's history is full, as much again as the network.
+    task = _task("large", seed=0, size=256, steps=300)
     runtime = Runtime(torch.device("cpu"))
     available = 150_000_000
     monkeypatch.setattr(stages_module, "device_memory", lambda device: available)
@@ -82,3 +84,9 @@ def test_a_run_too_large_is_refused_naming_a_size_that_fits(monkeypatch):
     assert 16 < named < 256
     assert memory.fits(memory.resized(shape, named), available)
     assert not memory.fits(memory.resized(shape, named + 1), available)
+    # L-BFGS's working vectors against Adam's two moments: the message names Adam's size too.
+    adam = re.search(r"\((\d+) with optimizer: adam", outcome.error)
+    assert adam, outcome.error
+    with_adam = dataclasses.replace(shape, optimizer="adam")
+    assert int(adam.group(1)) > named
+    assert memory.fits(memory.resized(with_adam, int(adam.group(1))), available)

@@ -53,8 +53,8 @@ ADAM_MOMENTS = 2
 TILE_TEMPORARIES = 3
 # Kept free on top of the estimate: the estimate counts tensors, and a process also holds
 # allocator slack, oneDNN's scratch buffers and what a figure drawn beside it needs.  Measured
-# peaks came out from 4% under to 21% over the estimate at 64 to 1024 px (benchmarks/RESULTS.md),
-# so a run admitted with this margin does not end in the kernel's OOM killer.
+# peaks came out from 6% under to 13% over the estimate at 128 to 2048 px (benchmarks/RESULTS.md);
+# twice the worst of that, so that a run admitted does not end in the kernel's OOM killer.
 SAFETY_MARGIN = 0.25
 
 

@@ -14,6 +14,12 @@
 #                                       #      two device workers (--device cuda:0,cuda:1) against one,
 #                                       #   5. a build of images/manifest-gpu.yaml on every GPU, with
 #                                       #      its figures drawn in processes beside the transfers.
+#   benchmarks/gpu_check.sh --memory   # there, a run of its own: installs as above, then only
+#                                       #   7. the largest size that fits the GPU by reportgen's
+#                                       #      memory estimate, at bfloat16 and at float32: each
+#                                       #      run there (10 L-BFGS steps and the analysis), its
+#                                       #      measured peak beside the estimate, and its seconds
+#                                       #      per step (benchmarks/memory.py --largest).
 #   benchmarks/gpu_check.sh --visualisations
 #                                       # there, a run of its own: installs as above, then only
 #                                       #   6. every filter of the six analysed layers visualised at
@@ -65,6 +71,16 @@ python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile
 export PYTHONPATH=/tmp/site
 nvidia-smi >>"$summary" 2>&1
 python3 -c "import torch, reportgen; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0), 'reportgen', reportgen.__version__)" | tee -a "$summary"
+
+if [ "${1:-}" = "--memory" ]; then
+    for precision in bfloat16 float32; do
+        step "memory-$precision" 270 python3 benchmarks/memory.py --device cuda --largest \
+            --steps 10 --precision "$precision" --json "$OUT/memory-$precision.json"
+    done
+    cat "$OUT"/memory-*.log >>"$summary"
+    cat "$summary"
+    exit 0
+fi
 
 if [ "${1:-}" = "--visualisations" ]; then
     step visualisations 540 python3 benchmarks/visualisation.py --device cuda --size 128 --steps 512 \

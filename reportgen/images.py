@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 MAX_PIXELS = 100_000_000  # 100 megapixels: a 10000 x 10000 photo passes, a bomb does not
 MIN_SIDE = 16
+# The largest side a manifest may ask for: a sanity bound only.  Below it, the device's memory
+# decides what fits (reportgen.stages.memory refuses a run that does not, before it starts).
+MAX_SIDE = 16384
 BACKGROUND = (255, 255, 255)
 
 

@@ -29,6 +29,7 @@ from oddities import (
 
 import reportgen.site.publish as publish_module
 import reportgen.site.writer as writer_module
+import reportgen.stages.memory as memory_module
 from reportgen.build import BuildOptions, build
 from reportgen.errors import BuildError, ReportgenError
 from reportgen.execute import ExecutorChoice
@@ -82,6 +83,17 @@ def _unknown_device(case: BuildCase) -> tuple[str, ...]:
     )  # not in the cache: a device is needed
     case.device = "abacus"
     return ("abacus",)
+
+
+def _larger_than_the_memory(case: BuildCase) -> tuple[str, ...]:
+    # The device has 300 MB to give (as a busy machine might): 1024 px needs gigabytes.
+    case.base.study(
+        case.tmp / "study",
+        GOOD_PAIR + "  - id: big\n    content: content.png\n"
+        "    style: style.png\n    size: 1024\n    steps: 3\n",
+    )
+    case.monkeypatch.setattr(memory_module, "host_available", lambda: 300_000_000)
+    return "'big'", "size 1024 needs about", "cpu has 0.3 GB available", "would fit"
 
 
 def _weights_not_a_state_dict(case: BuildCase) -> tuple[str, ...]:
@@ -171,6 +183,7 @@ BUILD_CASES = [
     B("truncated-content-without-keep-going", _truncated_content),
     B("site-locked-by-another-build", _site_locked),
     B("unknown-device", _unknown_device),
+    B("larger-than-the-device-memory", _larger_than_the_memory),
     B("weights-file-not-a-state-dict", _weights_not_a_state_dict),
     B("manifest-missing", _manifest_missing),
     B("manifest-is-a-folder", _manifest_is_a_folder),

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from reportgen.images import MAX_SIDE
 from reportgen.layers import LAYER_NAMES, network_order
 from reportgen.manifest.model import BUILTIN_WEIGHTS, Link
 from reportgen.manifest.yamlnodes import Located, Mark
@@ -296,12 +297,12 @@ def coarse_to_fine(item: Located, context: CheckContext) -> tuple[Any, str | Non
         return COARSE_TO_FINE_START, None
     if item.value == 0 and not isinstance(item.value, bool):
         return 0, None
-    value, problem = integer(32, 4096)(item, context)
+    value, problem = integer(32, MAX_SIDE)(item, context)
     if problem:
         return (
             None,
             f"{problem.split(' (')[0]} (allowed: false, true (= {COARSE_TO_FINE_START}), or the "
-            "first scale's longest side in px, 32..4096)",
+            f"first scale's longest side in px, 32..{MAX_SIDE})",
         )
     return value, None
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from reportgen.color import PRESERVE_COLOR
 from reportgen.errors import ManifestError, ParameterError
+from reportgen.images import MAX_SIDE
 from reportgen.layers import ACTIVATIONS
 from reportgen.manifest import checks
 from reportgen.manifest.checks import ID_PATTERN, CheckContext, Checker
@@ -49,7 +50,7 @@ from reportgen.paths import RESERVED_NAMES, RESERVED_VARIANT_IDS
 MAX_SNAPSHOTS = 100  # per scale
 
 PARAM_CHECKS: dict[str, Checker] = {
-    "size": checks.integer(16, 4096),
+    "size": checks.integer(16, MAX_SIDE),
     "steps": checks.integer(1, 100_000),
     "optimizer": checks.choice(*OPTIMIZERS),
     "lr": checks.number(0, 1e4, positive=True),
@@ -644,10 +645,10 @@ def _usable(
             f"(allowed: at most {MAX_SNAPSHOTS}, snapshot_every "
             f"{math.ceil(params.steps / MAX_SNAPSHOTS)} or more at {params.steps} steps)"
         )
-    if not 16 <= params.style_side() <= 4096:
+    if not 16 <= params.style_side() <= MAX_SIDE:
         problems.append(
             f"style_scale {params.style_scale:g} at size {params.size} gives a "
-            f"{params.style_side()} px style image (allowed: 16..4096)"
+            f"{params.style_side()} px style image (allowed: 16..{MAX_SIDE})"
         )
     for problem in problems:
         context.problem(mark, key_path, prefix + problem)

@@ -8,6 +8,7 @@ where they can share it), then analyse each result.  Everything it returns is nu
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import resource
 import sys
@@ -26,6 +27,7 @@ from reportgen.manifest import DEFAULT_STYLE_WEIGHT, Params
 from reportgen.ml.analysis import analyse
 from reportgen.ml.runtime import Runtime
 from reportgen.ml.transfer import TransferOutput, run_transfers
+from reportgen.stages import memory
 from reportgen.stages.arrays import Arrays
 from reportgen.stages.jobs import (
     DeviceJob,
@@ -141,7 +143,13 @@ def run_job(
     batches: dict[tuple, list[TransferTask]] = {}
     for task in pending:  # the job was planned from image headers; the images as read decide
         batches.setdefault(task.batch_signature(), []).append(task)
-    for batch in (batch for batch in batches.values() if len(batch) > 1):
+    available = device_memory(runtime.device)
+    for task in pending:  # refused before anything of theirs is allocated
+        if (refusal := memory_refusal(task, runtime, available)) is not None:
+            transfers[task.key] = refusal
+    for batch in (
+        b for b in _fitting_batches(batches, transfers, runtime, available) if len(b) > 1
+    ):
         try:
             with out_of_memory_reported(batch[0].name, batch[0].params.size, len(batch)):
                 transfers.update(
@@ -181,6 +189,74 @@ def run_job(
             continue
         outcomes.append(TaskOutcome(task.key, None if task.cached else transfer, analyses))
     return outcomes
+
+
+def device_memory(device: torch.device) -> int:
+    """Bytes a run may still allocate on ``device``: on a GPU what the driver reports free plus
+    what torch's allocator holds unused in this process; on the CPU what the host has available
+    (:func:`reportgen.stages.memory.host_available`)."""
+    if device.type != "cuda":
+        return memory.host_available()
+    free, _ = torch.cuda.mem_get_info(device)
+    return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+
+
+def _shape(tasks: list[TransferTask], runtime: Runtime) -> memory.RunShape:
+    """The memory shape of ``tasks`` optimised as one batch (their images as read)."""
+    inputs = tasks[0].fed
+    params = tasks[0].params
+    return memory.run_shape(
+        params,
+        inputs.content.size,
+        (inputs.style.size,),
+        runtime.precision(params.precision),
+        batch=len(tasks),
+    )
+
+
+def memory_refusal(task: TransferTask, runtime: Runtime, available: int) -> str | None:
+    """Why ``task`` cannot run on this device for lack of memory, in one line naming the size
+    that would fit; ``None`` when it fits."""
+    shape = _shape([task], runtime)
+    if memory.fits(shape, available):
+        return None
+    peak = memory.estimate(shape).peak
+    largest = memory.largest_side(shape, available)
+    fitting = (
+        f"size {largest} would fit"
+        if largest is not None
+        else "no size fits; close other programs or use another device"
+    )
+    if shape.optimizer == "lbfgs":
+        # neural-style's advice: Adam keeps two image-sized vectors where L-BFGS keeps its
+        # history, at the price of more steps for a result as converged.
+        with_adam = memory.largest_side(dataclasses.replace(shape, optimizer="adam"), available)
+        if with_adam is not None and with_adam > (largest or 0):
+            fitting += f" ({with_adam} with optimizer: adam, whose state is smaller)"
+    margin = memory.SAFETY_MARGIN
+    return (
+        f"size {task.params.size} needs about {memory.gigabytes(peak)} at its peak "
+        f"({runtime.precision(task.params.precision)}, {task.params.optimizer}; "
+        f"{memory.gigabytes(int(peak * (1 + margin)))} with a {margin:.0%} margin) and "
+        f"{runtime.device} has {memory.gigabytes(available)} available; {fitting}"
+    )
+
+
+def _fitting_batches(
+    batches: dict[tuple, list[TransferTask]],
+    refused: dict[str, TransferResult | str],
+    runtime: Runtime,
+    available: int,
+) -> list[list[TransferTask]]:
+    """Each batch without its refused tasks, split into batches small enough to fit."""
+    fitting = []
+    for batch in batches.values():
+        admitted = [task for task in batch if task.key not in refused]
+        if not admitted:
+            continue
+        size = memory.largest_batch(_shape(admitted, runtime), available, len(admitted))
+        fitting += [admitted[start : start + size] for start in range(0, len(admitted), size)]
+    return fitting
 
 
 @contextlib.contextmanager

@@ -225,7 +225,7 @@ def test_bad_transfer_arguments_are_all_reported_at_once(tmp_path, monkeypatch):
     assert all(problem.startswith("reportgen.transfer() ") for problem in problems)
     message = str(info.value)
     assert "content: file not found" in message and "missing.png" in message
-    assert "size: 5 is out of range (allowed: 16..4096)" in message
+    assert "size: 5 is out of range (allowed: 16..16384)" in message
     assert "colour: unknown key" in message
     assert not (tmp_path / "cache").exists()  # nothing computed, nothing stored
 

@@ -70,7 +70,7 @@ BAD_MANIFESTS = [
     ("size-too-small", "pairs:\n" + PAIR + "    size: 8  #!\n", "pairs[0].size", "out of range"),
     (
         "size-too-large",
-        "defaults:\n  size: 5000  #!\npairs:\n" + PAIR,
+        "defaults:\n  size: 20000  #!\npairs:\n" + PAIR,
         "defaults.size",
         "out of range",
     ),
@@ -190,9 +190,9 @@ BAD_MANIFESTS = [
     ),
     (
         "style-image-too-large",
-        "pairs:\n" + PAIR.replace("id: a", "id: a  #!") + "    size: 2048\n    style_scale: 4\n",
+        "pairs:\n" + PAIR.replace("id: a", "id: a  #!") + "    size: 8192\n    style_scale: 4\n",
         "pairs[0]",
-        "8192 px style image",
+        "32768 px style image",
     ),
     (
         "coarse-to-fine-too-small",
@@ -348,7 +348,7 @@ def test_every_problem_is_reported_at_once(folder):
       - id: b
         content: https://example.org/c.png
         style: img/s.png
-        size: 9999
+        size: 99999
     """
     with pytest.raises(ManifestError) as caught:
         load_manifest(write(folder, text))

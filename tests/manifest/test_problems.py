@@ -130,23 +130,23 @@ MANIFEST_CASES = [
     M(
         "size-not-a-number",
         P + "    size: big\n",
-        (5, 11, "pairs[0].size", "must be an integer", "'big'", "16..4096"),
+        (5, 11, "pairs[0].size", "must be an integer", "'big'", "16..16384"),
     ),
     M(
         "size-boolean",
         P + "    size: yes\n",
-        (5, 11, "pairs[0].size", "must be an integer", "boolean", "16..4096"),
+        (5, 11, "pairs[0].size", "must be an integer", "boolean", "16..16384"),
     ),
     M(
         "size-fractional",
         P + "    size: 32.5\n",
-        (5, 11, "pairs[0].size", "must be an integer", "16..4096"),
+        (5, 11, "pairs[0].size", "must be an integer", "16..16384"),
     ),
     M(
         "size-out-of-range-both-ends",
-        "defaults:\n  size: 15\n" + P + "    size: 4097\n",
-        (2, 9, "defaults.size", "15", "out of range", "16..4096"),
-        (7, 11, "pairs[0].size", "4097", "out of range", "16..4096"),
+        "defaults:\n  size: 15\n" + P + "    size: 16385\n",
+        (2, 9, "defaults.size", "15", "out of range", "16..16384"),
+        (7, 11, "pairs[0].size", "16385", "out of range", "16..16384"),
     ),
     M(
         "steps-out-of-range-both-ends",
@@ -241,7 +241,7 @@ MANIFEST_CASES = [
         "sweep-unknown-parameter-and-bad-value",
         P + "    sweep:\n      colour: [1, 2]\n      size: [32, 8]\n",
         (6, 7, "pairs[0].sweep.colour", "cannot sweep", "allowed"),
-        (7, 18, "pairs[0].sweep.size[1]", "out of range", "16..4096"),
+        (7, 18, "pairs[0].sweep.size[1]", "out of range", "16..16384"),
     ),
     # --- YAML itself ---
     M(

@@ -208,7 +208,7 @@ def _shape(tasks: list[TransferTask], runtime: Runtime) -> memory.RunShape:
     return memory.run_shape(
         params,
         inputs.content.size,
-        (inputs.style.size,),
+        tuple(style.size for style in inputs.styles),
         runtime.precision(params.precision),
         batch=len(tasks),
     )

@@ -221,8 +221,9 @@
     });
     placed.forEach(function (entry, k) {
       var figureBox = boxes[k][0], box = boxes[k][1];
-      // Not before the image has a size (a lazy image not loaded yet), nor on a thumbnail.
-      entry.button.hidden = box.width < 48 || box.height < 48;
+      // Not before the image has a size (a lazy image not loaded yet), nor over most of a
+      // thumbnail (those open with a click on them, or from the page they link to).
+      entry.button.hidden = box.width < 112 || box.height < 56;
       entry.button.style.right = figureBox.right - box.right + 4 + "px";
       entry.button.style.top = box.top - figureBox.top + 4 + "px";
     });

@@ -158,6 +158,8 @@ FILTER_SCRIPT = asset("filters.js")  # the filter viewer of the layer pages
 INDEX_SCRIPT = asset("index.js")  # the index's filter and sort
 COMPARE_SCRIPT = asset("compare.js")  # the pair page's slider between content or style and result
 KEYS_SCRIPT = asset("keys.js")  # every page's keys: previous and next page, the filter, help
+THEME_SCRIPT = asset("theme.js")  # every page's colour scheme: the system's, light or dark
+ZOOM_SCRIPT = asset("zoom.js")  # every page's figures, opened at full size
 DIVERGING_SCALE = asset("scale-diverging.png")  # the legend of the Gram comparison
 MAGMA_SCALE = asset("scale-magma.png")  # the legend of the correlation heatmap
 

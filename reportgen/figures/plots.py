@@ -4,19 +4,73 @@ it, each filter's energy, the loss curves and the clustered distances between a 
 matplotlib is not thread-safe: the figures of a run are drawn by one thread, and runs are drawn
 in parallel by processes (:mod:`reportgen.execute`), never by threads of one process.  Every
 figure is a ``Figure`` of its own, not pyplot's: no global registry is shared.
+
+The pages have a light and a dark colour scheme, and each plot is drawn once for both (a copy
+per scheme would double what plots weigh in a study's site): its background is transparent, so
+the page shows through, and its text, axes and lines have colours of middle lightness that read
+on the light page and on the dark one (:data:`EITHER_SCHEME`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+import matplotlib
 import numpy as np
 import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator
 
 from reportgen.figures.raster import WEBP_METHOD
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
+# Text, ticks, spines and neutral lines: a grey of 4.2:1 contrast with the light page's
+# background (#fdfdfc) and with the dark page's (#15171b), the most one colour can have on both.
+INK = "#7a7a7a"
+# Data colours of middle lightness (3.7:1 or more on either page); seaborn's defaults run from
+# near black to near white, one of which always vanishes into one of the two backgrounds.
+TOTAL_COLOUR = INK
+CONTENT_COLOUR = "#1f77b4"
+STYLE_LIGHTNESS = 0.52  # of the HUSL palette of the style layers' curves
+STYLE_ENERGY_COLOUR = "#4c72b0"
+RESULT_ENERGY_COLOUR = "#d4703a"
+LAYER_LOSS_COLOUR = "#c44e52"
+EITHER_SCHEME: dict[RcKeyType, Any] = {
+    "figure.facecolor": "none",
+    "axes.facecolor": "none",
+    "savefig.facecolor": "none",
+    "savefig.transparent": True,
+    "text.color": INK,
+    "axes.labelcolor": INK,
+    "axes.edgecolor": INK,
+    "axes.titlecolor": INK,
+    "xtick.color": INK,
+    "ytick.color": INK,
+    "grid.color": INK,
+    "legend.labelcolor": INK,
+}
+
+_Args = ParamSpec("_Args")
+_Result = TypeVar("_Result")
+
+
+def _for_either_scheme(draw: Callable[_Args, _Result]) -> Callable[_Args, _Result]:
+    """Draw with :data:`EITHER_SCHEME`'s colours: matplotlib reads them when each artist is made
+    and when the figure is saved, so the whole function runs inside them."""
+
+    @functools.wraps(draw)
+    def drawn(*args: _Args.args, **kwargs: _Args.kwargs) -> _Result:
+        with matplotlib.rc_context(EITHER_SCHEME):
+            return draw(*args, **kwargs)
+
+    return drawn
+
 
 # Heatmaps of 512x512 matrices look like noise to a lossless coder (600 KB as PNG); as WebP
 # they keep their look at a tenth of the size.
@@ -33,6 +87,7 @@ LOSS_MARGINS = {"left": 0.115, "right": 0.979, "bottom": 0.145, "top": 0.962}
 TITLE_SIZE = 11
 
 
+@_for_either_scheme
 def gram_heatmap(gram: np.ndarray, title: str, path: Path, quality: int = HEATMAP_QUALITY) -> None:
     """A seaborn heatmap of a raw (C, C) Gram matrix, as the seed draws its style representation."""
     channels = gram.shape[0]
@@ -55,6 +110,7 @@ def gram_heatmap(gram: np.ndarray, title: str, path: Path, quality: int = HEATMA
     figure.savefig(path, format="webp", pil_kwargs={"quality": quality, "method": WEBP_METHOD})
 
 
+@_for_either_scheme
 def energy_bars(
     style_energy: np.ndarray,
     result_energy: np.ndarray,
@@ -73,7 +129,7 @@ def energy_bars(
         style_energy[order],
         np.arange(len(order) + 1) - 0.5,
         fill=True,
-        color="#4c72b0",
+        color=STYLE_ENERGY_COLOUR,
         label=style_label,
     )
     axes.plot(
@@ -81,7 +137,7 @@ def energy_bars(
         result_energy[order],
         ".",
         markersize=2.5,
-        color="#dd8452",
+        color=RESULT_ENERGY_COLOUR,
         label="result (same filter)",
     )
     # Log above a power of ten well below the typical energy, linear below it, so silent filters
@@ -105,12 +161,13 @@ def energy_bars(
     figure.savefig(path, format="png")
 
 
+@_for_either_scheme
 def layer_loss_curve(steps: list[int], values: list[float], layer: str, path: Path) -> None:
     """One style layer's weighted loss over the optimisation."""
     array = np.asarray(values, dtype=float)
     figure = Figure(figsize=(6.0, 2.6), dpi=100)  # not pyplot's: no global registry to share
     axes = figure.subplots()
-    axes.plot(steps, np.where(array > 0, array, np.nan), color="#c44e52", linewidth=1.6)
+    axes.plot(steps, np.where(array > 0, array, np.nan), color=LAYER_LOSS_COLOUR, linewidth=1.6)
     axes.set_yscale("log")
     axes.set_xlabel("step")
     axes.set_ylabel("β·w·E")
@@ -120,6 +177,7 @@ def layer_loss_curve(steps: list[int], values: list[float], layer: str, path: Pa
     figure.savefig(path, format="png")
 
 
+@_for_either_scheme
 def loss_curves(history: dict, scale_starts: list[int], path: Path) -> None:
     """Total, content, per-layer style and (when used) total-variation loss, weighted, over the
     optimisation, log scale.  ``history`` has the columns of a record's ``losses``; a dotted
@@ -134,15 +192,15 @@ def loss_curves(history: dict, scale_starts: list[int], path: Path) -> None:
     steps = history["step"]
     figure = Figure(figsize=(7.2, 4.0), dpi=100)  # not pyplot's: no global registry to share
     axes = figure.subplots()
-    axes.plot(steps, positive(history["total"]), color="black", linewidth=2, label="total")
+    axes.plot(steps, positive(history["total"]), color=TOTAL_COLOUR, linewidth=2, label="total")
     axes.plot(
         steps,
         positive(history["content"]),
-        color="#1f77b4",
+        color=CONTENT_COLOUR,
         linewidth=1.6,
         label="content (α·L_content)",
     )
-    palette = sns.color_palette("flare", len(history["style"]))
+    palette = sns.husl_palette(len(history["style"]), l=STYLE_LIGHTNESS)
     for colour, (layer, values) in zip(palette, history["style"].items(), strict=True):
         axes.plot(
             steps, positive(values), color=colour, linewidth=1.2, label=f"style {layer} (β·w·E)"
@@ -167,6 +225,7 @@ def loss_curves(history: dict, scale_starts: list[int], path: Path) -> None:
     figure.savefig(path, format="png")
 
 
+@_for_either_scheme
 def distance_clustermap(
     matrix: np.ndarray, order: list[int], merges: np.ndarray, layer: str, path: Path
 ) -> None:
@@ -208,7 +267,7 @@ def distance_clustermap(
             np.column_stack([dcoord, np.asarray(icoord) / 10])
             for icoord, dcoord in zip(tree_lines["icoord"], tree_lines["dcoord"], strict=True)
         ]
-        tree.add_collection(LineCollection(segments, colors="#444444", linewidths=0.6))
+        tree.add_collection(LineCollection(segments, colors=INK, linewidths=0.6))
         tree.set_ylim(count, 0)
         tree.set_xlim(max(float(merges[:, 2].max()), 1e-12) * 1.02, 0)
     tree.axis("off")

@@ -6,6 +6,9 @@ Hundreds of feature maps become one montage built from the tiles the analysis ke
 network's inputs and the result) are PNG, written by the figures stage itself; montages,
 matrices and thumbnails, which only need to look right, are WebP.  matplotlib lends its colour
 maps and its symmetric-log scale; it draws nothing here.
+
+The pages have a light and a dark colour scheme and each figure is drawn once for both: what is
+not data (the gaps between tiles and panels) is transparent, so that the page shows through.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ from reportgen.tiles import MontageLayout
 MONTAGE_QUALITY = 70
 WEBP_METHOD = 1  # encoder effort 0..6: 1 is about 3x faster than 4 for a few percent more bytes
 THUMB_SIDE = 320
-BACKGROUND = (255, 255, 255)
 
 # (256, 3) uint8 lookup tables of the colormaps the montages and matrices use, made once.
 COLOUR_TABLES = {
@@ -39,19 +41,19 @@ def colour_table(name: str = "viridis") -> np.ndarray:
 
 
 def montage_canvas(tiles: np.ndarray, layout: MontageLayout, colours: str) -> np.ndarray:
-    """(C, h, w) uint8 tiles -> (height, width, 3) uint8 image of them in filter order, row-major,
-    coloured with ``colours`` on a white background, laid out by ``layout``."""
+    """(C, h, w) uint8 tiles -> (height, width, 4) uint8 RGBA image of them in filter order,
+    row-major, coloured with ``colours`` and opaque, on transparency, laid out by ``layout``."""
     count = tiles.shape[0]
     coloured = colour_table(colours)[tiles]  # (C, h, w, 3)
     # A grid of tile-plus-gap cells, filled and then unfolded into rows of pixels in one go.
     cell_height, cell_width = layout.tile_height + layout.gap, layout.tile_width + layout.gap
-    grid = np.empty((layout.rows * layout.columns, cell_height, cell_width, 3), dtype=np.uint8)
-    grid[...] = BACKGROUND
-    grid[:count, : layout.tile_height, : layout.tile_width] = coloured
-    canvas = grid.reshape(layout.rows, layout.columns, cell_height, cell_width, 3).transpose(
+    grid = np.zeros((layout.rows * layout.columns, cell_height, cell_width, 4), dtype=np.uint8)
+    grid[:count, : layout.tile_height, : layout.tile_width, :3] = coloured
+    grid[:count, : layout.tile_height, : layout.tile_width, 3] = 255
+    canvas = grid.reshape(layout.rows, layout.columns, cell_height, cell_width, 4).transpose(
         0, 2, 1, 3, 4
     )
-    canvas = canvas.reshape(layout.rows * cell_height, layout.columns * cell_width, 3)
+    canvas = canvas.reshape(layout.rows * cell_height, layout.columns * cell_width, 4)
     width_px, height_px = layout.size
     return np.ascontiguousarray(canvas[:height_px, :width_px])
 
@@ -64,7 +66,7 @@ def _write_montage(
     quality: int = MONTAGE_QUALITY,
 ) -> None:
     """The :func:`montage_canvas` of (C, h, w) uint8 tiles, each tile numbered, as WebP."""
-    image = Image.fromarray(montage_canvas(tiles, layout, colours), "RGB")
+    image = Image.fromarray(montage_canvas(tiles, layout, colours), "RGBA")
     if layout.tile_height >= 24:
         _label_tiles(image, layout)
     image.save(path, format="WEBP", quality=quality, method=WEBP_METHOD)
@@ -112,14 +114,14 @@ def _label_tiles(image: Image.Image, layout: MontageLayout) -> None:
     size = 10 if layout.tile_height < 48 else 12
     for k in range(layout.count):
         row, column = divmod(k, layout.columns)
-        label = _label(k, size)
-        image.paste(
-            label,
+        # Composited, not pasted: pasting through the label's own alpha would blend its
+        # alpha into the tile's and leave the anti-aliased edges of the digits see-through.
+        image.alpha_composite(
+            _label(k, size),
             (
                 column * (layout.tile_width + layout.gap) + 1,
                 row * (layout.tile_height + layout.gap) + 1,
             ),
-            label,
         )
 
 
@@ -153,12 +155,13 @@ def pair_figure(
     ]
     gap = 6
     width = sum(panel.shape[1] for panel in panels) + gap * (len(panels) - 1)
-    canvas = np.full((height, width, 3), BACKGROUND, np.uint8)
+    canvas = np.zeros((height, width, 4), np.uint8)  # transparent gaps between the panels
     left = 0
     for panel in panels:
-        canvas[:, left : left + panel.shape[1]] = panel
+        canvas[:, left : left + panel.shape[1], :3] = panel
+        canvas[:, left : left + panel.shape[1], 3] = 255
         left += panel.shape[1] + gap
-    Image.fromarray(canvas).save(path, format="WEBP", quality=quality, method=WEBP_METHOD)
+    Image.fromarray(canvas, "RGBA").save(path, format="WEBP", quality=quality, method=WEBP_METHOD)
     return limit
 
 
@@ -237,8 +240,9 @@ def gram_comparison(
     limit = float(max(np.abs(m).max() for m in matrices) or 1.0)
     norm = matplotlib.colors.SymLogNorm(linthresh=limit * 1e-3, vmin=-limit, vmax=limit)
     panels = [_matrix_panel(np.asarray(norm(matrix)), "RdBu_r") for matrix in matrices]
-    gap = np.full((panels[0].shape[0], max(2, style_gram.shape[0] // 32), 3), 255, dtype=np.uint8)
-    Image.fromarray(np.hstack([panels[0], gap, panels[1], gap, panels[2]]), "RGB").save(
+    opaque = [np.dstack([panel, np.full(panel.shape[:2], 255, np.uint8)]) for panel in panels]
+    gap = np.zeros((panels[0].shape[0], max(2, style_gram.shape[0] // 32), 4), dtype=np.uint8)
+    Image.fromarray(np.hstack([opaque[0], gap, opaque[1], gap, opaque[2]]), "RGBA").save(
         path, format="WEBP", quality=quality, method=WEBP_METHOD
     )
     return GramScale(limit, limit * 1e-3, block)

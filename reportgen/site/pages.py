@@ -77,6 +77,8 @@ def _page(
         "stylesheet": paths.STYLESHEET,
         "favicon": paths.FAVICON,
         "keys_script": paths.KEYS_SCRIPT,
+        "theme_script": paths.THEME_SCRIPT,
+        "zoom_script": paths.ZOOM_SCRIPT,
         "crumbs": crumbs,
         "preview": {"summary": summary or manifest.description, "image": image},
     }

@@ -22,7 +22,7 @@ TORCHVISION_FILE = "vgg19-dcbb9e9d.pth"
 # stores for the same inputs: its cache entries, and those of the stages after it, are then
 # computed anew (a figure change redraws figures from cached transfers and analyses).  Templates
 # have none: pages are always rendered anew.  Results version 8 was the last single version.
-STAGE_VERSIONS = {"transfer": 9, "analysis": 10, "figures": 10, "visualisation": 1}
+STAGE_VERSIONS = {"transfer": 9, "analysis": 10, "figures": 11, "visualisation": 1}
 
 
 def file_sha256(path: Path) -> str:

@@ -2,7 +2,8 @@
 // filter already has an anchor (#f123) on the montage.  With it, #f123 (or #f12-f40 for a pair)
 // opens a panel with that filter's maps for the content image, the style image and the result,
 // cropped from the montages, and pointing at the correlation heatmap names the two filters of
-// the cell under the pointer.
+// the cell under the pointer.  The same readings answer the figure viewer (zoom.js), which asks
+// with a "figure-reading" event what lies at a pixel of a montage or of the heatmap.
 (function () {
   "use strict";
   var dataElement = document.getElementById("layer-data");
@@ -88,6 +89,25 @@
   window.addEventListener("hashchange", route);
   route();
 
+  // Which filter a pixel (x, y) of a montage belongs to; null in the gaps.
+  function filterAt(role, x, y) {
+    var m = data.montage[role];
+    var cellWidth = m.tile[0] + m.gap, cellHeight = m.tile[1] + m.gap;
+    var column = Math.floor(x / cellWidth), row = Math.floor(y / cellHeight);
+    if (x - column * cellWidth >= m.tile[0] || y - row * cellHeight >= m.tile[1]) return null;
+    if (column >= m.columns) return null;
+    var k = row * m.columns + column;
+    return k < data.channels ? k : null;
+  }
+  Object.keys(montages).forEach(function (role) {
+    montages[role].addEventListener("figure-reading", function (event) {
+      var k = filterAt(role, event.detail.x, event.detail.y);
+      if (k === null) return;
+      event.detail.text = "filter " + k + " (" + role + " image)";
+      event.detail.href = "#f" + k;
+    });
+  });
+
   // The correlation heatmap: which cell is under the pointer.
   var figure = document.getElementById("correlation-map");
   if (!figure || !data.heatmap) return;
@@ -96,7 +116,10 @@
   function cellAt(event) {
     var box = heatmap.getBoundingClientRect();
     var scale = data.heatmap.size[0] / box.width;
-    var x = (event.clientX - box.left) * scale, y = (event.clientY - box.top) * scale;
+    return cellAtPixel((event.clientX - box.left) * scale, (event.clientY - box.top) * scale);
+  }
+  // The cell at (x, y) in the image's pixels, or null outside the matrix.
+  function cellAtPixel(x, y) {
     var axes = data.heatmap.axes, n = data.heatmap.channels;
     if (x < axes[0] || x >= axes[2] || y < axes[1] || y >= axes[3]) return null;
     return {
@@ -125,5 +148,11 @@
   heatmap.addEventListener("click", function (event) {
     var cell = cellAt(event);
     if (cell) location.hash = "f" + cell.i + "-f" + cell.j;
+  });
+  heatmap.addEventListener("figure-reading", function (event) {
+    var cell = cellAtPixel(event.detail.x + 0.5, event.detail.y + 0.5);
+    if (!cell) return;
+    event.detail.text = "row " + cell.i + ", column " + cell.j + ": filters " + cell.i + " and " + cell.j + " (style image)";
+    event.detail.href = "#f" + cell.i + "-f" + cell.j;
   });
 })();

@@ -48,6 +48,7 @@
       table.appendChild(row(["←", "→"], "previous and next layer on a layer page, pair on a pair page"));
       table.appendChild(row(["/"], "filter the pairs (on the index)"));
       table.appendChild(row(["?"], "show these keys"));
+      table.appendChild(row(["+", "−", "0"], "larger, smaller, the image's own pixels (a figure opened at full size)"));
       table.appendChild(row(["Esc"], "close"));
       var close = document.createElement("button");
       close.type = "button";
@@ -75,7 +76,8 @@
 
   document.addEventListener("keydown", function (event) {
     if (event.defaultPrevented || event.altKey || event.ctrlKey || event.metaKey) return;
-    if (typing(event.target) || (help && help.open)) return;
+    // A dialog open (this help, the figure viewer) has the keys to itself.
+    if (typing(event.target) || document.querySelector("dialog[open]")) return;
     var handled = false;
     if (event.key === "ArrowLeft") handled = go("prev");
     else if (event.key === "ArrowRight") handled = go("next");

@@ -24,7 +24,7 @@ def test_montage_puts_each_filter_in_its_tile(count, height, width):
     scaled = rng.integers(0, 256, (count, height, width), dtype=np.uint8)
     layout, reduced = tiles.montage_tiles(scaled)
     canvas = raster.montage_canvas(reduced, layout, "viridis")
-    assert canvas.shape == (layout.size[1], layout.size[0], 3)
+    assert canvas.shape == (layout.size[1], layout.size[0], 4)
     table = raster.colour_table("viridis")
     covered = np.zeros(canvas.shape[:2], dtype=bool)
     for k in range(count):
@@ -42,7 +42,7 @@ def test_montage_puts_each_filter_in_its_tile(count, height, width):
         ]
         # (Enlarging, Pillow and the montage's numpy gather pick the same source pixels except
         # where a tile pixel's centre falls exactly halfway between two; these sizes have none.)
-        assert np.array_equal(tile, expected), k
+        assert np.array_equal(tile[..., :3], expected) and (tile[..., 3] == 255).all(), k
         covered[top : top + layout.tile_height, left : left + layout.tile_width] = True
-    # Everything outside the tiles is the white background.
-    assert (canvas[~covered] == 255).all()
+    # Everything outside the tiles is transparent: the page, light or dark, shows through.
+    assert (canvas[~covered][:, 3] == 0).all()

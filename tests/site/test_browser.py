@@ -837,3 +837,192 @@ def test_without_javascript_the_pair_images_stay_side_by_side(browser, server):
         assert page.locator("[data-compare-role] img").count() == 3
     finally:
         context.close()
+
+
+# --- the colour scheme and the figures ----------------------------------------------------------
+
+PAGE_BACKGROUND_JS = "() => getComputedStyle(document.body).backgroundColor"
+# The energy plot of a layer page: a matplotlib figure, its margins transparent.
+PLOT = "section[aria-labelledby=correlation] figure.plot:not(.heatmap) img"
+
+
+def _luminance(rgb) -> float:
+    channels = [c / 255 for c in rgb]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def _shown_plot(page, shot: Path) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """The page's background and the colour of the plot's top left corner (a margin of the
+    plot) as the screen shows them, from a screenshot saved at ``shot``."""
+    from PIL import Image
+
+    plot = page.locator(PLOT)
+    plot.scroll_into_view_if_needed()
+    page.wait_for_function(
+        "(s) => { const i = document.querySelector(s); return i.complete && i.naturalWidth; }",
+        arg=PLOT,
+    )
+    plot.screenshot(path=str(shot))
+    with Image.open(shot) as image:
+        corner = image.convert("RGB").getpixel((2, 2))
+    return _page_background(page), corner
+
+
+def _page_background(page) -> tuple[int, int, int]:
+    red, green, blue = re.findall(r"\d+", page.evaluate(PAGE_BACKGROUND_JS))[:3]
+    return int(red), int(green), int(blue)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_figures_backgrounds_follow_the_colour_scheme(browser, server, tmp_path, scheme):
+    """The system's scheme gives the page its background, and a plot shows that background
+    through its margins: no white panel on the dark page (screenshots kept in tmp_path)."""
+    context = browser.new_context(viewport=DESKTOP, color_scheme=scheme, device_scale_factor=1)
+    visit = Visit()
+    try:
+        page = open_page(context, server, SCRIPT_PAGE, visit)
+        background, corner = _shown_plot(page, tmp_path / f"plot-{scheme}.png")
+        page.screenshot(path=str(tmp_path / f"layer-{scheme}.png"), full_page=False)
+    finally:
+        context.close()
+    dark = _luminance(background) < 0.2
+    assert dark == (scheme == "dark"), background
+    assert all(abs(a - b) <= 2 for a, b in zip(corner, background, strict=True)), (
+        corner,
+        background,
+    )
+    assert not (visit.console_errors or visit.failed_requests or visit.foreign_requests), visit
+
+
+def test_the_colour_scheme_switch_is_remembered_on_every_page(browser, server, tmp_path):
+    """The header's button goes from the system's scheme to light, dark and back; the choice
+    holds on the next page and after a reload, and the figures follow it."""
+    context = browser.new_context(viewport=DESKTOP, color_scheme="light", device_scale_factor=1)
+    visit = Visit()
+    try:
+        page = open_page(context, server, SCRIPT_PAGE, visit)
+        switch = page.locator("button.scheme-switch")
+        assert switch.inner_text().split()[-1] == "System"
+        assert "light now" in (switch.get_attribute("title") or "")
+        switch.click()
+        assert switch.inner_text().split()[-1] == "Light"
+        assert _luminance(_shown_plot(page, tmp_path / "a.png")[0]) > 0.8
+        switch.click()
+        assert switch.inner_text().split()[-1] == "Dark"
+        background, corner = _shown_plot(page, tmp_path / "chosen-dark.png")
+        assert _luminance(background) < 0.05 and _luminance(corner) < 0.05, (background, corner)
+        page.goto(server.url("pairs/cup/index.html"))  # another page: still dark
+        assert page.locator("html").get_attribute("data-scheme") == "dark"
+        assert _luminance(_page_background(page)) < 0.05
+        page.goto(server.url(SCRIPT_PAGE))
+        page.reload()
+        assert page.locator("button.scheme-switch").inner_text().split()[-1] == "Dark"
+        page.locator("button.scheme-switch").click()  # back to the system's: light here
+        assert page.locator("html").get_attribute("data-scheme") is None
+        assert _luminance(_shown_plot(page, tmp_path / "b.png")[0]) > 0.8
+        page.emulate_media(color_scheme="dark")  # and it follows the system's
+        assert _luminance(_shown_plot(page, tmp_path / "c.png")[0]) < 0.05
+    finally:
+        context.close()
+    # Leaving a page at once aborts what it still loads: that is no failure.
+    failed = [line for line in visit.failed_requests if "ERR_ABORTED" not in line]
+    assert not (visit.console_errors or failed or visit.foreign_requests), visit
+
+
+# --- the figure viewer --------------------------------------------------------------------------
+
+VIEWER_IMAGE_JS = """() => {
+  const img = document.querySelector("dialog.zoom .zoom-image");
+  return {width: img.getBoundingClientRect().width, natural: img.naturalWidth,
+          rendering: getComputedStyle(img).imageRendering, scale: document.querySelector(
+            "dialog.zoom .zoom-scale").textContent};
+}"""
+
+
+def test_a_figure_opens_at_full_size_pixel_for_pixel_and_esc_closes_it(browser, server):
+    """The correlation heatmap's button opens it in the viewer, enlarged by a whole number
+    without smoothing; pointing names the two filters of the cell; + enlarges it; the arrow keys
+    stay the viewer's; Esc closes it.  A click on a montage's tile in the viewer opens that
+    filter, and axe finds nothing serious in the open viewer."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    context = browser.new_context(viewport=DESKTOP, color_scheme="light")
+    visit = Visit()
+    try:
+        page = open_page(context, server, SCRIPT_PAGE, visit)
+        _settle(page)
+        page.locator("#correlation-map").scroll_into_view_if_needed()
+        page.locator("#correlation-map .zoom-open").click()
+        dialog = page.locator("dialog.zoom")
+        assert dialog.is_visible()
+        shown = page.evaluate(VIEWER_IMAGE_JS)
+        # conv2_1's 128×128 matrix, a pixel a cell: enlarged to fit the window, by a whole
+        # number, without smoothing.
+        channels = shown["natural"]
+        assert channels == 128 and shown["width"] % channels == 0, shown
+        assert shown["width"] > channels and shown["rendering"] == "pixelated", shown
+        box = page.locator("dialog.zoom .zoom-image").bounding_box()
+        cell = box["width"] / channels
+        page.mouse.move(box["x"] + cell * 5.5, box["y"] + cell * 9.5)  # row 9, column 5
+        assert (
+            page.locator(".zoom-reading")
+            .inner_text()
+            .startswith("row 9, column 5: filters 9 and 5")
+        )
+        page.keyboard.press("+")
+        larger = page.evaluate(VIEWER_IMAGE_JS)
+        assert larger["width"] > shown["width"] and larger["width"] % channels == 0, larger
+        page.keyboard.press("ArrowRight")  # scrolls the viewer: no other page
+        assert page.url.endswith(SCRIPT_PAGE)
+        violations = Axe().run(page).response["violations"]
+        serious = [v["id"] for v in violations if v["impact"] in ("serious", "critical")]
+        assert not serious, serious
+        page.keyboard.press("Escape")
+        assert not dialog.is_visible()
+        # A montage, from its button: a tile clicked in the viewer opens that filter's maps.
+        montage = page.locator("figure.montage").first
+        montage.scroll_into_view_if_needed()
+        montage.locator(".zoom-open").click()
+        assert dialog.is_visible()
+        box = page.locator("dialog.zoom .zoom-image").bounding_box()
+        page.mouse.move(box["x"] + 3, box["y"] + 3)
+        assert page.locator(".zoom-reading").inner_text().startswith("filter 0 (")
+        page.mouse.click(box["x"] + 3, box["y"] + 3)
+        page.wait_for_url(re.compile(r"#f0$"))
+        assert not dialog.is_visible() and page.locator("#filter-viewer").is_visible()
+    finally:
+        context.close()
+    assert not (visit.console_errors or visit.failed_requests or visit.foreign_requests), visit
+
+
+def test_a_plot_opens_on_click_and_a_linked_image_keeps_its_link(browser, server):
+    """A plot opens in the viewer by a click on it; the result on the pair page opens in the
+    viewer from its button, and a click on the image itself still opens the file."""
+    context = browser.new_context(viewport=DESKTOP, color_scheme="dark")
+    visit = Visit()
+    try:
+        page = open_page(context, server, "pairs/cat/index.html", visit)
+        _settle(page)
+        plot = page.locator("section[aria-labelledby=losses] figure img")
+        plot.scroll_into_view_if_needed()
+        plot.click()
+        dialog = page.locator("dialog.zoom")
+        assert dialog.is_visible()
+        shown = page.evaluate(VIEWER_IMAGE_JS)
+        assert shown["width"] == shown["natural"] and shown["scale"] == "×1", shown
+        link = page.locator("dialog.zoom a.zoom-file").get_attribute("href")
+        assert link and link.endswith("losses.png"), link
+        page.keyboard.press("Escape")
+        assert not dialog.is_visible()
+        result = page.locator('[data-compare-role="result"]')
+        result.scroll_into_view_if_needed()
+        result.locator(".zoom-open").click()
+        assert dialog.is_visible()
+        assert page.evaluate(VIEWER_IMAGE_JS)["natural"] == 48
+        page.keyboard.press("Escape")
+        result.locator("a img").click()
+        page.wait_for_url(re.compile(r"/pairs/cat/result\.png$"))
+    finally:
+        context.close()
+    assert not (visit.console_errors or visit.foreign_requests), visit

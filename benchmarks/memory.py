@@ -73,7 +73,7 @@ def measure(size: int, steps: int, precision: str, optimizer: str, device: str) 
     params = Params(size=size, steps=steps, precision=precision, optimizer=optimizer, lr=1.0)
     if optimizer == "adam":
         params = Params(size=size, steps=steps, precision=precision, optimizer="adam", lr=0.02)
-    pair = PairSpec("bench", "bench", "", CONTENT, STYLE, params, 0)
+    pair = PairSpec("bench", "bench", "", CONTENT, (STYLE,), params, 0)
     run = RunSpec(pair)
     task = TransferTask(
         "transfer", run, load_inputs(run), None, (AnalysisTask("analysis", params),)
@@ -86,7 +86,9 @@ def measure(size: int, steps: int, precision: str, optimizer: str, device: str) 
     )
     runtime.extractor(params.weights, params.activation, params.analysed_layers)
     resolved = runtime.precision(precision)
-    shape = memory.run_shape(params, task.fed.content.size, (task.fed.style.size,), resolved)
+    shape = memory.run_shape(
+        params, task.fed.content.size, tuple(s.size for s in task.fed.styles), resolved
+    )
     estimate = memory.estimate(shape)
     available = device_memory(runtime.device)
     started = time.perf_counter()
@@ -102,7 +104,7 @@ def measure(size: int, steps: int, precision: str, optimizer: str, device: str) 
     return {
         "size": size,
         "image": list(task.fed.content.size),
-        "style": list(task.fed.style.size),
+        "style": list(task.fed.styles[0].size),
         "precision": resolved,
         "optimizer": optimizer,
         "steps": steps,

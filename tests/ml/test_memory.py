@@ -44,7 +44,7 @@ def _task(key: str, seed: int, size: int = 32, steps: int = 2) -> TransferTask:
         key,
         "",
         IMAGES / "content" / "chelsea.png",
-        IMAGES / "style" / "brushstrokes.jpg",
+        (IMAGES / "style" / "brushstrokes.jpg",),
         params,
         0,
     )
@@ -56,7 +56,10 @@ def test_a_job_is_batched_only_as_far_as_the_memory_allows(monkeypatch):
     tasks = [_task(f"run{i}", seed=i) for i in range(3)]
     runtime = Runtime(torch.device("cpu"))
     shape = memory.run_shape(
-        tasks[0].params, tasks[0].fed.content.size, (tasks[0].fed.style.size,), "float32"
+        tasks[0].params,
+        tasks[0].fed.content.size,
+        tuple(s.size for s in tasks[0].fed.styles),
+        "float32",
     )
 
     # Room for two of the three at once, not three: a batch of two, then one alone.
@@ -79,7 +82,9 @@ def test_a_run_too_large_is_refused_naming_a_size_that_fits(monkeypatch):
     assert "size 256 needs about" in outcome.error and "cpu has 0.1 GB available" in outcome.error
     match = re.search(r"size (\d+) would fit", outcome.error)
     assert match, outcome.error
-    shape = memory.run_shape(task.params, task.fed.content.size, (task.fed.style.size,), "float32")
+    shape = memory.run_shape(
+        task.params, task.fed.content.size, tuple(s.size for s in task.fed.styles), "float32"
+    )
     named = int(match.group(1))
     assert 16 < named < 256
     assert memory.fits(memory.resized(shape, named), available)

@@ -17,12 +17,12 @@ from reportgen.site.distances import StudyStyles, _distances
 
 @dataclass
 class FakeAnalysis:
-    """Stands for an analysis: only the Grams per position are read."""
+    """Stands for an analysis: only the style target's Grams per position are read."""
 
     grams: dict[str, np.ndarray]
     reads: list
 
-    def gram_per_position(self, role: str, layer: str) -> np.ndarray:
+    def target_gram(self, layer: str) -> np.ndarray:
         self.reads.append(layer)
         return self.grams[layer]
 
@@ -151,7 +151,9 @@ def _run(style: str, content: str, preserve_color: str):
     params = SimpleNamespace(activation="relu", preserve_color=preserve_color, blend_weights=(1.0,))
     run = SimpleNamespace(
         params=params,
-        pair=SimpleNamespace(styles=(Path(f"images/{style}"),), content=f"images/{content}"),
+        pair=SimpleNamespace(
+            styles=(Path(f"images/{style}"),), content=f"images/{content}", masks=()
+        ),
     )
     image = lambda name: SimpleNamespace(sha256=f"sha-{name}", size=(32, 24))  # noqa: E731
     transfer = SimpleNamespace(

@@ -134,6 +134,18 @@ def _records(terms: LossTerms) -> list[StepRecord]:
     ]
 
 
+def evaluate(
+    objective: GatysObjective, images: torch.Tensor, positions: int
+) -> tuple[LossTerms, list[StepRecord]]:
+    """One evaluation of a (B, 3, H, W) batch: its loss terms, their gradient (of the loss summed
+    over ``positions``, see the module docstring) in ``images.grad``, and a record per image, the
+    step's one synchronisation with the device (every step is recorded)."""
+    images.grad = None
+    terms = objective(images)
+    (terms.total.sum() * positions).backward()
+    return terms, _records(terms)
+
+
 def _as_pixels(images: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) in 0..1 -> (B, 3, H, W) float 0..255, rounded and clipped: the 8-bit picture."""
     return (images.detach() * 255).round().clamp(0, 255)
@@ -224,10 +236,7 @@ def run_transfers(
         # The optimisers see the loss summed over positions: see the module docstring.
         positions = size[0] * size[1]
         for _ in range(first.steps):
-            images.grad = None
-            terms = objective(images)
-            (terms.total.sum() * positions).backward()
-            records = _records(terms)  # one synchronisation per step; every step is recorded
+            terms, records = evaluate(objective, images, positions)
             if first.snapshot_every and done % first.snapshot_every == 0:
                 # What this step keeps (a point L-BFGS is about to reject is never shown).
                 kept_images, kept_loss = optimizer.kept(terms.total)

@@ -22,6 +22,7 @@ no Python loop over images.
 from __future__ import annotations
 
 import torch
+from torch.profiler import record_function
 
 from reportgen.manifest import Optimizer
 
@@ -109,6 +110,7 @@ class BatchLBFGS:
         return images.view_as(self.images), torch.where(better, loss.detach(), kept_loss)
 
     @torch.no_grad()
+    @record_function("reportgen::optimiser")
     def step(self, gradient: torch.Tensor, loss: torch.Tensor) -> None:
         """Move the images in place, given the loss (B,) and gradient (B, 3, H, W) at their
         current values."""
@@ -174,11 +176,13 @@ class BatchLBFGS:
         retreat = ~better & usable
         target = torch.where(retreat[:, None], halfway, forward)
         if self.bounded:
-            target = target.clamp(0, 1)
+            with record_function("reportgen::box"):
+                target = target.clamp(0, 1)
         self.last_length = (target - base_x).square().mean(dim=1).sqrt()
         self.retreated = retreat
         self.images.copy_(target.view_as(self.images))
 
+    @record_function("reportgen::box")
     def _held(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         """(B, N) bool: values on the box's edge whose descent direction leads out of the box."""
         if not self.bounded:
@@ -260,6 +264,7 @@ class BatchAdam:
         return self.images.detach(), loss.detach()
 
     @torch.no_grad()
+    @record_function("reportgen::optimiser")
     def step(self, gradient: torch.Tensor, loss: torch.Tensor | None = None) -> None:
         """Move the images in place, given the gradient at their current values (the loss is
         not needed)."""
@@ -271,7 +276,8 @@ class BatchAdam:
         root = (self.square / (1 - beta2**self.steps)).sqrt_().add_(self.eps)
         self.images.sub_(self.lr * mean / root)
         if self.bounded:
-            self.images.clamp_(0, 1)
+            with record_function("reportgen::box"):
+                self.images.clamp_(0, 1)
 
 
 def make_optimizer(

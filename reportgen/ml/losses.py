@@ -46,8 +46,12 @@ to the content term alone.  Regions use the relative loss only.
 Both may add ``tv_weight · mean((Δx)² + (Δy)²)``, the squared total variation of the 0..1 image
 (Mahendran & Vedaldi's regulariser), which smooths high-frequency noise.
 
-Precision: with ``precision="bfloat16"`` the network's passes run under bfloat16 autocast; the
-features are cast to float32 before any Gram or loss, and the targets are float32.
+Precision: with ``precision="bfloat16"`` the network's passes run under bfloat16 autocast, and
+so do the Grams of its bfloat16 features (the product accumulates in float32; its result is
+rounded to bfloat16 once, a smaller error than the features' own rounding, and its backward
+feeds a bfloat16 network anyway).  Everything after the Grams, the content term and the targets
+are float32.  In float32 the Grams took a sixth of a bfloat16 step at 256 px, for no gain in
+the result (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
+from torch.profiler import record_function
 
 from reportgen.ml.vgg import FeatureExtractor
 
@@ -88,13 +93,14 @@ def gram(features: torch.Tensor) -> torch.Tensor:
     batch, channels, height, width = features.shape
     # (B, H·W, C): a view, not a copy, of channels-last features (the extractor's layout).
     positions = features.permute(0, 2, 3, 1).reshape(batch, height * width, channels)
-    return _PositionsGram.apply(positions)
+    with record_function("reportgen::gram"):
+        return _PositionsGram.apply(positions)
 
 
 def normalised_gram(features: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> (B, C, C): the Gram divided by C·H·W (channels times positions)."""
+    """(B, C, H, W) -> (B, C, C) float32: the Gram divided by C·H·W (channels times positions)."""
     _, channels, height, width = features.shape
-    return gram(features) / (channels * height * width)
+    return gram(features).float() / (channels * height * width)
 
 
 def guided_gram(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -278,12 +284,13 @@ class GatysObjective:
         ) / content_distance.clamp_min(1e-30)
 
     def _features(self, images: torch.Tensor, exact: bool) -> dict[str, torch.Tensor]:
-        """(B, 3, H, W) RGB 0..1 -> float32 features, through bfloat16 autocast unless ``exact``."""
+        """(B, 3, H, W) RGB 0..1 -> features, bfloat16 where the settings ask for it unless
+        ``exact``, else float32."""
         network_input = self.extractor.preprocessing.to_network(images * 255)
-        low_precision = self.settings.precision == "bfloat16" and not exact
-        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=low_precision):
-            features = self.extractor(network_input)
-        return {layer: value.float() for layer, value in features.items()}
+        with record_function("reportgen::network"):
+            if self.settings.precision == "bfloat16" and not exact:
+                return self.extractor.in_bfloat16()(network_input.to(torch.bfloat16))
+            return self.extractor(network_input)
 
     @classmethod
     def stack(cls, objectives: list[GatysObjective]) -> GatysObjective:
@@ -334,7 +341,7 @@ class GatysObjective:
         The network runs at the settings' precision unless ``exact``; the losses are float32.
         """
         features = self._features(images, exact)
-        result = features[self.settings.content_layer]
+        result = features[self.settings.content_layer].float()
         if self.regions:
             content = self.content_scale * (result - self.content_target).square().sum(
                 dim=(1, 2, 3)
@@ -362,7 +369,7 @@ class GatysObjective:
             style = {}
             for layer, scale in self.style_scales.items():
                 _, channels, height, width = features[layer].shape
-                difference = gram(features[layer]) - self.style_targets[layer]
+                difference = gram(features[layer]).float() - self.style_targets[layer]
                 style[layer] = (
                     scale * difference.square().mean(dim=(1, 2)) / (channels * height * width)
                 )

@@ -100,6 +100,9 @@ class Runtime:
             # outside bfloat16 autocast, which is what the Grams and the analysis want anyway.
             torch.backends.cudnn.allow_tf32 = False
             torch.backends.cuda.matmul.allow_tf32 = False
+            # The bfloat16 Grams reduce over every position of a layer: in float32, never in
+            # cuBLAS's split-K bfloat16 partial sums.
+            torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = False
 
     @property
     def has_native_bfloat16(self) -> bool:

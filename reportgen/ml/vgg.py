@@ -8,6 +8,7 @@ would be overwritten at once.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 
 import torch
@@ -59,6 +60,21 @@ class FeatureExtractor(nn.Module):
         state = {k: v for k, v in weights.state_dict.items() if int(k.split(".")[0]) < depth}
         features.load_state_dict(state, assign=True)
         self.features = features.eval().requires_grad_(False)
+        self.__dict__["_bfloat16"] = None  # not a submodule: no state of this network's own
+
+    def in_bfloat16(self) -> FeatureExtractor:
+        """This network with its weights in bfloat16, made on first use and kept.
+
+        It computes what the float32 network does under bfloat16 autocast, without casting
+        every weight at every call as autocast does (its cache keeps only the casts of weights
+        that require gradients): 4% of a bfloat16 step at 256 px (benchmarks/RESULTS.md).
+        Feed it bfloat16 input.
+        """
+        twin = self.__dict__["_bfloat16"]
+        if twin is None:
+            twin = copy.deepcopy(self).to(torch.bfloat16)  # keeps the channels-last layout
+            self.__dict__["_bfloat16"] = twin
+        return twin
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         outputs: dict[str, torch.Tensor] = {}

@@ -10,7 +10,7 @@ the content image, ``Q`` those of a style image):
   layer while the pass runs;
 * **a step** of the optimisation: what autograd keeps for the backward pass of each image (each
   ReLU's output, each max-pool's output and its int64 indices, the network input; at bfloat16
-  the ReLUs' outputs take 2 bytes and every tapped layer gets a float32 copy for its Gram), the
+  the ReLUs' outputs take 2 bytes, and so do the Grams' inputs), the
   gradients of every tapped layer (the Grams' backward runs first, so they are all alive before
   the network's backward frees anything), and one gradient of the largest layer in flight;
 * **the analysis** of the result (no gradients, float32): the tapped maps of the content, style
@@ -151,8 +151,6 @@ def _step_bytes(size: tuple[int, int], taps: set[int], activation_bytes: int) ->
             saved += module.elements * activation_bytes  # the next module's saved input
         if module.kind == "pool":
             saved += module.elements * INDEX
-        if index in taps and activation_bytes != FLOAT32:
-            saved += module.elements * FLOAT32  # the float32 copy the Gram keeps
     tap_gradients = sum(modules[index].elements * FLOAT32 for index in taps)
     in_flight = max(module.elements for module in modules) * FLOAT32
     return saved + tap_gradients + in_flight
@@ -195,7 +193,12 @@ def estimate(shape: RunShape) -> MemoryEstimate:
     # blocked layouts; at bfloat16 autocast's cast copies) for the forward pass, and each
     # layer's once more, transposed, while its backward runs.
     weights = _weight_bytes(depth) + _largest_kernel_bytes(depth)
-    return MemoryEstimate(targets, step + weights, analysis, kept, shape.batch * optimiser)
+    # At bfloat16 the network's bfloat16 twin (FeatureExtractor.in_bfloat16), made at the first
+    # step and kept through the analysis.
+    twin = _weight_bytes(depth) // 2 if shape.precision == "bfloat16" else 0
+    return MemoryEstimate(
+        targets, step + weights + twin, analysis + twin, kept, shape.batch * optimiser
+    )
 
 
 def _largest_map(size: tuple[int, int], taps: set[int]) -> int:

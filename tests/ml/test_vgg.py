@@ -71,6 +71,29 @@ def test_extractor_is_frozen(transfer_extractor):
     assert len(transfer_extractor.features) == 30
 
 
+def test_the_bfloat16_network_computes_what_autocast_does_bit_for_bit(transfer_extractor):
+    # The transfer's bfloat16 passes run on a bfloat16 copy of the network instead of autocast
+    # (which casts every weight at every call): same features and same image gradient.
+    generator = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 3, 40, 56, generator=generator) * 255
+    network_input = transfer_extractor.preprocessing.to_network(image).requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = transfer_extractor(network_input)
+    twin = transfer_extractor.in_bfloat16()
+    ours = twin(network_input.to(torch.bfloat16))
+    assert twin is transfer_extractor.in_bfloat16()  # made once
+    assert not any(p.requires_grad for p in twin.parameters())
+    assert all(p.dtype == torch.float32 for p in transfer_extractor.parameters())  # untouched
+    for layer, features in expected.items():
+        assert ours[layer].dtype == torch.bfloat16 and torch.equal(ours[layer], features), layer
+
+    def gradient(features):
+        loss = sum(value.float().square().mean() for value in features.values())
+        return torch.autograd.grad(loss, network_input)[0]
+
+    assert torch.equal(gradient(ours), gradient(expected))
+
+
 # --- known answers -------------------------------------------------------------------------------
 
 

@@ -252,16 +252,52 @@ def _shut_down_now(pool: ProcessPoolExecutor) -> None:
 # ---- figures --------------------------------------------------------------------------------
 
 
-def _draw(job: FigureJob) -> FigureSet:
+def _draw(job: FigureJob, part: int = 0, parts: int = 1) -> FigureSet:
     from reportgen.figures.draw import draw_run
 
-    return draw_run(job)
+    return draw_run(job, part, parts)
+
+
+def _warm_up() -> None:
+    """Import what drawing needs (matplotlib, seaborn, PIL: a second or two), so that a figure
+    process started early has it ready when the first run's results arrive."""
+    import reportgen.figures.draw  # noqa: F401
+
+
+def _joined(parts: list[Future], join: Callable[[list[Any]], Any]) -> Future:
+    """One future for several: ``join`` of their results once all are done, or the first
+    part's error (a cancelled part cancels the whole)."""
+    whole: Future = Future()
+    remaining = [len(parts)]
+
+    def part_done(_: Future) -> None:
+        remaining[0] -= 1
+        if remaining[0] or whole.cancelled():  # cancelled: the build stopped waiting for it
+            return
+        if any(part.cancelled() for part in parts):
+            whole.cancel()
+            return
+        errors = [part.exception() for part in parts if part.exception() is not None]
+        if errors:
+            whole.set_exception(errors[0])
+            return
+        try:
+            whole.set_result(join([part.result() for part in parts]))
+        except Exception as error:
+            whole.set_exception(error)
+
+    for part in parts:
+        part.add_done_callback(part_done)
+    return whole
 
 
 class SerialFigures:
     """``--jobs 0``: figures drawn in the build's own process, when submitted."""
 
     lost_errors: tuple[type[BaseException], ...] = ()
+
+    def start(self) -> None:
+        pass  # the build's process imports what drawing needs at its first figure
 
     def submit(self, job: FigureJob) -> Future:
         try:
@@ -274,15 +310,37 @@ class SerialFigures:
 
 
 class FigurePool:
-    """``jobs`` processes drawing the figures of finished runs, in the order submitted."""
+    """``jobs`` processes drawing the figures of finished runs, in the order submitted.
+
+    A run submitted while processes would otherwise wait is drawn in parts, one per idle
+    process (its layers shared out): the last run of a build, or its only one, then takes a
+    fraction of the time, while a queue of runs is drawn a run per process as before.
+    """
 
     lost_errors: tuple[type[BaseException], ...] = (BrokenProcessPool,)
 
     def __init__(self, jobs: int):
         self.jobs = jobs
         self._pool: ProcessPoolExecutor | None = None
+        self._pending: set[Future] = set()  # parts submitted and not yet drawn
+
+    def start(self) -> None:
+        """Start every process now and have it import what drawing needs, beside the work
+        that comes before the first figures (they run at idle priority)."""
+        for _ in range(self.jobs):
+            self._submit(_warm_up)
 
     def submit(self, job: FigureJob) -> Future:
+        idle = self.jobs - len(self._pending)
+        parts = max(1, min(idle, len(job.analysis.layers)))
+        if parts == 1:
+            return self._submit(_draw, job)
+        futures = [self._submit(_draw, job, part, parts) for part in range(parts)]
+        return _joined(
+            futures, lambda sets: FigureSet.joined(sets, job.analysis.layers, job.folder)
+        )
+
+    def _submit(self, function: Callable[..., Any], *args: Any) -> Future:
         if self._pool is None:
             context = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(
@@ -290,12 +348,15 @@ class FigurePool:
             )
         try:
             with main_script_left_out():  # a pool starts its processes in submit
-                future = self._pool.submit(_draw, job)
+                future = self._pool.submit(function, *args)
         except BrokenProcessPool:
             # A figure process was killed: the runs it had are reported by their futures; the
             # runs after them get a fresh pool.
             self._pool = None
-            return self.submit(job)
+            return self._submit(function, *args)
+        if function is not _warm_up:
+            self._pending.add(future)
+            future.add_done_callback(self._pending.discard)
         return future
 
     def close(self, cancel: bool = False) -> None:

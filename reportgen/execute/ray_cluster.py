@@ -300,6 +300,9 @@ class RayFigures:
         self._refs: dict[Future, Any] = {}  # drawings not finished
         self.lost_errors = _lost_errors()
 
+    def start(self) -> None:
+        pass  # Ray schedules the tasks; its workers are already running
+
     def submit(self, job: FigureJob) -> Future:
         _check_driver_node()
         folder = job.folder

@@ -8,7 +8,6 @@ results, when the site is built).
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from pathlib import Path
@@ -31,7 +30,6 @@ from reportgen.paths import (
     image_file,
     reconstruction_file,
     region_file,
-    shared_between_runs,
     snapshot_file,
     thumbnail_file,
 )
@@ -59,9 +57,14 @@ def _made(folder: Path, inner: str) -> Path:
     return path
 
 
-def draw_run(job: FigureJob) -> FigureSet:
+def draw_run(job: FigureJob, part: int = 0, parts: int = 1) -> FigureSet:
     """Write every image, figure and data file of one run into ``job.folder``, the feature-map
-    montages of the layers its options name."""
+    montages of the layers its options name.
+
+    With ``parts`` > 1, only part ``part`` of them, so that several processes can draw one run:
+    the run's own files in part 0 and every ``parts``-th layer from ``part`` on.  A part's set
+    lists no files; :meth:`FigureSet.joined` makes the run's set once every part is drawn.
+    """
     transfer, analysis, params, options, folder = (
         job.transfer,
         job.analysis,
@@ -72,20 +75,32 @@ def draw_run(job: FigureJob) -> FigureSet:
     started = time.perf_counter()
     images = transfer.images.loaded()
     arrays = analysis.arrays.loaded()
+    history = transfer.losses.as_columns()
+    if part == 0:
+        _draw_run_files(job, images, arrays, history)
+    layers = {
+        layer: _draw_layer(analysis, arrays, images, params, options, history, folder, layer)
+        for layer in list(analysis.layers)[part::parts]
+    }
+    seconds = time.perf_counter() - started
+    if parts > 1:
+        return FigureSet(layers, seconds, {}, {})  # FigureSet.joined lists the files
+    return FigureSet.of_folder(layers, seconds, folder)
+
+
+def _draw_run_files(job: FigureJob, images: Arrays, arrays: Arrays, history: dict) -> None:
+    """The run's pictures, thumbnails, region overlays, loss curves, snapshots,
+    reconstructions and published Grams: everything that is not one layer's."""
+    transfer, analysis, folder = job.transfer, job.analysis, job.folder
     roles = [*ROLES, *(style_role(k) for k in range(1, len(transfer.styles)))]
     for role in roles:
         save_png(images[role], _made(folder, image_file(role)))
         raster.thumbnail(images[role], _made(folder, thumbnail_file(role)))
     for k, mask in enumerate(transfer.masks):
         raster.region_overlay(images["content"], mask, _made(folder, region_file(k)))
-    history = transfer.losses.as_columns()
     plots.loss_curves(
         history, [scale.first_step for scale in transfer.scales[1:]], _made(folder, LOSS_CURVES)
     )
-    layers = {
-        layer: _draw_layer(analysis, arrays, images, params, options, history, folder, layer)
-        for layer in analysis.layers
-    }
     for snapshot in transfer.snapshots:
         _webp(
             images[snapshot_name(snapshot.step)],
@@ -104,21 +119,7 @@ def draw_run(job: FigureJob) -> FigureSet:
         published |= {
             gram_key(BLEND, layer): arrays[blend_target_name(layer)] for layer in analysis.layers
         }
-    np.savez_compressed(
-        _made(folder, GRAMS),
-        **published,
-    )
-    files = {
-        p.relative_to(folder).as_posix(): p.stat().st_size
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
-    digests = {
-        inner: hashlib.sha256((folder / inner).read_bytes()).hexdigest()
-        for inner in files
-        if shared_between_runs(inner)
-    }
-    return FigureSet(layers, time.perf_counter() - started, files, digests)
+    np.savez_compressed(_made(folder, GRAMS), **published)
 
 
 def _webp(pixels: np.ndarray, path: Path, quality: int) -> None:
@@ -140,7 +141,7 @@ def _draw_layer(
     """Every figure of one layer; returns the scales the page needs to explain them."""
     info = analysis.layers[layer]
     files = LayerFiles(layer)
-    (folder / files.folder).mkdir(exist_ok=True)
+    (folder / files.folder).mkdir(parents=True, exist_ok=True)
     # Grams per position, since the style image's size differs from the content's and result's;
     # a blend's result is compared with the target it was optimised towards.
     per_position = {

@@ -221,6 +221,10 @@ class Figures(Protocol):
 
     lost_errors: tuple[type[BaseException], ...]
 
+    def start(self) -> None:
+        """Get ready to draw (start processes, import what drawing needs); before any submit."""
+        ...
+
     def submit(self, job: FigureJob) -> Future: ...
 
     def close(self, cancel: bool = False) -> None: ...

@@ -259,6 +259,8 @@ class Gatherer:
                 self._finish(run, None)
         self._transfers = {transfer.key: transfer for transfer in plan}
         self._figure_futures: dict[Future, tuple[_Analysis, Path]] = {}  # -> the folder it draws in
+        if self.draw and (tasks or figure_work):
+            self.figures().start()  # figure processes get ready while the first transfer runs
         for transfer, analysis in figure_work:
             self._draw(transfer, analysis)
         try:

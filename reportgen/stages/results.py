@@ -13,7 +13,9 @@ or moving an image reuses every stage.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +24,7 @@ import numpy as np
 
 from reportgen.grams import GramCell, per_position
 from reportgen.manifest import ResolvedPrecision
+from reportgen.paths import shared_between_runs
 from reportgen.stages.arrays import Arrays
 from reportgen.tiles import MontageLayout, PairTiles
 
@@ -626,6 +629,29 @@ class FigureSet:
     digests: dict[str, str] = dataclasses.field(default_factory=dict)
 
     FILE = "figures.json"
+
+    @classmethod
+    def of_folder(cls, layers: dict[str, LayerFigures], seconds: float, folder: Path) -> FigureSet:
+        """The set of a run whose figures are all in ``folder``: its files listed and hashed."""
+        files = {
+            p.relative_to(folder).as_posix(): p.stat().st_size
+            for p in sorted(folder.rglob("*"))
+            if p.is_file()
+        }
+        digests = {
+            inner: hashlib.sha256((folder / inner).read_bytes()).hexdigest()
+            for inner in files
+            if shared_between_runs(inner)
+        }
+        return cls(layers, seconds, files, digests)
+
+    @classmethod
+    def joined(cls, parts: list[FigureSet], order: Iterable[str], folder: Path) -> FigureSet:
+        """The set of a run drawn in parts into ``folder``: the parts' layers in ``order`` (the
+        analysis's), the longest part's seconds, and every file the parts wrote."""
+        drawn = {layer: figures for part in parts for layer, figures in part.layers.items()}
+        layers = {layer: drawn[layer] for layer in order}
+        return cls.of_folder(layers, max(part.seconds for part in parts), folder)
 
     def save(self, folder: Path) -> None:
         _write_json(

@@ -16,7 +16,13 @@ import pytest
 from studies import SEEDED_TWINS, make_study
 
 from reportgen.errors import ReportgenError
-from reportgen.execute.local import DeviceWorkers, InProcessDevice, SerialFigures
+from reportgen.execute.local import (
+    DeviceWorkers,
+    FigurePool,
+    InProcessDevice,
+    SerialFigures,
+    _joined,
+)
 from reportgen.manifest import load_manifest
 from reportgen.stages.cache import Caches
 from reportgen.stages.jobs import DeviceBusy, DeviceJob, NoDeviceLeft, TransferTask, load_inputs
@@ -215,3 +221,55 @@ def test_the_runs_of_a_worker_found_dead_are_reported_and_the_waiting_job_runs_l
     assert list(gathered.failed) == ["cat"] and "stopped unexpectedly" in gathered.failed["cat"]
     # The job that found every worker busy was handed out again, once, and finished.
     assert list(gathered.results) == ["cup"] and gathered.stages_computed["transfer"] == 1
+
+
+def _drawn(tmp_path: Path, figures) -> dict:
+    """Every run of the tiny study drawn by ``figures``: its figure set and files' bytes."""
+    manifest = load_manifest(make_study(tmp_path / "study", size=32, steps=2))
+    caches = Caches(tmp_path / "cache")
+    try:
+        gathered = Gatherer(
+            manifest, caches, lambda: InProcessDevice("cpu"), lambda: figures, Silent(), False
+        ).gather()
+        return {
+            name: (
+                run.figures.layers,
+                run.figures.digests,
+                {inner: (run.folder / inner).read_bytes() for inner in run.figures.files},
+            )
+            for name, run in gathered.results.items()
+        }
+    finally:
+        figures.close()
+        caches.close()
+
+
+def test_a_run_drawn_in_parts_by_idle_figure_processes_is_the_run_drawn_whole(tmp_path):
+    # Two processes and nothing else to draw: the first run is shared out between them.
+    pool = FigurePool(2)
+    split = []
+    submit = pool._submit
+    pool._submit = lambda function, *args: split.append(args[1:]) or submit(function, *args)
+    in_parts = _drawn(tmp_path / "parts", pool)
+    assert (0, 2) in split and (1, 2) in split
+    whole = _drawn(tmp_path / "whole", SerialFigures())
+    assert in_parts.keys() == whole.keys() == {"cat", "cup"}
+    for name in whole:
+        layers, digests, files = in_parts[name]
+        assert list(layers) == list(whole[name][0])  # the analysis's order
+        assert layers == whole[name][0] and digests == whole[name][1]
+        assert files.keys() == whole[name][2].keys() and files == whole[name][2]
+
+
+def test_a_part_that_fails_fails_its_run():
+    first, second = Future(), Future()
+    whole = _joined([first, second], lambda parts: sum(parts))
+    first.set_result(1)
+    assert not whole.done()
+    second.set_exception(BrokenProcessPool("killed"))
+    with pytest.raises(BrokenProcessPool):
+        whole.result(timeout=0)
+    both = _joined([f := Future(), g := Future()], lambda parts: sum(parts))
+    f.set_result(1)
+    g.set_result(2)
+    assert both.result(timeout=0) == 3

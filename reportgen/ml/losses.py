@@ -50,7 +50,7 @@ Precision: with ``precision="bfloat16"`` the network's passes run under bfloat16
 so do the Grams of its bfloat16 features (the product accumulates in float32; its result is
 rounded to bfloat16 once, a smaller error than the features' own rounding, and its backward
 feeds a bfloat16 network anyway).  Everything after the Grams, the content term and the targets
-are float32.  In float32 the Grams took a sixth of a bfloat16 step at 256 px, for no gain in
+are float32.  In float32 the Grams took a seventh of a bfloat16 step at 256 px, for no gain in
 the result (benchmarks/RESULTS.md).
 """
 
@@ -80,7 +80,9 @@ class _PositionsGram(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, positions: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(positions)
-        return positions.transpose(1, 2) @ positions
+        # A product per image: in bfloat16 on a CPU, a batched product copies its transposed
+        # operand first (at 512 px, 23 ms of conv1_1's 28), where a 2-D one reads it in place.
+        return torch.stack([image.t() @ image for image in positions])
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:

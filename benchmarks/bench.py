@@ -1,45 +1,57 @@
 """reportgen's speed, measured against pastiche and against the hardware, in one run.
 
-    python benchmarks/bench.py [--sizes 128 256 512] [--iterations 5] [--rounds 3] [--device cpu]
+    python benchmarks/bench.py [--sizes 128 256 512] [--iterations 5] [--rounds 7] [--device cpu]
 
-Prints a table and writes benchmarks/results/<date>-<device>.json.  Every speed is reported as a
-ratio of times measured in this same process, alternating between the implementations, so the
-numbers hold on a shared, noisy machine:
+Prints a table and writes benchmarks/results/<date>-<device>.json.  Every speed is a ratio of
+times measured in this same process, so that it holds on a shared machine whose speed drifts
+(another process, the clock): torch's threads are pinned (``--threads``), each implementation
+runs a few untimed iterations first (``--warmup``), then ``--rounds`` rounds time every
+implementation in turn, in an order reversed from one round to the next, with the garbage
+collector held off; each ratio is taken within a round and the median over the rounds is
+reported, with its spread ((largest - smallest) / median).  What it measures:
 
 * seconds per optimisation iteration (one forward to conv5_1 plus the input-gradient backward)
   for reportgen in float32, for reportgen at the precision ``auto`` picks on this device (when
   that is not float32), and for pastiche: same weights, layers, optimiser and image size;
 * the arithmetic floor of an iteration: its convolution FLOPs over the matrix-product rate
   measured here (float32, and bfloat16 where used), and the fraction of it each reaches; and the
-  same FLOPs over the rate of one of the iteration's 3x3 convolutions timed alone;
+  same FLOPs over the rate of one of the iteration's 3x3 convolutions, timed alone in every
+  round beside the iterations;
 * what bfloat16 does to the final losses (float32 and bfloat16 runs from the same start);
 * several runs optimised as one batch against one at a time: throughput and peak memory;
 * seconds to write the figures and pages of one pair, and one pair's whole build against
-  pastiche's transfer alone, each a fresh process;
+  pastiche's transfer alone, each a fresh process, in interleaved rounds, with the build's
+  time by part (transfer, analysis, figures, the rest);
 * cold and warm (cached) build time of the example manifest, in a subprocess each.
+
+``benchmarks/iteration_profile.py`` says where an iteration's time goes.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from reportgen.layers import CHANNELS, CONV_INDEX
-from reportgen.manifest import Params
+from reportgen.manifest import Loss, Params
 from reportgen.ml.losses import GatysObjective
 from reportgen.ml.optim import make_optimizer
 from reportgen.ml.runtime import Runtime, resolve_device
+from reportgen.ml.transfer import evaluate
 from reportgen.stages.settings import TransferSettings, transfer_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,39 +88,50 @@ def matmul_rate(
     return 2 * n**3 / best
 
 
+class ConvolutionProbe:
+    """One 3x3 convolution as an iteration runs its conv3 layers: ``channels`` in and out at a
+    quarter of the image's resolution, channels-last, forward plus the input-gradient backward,
+    in ``dtype`` (bfloat16 through autocast, as the transfer runs it)."""
+
+    def __init__(
+        self, device: torch.device, dtype: torch.dtype, height: int, width: int, channels: int = 256
+    ):
+        self.device, self.dtype = device, dtype
+        self.conv = (
+            torch.nn.Conv2d(channels, channels, 3, padding=1, device=device)
+            .requires_grad_(False)
+            .to(memory_format=torch.channels_last)
+        )
+        h, w = max(1, height // 4), max(1, width // 4)
+        self.input = (
+            torch.randn(1, channels, h, w, device=device)
+            .contiguous(memory_format=torch.channels_last)
+            .requires_grad_(True)
+        )
+        self.flops = 2 * 2 * channels * channels * 9 * h * w
+        self.seconds(1)  # the first call only chooses kernels
+
+    def seconds(self, repeats: int = 5) -> float:
+        """The fastest of ``repeats`` calls."""
+        best = float("inf")
+        for _ in range(repeats):
+            sync(self.device)
+            start = time.perf_counter()
+            low = self.dtype == torch.bfloat16
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=low):
+                y = self.conv(self.input)
+            y.float().sum().backward()
+            sync(self.device)
+            best = min(best, time.perf_counter() - start)
+        return best
+
+
 def convolution_rate(
-    device: torch.device,
-    dtype: torch.dtype,
-    height: int,
-    width: int,
-    channels: int = 256,
-    repeats: int = 5,
+    device: torch.device, dtype: torch.dtype, height: int, width: int, repeats: int = 5
 ) -> float:
-    """FLOP/s of one 3x3 convolution as an iteration runs its conv3 layers: ``channels`` in and
-    out at a quarter of the image's resolution, channels-last, forward plus the input-gradient
-    backward, in ``dtype`` (bfloat16 through autocast, as the transfer runs it); best of
-    ``repeats``."""
-    conv = (
-        torch.nn.Conv2d(channels, channels, 3, padding=1, device=device)
-        .requires_grad_(False)
-        .to(memory_format=torch.channels_last)
-    )
-    h, w = max(1, height // 4), max(1, width // 4)
-    x = (
-        torch.randn(1, channels, h, w, device=device)
-        .contiguous(memory_format=torch.channels_last)
-        .requires_grad_(True)
-    )
-    best = float("inf")
-    for _ in range(repeats + 1):  # the first call only chooses kernels
-        sync(device)
-        start = time.perf_counter()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
-            y = conv(x)
-        y.float().sum().backward()
-        sync(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * 2 * channels * channels * 9 * h * w / best
+    """FLOP/s of a :class:`ConvolutionProbe`, the fastest of ``repeats`` calls."""
+    probe = ConvolutionProbe(device, dtype, height, width)
+    return probe.flops / probe.seconds(repeats)
 
 
 def iteration_flops(height: int, width: int, deepest: str = "conv5_1") -> float:
@@ -151,27 +174,32 @@ class ReportgenIterations:
         style: torch.Tensor,
         optimizer: str,
         precision: str,
+        loss: Loss = "relative",
+        bounded: bool = True,
     ):
+        """``bounded=False`` drops the box constraint from the optimiser (the seed's loss always
+        drops it, as the transfer does)."""
         params = Params()
         extractor = runtime.extractor(
             "caffe", "relu", [params.content_layer, *params.style_layer_weights]
         )
         device = runtime.device
-        settings = default_settings(1, optimizer, precision)
+        settings = transfer_settings(Params(steps=1, optimizer=optimizer, loss=loss), precision)
         self.objective = GatysObjective(
             extractor, content.to(device) / 255, [style.to(device) / 255], settings
         )
         self.image = (content.to(device) / 255).clone().requires_grad_(True)
         self.positions = content.shape[-1] * content.shape[-2]
         self.optimizer = make_optimizer(
-            optimizer, self.image, torch.tensor([settings.lr], device=device)
+            optimizer,
+            self.image,
+            torch.tensor([settings.lr], device=device),
+            bounded and settings.bounded,
         )
 
     def step(self) -> None:
-        self.image.grad = None
-        terms = self.objective(self.image)
-        (terms.total.sum() * self.positions).backward()
-        terms.total.detach().cpu()  # the transfer reads every step's losses: one synchronisation
+        terms, _ = evaluate(self.objective, self.image, self.positions)  # the transfer's own
+        assert self.image.grad is not None
         self.optimizer.step(self.image.grad, terms.total)
 
 
@@ -210,6 +238,38 @@ def time_steps(runner, iterations: int, device: torch.device) -> float:
     return (time.perf_counter() - start) / iterations
 
 
+def interleaved(measure: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
+    """Each measurement ``rounds`` times, interleaved: every round runs them all, in an order
+    reversed from one round to the next, so that a drift in the machine's speed (another
+    process, the clock) falls on all of them alike.  The garbage collector is held off while a
+    measurement runs."""
+    names = list(measure)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(rounds):
+        for name in names if round_ % 2 == 0 else reversed(names):
+            gc.collect()
+            gc.disable()
+            try:
+                samples[name].append(measure[name]())
+            finally:
+                gc.enable()
+    return samples
+
+
+def ratio_samples(samples: dict[str, list[float]], reference: str) -> dict[str, list[float]]:
+    """Each round's time of every other measurement over ``reference``'s in the same round."""
+    return {
+        name: [ours / theirs for ours, theirs in zip(values, samples[reference], strict=True)]
+        for name, values in samples.items()
+        if name != reference
+    }
+
+
+def spread(values: list[float]) -> float:
+    """(largest - smallest) / median: how far apart the rounds of one figure landed."""
+    return (max(values) - min(values)) / statistics.median(values)
+
+
 def per_iteration(size: int, args, runtime: Runtime, rates: dict[str, float]) -> dict:
     content, style = load_pair(size)
     runners = {"float32": ReportgenIterations(runtime, content, style, args.optimizer, "float32")}
@@ -219,42 +279,59 @@ def per_iteration(size: int, args, runtime: Runtime, rates: dict[str, float]) ->
     runners["pastiche"] = PasticheIterations(
         CONTENT, STYLE, size, args.optimizer, str(runtime.device)
     )
-    for runner in runners.values():
-        runner.step()  # warm-up: allocator, oneDNN/cuDNN kernel choice
-    timings: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(args.rounds):  # alternate, so drifts in machine load hit all alike
-        for name, runner in runners.items():
-            timings[name].append(time_steps(runner, args.iterations, runtime.device))
-    seconds = {name: statistics.median(values) for name, values in timings.items()}
+    for runner in runners.values():  # warm-up, untimed: allocator, oneDNN/cuDNN kernel choice
+        for _ in range(args.warmup):
+            runner.step()
     height, width = content.shape[2:]
-    flops = iteration_flops(height, width)
-    # pastiche runs in float32; each of reportgen's precisions is held to its own floor.
-    floors = {
-        name: flops / rates["bfloat16" if name == "bfloat16" else "float32"] for name in runners
-    }
-    # A tighter reference on CPUs, where 3x3 convolutions beat the matrix product: the same FLOPs
-    # at the rate of one of the iteration's own convolutions, timed alone.
-    conv_rates = {
-        precision: convolution_rate(runtime.device, getattr(torch, precision), height, width)
+    # A tighter floor than the matrix product's on CPUs, where 3x3 convolutions beat it: the
+    # iteration's FLOPs at the rate of one of its own convolutions, timed alone in every round.
+    probes = {
+        precision: ConvolutionProbe(runtime.device, getattr(torch, precision), height, width)
         for precision in {"float32", *runners} - {"pastiche"}
     }
-    conv_floors = {
-        name: flops / conv_rates["bfloat16" if name == "bfloat16" else "float32"]
+    measure: dict[str, Callable[[], float]] = {
+        name: lambda runner=runner: time_steps(runner, args.iterations, runtime.device)
+        for name, runner in runners.items()
+    }
+    measure |= {f"conv {name}": probe.seconds for name, probe in probes.items()}
+    samples = interleaved(measure, args.rounds)
+    timings = {name: samples[name] for name in runners}
+    seconds = {name: statistics.median(values) for name, values in timings.items()}
+    # The ratio of a round's times, measured a few seconds apart, holds better than the ratio of
+    # medians taken over minutes of a machine whose speed drifts.
+    ratios = ratio_samples(timings, "pastiche")
+    flops = iteration_flops(height, width)
+    # pastiche runs in float32; each of reportgen's precisions is held to its own floors.
+    own = {name: "bfloat16" if name == "bfloat16" else "float32" for name in runners}
+    floors = {name: flops / rates[own[name]] for name in runners}
+    conv_rates = {
+        name: probe.flops / statistics.median(samples[f"conv {name}"])
+        for name, probe in probes.items()
+    }
+    conv_floors = {name: flops / conv_rates[own[name]] for name in runners}
+    # The fraction of the convolution's rate, round by round (the probe ran in the same round).
+    conv_fractions = {
+        name: [
+            flops / (probes[own[name]].flops / conv) / iteration
+            for conv, iteration in zip(samples[f"conv {own[name]}"], timings[name], strict=True)
+        ]
         for name in runners
     }
     return {
         "size": size,
         "image": [int(width), int(height)],
         "seconds": seconds,
-        "ratio_to_pastiche": {
-            name: seconds[name] / seconds["pastiche"] for name in runners if name != "pastiche"
-        },
+        "ratio_to_pastiche": {name: statistics.median(values) for name, values in ratios.items()},
+        "ratio_spread": {name: spread(values) for name, values in ratios.items()},
         "floor_s": floors,
         "fraction_of_floor": {name: floors[name] / seconds[name] for name in runners},
         "convolution_flops": conv_rates,
         "convolution_floor_s": conv_floors,
         "fraction_of_convolution_rate": {
-            name: conv_floors[name] / seconds[name] for name in runners
+            name: statistics.median(values) for name, values in conv_fractions.items()
+        },
+        "convolution_rate_spread": {
+            name: spread(values) for name, values in conv_fractions.items()
         },
         "samples": timings,
     }
@@ -334,9 +411,9 @@ def batch_throughput(runtime: Runtime, size: int, batch: int, precision: str) ->
     }
 
 
-def figure_time(size: int, runtime: Runtime) -> dict:
+def figure_time(size: int, runtime: Runtime, repeats: int) -> dict:
     """Seconds for the analysis and the figures (and data files) of one pair at ``size``, after
-    a 1-step transfer."""
+    a 1-step transfer: the median of ``repeats``, interleaved."""
     import dataclasses
 
     from reportgen.figures.draw import draw_run
@@ -350,40 +427,102 @@ def figure_time(size: int, runtime: Runtime) -> dict:
         dataclasses.replace(pair, params=dataclasses.replace(pair.params, size=size, steps=1))
     )
     transfer = transfer_stage([TransferTask("bench", run, load_inputs(run), None, ())], runtime)[0]
-    analysis = analysis_stage(run.params, transfer, runtime)
-    with tempfile.TemporaryDirectory() as folder:
-        figures = draw_run(
-            FigureJob(transfer, analysis, run.params, manifest.figures, Path(folder))
-        )
-    return {"size": size, "figures_s": figures.seconds, "analysis_s": analysis.seconds}
+
+    def analysis() -> float:
+        return analysis_stage(run.params, transfer, runtime).seconds
+
+    result = analysis_stage(run.params, transfer, runtime)
+
+    def figures() -> float:
+        with tempfile.TemporaryDirectory() as folder:
+            job = FigureJob(transfer, result, run.params, manifest.figures, Path(folder))
+            return draw_run(job).seconds
+
+    samples = interleaved({"analysis": analysis, "figures": figures}, repeats)
+    return {
+        "size": size,
+        "figures_s": statistics.median(samples["figures"]),
+        "analysis_s": statistics.median(samples["analysis"]),
+        "spread": {name: spread(values) for name, values in samples.items()},
+    }
 
 
-def page_time(runtime: Runtime) -> float:
-    """Seconds to render and write every page of the example site from cached results."""
+def page_time(runtime: Runtime, cache: Path, repeats: int) -> dict:
+    """Seconds to render and write every page of the example site from cached results (the
+    first build fills ``cache``): the median of ``repeats``."""
     from reportgen.build import BuildOptions, build
     from reportgen.execute import ExecutorChoice
 
     with tempfile.TemporaryDirectory() as folder:
-        cache = Path(folder) / "cache"
-        build(
-            ROOT / "images/manifest.yaml",
-            BuildOptions(
-                Path(folder) / "site", ExecutorChoice(device=str(runtime.device)), cache_dir=cache
-            ),
+        options = BuildOptions(
+            Path(folder) / "site", ExecutorChoice(device=str(runtime.device)), cache_dir=cache
         )
-        start = time.perf_counter()
-        build(
-            ROOT / "images/manifest.yaml",
-            BuildOptions(
-                Path(folder) / "site", ExecutorChoice(device=str(runtime.device)), cache_dir=cache
-            ),
-        )
-        return time.perf_counter() - start
+        build(ROOT / "images/manifest.yaml", options)
+
+        def pages() -> float:
+            start = time.perf_counter()
+            build(ROOT / "images/manifest.yaml", options)
+            return time.perf_counter() - start
+
+        samples = interleaved({"pages": pages}, repeats)["pages"]
+    return {"pages_s": statistics.median(samples), "spread": spread(samples)}
 
 
-def whole_job(size: int, steps: int, device: str) -> dict:
+def reportgen_command(manifest: Path, site: Path, cache: Path, device: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "reportgen",
+        "build",
+        str(manifest),
+        "-d",
+        str(site),
+        "--device",
+        device,
+        "--cache-dir",
+        str(cache),
+        "-q",
+    ]
+
+
+def pastiche_command(size: int, steps: int, device: str, output: Path) -> list[str]:
+    params = Params()
+    return [
+        sys.executable,
+        "-m",
+        "pastiche",
+        "--device",
+        device,
+        "--optimizer",
+        "lbfgs",
+        "--num-steps",
+        str(steps),
+        "--size",
+        str(size),
+        "--style-size",
+        str(size),
+        "--no-verbose",
+        "--style-layers",
+        *[PASTICHE_LAYERS[layer] for layer in params.style_layer_weights],
+        "--style-layer-weights",
+        *[str(w) for w in params.style_layer_weights.values()],
+        "--content",
+        str(CONTENT),
+        "--styles",
+        str(STYLE),
+        "--output",
+        str(output),
+    ]
+
+
+def whole_job(size: int, steps: int, device: str, rounds: int, threads: int) -> dict:
     """One pair end to end, each tool as a fresh process: reportgen's full build (transfer,
-    analysis, every figure and page) against pastiche's transfer alone, same settings."""
+    analysis, every figure and page) against pastiche's transfer alone, same settings.
+
+    Feature visualisations depend on the network alone and are kept for every study on the
+    machine, so only a machine's first build computes them: they are made by an untimed build
+    first (its time is reported), and every timed build starts from a cache holding them and
+    nothing of the pair.  Both tools get ``threads`` threads."""
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         manifest = folder / "manifest.yaml"
@@ -391,61 +530,47 @@ def whole_job(size: int, steps: int, device: str) -> dict:
             f"defaults: {{size: {size}, steps: {steps}, optimizer: lbfgs}}\n"
             f"pairs:\n  - {{id: job, content: {CONTENT}, style: {STYLE}}}\n"
         )
-        env = dict(os.environ, REPORTGEN_CACHE_DIR=str(folder / "cache"))
-        ours = [
-            sys.executable,
-            "-m",
-            "reportgen",
-            "build",
-            str(manifest),
-            "-d",
-            str(folder / "site"),
-            "--device",
-            device,
-            "--no-cache",
-            "-q",
-        ]
-        params = Params()
-        theirs = [
-            sys.executable,
-            "-m",
-            "pastiche",
-            "--device",
-            device,
-            "--optimizer",
-            "lbfgs",
-            "--num-steps",
-            str(steps),
-            "--size",
-            str(size),
-            "--style-size",
-            str(size),
-            "--no-verbose",
-            "--style-layers",
-            *[PASTICHE_LAYERS[layer] for layer in params.style_layer_weights],
-            "--style-layer-weights",
-            *[str(w) for w in params.style_layer_weights.values()],
-            "--content",
-            str(CONTENT),
-            "--styles",
-            str(STYLE),
-            "--output",
-            str(folder / "pastiche.png"),
-        ]
-        times: dict[str, list[float]] = {"reportgen": [], "pastiche": []}
-        for _ in range(2):
-            for name, command in (("reportgen", ours), ("pastiche", theirs)):
-                start = time.perf_counter()
-                subprocess.run(command, check=True, env=env, capture_output=True)
-                times[name].append(time.perf_counter() - start)
-    ours_s, theirs_s = min(times["reportgen"]), min(times["pastiche"])
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+        warm = folder / "warm"
+        started = time.perf_counter()
+        command = reportgen_command(manifest, folder / "site", warm, device)
+        subprocess.run(command, check=True, env=env, capture_output=True)
+        first_build_s = time.perf_counter() - started
+        parts: list[dict[str, float]] = []
+
+        def ours() -> float:
+            cache = folder / f"cache-{len(parts)}"
+            shutil.copytree(warm / "visualisations", cache / "visualisations")
+            site = folder / f"site-{len(parts)}"
+            start = time.perf_counter()
+            command = reportgen_command(manifest, site, cache, device)
+            subprocess.run(command, check=True, env=env, capture_output=True)
+            elapsed = time.perf_counter() - start
+            record = json.loads((site / "pairs/job/data/pair.json").read_text())
+            parts.append(record["timings"])
+            return elapsed
+
+        def theirs() -> float:
+            start = time.perf_counter()
+            command = pastiche_command(size, steps, device, folder / "pastiche.png")
+            subprocess.run(command, check=True, env=env, capture_output=True)
+            return time.perf_counter() - start
+
+        samples = interleaved({"reportgen": ours, "pastiche": theirs}, rounds)
+    ratios = ratio_samples(samples, "pastiche")["reportgen"]
+    wall = statistics.median(samples["reportgen"])
+    by_part = {name: statistics.median(p[name] for p in parts) for name in parts[0]}
+    by_part["outside the stages"] = wall - sum(by_part.values())
     return {
         "size": size,
         "steps": steps,
-        "reportgen_full_build_s": ours_s,
-        "pastiche_transfer_s": theirs_s,
-        "ratio": ours_s / theirs_s,
-        "samples": times,
+        "reportgen_full_build_s": wall,
+        "pastiche_transfer_s": statistics.median(samples["pastiche"]),
+        "ratio": statistics.median(ratios),
+        "ratio_spread": spread(ratios),
+        "first_build_s": first_build_s,
+        "parts_s": by_part,
+        "samples": samples,
     }
 
 
@@ -498,6 +623,7 @@ def _report(results: dict) -> None:
     )
     header += " " + " ".join(f"{name + '/conv rate':>19}" for name in names)
     print(header)
+    spreads = []
     for row in results["iterations"]:
         line = f"{row['size']:>5} {row['image'][0]:>4}x{row['image'][1]:<4} " + " ".join(
             f"{row['seconds'][name]:>16.3f}" for name in names
@@ -508,6 +634,17 @@ def _report(results: dict) -> None:
             f"{row['fraction_of_convolution_rate'][name]:>19.0%}" for name in names
         )
         print(line)
+        spreads += [
+            f"{row['size']} px {name}/pastiche {row['ratio_spread'][name]:.1%}" for name in ours
+        ]
+        spreads += [
+            f"{row['size']} px {name}/conv rate {row['convolution_rate_spread'][name]:.1%}"
+            for name in ours
+        ]
+    print(
+        f"spread over {results['rounds']} rounds ((largest - smallest) / median): "
+        + ", ".join(spreads)
+    )
     for row in results["iterations"]:
         print(
             f"  3x3 convolution alone at {row['size']} px: "
@@ -546,15 +683,24 @@ def _report(results: dict) -> None:
     for row in results["figures"]:
         print(
             f"figures and data of one pair at {row['size']} px: {row['figures_s']:.2f} s "
-            f"(analysis {row['analysis_s']:.2f} s)"
+            f"(analysis {row['analysis_s']:.2f} s; spread {row['spread']['figures']:.1%}, "
+            f"{row['spread']['analysis']:.1%})"
         )
-    print(f"pages of the example site from the cache: {results['pages_s']:.2f} s")
+    pages = results["pages"]
+    print(
+        f"pages of the example site from the cache: {pages['pages_s']:.2f} s "
+        f"(spread {pages['spread']:.1%})"
+    )
     if "whole_job" in results:
         job = results["whole_job"]
         print(
             f"one pair at {job['size']} px, {job['steps']} L-BFGS steps: reportgen full build "
             f"{job['reportgen_full_build_s']:.1f} s, "
-            f"pastiche transfer only {job['pastiche_transfer_s']:.1f} s, ratio {job['ratio']:.2f}"
+            f"pastiche transfer only {job['pastiche_transfer_s']:.1f} s, ratio {job['ratio']:.2f} "
+            f"(spread {job['ratio_spread']:.1%}); by part: "
+            + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in job["parts_s"].items())
+            + f"; the machine's first build, feature visualisations included: "
+            f"{job['first_build_s']:.1f} s"
         )
     if "example_build" in results:
         build = results["example_build"]
@@ -571,7 +717,19 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512])
     parser.add_argument("--iterations", type=int, default=5, help="iterations per timed block")
     parser.add_argument(
-        "--rounds", type=int, default=3, help="alternating blocks per implementation"
+        "--rounds", type=int, default=7, help="interleaved blocks per implementation"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=2, help="untimed iterations of each before the rounds"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="torch's CPU threads, pinned (default: the cores this process may use)",
+    )
+    parser.add_argument(
+        "--build-rounds", type=int, default=3, help="interleaved rounds of the whole-job builds"
     )
     parser.add_argument("--optimizer", choices=["lbfgs", "adam"], default="adam")
     parser.add_argument("--device", default="cpu")
@@ -596,6 +754,7 @@ def main() -> None:
         "--skip-build", action="store_true", help="skip the whole-job and example-manifest builds"
     )
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     runtime = Runtime(resolve_device(args.device))
     runtime.weights("caffe")
@@ -615,6 +774,7 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "optimizer": args.optimizer,
+        "rounds": args.rounds,
         "auto_precision": auto,
         "matmul_flops": rates,
         "iterations": [_logged(per_iteration(size, args, runtime, rates)) for size in args.sizes],
@@ -628,10 +788,11 @@ def main() -> None:
             args.batch,
             auto,
         )
-    results["figures"] = [figure_time(size, runtime) for size in (256, 512)]
-    results["pages_s"] = page_time(runtime)
+    results["figures"] = [figure_time(size, runtime, 5) for size in (256, 512)]
+    with tempfile.TemporaryDirectory() as cache:
+        results["pages"] = page_time(runtime, Path(cache), 5)
     if not args.skip_build:
-        results["whole_job"] = whole_job(256, 30, args.device)
+        results["whole_job"] = whole_job(256, 30, args.device, args.build_rounds, args.threads)
         results["example_build"] = example_build(args.device)
     _report(results)
 

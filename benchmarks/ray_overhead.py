@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from recorded import save_results  # noqa: E402
+from recorded import build_command, save_results  # noqa: E402
 from study import write_study  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,19 +45,7 @@ def timed(command: list[str]) -> float:
 
 def build(manifest: Path, folder: Path, name: str, *options: str) -> float:
     return timed(
-        [
-            sys.executable,
-            "-m",
-            "reportgen",
-            "build",
-            str(manifest),
-            "-d",
-            str(folder / f"{name}-site"),
-            "--cache-dir",
-            str(folder / f"{name}-cache"),
-            "-q",
-            *options,
-        ]
+        build_command(manifest, folder / f"{name}-site", folder / f"{name}-cache", *options)
     )
 
 

@@ -1,10 +1,12 @@
-"""Where the benchmark scripts keep what they measured: ``benchmarks/results/<date>-<name>.json``
-(ignored by git; RESULTS.md quotes them)."""
+"""What the benchmark scripts share: where they keep what they measured
+(``benchmarks/results/<date>-<name>.json``, ignored by git; RESULTS.md quotes them), and the
+``reportgen build`` command they time."""
 
 from __future__ import annotations
 
 import datetime
 import json
+import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -17,3 +19,21 @@ def save_results(results: dict, name: str) -> Path:
     path.write_text(json.dumps(results, indent=1))
     print(f"wrote {path}")
     return path
+
+
+def build_command(manifest: Path, site: Path, cache: Path, *options: str) -> list[str]:
+    """``reportgen build`` of ``manifest`` into ``site`` with ``cache``, quiet, as a fresh
+    process of this interpreter."""
+    return [
+        sys.executable,
+        "-m",
+        "reportgen",
+        "build",
+        str(manifest),
+        "-d",
+        str(site),
+        "--cache-dir",
+        str(cache),
+        "-q",
+        *options,
+    ]

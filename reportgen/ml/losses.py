@@ -46,8 +46,9 @@ to the content term alone.  Regions use the relative loss only.
 Both may add ``tv_weight · mean((Δx)² + (Δy)²)``, the squared total variation of the 0..1 image
 (Mahendran & Vedaldi's regulariser), which smooths high-frequency noise.
 
-Precision: with ``precision="bfloat16"`` the network's passes run under bfloat16 autocast, and
-so do the Grams of its bfloat16 features (the product accumulates in float32; its result is
+Precision: with ``precision="bfloat16"`` the network's passes run in bfloat16 (on its bfloat16
+copy, :meth:`FeatureExtractor.in_bfloat16`, which computes what autocast would), and so do the
+Grams of its bfloat16 features (the product accumulates in float32; its result is
 rounded to bfloat16 once, a smaller error than the features' own rounding, and its backward
 feeds a bfloat16 network anyway).  Everything after the Grams, the content term and the targets
 are float32.  In float32 the Grams took a seventh of a bfloat16 step at 256 px, for no gain in

@@ -67,7 +67,7 @@ class FeatureExtractor(nn.Module):
 
         It computes what the float32 network does under bfloat16 autocast, without casting
         every weight at every call as autocast does (its cache keeps only the casts of weights
-        that require gradients): 4% of a bfloat16 step at 256 px (benchmarks/RESULTS.md).
+        that require gradients): 1.5% of a bfloat16 step at 256 px (benchmarks/RESULTS.md).
         Feed it bfloat16 input.
         """
         twin = self.__dict__["_bfloat16"]

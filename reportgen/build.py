@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from reportgen.errors import BuildError, os_errors_reported
 from reportgen.execute import ExecutorChoice, Executors
 from reportgen.manifest import Manifest, load_manifest
 from reportgen.site.distances import StyleComparison
-from reportgen.site.publish import data_folder_lock, publish
+from reportgen.site.publish import ExampleBoxes, data_folder_lock, publish
 from reportgen.site.writer import site_lock
 from reportgen.stages.cache import Caches, default_cache_dir
 from reportgen.stages.pipeline import BuildProgress, Gatherer, Silent
@@ -119,7 +120,7 @@ def build(
                 options.base_url,
                 times=summary.phases,
                 draw_distances=_draw_distances,
-                draw_example=_draw_example,
+                draw_examples=_draw_examples,
                 before_commit=(lambda: _refuse_warnings(warnings))
                 if options.strict
                 else (lambda: None),
@@ -145,16 +146,10 @@ def _draw_distances(comparison: StyleComparison, path: Path) -> None:
     )
 
 
-def _draw_example(
-    source: Path,
-    crop: tuple[int, int, int, int],
-    field: tuple[int, int, int, int],
-    side: int,
-    path: Path,
-) -> None:
-    from reportgen.figures.raster import example_crop
+def _draw_examples(source: Path, crops: Sequence[ExampleBoxes], side: int) -> None:
+    from reportgen.figures.raster import example_crops
 
-    example_crop(source, crop, field, side, path)
+    example_crops(source, crops, side)
 
 
 class _WarningCounter(logging.Handler):

@@ -13,6 +13,7 @@ not data (the gaps between tiles and panels) is transparent, so that the page sh
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -284,17 +285,28 @@ def region_overlay(content: np.ndarray, mask: np.ndarray, path: Path) -> None:
     )
 
 
-def example_crop(
-    source: Path,
+# One example crop to draw: (its box in the image, the receptive field's box, the file to write).
+ExampleBoxes = tuple[tuple[int, int, int, int], tuple[int, int, int, int], Path]
+
+
+def example_crops(source: Path, crops: Sequence[ExampleBoxes], side: int) -> None:
+    """Each of ``crops`` of the image file ``source``, shown ``side`` px on its longer side,
+    with its receptive field's box (in the image's pixels) outlined when it is smaller than the
+    crop.  The image is decoded once for all of them: decoding costs more than a crop."""
+    with Image.open(source) as image:
+        decoded = image.convert("RGB")
+    for crop, field, path in crops:
+        _example_crop(decoded, crop, field, side, path)
+
+
+def _example_crop(
+    image: Image.Image,
     crop: tuple[int, int, int, int],
     field: tuple[int, int, int, int],
     side: int,
     path: Path,
 ) -> None:
-    """The ``crop`` box of the image file ``source``, shown ``side`` px on its longer side, with
-    the ``field`` box (a receptive field, in the image's pixels) outlined when it is smaller."""
-    with Image.open(source) as image:
-        cut = image.convert("RGB").crop(crop)
+    cut = image.crop(crop)
     width, height = cut.size
     scale = side / max(width, height)
     # Enlarged pixels stay sharp: they are the pixels the filter saw.

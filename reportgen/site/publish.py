@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,11 +60,11 @@ PAGES_WARNING_BYTES = 800_000_000  # GitHub Pages publishes sites of up to 1 GB
 # Draws the clustered figure of one layer's distances between the study's styles into a file
 # (the figures' code, handed in by the build: this phase imports no plotting library).
 DistanceFigure = Callable[[StyleComparison, Path], None]
-# Draws a filter page's example: (the image file, the crop's box, the receptive field's box in
-# it, the side to show it at, the file to write).
-ExampleCrop = Callable[
-    [Path, tuple[int, int, int, int], tuple[int, int, int, int], int, Path], None
-]
+# One filter-page example to draw from an image: (the crop's box, the box of the receptive field
+# in it, both in the image's pixels; the file to write).
+ExampleBoxes = tuple[tuple[int, int, int, int], tuple[int, int, int, int], Path]
+# Draws the examples cut from one image file: (the file, its examples, the side to show them at).
+ExampleCrops = Callable[[Path, Sequence[ExampleBoxes], int], None]
 EXAMPLES_VERSION = 1  # of how the example crops are drawn: kept crops of another are redrawn
 
 
@@ -84,7 +84,7 @@ def publish(
     *,
     times: PhaseTimes,
     draw_distances: DistanceFigure,
-    draw_example: ExampleCrop,
+    draw_examples: ExampleCrops,
     before_commit: Callable[[], None],
 ) -> Published:
     """Stage every file of the new site (and of its data folder), then swap them in.
@@ -153,7 +153,7 @@ def publish(
             figures = _distance_figures(comparisons, caches.distances(), writer, draw_distances)
             to_keep += [(site_dir / path, kept) for path, kept in figures]
         with times.timed("filters"):
-            made = _filter_files(atlas, caches.examples(), writer, draw_example)
+            made = _filter_files(atlas, caches.examples(), writer, draw_examples)
             to_keep += [(site_dir / path, kept) for path, kept in made]
             if manifest.visualisation.filters != "none":
                 record = _filters_record(manifest, atlas)
@@ -294,12 +294,13 @@ class _RenderedPages:
 
 
 def _filter_files(
-    atlas: FilterAtlas, keep_in: Path, writer: SiteWriter, draw: ExampleCrop
+    atlas: FilterAtlas, keep_in: Path, writer: SiteWriter, draw: ExampleCrops
 ) -> list[tuple[str, Path]]:
     """Each filter page's visualisation (linked from where it is kept) and example crops (linked
-    from the cache when an earlier build drew the same crop of the same image, else drawn);
-    returns what to keep once the site is in place."""
+    from the cache when an earlier build drew the same crop of the same image, else drawn, the
+    crops of one image together); returns what to keep once the site is in place."""
     to_keep = []
+    to_draw: dict[Path, list[ExampleBoxes]] = {}
     names = atlas.network_names
     for key, entry in atlas.entries.items():
         name = names.get(key.network)
@@ -313,8 +314,11 @@ def _filter_files(
             if kept.is_file():
                 writer.link(site_path, kept)
                 continue
-            draw(example.source, example.crop, example.field, EXAMPLE_SIDE, writer.path(site_path))
+            crops = to_draw.setdefault(example.source, [])
+            crops.append((example.crop, example.field, writer.path(site_path)))
             to_keep.append((site_path, kept))
+    for source, crops in to_draw.items():
+        draw(source, crops, EXAMPLE_SIDE)
     return to_keep
 
 

@@ -57,35 +57,30 @@ def _made(folder: Path, inner: str) -> Path:
     return path
 
 
-def draw_run(job: FigureJob, part: int = 0, parts: int = 1) -> FigureSet:
+def draw_run(job: FigureJob) -> FigureSet:
     """Write every image, figure and data file of one run into ``job.folder``, the feature-map
-    montages of the layers its options name.
-
-    With ``parts`` > 1, only part ``part`` of them, so that several processes can draw one run:
-    the run's own files in part 0 and every ``parts``-th layer from ``part`` on.  A part's set
-    lists no files; :meth:`FigureSet.joined` makes the run's set once every part is drawn.
-    """
-    transfer, analysis, params, options, folder = (
-        job.transfer,
-        job.analysis,
-        job.params,
-        job.options,
-        job.folder,
-    )
+    montages of the layers its options name."""
     started = time.perf_counter()
-    images = transfer.images.loaded()
-    arrays = analysis.arrays.loaded()
-    history = transfer.losses.as_columns()
-    if part == 0:
+    layers = draw_piece(job, run_files=True, layers=tuple(job.analysis.layers))
+    return FigureSet.of_folder(layers, time.perf_counter() - started, job.folder)
+
+
+def draw_piece(job: FigureJob, run_files: bool, layers: tuple[str, ...]) -> dict[str, LayerFigures]:
+    """Part of :func:`draw_run`, so that several processes can draw one run: the run's own
+    files (pictures, curves, Grams) if ``run_files``, and the figures of ``layers``.  Returns
+    what the pages need to know of those layers' figures; the files are listed once every
+    piece is drawn (:meth:`FigureSet.joined`)."""
+    images = job.transfer.images.loaded()
+    arrays = job.analysis.arrays.loaded()
+    history = job.transfer.losses.as_columns()
+    if run_files:
         _draw_run_files(job, images, arrays, history)
-    layers = {
-        layer: _draw_layer(analysis, arrays, images, params, options, history, folder, layer)
-        for layer in list(analysis.layers)[part::parts]
+    return {
+        layer: _draw_layer(
+            job.analysis, arrays, images, job.params, job.options, history, job.folder, layer
+        )
+        for layer in layers
     }
-    seconds = time.perf_counter() - started
-    if parts > 1:
-        return FigureSet(layers, seconds, {}, {})  # FigureSet.joined lists the files
-    return FigureSet.of_folder(layers, seconds, folder)
 
 
 def _draw_run_files(job: FigureJob, images: Arrays, arrays: Arrays, history: dict) -> None:

@@ -646,12 +646,18 @@ class FigureSet:
         return cls(layers, seconds, files, digests)
 
     @classmethod
-    def joined(cls, parts: list[FigureSet], order: Iterable[str], folder: Path) -> FigureSet:
-        """The set of a run drawn in parts into ``folder``: the parts' layers in ``order`` (the
-        analysis's), the longest part's seconds, and every file the parts wrote."""
-        drawn = {layer: figures for part in parts for layer, figures in part.layers.items()}
-        layers = {layer: drawn[layer] for layer in order}
-        return cls.of_folder(layers, max(part.seconds for part in parts), folder)
+    def joined(
+        cls,
+        pieces: Iterable[dict[str, LayerFigures]],
+        order: Iterable[str],
+        seconds: float,
+        folder: Path,
+    ) -> FigureSet:
+        """The set of a run drawn in pieces into ``folder``, in ``seconds`` from the first
+        piece's start to the last one's end: the pieces' layers in ``order`` (the analysis's),
+        and every file they wrote."""
+        drawn = {layer: figures for piece in pieces for layer, figures in piece.items()}
+        return cls.of_folder({layer: drawn[layer] for layer in order}, seconds, folder)
 
     def save(self, folder: Path) -> None:
         _write_json(

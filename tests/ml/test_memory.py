@@ -34,10 +34,11 @@ def test_estimate_is_within_a_quarter_of_the_measured_peak(precision):
     )
     row = json.loads(finished.stdout.strip().splitlines()[-1])
     assert row["image"] == [128, 85]
-    # Run alone this measures 1.12-1.15x the estimate at 128 px, where small fixed costs weigh
-    # most; late in a full run of the suite it has measured 1.25x in float32 (the process's
-    # resident memory depends on the machine's state, not only on the run).
-    assert 0.75 <= row["measured"] / row["estimate"] <= 1.3, row
+    # 0.90-0.93x the estimate at 128 px, where small fixed costs weigh most.  The measurement
+    # leaves out the pages of the libraries' code the run maps (22 MB here), whose number
+    # depended on the page cache: with them it measured 1.12-1.15x alone and 1.25x late in a
+    # full run of the suite.
+    assert 0.75 <= row["measured"] / row["estimate"] <= 1.25, row
 
 
 def _task(key: str, seed: int, size: int = 32, steps: int = 2) -> TransferTask:

@@ -325,45 +325,47 @@ def per_iteration(size: int, args, runtime: Runtime) -> dict:
     flops = iteration_flops(height, width)
     # pastiche runs in float32; each of reportgen's precisions is held to its own floors.
     own = {name: "bfloat16" if name == "bfloat16" else "float32" for name in runners}
-    rates = {
-        name: product.flops / statistics.median(samples[f"matmul {name}"])
-        for name, product in products.items()
+    probe_flops = {
+        "matmul": {name: product.flops for name, product in products.items()},
+        "conv": {name: probe.flops for name, probe in probes.items()},
     }
-    floors = {name: flops / rates[own[name]] for name in runners}
-    matmul_fractions = {
-        name: [
-            flops * matmul / products[own[name]].flops / iteration
-            for matmul, iteration in zip(samples[f"matmul {own[name]}"], timings[name], strict=True)
-        ]
-        for name in runners
-    }
-    conv_rates = {
-        name: probe.flops / statistics.median(samples[f"conv {name}"])
-        for name, probe in probes.items()
-    }
-    conv_floors = {name: flops / conv_rates[own[name]] for name in runners}
-    # The fraction of the convolution's rate, round by round (the probe ran in the same round).
-    conv_fractions = {
-        name: [
-            flops / (probes[own[name]].flops / conv) / iteration
-            for conv, iteration in zip(samples[f"conv {own[name]}"], timings[name], strict=True)
-        ]
-        for name in runners
-    }
+
+    def rates(kind: str) -> dict[str, float]:
+        """FLOP/s of the ``kind`` probe in each precision, from its median over the rounds."""
+        return {
+            name: flops_of_probe / statistics.median(samples[f"{kind} {name}"])
+            for name, flops_of_probe in probe_flops[kind].items()
+        }
+
+    def fractions(kind: str) -> dict[str, list[float]]:
+        """Each runner's fraction of the iteration's FLOPs at the rate of the ``kind`` probe of
+        its precision, round by round (the probe ran in the same round)."""
+        return {
+            name: [
+                flops * probe / probe_flops[kind][own[name]] / iteration
+                for probe, iteration in zip(
+                    samples[f"{kind} {own[name]}"], timings[name], strict=True
+                )
+            ]
+            for name in runners
+        }
+
+    matmul_rates, conv_rates = rates("matmul"), rates("conv")
+    matmul_fractions, conv_fractions = fractions("matmul"), fractions("conv")
     return {
         "size": size,
         "image": [int(width), int(height)],
         "seconds": seconds,
         "ratio_to_pastiche": {name: statistics.median(values) for name, values in ratios.items()},
         "ratio_spread": {name: spread(values) for name, values in ratios.items()},
-        "floor_s": floors,
-        "matmul_flops": rates,
+        "floor_s": {name: flops / matmul_rates[own[name]] for name in runners},
+        "matmul_flops": matmul_rates,
         "fraction_of_floor": {
             name: statistics.median(values) for name, values in matmul_fractions.items()
         },
         "floor_spread": {name: spread(values) for name, values in matmul_fractions.items()},
         "convolution_flops": conv_rates,
-        "convolution_floor_s": conv_floors,
+        "convolution_floor_s": {name: flops / conv_rates[own[name]] for name in runners},
         "fraction_of_convolution_rate": {
             name: statistics.median(values) for name, values in conv_fractions.items()
         },

@@ -73,6 +73,19 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def fastest(call: Callable[[], object], device: torch.device, repeats: int) -> float:
+    """Seconds of the fastest of ``repeats`` calls of ``call``: on a shared machine a short burst
+    of another process's work lands on some of them, and the fastest is the call's own time."""
+    best = float("inf")
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        call()
+        sync(device)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def matmul_rate(
     device: torch.device, dtype: torch.dtype = torch.float32, n: int = 2048, repeats: int = 10
 ) -> float:
@@ -95,16 +108,8 @@ class MatmulProbe:
         self.seconds(1)  # the first call only chooses kernels
 
     def seconds(self, repeats: int = 10) -> float:
-        """The fastest of ``repeats`` calls: on a shared machine a short burst of another
-        process's work lands on some of them, and the fastest is the product's own rate."""
-        best = float("inf")
-        for _ in range(repeats):
-            sync(self.device)
-            start = time.perf_counter()
-            torch.matmul(self.a, self.b, out=self.out)
-            sync(self.device)
-            best = min(best, time.perf_counter() - start)
-        return best
+        """The fastest of ``repeats`` calls."""
+        return fastest(lambda: torch.matmul(self.a, self.b, out=self.out), self.device, repeats)
 
 
 class ConvolutionProbe:
@@ -132,25 +137,13 @@ class ConvolutionProbe:
 
     def seconds(self, repeats: int = 5) -> float:
         """The fastest of ``repeats`` calls."""
-        best = float("inf")
-        for _ in range(repeats):
-            sync(self.device)
-            start = time.perf_counter()
-            low = self.dtype == torch.bfloat16
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=low):
-                y = self.conv(self.input)
-            y.float().sum().backward()
-            sync(self.device)
-            best = min(best, time.perf_counter() - start)
-        return best
+        return fastest(self._call, self.device, repeats)
 
-
-def convolution_rate(
-    device: torch.device, dtype: torch.dtype, height: int, width: int, repeats: int = 5
-) -> float:
-    """FLOP/s of a :class:`ConvolutionProbe`, the fastest of ``repeats`` calls."""
-    probe = ConvolutionProbe(device, dtype, height, width)
-    return probe.flops / probe.seconds(repeats)
+    def _call(self) -> None:
+        low = self.dtype == torch.bfloat16
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=low):
+            y = self.conv(self.input)
+        y.float().sum().backward()
 
 
 def iteration_flops(height: int, width: int, deepest: str = "conv5_1") -> float:
